@@ -1,0 +1,195 @@
+//! The node's connection to bitcoind for the Lightning side: blocks, fee estimates, broadcasts.
+//!
+//! Owns: the JSON-RPC client LDK's block sync polls, the cache of fee estimates LDK reads (refreshed by
+//! [`BitcoindClient::refresh_fees`] from `estimatesmartfee`, with fixed regtest fallbacks when bitcoind has no
+//! estimate yet), and broadcasting the transactions LDK hands over.
+//!
+//! Must never: block an LDK callback on the network. `FeeEstimator` answers from the cache and
+//! `BroadcasterInterface` hands the send to a tokio task.
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use base64::Engine;
+use bitcoin::consensus::encode::serialize_hex;
+use bitcoin::{BlockHash, Network, Transaction, Txid};
+use lightning::chain::chaininterface::{BroadcasterInterface, ConfirmationTarget, FeeEstimator};
+use lightning_block_sync::http::HttpEndpoint;
+use lightning_block_sync::rpc::RpcClient;
+use serde_json::{json, Value};
+
+use crate::ChannelError;
+
+/// LDK's floor for fee rates: 253 sat per 1000 weight units (just above 1 sat/vB).
+pub const MIN_FEERATE_SAT_PER_KW: u32 = 253;
+
+/// Every fee target LDK asks for, with the `estimatesmartfee` parameters we answer it with and the
+/// fallback (sat per 1000 weight) used while bitcoind has no estimate, as on a fresh regtest chain.
+const TARGETS: [(ConfirmationTarget, u16, &str, u32); 8] = [
+    (ConfirmationTarget::MaximumFeeEstimate, 1, "CONSERVATIVE", 5_000),
+    (ConfirmationTarget::UrgentOnChainSweep, 6, "CONSERVATIVE", 5_000),
+    (ConfirmationTarget::MinAllowedAnchorChannelRemoteFee, 1008, "ECONOMICAL", MIN_FEERATE_SAT_PER_KW),
+    (ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee, 1008, "ECONOMICAL", MIN_FEERATE_SAT_PER_KW),
+    (ConfirmationTarget::AnchorChannelFee, 1008, "ECONOMICAL", 500),
+    (ConfirmationTarget::NonAnchorChannelFee, 12, "ECONOMICAL", 1_000),
+    (ConfirmationTarget::ChannelCloseMinimum, 144, "ECONOMICAL", MIN_FEERATE_SAT_PER_KW),
+    (ConfirmationTarget::OutputSpendingFee, 12, "ECONOMICAL", 1_000),
+];
+
+/// Where bitcoind's JSON-RPC interface is and how to log in.
+#[derive(Clone, Debug)]
+pub struct RpcConfig {
+    /// `http://host:port`.
+    pub url: String,
+    pub user: String,
+    pub password: String,
+}
+
+/// bitcoind, as LDK's block source, fee estimator and broadcaster.
+pub struct BitcoindClient {
+    rpc: Arc<RpcClient>,
+    network: Network,
+    /// sat per 1000 weight, per target.
+    fees: RwLock<HashMap<ConfirmationTarget, u32>>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// The best block bitcoind knows.
+#[derive(Clone, Copy, Debug)]
+pub struct Tip {
+    pub height: u32,
+    pub hash: BlockHash,
+}
+
+impl BitcoindClient {
+    /// Connects and checks that bitcoind runs the chain we expect.
+    pub async fn connect(cfg: &RpcConfig, network: Network) -> Result<Self, ChannelError> {
+        let endpoint = endpoint(&cfg.url)?;
+        let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", cfg.user, cfg.password));
+        let client = Self {
+            rpc: Arc::new(RpcClient::new(&credentials, endpoint)),
+            network,
+            fees: RwLock::new(TARGETS.iter().map(|(t, _, _, fallback)| (*t, *fallback)).collect()),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        let info = client.call("getblockchaininfo", &[]).await?;
+        let chain = info["chain"].as_str().unwrap_or_default();
+        let expected = match network {
+            Network::Bitcoin => "main",
+            Network::Testnet => "test",
+            Network::Testnet4 => "testnet4",
+            Network::Signet => "signet",
+            Network::Regtest => "regtest",
+        };
+        if chain != expected {
+            return Err(ChannelError::Mismatch(format!("bitcoind runs chain {chain:?}, lanesd is configured for {expected:?}")));
+        }
+        Ok(client)
+    }
+
+    /// The JSON-RPC client, as LDK's [`lightning_block_sync::BlockSource`].
+    pub fn block_source(&self) -> Arc<RpcClient> {
+        Arc::clone(&self.rpc)
+    }
+
+    pub fn network(&self) -> Network {
+        self.network
+    }
+
+    /// Calls any RPC method and returns its JSON result.
+    pub async fn call(&self, method: &str, params: &[Value]) -> Result<Value, ChannelError> {
+        self.rpc
+            .call_method::<Value>(method, params)
+            .await
+            .map_err(|e| ChannelError::Bitcoind(format!("{method}: {e}")))
+    }
+
+    /// bitcoind's best block.
+    pub async fn tip(&self) -> Result<Tip, ChannelError> {
+        let info = self.call("getblockchaininfo", &[]).await?;
+        let height = info["blocks"].as_u64().ok_or_else(|| ChannelError::Bitcoind("getblockchaininfo: no blocks".into()))?;
+        let hash = info["bestblockhash"]
+            .as_str()
+            .and_then(|h| h.parse().ok())
+            .ok_or_else(|| ChannelError::Bitcoind("getblockchaininfo: no bestblockhash".into()))?;
+        Ok(Tip { height: height as u32, hash })
+    }
+
+    /// Asks bitcoind for a fresh estimate for every target. Targets bitcoind cannot estimate keep their
+    /// fallback. Fee rates are returned by bitcoind in BTC/kvB; LDK wants sat per 1000 weight (= /4).
+    pub async fn refresh_fees(&self) -> Result<(), ChannelError> {
+        let mut fresh = HashMap::new();
+        for (target, blocks, mode, fallback) in TARGETS {
+            let res = self.call("estimatesmartfee", &[json!(blocks), json!(mode)]).await?;
+            let rate = res["feerate"]
+                .as_f64()
+                .map(|btc_per_kvb| (btc_per_kvb * 100_000_000.0 / 4.0).round() as u32)
+                .unwrap_or(fallback);
+            fresh.insert(target, rate.max(MIN_FEERATE_SAT_PER_KW));
+        }
+        *self.fees.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        Ok(())
+    }
+
+    /// Sends one transaction to bitcoind's mempool now.
+    pub async fn send_raw_transaction(&self, tx: &Transaction) -> Result<Txid, ChannelError> {
+        let res = self.call("sendrawtransaction", &[json!(serialize_hex(tx))]).await?;
+        res.as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| ChannelError::Bitcoind(format!("sendrawtransaction: unexpected answer {res}")))
+    }
+}
+
+impl FeeEstimator for BitcoindClient {
+    fn get_est_sat_per_1000_weight(&self, target: ConfirmationTarget) -> u32 {
+        let fees = self.fees.read().unwrap_or_else(|p| p.into_inner());
+        fees.get(&target).copied().unwrap_or(MIN_FEERATE_SAT_PER_KW)
+    }
+}
+
+impl BroadcasterInterface for BitcoindClient {
+    fn broadcast_transactions(&self, txs: &[&Transaction]) {
+        // LDK calls this from inside its own locks: hand the network call to a task. LDK re-broadcasts
+        // what it still needs on every block, so a failed send is retried without us keeping a queue.
+        for tx in txs {
+            let tx = (*tx).clone();
+            let rpc = Arc::clone(&self.rpc);
+            self.runtime.spawn(async move {
+                let txid = tx.compute_txid();
+                match rpc.call_method::<Value>("sendrawtransaction", &[json!(serialize_hex(&tx))]).await {
+                    Ok(_) => tracing::info!(%txid, "transaction broadcast"),
+                    // "already in block chain"/"already in mempool" are expected on re-broadcasts.
+                    Err(e) => tracing::debug!(%txid, error = %e, "broadcast not accepted"),
+                }
+            });
+        }
+    }
+}
+
+/// Parses `http://host:port[/path]` into LDK's endpoint type.
+fn endpoint(url: &str) -> Result<HttpEndpoint, ChannelError> {
+    let bad = || ChannelError::Bitcoind(format!("bitcoind RPC url {url:?} is not http://host:port"));
+    let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = hostport.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    Ok(HttpEndpoint::for_host(host.to_string()).with_port(port).with_path(path.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rpc_urls() {
+        let e = endpoint("http://127.0.0.1:18443").unwrap();
+        assert_eq!((e.host(), e.port(), e.path()), ("127.0.0.1", 18443, "/"));
+        let e = endpoint("http://localhost:8332/wallet/x").unwrap();
+        assert_eq!((e.host(), e.port(), e.path()), ("localhost", 8332, "/wallet/x"));
+        assert!(endpoint("https://a:1").is_err());
+        assert!(endpoint("http://nohost").is_err());
+        assert!(endpoint("http://a:notaport").is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! The Lightning side of lanes: everything LDK needs from us to keep channel state safe.
+//!
+//! This crate owns the glue between LDK and the outside world: the durable sled key-value store that
+//! LDK persists channel state into ([`store`]), the bitcoind client that feeds it blocks, fee estimates
+//! and broadcasts ([`bitcoind`]), the tracing adapter for LDK's logs ([`logger`]) and the concrete LDK
+//! types the node is made of ([`types`]). Protocol logic stays in LDK: nothing here builds commitment
+//! transactions or decides channel state, and nothing here talks to the API.
+
+pub mod bitcoind;
+pub mod error;
+pub mod logger;
+pub mod store;
+pub mod types;
+
+pub use error::ChannelError;

@@ -1,0 +1,61 @@
+//! The concrete LDK types a lanes node is made of, in one place so every module names them the same.
+use std::sync::{Arc, RwLock};
+
+use lightning::chain::Filter;
+use lightning::routing::gossip;
+use lightning::routing::scoring::ProbabilisticScorer;
+use lightning::routing::utxo::UtxoLookup;
+use lightning::sign::InMemorySigner;
+use lightning::sign::KeysManager;
+
+use crate::bitcoind::BitcoindClient;
+use crate::logger::LdkTracing;
+use crate::store::SledStore;
+
+pub type Logger = LdkTracing;
+pub type NetworkGraph = gossip::NetworkGraph<Arc<Logger>>;
+pub type Scorer = ProbabilisticScorer<Arc<NetworkGraph>, Arc<Logger>>;
+/// We see every block in full, so LDK needs no transaction filter.
+pub type ChainFilter = dyn Filter + Send + Sync;
+/// Channel announcements are accepted without an on-chain lookup for now.
+pub type GossipUtxoLookup = dyn UtxoLookup + Send + Sync;
+
+pub type ChainMonitor = lightning::chain::chainmonitor::ChainMonitor<
+    InMemorySigner,
+    Arc<ChainFilter>,
+    Arc<BitcoindClient>,
+    Arc<BitcoindClient>,
+    Arc<Logger>,
+    Arc<SledStore>,
+    Arc<KeysManager>,
+>;
+
+pub type ChannelManager =
+    lightning::ln::channelmanager::SimpleArcChannelManager<ChainMonitor, BitcoindClient, BitcoindClient, Logger>;
+
+pub type Router = lightning::routing::router::DefaultRouter<
+    Arc<NetworkGraph>,
+    Arc<Logger>,
+    Arc<KeysManager>,
+    Arc<RwLock<Scorer>>,
+    lightning::routing::scoring::ProbabilisticScoringFeeParameters,
+    Scorer,
+>;
+
+pub type MessageRouter = lightning::onion_message::messenger::DefaultMessageRouter<Arc<NetworkGraph>, Arc<Logger>, Arc<KeysManager>>;
+
+pub type OnionMessenger =
+    lightning::onion_message::messenger::SimpleArcOnionMessenger<ChainMonitor, BitcoindClient, BitcoindClient, Logger>;
+
+pub type GossipSync = gossip::P2PGossipSync<Arc<NetworkGraph>, Arc<GossipUtxoLookup>, Arc<Logger>>;
+
+pub type PeerManager = lightning::ln::peer_handler::SimpleArcPeerManager<
+    lightning_net_tokio::SocketDescriptor,
+    ChainMonitor,
+    BitcoindClient,
+    BitcoindClient,
+    GossipUtxoLookup,
+    Logger,
+    ChainFilter,
+    SledStore,
+>;

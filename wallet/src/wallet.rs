@@ -1,0 +1,340 @@
+//! The BDK wallet of a node, kept in step with bitcoind.
+//!
+//! Owns: the BIP84 (native segwit) wallet, its sync from bitcoind's blocks and mempool through
+//! `bdk_bitcoind_rpc`'s emitter (reorg-safe: the emitter reports where each block connects and BDK
+//! replaces what a reorg removed), and on-chain sends. Must never: broadcast something it could not
+//! persist first, or change any state when a send is refused.
+//!
+//! Every method here blocks (bitcoind's RPC client is synchronous): async callers use `spawn_blocking`.
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bdk_bitcoind_rpc::bitcoincore_rpc::{Auth, Client, RpcApi};
+use bdk_bitcoind_rpc::Emitter;
+use bdk_wallet::error::CreateTxError;
+use bdk_wallet::template::Bip84;
+use bdk_wallet::{KeychainKind, PersistedWallet, SignOptions, Wallet};
+use bitcoin::address::NetworkUnchecked;
+use bitcoin::{Address, Amount, FeeRate, Network, Transaction, Txid};
+
+use crate::seed::Seed;
+use crate::store::SledWalletStore;
+use crate::WalletError;
+
+/// Fee rate used when bitcoind has no estimate yet (a fresh regtest chain): 2 sat/vB.
+const FALLBACK_FEE_RATE: FeeRate = FeeRate::from_sat_per_kwu(500);
+/// Fee rates users may ask for, in sat/vB: bitcoind's minimum relay fee up to an obvious typo guard.
+const MIN_SAT_PER_VB: f64 = 1.0;
+const MAX_SAT_PER_VB: f64 = 10_000.0;
+
+/// Balance in satoshis.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Balance {
+    /// Confirmed, plus our own unconfirmed change (safe to spend).
+    pub confirmed: u64,
+    /// Unconfirmed outputs received from others.
+    pub unconfirmed: u64,
+}
+
+/// One unspent output of the wallet.
+#[derive(Clone, Debug)]
+pub struct Unspent {
+    pub outpoint: bitcoin::OutPoint,
+    pub amount_sat: u64,
+    pub address: String,
+    pub confirmations: u32,
+    pub is_change: bool,
+}
+
+/// An on-chain payment request, as the API receives it (strings are parsed and checked here).
+#[derive(Clone, Debug, Default)]
+pub struct SendRequest {
+    pub address: String,
+    pub amount_sat: u64,
+    pub send_all: bool,
+    /// sat/vB as a decimal string; `None` to estimate.
+    pub sat_per_vbyte: Option<String>,
+}
+
+/// A payment that was broadcast.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    pub txid: Txid,
+    pub amount_sat: u64,
+    pub fee_sat: u64,
+}
+
+/// The node's on-chain wallet.
+pub struct OnchainWallet {
+    wallet: Mutex<PersistedWallet<SledWalletStore>>,
+    store: Mutex<SledWalletStore>,
+    emitter: Mutex<Emitter<Arc<Client>>>,
+    rpc: Arc<Client>,
+    network: Network,
+    synced_height: AtomicU32,
+    synced: AtomicBool,
+}
+
+impl OnchainWallet {
+    /// Loads the wallet kept in `tree`, or creates it from the seed, and connects to bitcoind at
+    /// `rpc_url`. A new wallet starts scanning at bitcoind's current tip: its seed was just made, so
+    /// nothing before that can pay it.
+    pub fn load_or_create(
+        seed: &Seed,
+        network: Network,
+        tree: sled::Tree,
+        rpc_url: &str,
+        rpc_user: &str,
+        rpc_password: &str,
+    ) -> Result<Self, WalletError> {
+        let rpc = Arc::new(
+            Client::new(rpc_url, Auth::UserPass(rpc_user.into(), rpc_password.into()))
+                .map_err(|e| WalletError::Bitcoind(e.to_string()))?,
+        );
+        let xprv = seed.master_xprv(network);
+        let external = Bip84(xprv, KeychainKind::External);
+        let internal = Bip84(xprv, KeychainKind::Internal);
+        let mut store = SledWalletStore::new(tree);
+        let loaded = Wallet::load()
+            .descriptor(KeychainKind::External, Some(external.clone()))
+            .descriptor(KeychainKind::Internal, Some(internal.clone()))
+            .extract_keys()
+            .check_network(network)
+            .load_wallet(&mut store)
+            .map_err(|e| WalletError::Store(format!("loading the wallet: {e}")))?;
+        let (wallet, start_height) = match loaded {
+            Some(w) => (w, 0),
+            None => {
+                let tip = rpc.get_block_count().map_err(|e| WalletError::Bitcoind(e.to_string()))?;
+                let w = Wallet::create(external, internal)
+                    .network(network)
+                    .create_wallet(&mut store)
+                    .map_err(|e| WalletError::Store(format!("creating the wallet: {e}")))?;
+                (w, tip as u32)
+            }
+        };
+        let unconfirmed: Vec<Arc<Transaction>> = wallet
+            .transactions()
+            .filter(|t| !t.chain_position.is_confirmed())
+            .map(|t| t.tx_node.tx.clone())
+            .collect();
+        let emitter = Emitter::new(Arc::clone(&rpc), wallet.latest_checkpoint(), start_height, unconfirmed);
+        let height = wallet.latest_checkpoint().height();
+        Ok(Self {
+            wallet: Mutex::new(wallet),
+            store: Mutex::new(store),
+            emitter: Mutex::new(emitter),
+            rpc,
+            network,
+            synced_height: AtomicU32::new(height),
+            synced: AtomicBool::new(false),
+        })
+    }
+
+    fn wallet(&self) -> MutexGuard<'_, PersistedWallet<SledWalletStore>> {
+        self.wallet.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn persist(&self, wallet: &mut PersistedWallet<SledWalletStore>) -> Result<(), WalletError> {
+        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        wallet.persist(&mut store).map(|_| ())
+    }
+
+    /// Applies every block bitcoind has that the wallet has not seen (and undoes reorged ones), then the
+    /// mempool. Returns the height synced to.
+    pub fn sync(&self) -> Result<u32, WalletError> {
+        let mut emitter = self.emitter.lock().unwrap_or_else(|p| p.into_inner());
+        let btc = |e: bdk_bitcoind_rpc::bitcoincore_rpc::Error| WalletError::Bitcoind(e.to_string());
+        while let Some(ev) = emitter.next_block().map_err(btc)? {
+            let height = ev.block_height();
+            let mut w = self.wallet();
+            w.apply_block_connected_to(&ev.block, height, ev.connected_to())
+                .map_err(|e| WalletError::Store(format!("applying block {height}: {e}")))?;
+            self.persist(&mut w)?;
+            self.synced_height.store(height, Ordering::Release);
+        }
+        let mempool = emitter.mempool().map_err(btc)?;
+        let mut w = self.wallet();
+        w.apply_unconfirmed_txs(mempool.update);
+        w.apply_evicted_txs(mempool.evicted);
+        self.persist(&mut w)?;
+        let height = w.latest_checkpoint().height();
+        self.synced_height.store(height, Ordering::Release);
+        self.synced.store(true, Ordering::Release);
+        Ok(height)
+    }
+
+    /// Height of the last block the wallet applied.
+    pub fn synced_height(&self) -> u32 {
+        self.synced_height.load(Ordering::Acquire)
+    }
+
+    /// True once a sync has reached bitcoind's tip at least once.
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    /// A fresh receive address; the index is persisted before it is handed out.
+    pub fn new_address(&self) -> Result<Address, WalletError> {
+        let mut w = self.wallet();
+        let info = w.reveal_next_address(KeychainKind::External);
+        self.persist(&mut w)?;
+        Ok(info.address)
+    }
+
+    pub fn balance(&self) -> Balance {
+        let b = self.wallet().balance();
+        Balance { confirmed: (b.confirmed + b.trusted_pending).to_sat(), unconfirmed: b.untrusted_pending.to_sat() }
+    }
+
+    /// Unspent outputs with at least `min_confs` confirmations, largest first.
+    pub fn list_unspent(&self, min_confs: u32) -> Vec<Unspent> {
+        let w = self.wallet();
+        let tip = w.latest_checkpoint().height();
+        let mut out: Vec<Unspent> = w
+            .list_unspent()
+            .filter_map(|u| {
+                let confirmations = match u.chain_position.confirmation_height_upper_bound() {
+                    Some(h) if u.chain_position.is_confirmed() => tip.saturating_sub(h) + 1,
+                    _ => 0,
+                };
+                (confirmations >= min_confs).then(|| Unspent {
+                    outpoint: u.outpoint,
+                    amount_sat: u.txout.value.to_sat(),
+                    address: Address::from_script(&u.txout.script_pubkey, self.network)
+                        .map(|a| a.to_string())
+                        .unwrap_or_default(),
+                    confirmations,
+                    is_change: u.keychain == KeychainKind::Internal,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| b.amount_sat.cmp(&a.amount_sat));
+        out
+    }
+
+    /// Checks the request, builds, signs and broadcasts the payment through bitcoind. A refused request
+    /// changes nothing.
+    pub fn send(&self, req: &SendRequest) -> Result<Sent, WalletError> {
+        let address = parse_address(&req.address, self.network)?;
+        match (req.send_all, req.amount_sat) {
+            (true, 0) | (false, 1..) => {}
+            (true, _) => return Err(WalletError::InvalidAmount("give either an amount or send_all, not both".into())),
+            (false, 0) => return Err(WalletError::InvalidAmount("amount must be greater than 0 (or use send_all)".into())),
+        }
+        let amount = Amount::from_sat(req.amount_sat);
+        if !req.send_all && amount > Amount::MAX_MONEY {
+            return Err(WalletError::InvalidAmount(format!("{} sat is more than 21 million bitcoin", req.amount_sat)));
+        }
+        let fee_rate = match req.sat_per_vbyte.as_deref().filter(|s| !s.trim().is_empty()) {
+            Some(s) => parse_fee_rate(s)?,
+            None => self.estimate_fee_rate(),
+        };
+
+        let mut w = self.wallet();
+        let mut builder = w.build_tx();
+        if req.send_all {
+            builder.drain_wallet().drain_to(address.script_pubkey());
+        } else {
+            builder.add_recipient(address.script_pubkey(), amount);
+        }
+        builder.fee_rate(fee_rate);
+        let mut psbt = builder.finish().map_err(|e| build_error(e, req))?;
+        let finalized = w.sign(&mut psbt, SignOptions::default()).map_err(|e| WalletError::Build(format!("signing: {e}")))?;
+        if !finalized {
+            return Err(WalletError::Build("the wallet could not sign every input".into()));
+        }
+        let fee = psbt.fee().map_err(|e| WalletError::Build(e.to_string()))?;
+        let tx = psbt.extract_tx().map_err(|e| WalletError::Build(e.to_string()))?;
+        let sent = tx
+            .output
+            .iter()
+            .filter(|o| o.script_pubkey == address.script_pubkey())
+            .map(|o| o.value.to_sat())
+            .sum();
+        // The change address BDK revealed for this tx must be durable before the tx exists anywhere.
+        self.persist(&mut w)?;
+        let txid = self.rpc.send_raw_transaction(&tx).map_err(|e| WalletError::Bitcoind(format!("broadcast: {e}")))?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        w.apply_unconfirmed_txs([(tx, now)]);
+        self.persist(&mut w)?;
+        tracing::info!(%txid, amount_sat = sent, fee_sat = fee.to_sat(), %address, "on-chain payment sent");
+        Ok(Sent { txid, amount_sat: sent, fee_sat: fee.to_sat() })
+    }
+
+    /// bitcoind's 6-block estimate, or the fallback while there is none.
+    fn estimate_fee_rate(&self) -> FeeRate {
+        self.rpc
+            .estimate_smart_fee(6, None)
+            .ok()
+            .and_then(|r| r.fee_rate)
+            .map(|per_kvb| FeeRate::from_sat_per_kwu(per_kvb.to_sat() / 4))
+            .filter(|r| *r >= FeeRate::BROADCAST_MIN)
+            .unwrap_or(FALLBACK_FEE_RATE)
+    }
+}
+
+/// Parses an address and checks it belongs to `network`.
+pub fn parse_address(s: &str, network: Network) -> Result<Address, WalletError> {
+    let unchecked: Address<NetworkUnchecked> = Address::from_str(s.trim())
+        .map_err(|e| WalletError::InvalidAddress { address: s.to_string(), reason: e.to_string() })?;
+    if !unchecked.is_valid_for_network(network) {
+        let found = unchecked.clone().assume_checked_ref().to_string();
+        let kind = if found.starts_with("bc1") || found.starts_with('1') || found.starts_with('3') { "mainnet" } else { "another network" };
+        return Err(WalletError::WrongNetwork { address: s.to_string(), found: kind.into(), expected: network.to_string() });
+    }
+    Ok(unchecked.assume_checked())
+}
+
+/// Parses a fee rate in sat/vB ("2", "1.5").
+pub fn parse_fee_rate(s: &str) -> Result<FeeRate, WalletError> {
+    let bad = |reason: &str| WalletError::InvalidFeeRate { rate: s.to_string(), reason: reason.to_string() };
+    let v: f64 = s.trim().parse().map_err(|_| bad("not a number of sat/vbyte"))?;
+    if !v.is_finite() || v < MIN_SAT_PER_VB {
+        return Err(bad("must be at least 1 sat/vbyte"));
+    }
+    if v > MAX_SAT_PER_VB {
+        return Err(bad("above 10000 sat/vbyte, surely a typo"));
+    }
+    Ok(FeeRate::from_sat_per_kwu((v * 250.0).round() as u64))
+}
+
+fn build_error(e: CreateTxError, req: &SendRequest) -> WalletError {
+    match e {
+        CreateTxError::CoinSelection(f) => WalletError::InsufficientFunds(format!(
+            "need {} sat, the wallet has {} sat available",
+            f.needed.to_sat(),
+            f.available.to_sat()
+        )),
+        CreateTxError::NoUtxosSelected => WalletError::InsufficientFunds("the wallet has no spendable outputs".into()),
+        CreateTxError::OutputBelowDustLimit(_) => {
+            WalletError::InvalidAmount(format!("{} sat is below the dust limit", req.amount_sat))
+        }
+        other => WalletError::Build(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fee_rates() {
+        assert_eq!(parse_fee_rate("2").unwrap(), FeeRate::from_sat_per_vb_u32(2));
+        assert_eq!(parse_fee_rate(" 1.5 ").unwrap().to_sat_per_kwu(), 375);
+        for bad in ["abc", "-1", "0", "0.5", "NaN", "inf", "1e9", ""] {
+            assert!(matches!(parse_fee_rate(bad), Err(WalletError::InvalidFeeRate { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn addresses() {
+        let regtest = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+        assert!(parse_address(regtest, Network::Regtest).is_ok());
+        let mainnet = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4";
+        assert!(matches!(parse_address(mainnet, Network::Regtest), Err(WalletError::WrongNetwork { .. })));
+        assert!(matches!(parse_address("bogus", Network::Regtest), Err(WalletError::InvalidAddress { .. })));
+    }
+}
