@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Start a local regtest network to try lanes by hand: bitcoind plus three funded lanesd nodes (alice, bob,
+# carol). It prints how to drive each node with lanes-cli and how to mine, then runs until Ctrl-C.
+#
+#   regtest/run.sh                      # interactive
+#   regtest/run.sh --exit-after-setup   # set up, print, stop (a smoke test)
+#   LANES_KEEP_TMP=1 regtest/run.sh     # keep the data directory afterwards
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+cargo build --workspace --bins
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+exec "${target_dir:-$repo/target}/debug/lanes-regtest" "$@"

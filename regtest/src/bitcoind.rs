@@ -1,0 +1,193 @@
+//! One bitcoind on regtest, private to a [`Net`](crate::Net).
+//!
+//! Owns finding the bitcoind executable (through `regtest/scripts/bitcoind.sh`, once per process), running
+//! bitcoind in a temporary directory on free loopback ports, its "miner" wallet with the first 101 blocks,
+//! and the RPC client. It must never touch a bitcoind it did not start, never listen anywhere but 127.0.0.1,
+//! and never let a missing bitcoind pass as a skipped test: if the executable cannot be had, it panics.
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bitcoin::{Address, BlockHash, Network};
+use bitcoincore_rpc::json::AddressType;
+use bitcoincore_rpc::{Auth, Client, RpcApi};
+
+use crate::process::{free_port, panic_exited, spawn_logged, terminate_blocking};
+use crate::wait::{wait_until_logged, START_TIMEOUT};
+
+/// The RPC credentials of every harness bitcoind (it listens on 127.0.0.1 only).
+pub const RPC_USER: &str = "lanes";
+pub const RPC_PASSWORD: &str = "lanes-regtest";
+/// The name of the bitcoind wallet that mines and pays.
+pub const MINER_WALLET: &str = "miner";
+/// Blocks mined at start: coinbase outputs mature after 100 blocks, so 101 leaves one spendable.
+const INITIAL_BLOCKS: u64 = 101;
+/// How long bitcoind gets to exit on SIGTERM before SIGKILL.
+const BITCOIND_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The bitcoind executable, provisioned by `regtest/scripts/bitcoind.sh` the first time it is asked for in
+/// this process (the script itself is idempotent across processes).
+///
+/// Panics with the script's stderr if it fails: lanes' tests never skip for want of a bitcoind.
+pub fn bitcoind_exe() -> PathBuf {
+    static EXE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match EXE.get_or_init(provision) {
+        Ok(path) => path.clone(),
+        Err(e) => panic!("cannot provision bitcoind: {e}"),
+    }
+}
+
+fn provision() -> Result<PathBuf, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bitcoind.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(format!("{} failed ({}):\n{stderr}", script.display(), out.status));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let path = PathBuf::from(stdout.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("").trim());
+    if !path.is_file() {
+        return Err(format!("{} printed {stdout:?}, which is not an executable\n{stderr}", script.display()));
+    }
+    Ok(path)
+}
+
+/// A running bitcoind with a funded "miner" wallet. Dropping it stops the process.
+pub struct Bitcoind {
+    exe: PathBuf,
+    dir: PathBuf,
+    rpc_port: u16,
+    child: Mutex<Child>,
+    rpc: Arc<Client>,
+}
+
+impl Bitcoind {
+    /// Starts bitcoind in `dir`, waits until its RPC answers, creates the miner wallet and mines 101 blocks.
+    pub async fn start(dir: PathBuf) -> Bitcoind {
+        let exe = tokio::task::spawn_blocking(bitcoind_exe).await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        std::fs::create_dir_all(&dir).expect("cannot create the bitcoind directory");
+        let (rpc_port, p2p_port) = (free_port(), free_port());
+        let child = spawn_logged(&mut bitcoind_command(&exe, &dir, rpc_port, p2p_port), &dir.join("bitcoind.log"));
+        let url = format!("http://127.0.0.1:{rpc_port}/wallet/{MINER_WALLET}");
+        let rpc = Client::new(&url, Auth::UserPass(RPC_USER.into(), RPC_PASSWORD.into())).expect("cannot build an RPC client");
+        let bitcoind = Bitcoind { exe, dir, rpc_port, child: Mutex::new(child), rpc: Arc::new(rpc) };
+        bitcoind.wait_for_rpc().await;
+        bitcoind.call("createwallet miner", |rpc| rpc.create_wallet(MINER_WALLET, None, None, None, None)).await;
+        bitcoind.mine(INITIAL_BLOCKS).await;
+        bitcoind
+    }
+
+    /// The RPC client, on the miner wallet's endpoint (non-wallet calls work there too). It blocks: from async
+    /// code prefer [`Bitcoind::call`].
+    pub fn rpc(&self) -> &Client {
+        &self.rpc
+    }
+
+    /// Runs a blocking RPC call on the blocking pool; panics naming `what` if bitcoind returns an error.
+    pub async fn call<T, F>(&self, what: &str, f: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce(&Client) -> bitcoincore_rpc::Result<T> + Send + 'static,
+    {
+        let rpc = self.rpc.clone();
+        match tokio::task::spawn_blocking(move || f(&rpc)).await {
+            Ok(Ok(value)) => value,
+            Ok(Err(e)) => panic!("bitcoind RPC failed: {what}: {e}"),
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
+    }
+
+    /// Mines `n` blocks to a fresh address of the miner wallet and returns their hashes.
+    pub async fn mine(&self, n: u64) -> Vec<BlockHash> {
+        let to = self.new_address().await;
+        self.call(&format!("generatetoaddress {n}"), move |rpc| rpc.generate_to_address(n, &to)).await
+    }
+
+    /// The height of bitcoind's best block.
+    pub async fn height(&self) -> u64 {
+        self.call("getblockcount", |rpc| rpc.get_block_count()).await
+    }
+
+    /// A fresh native segwit address of the miner wallet.
+    pub async fn new_address(&self) -> Address {
+        let addr = self.call("getnewaddress", |rpc| rpc.get_new_address(None, Some(AddressType::Bech32))).await;
+        addr.require_network(Network::Regtest).expect("bitcoind handed out a non-regtest address")
+    }
+
+    /// The URL lanesd is given: the node-wide RPC endpoint (no wallet path).
+    pub fn rpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rpc_port)
+    }
+
+    pub fn rpc_port(&self) -> u16 {
+        self.rpc_port
+    }
+
+    /// The directory bitcoind keeps its data, `bitcoind.log` (its console) and `regtest/debug.log` in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The bitcoind executable in use.
+    pub fn exe(&self) -> &Path {
+        &self.exe
+    }
+
+    /// A bitcoin-cli command line that talks to this bitcoind's miner wallet; append an RPC, e.g. `-generate 1`.
+    pub fn cli_command(&self) -> String {
+        let sibling = self.exe.with_file_name("bitcoin-cli");
+        let cli = if sibling.is_file() { sibling.display().to_string() } else { "bitcoin-cli".into() };
+        format!(
+            "{cli} -regtest -rpcconnect=127.0.0.1 -rpcport={} -rpcuser={RPC_USER} -rpcpassword={RPC_PASSWORD} -rpcwallet={MINER_WALLET}",
+            self.rpc_port
+        )
+    }
+
+    /// bitcoind's own logs, for failure messages.
+    pub fn logs(&self) -> Vec<PathBuf> {
+        vec![self.dir.join("bitcoind.log"), self.dir.join("regtest").join("debug.log")]
+    }
+
+    async fn wait_for_rpc(&self) {
+        let logs = self.logs();
+        wait_until_logged(START_TIMEOUT, "bitcoind to answer RPC", &logs, || async {
+            if let Ok(Some(status)) = self.child.lock().unwrap().try_wait() {
+                panic_exited("bitcoind", status, &logs[0]);
+            }
+            let rpc = self.rpc.clone();
+            tokio::task::spawn_blocking(move || rpc.get_block_count()).await.expect("RPC task panicked")
+        })
+        .await;
+    }
+}
+
+fn bitcoind_command(exe: &Path, dir: &Path, rpc_port: u16, p2p_port: u16) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.arg("-regtest")
+        .arg(format!("-datadir={}", dir.display()))
+        .arg(format!("-rpcport={rpc_port}"))
+        .arg(format!("-port={p2p_port}"))
+        .arg("-rpcbind=127.0.0.1")
+        .arg("-rpcallowip=127.0.0.1")
+        .arg(format!("-rpcuser={RPC_USER}"))
+        .arg(format!("-rpcpassword={RPC_PASSWORD}"))
+        .arg("-fallbackfee=0.0002")
+        .arg("-server=1")
+        .arg("-txindex=1")
+        // No P2P at all: with -listen=0 bitcoind refuses -bind, and it needs no peers on regtest.
+        .arg("-listen=0")
+        .arg("-printtoconsole=0")
+        .arg("-debug=0");
+    cmd
+}
+
+impl Drop for Bitcoind {
+    fn drop(&mut self) {
+        let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
+        terminate_blocking(child, BITCOIND_GRACE);
+    }
+}
+

@@ -1,0 +1,38 @@
+//! lanes' regtest harness: a real bitcoind and real lanesd processes, for integration tests and for trying
+//! lanes by hand (`regtest/run.sh`).
+//!
+//! ```no_run
+//! # async fn story() {
+//! use lanes_regtest::Net;
+//! let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await; // bitcoind on free ports, 101 blocks mined
+//! let alice = net.node("alice").await;   // lanesd started, answering and synced to the chain
+//! alice.fund(1_000_000).await;           // paid by bitcoind, one block mined, confirmed in alice's balance
+//! net.mine(6).await;                     // every running node has seen the six blocks
+//! alice.restart().await;                 // SIGTERM, clean exit, started again on the same data dir and ports
+//! let info = alice.info().await;         // GetInfo
+//! let mut client = alice.client();       // the raw gRPC client, for anything else
+//! # }
+//! ```
+//!
+//! Everything waits by polling with a deadline ([`wait_until`]); a wait that times out panics naming what
+//! it waited for, with the tail of the relevant log. Everything runs on 127.0.0.1 in one temporary directory,
+//! removed at the end unless `LANES_KEEP_TMP=1` is set or the test panicked (its path is printed then).
+//!
+//! This crate owns the harness only: it must never contain node logic, and never touch processes, ports or
+//! directories it did not create itself.
+mod bitcoind;
+mod net;
+mod node;
+mod process;
+mod wait;
+
+pub use bitcoind::{bitcoind_exe, Bitcoind, MINER_WALLET, RPC_PASSWORD, RPC_USER};
+pub use net::{Net, KEEP_TMP_ENV, LANESD_EXE_ENV};
+pub use node::Node;
+pub use process::free_port;
+pub use wait::{log_tail, wait_until, wait_until_logged, Outcome, POLL_INTERVAL, START_TIMEOUT, STOP_TIMEOUT, SYNC_TIMEOUT};
+
+/// The crates the harness speaks in, so tests need not depend on them separately.
+pub use bitcoin;
+pub use bitcoincore_rpc::{self, RpcApi};
+pub use lanes_proto as proto;

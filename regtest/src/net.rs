@@ -1,0 +1,194 @@
+//! A regtest network: one bitcoind and the lanesd nodes started on it, in one temporary directory.
+//!
+//! Owns the temporary directory (kept with `LANES_KEEP_TMP=1` or when a test panics), finding the lanesd
+//! executable, naming and starting nodes, and the bitcoind helpers tests use (mine, pay, look up). Mining
+//! waits until every running node has seen the new blocks. It must never start anything outside its
+//! directory or on anything but 127.0.0.1, and never outlive its processes: dropping the last `Net`/`Node`
+//! handle stops nodes first, then bitcoind.
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, Weak};
+
+use bitcoin::{Address, Amount, BlockHash, Network, Txid};
+use bitcoincore_rpc::{Client, RpcApi};
+
+use crate::bitcoind::Bitcoind;
+use crate::node::{Node, NodeInner};
+use crate::process::free_port;
+
+/// Environment variable naming the lanesd executable, for [`Net::start`].
+pub const LANESD_EXE_ENV: &str = "LANESD_EXE";
+/// Environment variable that keeps the temporary directory when set to `1`.
+pub const KEEP_TMP_ENV: &str = "LANES_KEEP_TMP";
+
+/// A running regtest network. See the crate docs for a walk through.
+pub struct Net {
+    shared: Arc<Shared>,
+}
+
+/// What a `Net` and its nodes share. Fields drop in order: bitcoind stops before the directory goes.
+pub(crate) struct Shared {
+    pub(crate) bitcoind: Bitcoind,
+    lanesd_exe: Option<PathBuf>,
+    nodes: Mutex<Vec<Weak<NodeInner>>>,
+    root: PathBuf,
+    tmp: tempfile::TempDir,
+}
+
+impl Net {
+    /// Starts bitcoind (mining 101 blocks to its miner wallet). Nodes run the lanesd named by `LANESD_EXE`, or
+    /// else the `lanesd` next to the running executable (`target/debug/lanesd` for `target/debug/lanes-regtest`
+    /// and for test binaries in `target/debug/deps/`).
+    pub async fn start() -> Net {
+        Net::start_inner(None).await
+    }
+
+    /// Starts bitcoind; nodes run the given lanesd (tests pass `env!("CARGO_BIN_EXE_lanesd")`).
+    pub async fn start_with(lanesd_exe: impl Into<PathBuf>) -> Net {
+        Net::start_inner(Some(lanesd_exe.into())).await
+    }
+
+    async fn start_inner(lanesd_exe: Option<PathBuf>) -> Net {
+        let tmp = tempfile::Builder::new().prefix("lanes-regtest-").tempdir().expect("cannot create a temporary directory");
+        let root = tmp.path().to_path_buf();
+        let bitcoind = Bitcoind::start(root.join("bitcoind")).await;
+        Net { shared: Arc::new(Shared { bitcoind, lanesd_exe, nodes: Mutex::new(Vec::new()), root, tmp }) }
+    }
+
+    /// Starts a lanesd node called `name` (its data dir is `<net dir>/<name>`), and waits until it answers and
+    /// has synced to the chain.
+    pub async fn node(&self, name: &str) -> Node {
+        let dir = self.shared.root.join(name);
+        assert!(!dir.exists(), "a node called {name} already exists in this net");
+        std::fs::create_dir_all(&dir).expect("cannot create the node's data dir");
+        let node = Node::new(self.shared.clone(), name, dir, self.shared.lanesd_exe(), free_port(), free_port());
+        self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner()).push(node.downgrade());
+        node.start().await;
+        node
+    }
+
+    /// Every node of this net that still has a handle somewhere (running or not).
+    pub fn nodes(&self) -> Vec<Node> {
+        self.shared.nodes()
+    }
+
+    /// Mines `n` blocks and waits until every running node reports the new height and `synced_to_chain`.
+    pub async fn mine(&self, n: u64) -> Vec<BlockHash> {
+        self.shared.mine(n).await
+    }
+
+    /// The height of bitcoind's best block.
+    pub async fn height(&self) -> u64 {
+        self.shared.bitcoind.height().await
+    }
+
+    /// Pays `sat` from the miner wallet to `address` (a regtest address); returns the txid. Mines nothing.
+    pub async fn send_to_address(&self, address: impl Display, sat: u64) -> Txid {
+        self.shared.send_to_address(address, sat).await
+    }
+
+    /// A fresh native segwit address of the miner wallet.
+    pub async fn new_address(&self) -> Address {
+        self.shared.bitcoind.new_address().await
+    }
+
+    /// What the miner wallet has received on `address` in transactions with at least one confirmation, in sat.
+    pub async fn get_received(&self, address: impl Display) -> u64 {
+        let address = regtest_address(address);
+        let amount = self.shared.bitcoind.call("getreceivedbyaddress", move |rpc| rpc.get_received_by_address(&address, Some(1))).await;
+        amount.to_sat()
+    }
+
+    /// How many confirmations a transaction has (0 while in the mempool). bitcoind runs with `-txindex`, so
+    /// this works for any transaction; panics if bitcoind does not know it at all.
+    pub async fn tx_confirmations(&self, txid: Txid) -> u32 {
+        let tx: serde_json::Value = self
+            .shared
+            .bitcoind
+            .call(&format!("getrawtransaction {txid}"), move |rpc| rpc.call("getrawtransaction", &[txid.to_string().into(), true.into()]))
+            .await;
+        tx.get("confirmations").and_then(|c| c.as_u64()).unwrap_or(0) as u32
+    }
+
+    /// The transactions in bitcoind's mempool.
+    pub async fn mempool(&self) -> Vec<Txid> {
+        self.shared.bitcoind.call("getrawmempool", |rpc| rpc.get_raw_mempool()).await
+    }
+
+    /// The blocking RPC client (miner wallet endpoint), for anything the helpers do not cover.
+    pub fn rpc(&self) -> &Client {
+        self.shared.bitcoind.rpc()
+    }
+
+    /// The bitcoind of this net (ports, logs, a bitcoin-cli command line).
+    pub fn bitcoind(&self) -> &Bitcoind {
+        &self.shared.bitcoind
+    }
+
+    /// The temporary directory holding bitcoind's and every node's data.
+    pub fn dir(&self) -> &Path {
+        &self.shared.root
+    }
+}
+
+impl Shared {
+    fn nodes(&self) -> Vec<Node> {
+        let nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        nodes.iter().filter_map(Weak::upgrade).map(Node::from_inner).collect()
+    }
+
+    pub(crate) async fn mine(&self, n: u64) -> Vec<BlockHash> {
+        let hashes = self.bitcoind.mine(n).await;
+        for node in self.nodes().iter().filter(|node| node.is_running()) {
+            node.wait_synced().await;
+        }
+        hashes
+    }
+
+    pub(crate) async fn send_to_address(&self, address: impl Display, sat: u64) -> Txid {
+        let address = regtest_address(address);
+        let what = format!("sendtoaddress {address} {sat} sat");
+        self.bitcoind
+            .call(&what, move |rpc| rpc.send_to_address(&address, Amount::from_sat(sat), None, None, None, None, None, None))
+            .await
+    }
+
+    fn lanesd_exe(&self) -> PathBuf {
+        let exe = match &self.lanesd_exe {
+            Some(exe) => exe.clone(),
+            None => find_lanesd(),
+        };
+        assert!(exe.is_file(), "lanesd not found at {} (build it: cargo build -p lanes-node --bins)", exe.display());
+        exe
+    }
+}
+
+/// `LANESD_EXE`, else `lanesd` next to the running executable or one directory up (from `deps/`).
+fn find_lanesd() -> PathBuf {
+    if let Some(exe) = std::env::var_os(LANESD_EXE_ENV) {
+        return PathBuf::from(exe);
+    }
+    let current = std::env::current_exe().expect("cannot find the running executable");
+    let dir = current.parent().expect("the executable has a directory");
+    let candidates = [dir.join("lanesd"), dir.join("../lanesd")];
+    candidates.iter().find(|c| c.is_file()).cloned().unwrap_or_else(|| candidates[0].clone())
+}
+
+fn regtest_address(address: impl Display) -> Address {
+    let text = address.to_string();
+    Address::from_str(&text)
+        .unwrap_or_else(|e| panic!("not an address: {text:?}: {e}"))
+        .require_network(Network::Regtest)
+        .unwrap_or_else(|e| panic!("not a regtest address: {text:?}: {e}"))
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let keep = std::env::var(KEEP_TMP_ENV).is_ok_and(|v| v == "1");
+        if keep || std::thread::panicking() {
+            self.tmp.disable_cleanup(true);
+            eprintln!("lanes-regtest: kept {} (bitcoind in bitcoind/, each node in <name>/, logs: lanesd.log)", self.root.display());
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! One lanesd daemon of a [`Net`](crate::Net), driven as a user would: a real process, spoken to over gRPC.
+//!
+//! Owns the lanesd process (start, graceful stop, kill, restart on the same data dir and ports), its log file,
+//! the gRPC client, and small waits on what the node reports (started, synced, balance). It must never reach
+//! into lanesd's data directory behind the daemon's back (reading the seed file to compare it is the one
+//! exception), never leave its process running after the `Node` is gone, and never decide by sleeping.
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bitcoin::Txid;
+use lanes_proto::v1::{
+    GetInfoRequest, GetInfoResponse, ListUnspentRequest, NewAddressRequest, SendCoinsRequest, SendCoinsResponse,
+    Utxo, WalletBalanceRequest, WalletBalanceResponse,
+};
+use lanes_proto::LanesClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::bitcoind::{RPC_PASSWORD, RPC_USER};
+use crate::net::Shared;
+use crate::process::{describe_exit, panic_exited, signal, spawn_logged, terminate_blocking, wait_exit, KILL_GRACE};
+use crate::wait::{log_tail, wait_until_logged, START_TIMEOUT, STOP_TIMEOUT, SYNC_TIMEOUT};
+
+/// A lanesd node. Cheap to clone (a handle); the process is stopped when the last handle is dropped.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+pub(crate) struct NodeInner {
+    name: String,
+    dir: PathBuf,
+    p2p_port: u16,
+    grpc_port: u16,
+    lanesd_exe: PathBuf,
+    child: Mutex<Option<Child>>,
+    net: Arc<Shared>,
+}
+
+impl Node {
+    pub(crate) fn new(net: Arc<Shared>, name: &str, dir: PathBuf, lanesd_exe: PathBuf, p2p_port: u16, grpc_port: u16) -> Node {
+        let inner = NodeInner { name: name.into(), dir, p2p_port, grpc_port, lanesd_exe, child: Mutex::new(None), net };
+        Node { inner: Arc::new(inner) }
+    }
+
+    pub(crate) fn from_inner(inner: Arc<NodeInner>) -> Node {
+        Node { inner }
+    }
+
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<NodeInner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    // ---- identity and places ----
+
+    /// The name given to `Net::node`, also passed to lanesd as `--alias`.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// lanesd's `--data-dir`.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Where lanesd's stdout and stderr go (appended across restarts, one header line per start).
+    pub fn log_path(&self) -> PathBuf {
+        self.inner.dir.join("lanesd.log")
+    }
+
+    /// The seed file lanesd writes on its first start.
+    pub fn seed_path(&self) -> PathBuf {
+        self.inner.dir.join("seed")
+    }
+
+    /// The gRPC address, as `lanes-cli --rpcserver` takes it: `127.0.0.1:PORT`.
+    pub fn rpcserver(&self) -> String {
+        format!("127.0.0.1:{}", self.inner.grpc_port)
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.inner.grpc_port))
+    }
+
+    /// The Lightning peer-to-peer address lanesd listens on.
+    pub fn p2p_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.inner.p2p_port))
+    }
+
+    /// True while the lanesd process runs (it may not answer yet).
+    pub fn is_running(&self) -> bool {
+        let mut child = self.lock_child();
+        matches!(child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    // ---- process lifecycle ----
+
+    /// Starts lanesd and waits (up to [`START_TIMEOUT`]) until GetInfo answers, reports `synced_to_chain` and
+    /// bitcoind's current height. Panics, with the tail of the log, if lanesd exits or never gets there.
+    pub async fn start(&self) {
+        if self.is_running() {
+            panic!("{} is already running", self.name());
+        }
+        let child = spawn_logged(&mut self.lanesd_command(), &self.log_path());
+        *self.lock_child() = Some(child);
+        let tip = self.inner.net.bitcoind.height().await;
+        self.wait_synced_to(tip, START_TIMEOUT).await;
+    }
+
+    /// Stops lanesd gracefully (SIGTERM) and waits for it to exit; panics unless it exits with code 0 within
+    /// [`STOP_TIMEOUT`] (then it is killed).
+    pub async fn stop(&self) {
+        let mut child = self.take_child("stop");
+        signal(&mut child, libc::SIGTERM);
+        let status = self.reap(&mut child, STOP_TIMEOUT, "exit after SIGTERM").await;
+        if !status.success() {
+            panic!("{} did not stop cleanly: {}\n{}", self.name(), describe_exit(status), log_tail(&self.log_path()));
+        }
+    }
+
+    /// Kills lanesd with SIGKILL, as a crash would, and reaps it.
+    pub async fn kill(&self) {
+        let mut child = self.take_child("kill");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Graceful stop, then start again on the same data dir and ports.
+    pub async fn restart(&self) {
+        self.stop().await;
+        self.start().await;
+    }
+
+    /// Waits for lanesd to exit by itself (e.g. after the Stop RPC) and returns how it ended. Panics, and kills
+    /// it, if it is still running after `timeout`.
+    pub async fn wait_for_exit(&self, timeout: Duration) -> ExitStatus {
+        let mut child = self.take_child("wait for the exit of");
+        self.reap(&mut child, timeout, "exit").await
+    }
+
+    fn take_child(&self, action: &str) -> Child {
+        let child = self.lock_child().take();
+        child.unwrap_or_else(|| panic!("cannot {action} {}: it is not running", self.name()))
+    }
+
+    async fn reap(&self, child: &mut Child, timeout: Duration, what: &str) -> ExitStatus {
+        match wait_exit(child, timeout).await {
+            Some(status) => status,
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{} did not {what} within {timeout:?}; killed it\n{}", self.name(), log_tail(&self.log_path()))
+            }
+        }
+    }
+
+    fn lanesd_command(&self) -> Command {
+        let bitcoind = &self.inner.net.bitcoind;
+        let mut cmd = Command::new(&self.inner.lanesd_exe);
+        cmd.arg("--network").arg("regtest")
+            .arg("--data-dir").arg(&self.inner.dir)
+            .arg("--bitcoind-rpc-url").arg(bitcoind.rpc_url())
+            .arg("--bitcoind-rpc-user").arg(RPC_USER)
+            .arg("--bitcoind-rpc-password").arg(RPC_PASSWORD)
+            .arg("--listen").arg(self.p2p_addr().to_string())
+            .arg("--grpc-listen").arg(self.grpc_addr().to_string())
+            .arg("--alias").arg(&self.inner.name)
+            .env("RUST_BACKTRACE", "1");
+        cmd
+    }
+
+    // ---- gRPC ----
+
+    /// A gRPC client for this node. It connects on first use and reconnects after a restart.
+    pub fn client(&self) -> LanesClient<Channel> {
+        let channel = Endpoint::from_shared(format!("http://{}", self.rpcserver()))
+            .expect("a valid endpoint")
+            .connect_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        LanesClient::new(channel)
+    }
+
+    /// GetInfo; panics (with the log tail) on an error.
+    pub async fn info(&self) -> GetInfoResponse {
+        let res = self.client().get_info(GetInfoRequest {}).await;
+        self.ok("GetInfo", res)
+    }
+
+    /// WalletBalance; panics on an error.
+    pub async fn balance(&self) -> WalletBalanceResponse {
+        let res = self.client().wallet_balance(WalletBalanceRequest {}).await;
+        self.ok("WalletBalance", res)
+    }
+
+    /// NewAddress; panics on an error.
+    pub async fn new_address(&self) -> String {
+        let res = self.client().new_address(NewAddressRequest {}).await;
+        self.ok("NewAddress", res).address
+    }
+
+    /// ListUnspent with at least `min_confs` confirmations; panics on an error.
+    pub async fn list_unspent(&self, min_confs: u32) -> Vec<Utxo> {
+        let res = self.client().list_unspent(ListUnspentRequest { min_confs }).await;
+        self.ok("ListUnspent", res).utxos
+    }
+
+    /// SendCoins of `amount_sat` to `address` at `sat_per_vbyte` ("" lets lanesd estimate); panics on an error.
+    pub async fn send_coins(&self, address: impl Display, amount_sat: u64, sat_per_vbyte: &str) -> SendCoinsResponse {
+        let req = SendCoinsRequest { address: address.to_string(), amount_sat, send_all: false, sat_per_vbyte: sat_per_vbyte.into() };
+        let res = self.client().send_coins(req).await;
+        self.ok("SendCoins", res)
+    }
+
+    fn ok<T>(&self, what: &str, res: Result<tonic::Response<T>, tonic::Status>) -> T {
+        match res {
+            Ok(resp) => resp.into_inner(),
+            Err(status) => panic!(
+                "{what} on {} failed: {:?}: {}\n{}",
+                self.name(),
+                status.code(),
+                status.message(),
+                log_tail(&self.log_path())
+            ),
+        }
+    }
+
+    // ---- waiting on the node ----
+
+    /// Polls `check` until it is ready (see [`Outcome`](crate::Outcome)), up to [`SYNC_TIMEOUT`]; on a timeout
+    /// panics naming `what` and showing the tail of this node's log.
+    pub async fn wait_until<O, F, Fut>(&self, what: impl Display, check: F) -> O::Value
+    where
+        O: crate::Outcome,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = O>,
+    {
+        wait_until_logged(SYNC_TIMEOUT, format!("{}: {what}", self.name()), &[self.log_path()], check).await
+    }
+
+    /// Waits until the node reports `synced_to_chain` at bitcoind's current height.
+    pub async fn wait_synced(&self) {
+        let tip = self.inner.net.bitcoind.height().await;
+        self.wait_synced_to(tip, SYNC_TIMEOUT).await;
+    }
+
+    async fn wait_synced_to(&self, tip: u64, timeout: Duration) {
+        let what = format!("{} to answer GetInfo, synced to chain at height {tip}", self.name());
+        wait_until_logged(timeout, what, &[self.log_path()], || async {
+            self.panic_if_exited();
+            let info = self.client().get_info(GetInfoRequest {}).await.map_err(|s| format!("GetInfo: {:?}: {}", s.code(), s.message()))?;
+            let info = info.into_inner();
+            match info.synced_to_chain && u64::from(info.block_height) >= tip {
+                true => Ok(()),
+                false => Err(format!("synced_to_chain={} block_height={}", info.synced_to_chain, info.block_height)),
+            }
+        })
+        .await
+    }
+
+    /// Waits until the confirmed balance is at least `sat`, and returns the balance then.
+    pub async fn wait_confirmed_at_least(&self, sat: u64) -> WalletBalanceResponse {
+        self.wait_until(format!("a confirmed balance of at least {sat} sat"), || async {
+            let b = self.balance().await;
+            match b.confirmed_sat >= sat {
+                true => Ok(b),
+                false => Err(format!("confirmed {} sat, unconfirmed {} sat", b.confirmed_sat, b.unconfirmed_sat)),
+            }
+        })
+        .await
+    }
+
+    fn panic_if_exited(&self) {
+        let exited = {
+            let mut child = self.lock_child();
+            match child.as_mut().map(|c| c.try_wait()) {
+                Some(Ok(Some(status))) => child.take().map(|_| status),
+                _ => None,
+            }
+        };
+        if let Some(status) = exited {
+            panic_exited(&format!("{} (lanesd)", self.name()), status, &self.log_path());
+        }
+    }
+
+    /// The process slot; a panic elsewhere while it was held does not make it unusable.
+    fn lock_child(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
+        self.inner.child.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    // ---- money ----
+
+    /// Sends `sat` from bitcoind's miner wallet to a fresh address of this node, mines one block, and waits
+    /// until the node's confirmed balance includes it. Returns the funding txid.
+    pub async fn fund(&self, sat: u64) -> Txid {
+        let before = self.balance().await.confirmed_sat;
+        let address = self.new_address().await;
+        let txid = self.inner.net.send_to_address(&address, sat).await;
+        self.inner.net.mine(1).await;
+        self.wait_confirmed_at_least(before + sat).await;
+        txid
+    }
+}
+
+impl Drop for NodeInner {
+    fn drop(&mut self) {
+        let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(mut child) = child.take() {
+            terminate_blocking(&mut child, KILL_GRACE);
+        }
+        if std::thread::panicking() {
+            eprintln!("lanes-regtest: {}'s lanesd log: {}", self.name, self.dir.join("lanesd.log").display());
+        }
+    }
+}

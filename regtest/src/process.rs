@@ -1,0 +1,108 @@
+//! Child processes and loopback ports.
+//!
+//! Owns spawning a daemon with its output in a log file, signalling it, and stopping it within a deadline;
+//! and handing out free 127.0.0.1 ports. It only ever signals processes the harness spawned itself (by the
+//! pid of a `Child` it holds), never anything found by name, and never binds anything but 127.0.0.1.
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::net::TcpListener;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::wait::{log_tail, POLL_INTERVAL};
+
+/// How long a process gets between SIGTERM and SIGKILL when the harness cleans up after itself.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// A 127.0.0.1 port that was free a moment ago: bound on port 0, noted, released.
+///
+/// Another process may take it before the daemon binds it (an accepted race), but this process never hands
+/// out the same port twice, so tests running in parallel threads do not collide with each other.
+pub fn free_port() -> u16 {
+    static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let handed_out = handed_out.get_or_insert_with(HashSet::new);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("cannot bind a free port on 127.0.0.1")
+            .port();
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
+}
+
+/// Spawns `cmd` with stdout and stderr appended to `log` (after a header line saying what was started).
+///
+/// The child gets its own process group, so a Ctrl-C in the terminal reaches only the harness, which then
+/// stops its children in order (nodes before bitcoind).
+pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
+    let mut out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap_or_else(|e| panic!("cannot open log {}: {e}", log.display()));
+    let _ = writeln!(out, "=== lanes-regtest: starting {:?} ===", cmd);
+    let err: File = out.try_clone().expect("cannot duplicate a log file handle");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", cmd.get_program()))
+}
+
+/// Sends `signal` (e.g. `libc::SIGTERM`) to a child the harness spawned, unless it has already exited.
+pub fn signal(child: &mut Child, signal: libc::c_int) {
+    if matches!(child.try_wait(), Ok(None)) {
+        // SAFETY: kill(2) with the pid of our own, not yet reaped child: the pid cannot have been reused.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    }
+}
+
+/// Stops a child from synchronous code (Drop): SIGTERM, up to `grace` to exit, then SIGKILL.
+pub fn terminate_blocking(child: &mut Child, grace: Duration) -> ExitStatus {
+    signal(child, libc::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    child.wait().expect("cannot reap a killed child")
+}
+
+/// Waits (polling, async) up to `timeout` for a child to exit; `None` if it is still running then.
+pub async fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(POLL_INTERVAL.min(Duration::from_millis(100))).await;
+    }
+}
+
+/// A one-line description of how a process ended, for messages: "exit code 0", "killed by signal 9".
+pub fn describe_exit(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => format!("{status}"),
+    }
+}
+
+/// Panics because a daemon exited when it should not have, showing the tail of its log.
+pub fn panic_exited(name: &str, status: ExitStatus, log: &Path) -> ! {
+    panic!("{name} exited unexpectedly ({})\n{}", describe_exit(status), log_tail(log))
+}
