@@ -54,7 +54,7 @@ pub type PeerManager = lightning::ln::peer_handler::SimpleArcPeerManager<
     ChainMonitor,
     BitcoindClient,
     BitcoindClient,
-    GossipUtxoLookup,
+    Arc<GossipUtxoLookup>,
     Logger,
     ChainFilter,
     SledStore,

@@ -16,6 +16,7 @@ use bitcoin::Network;
 use crate::WalletError;
 
 /// The node's seed.
+#[derive(Clone)]
 pub struct Seed {
     mnemonic: Mnemonic,
 }

@@ -1,0 +1,58 @@
+//! lanesd: the lanes Lightning node daemon. See `lanesd --help`.
+use std::sync::Arc;
+
+use clap::Parser;
+use lanes_node::api::Api;
+use lanes_node::config::{Args, Config};
+use lanes_node::Builder;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,ldk=warn")))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    if let Err(e) = run().await {
+        tracing::error!("{e}");
+        eprintln!("lanesd: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), lanes_node::NodeError> {
+    let config = Config::from_args(Args::parse())?;
+    let grpc = config.grpc_listen;
+    let node = Arc::new(Builder::new(config).build().await?);
+
+    // Stop on SIGINT, SIGTERM or the Stop RPC, whichever comes first.
+    let (stop_tx, mut stop_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(Api::new(Arc::clone(&node), stop_tx).serve(grpc, async {
+        let _ = api_stop_rx.await;
+    }));
+    tracing::info!(node_id = %node.node_id(), "lanesd ready");
+    let server_result = tokio::select! {
+        _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); None }
+        _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); None }
+        _ = stop_rx.recv() => None,
+        // The API is the only way to drive the node: if it cannot serve, stop (safely) and say why.
+        res = &mut server => Some(res),
+    };
+    let _ = api_stop_tx.send(());
+    let api_error = match server_result {
+        Some(Ok(Err(e))) => Some(e),
+        Some(Err(e)) => Some(lanes_node::NodeError::Internal(format!("gRPC task: {e}"))),
+        Some(Ok(Ok(()))) => None,
+        None => {
+            let _ = server.await;
+            None
+        }
+    };
+    node.stop().await?;
+    api_error.map_or(Ok(()), Err)
+}

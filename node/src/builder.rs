@@ -1,0 +1,284 @@
+//! Wires a lanes node, in order: config → stores → chain source → wallet → channel manager → router →
+//! watcher → (the API is served by the binary over the built [`Node`]).
+//!
+//! Owns: the construction and restart path of every component, and reading persisted Lightning state
+//! back (ChannelMonitors before the ChannelManager, both synced to bitcoind's tip before anything can
+//! talk to a peer). Must never: run protocol logic, or start talking to peers before the monitors are
+//! watched by the ChainMonitor: a peer must not see us before we can see a breach.
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bitcoin::BlockHash;
+use lightning::chain::{self, BestBlock, ChannelMonitorUpdateStatus, Watch};
+use lightning::ln::channelmanager::{ChainParameters, ChannelManagerReadArgs};
+use lightning::ln::peer_handler::{IgnoringMessageHandler, MessageHandler};
+use lightning::routing::gossip::P2PGossipSync;
+use lightning::routing::scoring::{ProbabilisticScoringDecayParameters, ProbabilisticScoringFeeParameters};
+use lightning::sign::{EntropySource, KeysManager, NodeSigner};
+use lightning::util::config::UserConfig;
+use lightning::util::persist::{
+    read_channel_monitors, KVStoreSync, CHANNEL_MANAGER_PERSISTENCE_KEY, CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+    CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE, NETWORK_GRAPH_PERSISTENCE_KEY, NETWORK_GRAPH_PERSISTENCE_PRIMARY_NAMESPACE,
+    NETWORK_GRAPH_PERSISTENCE_SECONDARY_NAMESPACE, SCORER_PERSISTENCE_KEY, SCORER_PERSISTENCE_PRIMARY_NAMESPACE,
+    SCORER_PERSISTENCE_SECONDARY_NAMESPACE,
+};
+use lightning::util::ser::ReadableArgs;
+use lightning_block_sync::{init, UnboundedCache};
+
+use lanes_channel::bitcoind::{BitcoindClient, RpcConfig};
+use lanes_channel::logger::LdkTracing;
+use lanes_channel::store::SledStore;
+use lanes_channel::types::{
+    ChainMonitor, ChannelManager, GossipSync, MessageRouter, NetworkGraph, OnionMessenger, PeerManager, Router, Scorer,
+};
+use lanes_channel::ChannelError;
+use lanes_wallet::{OnchainWallet, Seed};
+
+use crate::node::Node;
+use crate::watcher::SyncStatus;
+use crate::{Config, NodeError};
+
+/// Builds a [`Node`] from a [`Config`].
+pub struct Builder {
+    config: Config,
+}
+
+impl Builder {
+    pub fn new(config: Config) -> Self {
+        Self { config }
+    }
+
+    /// Builds the node and starts its background tasks (chain sync, peer listener, event processing).
+    pub async fn build(self) -> Result<Node, NodeError> {
+        let config = self.config;
+        let network = config.network;
+        std::fs::create_dir_all(&config.data_dir)?;
+
+        // Stores: one sled database, a tree per owner.
+        let db = sled::open(config.db_path())?;
+        let store = Arc::new(SledStore::new(db.open_tree("ldk")?));
+        let wallet_tree = db.open_tree("wallet")?;
+
+        // Chain source.
+        let rpc = RpcConfig {
+            url: config.bitcoind_rpc_url.clone(),
+            user: config.bitcoind_rpc_user.clone(),
+            password: config.bitcoind_rpc_password.clone(),
+        };
+        let bitcoind = Arc::new(BitcoindClient::connect(&rpc, network).await?);
+        bitcoind.refresh_fees().await?;
+
+        // Wallet: the seed first, every key comes from it.
+        let (seed, created) = Seed::load_or_create(&config.seed_path())?;
+        if created {
+            tracing::info!(path = %config.seed_path().display(), "new seed created: back it up");
+        }
+        let wallet = {
+            let (url, user, pass) = (rpc.url.clone(), rpc.user.clone(), rpc.password.clone());
+            let seed = seed.clone();
+            tokio::task::spawn_blocking(move || OnchainWallet::load_or_create(&seed, network, wallet_tree, &url, &user, &pass))
+                .await
+                .map_err(|e| NodeError::Internal(e.to_string()))??
+        };
+        let wallet = Arc::new(wallet);
+
+        // Channel manager and everything it needs.
+        let logger = Arc::new(LdkTracing);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| NodeError::Internal(e.to_string()))?;
+        let keys = Arc::new(KeysManager::new(&seed.ldk_seed(network), now.as_secs(), now.subsec_nanos(), true));
+        let network_graph = Arc::new(read_network_graph(&store, network, &logger)?);
+        let scorer = Arc::new(RwLock::new(read_scorer(&store, &network_graph, &logger)?));
+        let chain_monitor: Arc<ChainMonitor> = Arc::new(ChainMonitor::new(
+            None,
+            Arc::clone(&bitcoind),
+            Arc::clone(&logger),
+            Arc::clone(&bitcoind),
+            Arc::clone(&store),
+            Arc::clone(&keys),
+            keys.get_peer_storage_key(),
+        ));
+
+        // Router: LDK's default pathfinder over the gossip graph and the probabilistic scorer.
+        let router = Arc::new(Router::new(
+            Arc::clone(&network_graph),
+            Arc::clone(&logger),
+            Arc::clone(&keys),
+            Arc::clone(&scorer),
+            ProbabilisticScoringFeeParameters::default(),
+        ));
+        let message_router = Arc::new(MessageRouter::new(Arc::clone(&network_graph), Arc::clone(&keys)));
+
+        let mut monitors = read_channel_monitors(Arc::clone(&store), Arc::clone(&keys), Arc::clone(&keys))
+            .map_err(|e| ChannelError::Decode { what: "channel monitors", reason: e.to_string() })?;
+        let user_config = user_config();
+        let tip = bitcoind.tip().await?;
+        let (manager_hash, channel_manager) =
+            match store.read(CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_KEY) {
+                Ok(bytes) => {
+                    let args = ChannelManagerReadArgs::new(
+                        Arc::clone(&keys),
+                        Arc::clone(&keys),
+                        Arc::clone(&keys),
+                        Arc::clone(&bitcoind),
+                        Arc::clone(&chain_monitor),
+                        Arc::clone(&bitcoind),
+                        Arc::clone(&router),
+                        Arc::clone(&message_router),
+                        Arc::clone(&logger),
+                        user_config,
+                        monitors.iter().map(|(_, m)| m).collect(),
+                    );
+                    let (hash, cm) = <(BlockHash, ChannelManager)>::read(&mut lightning::io::Cursor::new(bytes), args)
+                        .map_err(|e| ChannelError::Decode { what: "channel manager", reason: format!("{e:?}") })?;
+                    (Some(hash), cm)
+                }
+                Err(e) if e.kind() == lightning::io::ErrorKind::NotFound => {
+                    if !monitors.is_empty() {
+                        return Err(ChannelError::Mismatch("channel monitors exist but the channel manager is missing".into()).into());
+                    }
+                    let params = ChainParameters { network, best_block: BestBlock::new(tip.hash, tip.height) };
+                    let cm = ChannelManager::new(
+                        Arc::clone(&bitcoind),
+                        Arc::clone(&chain_monitor),
+                        Arc::clone(&bitcoind),
+                        Arc::clone(&router),
+                        Arc::clone(&message_router),
+                        Arc::clone(&logger),
+                        Arc::clone(&keys),
+                        Arc::clone(&keys),
+                        Arc::clone(&keys),
+                        user_config,
+                        params,
+                        now.as_secs() as u32,
+                    );
+                    (None, cm)
+                }
+                Err(e) => return Err(ChannelError::Store(e.into()).into()),
+            };
+        let channel_manager = Arc::new(channel_manager);
+
+        // Bring the manager and every monitor to bitcoind's tip before anything else runs (reorg-safe:
+        // block sync walks back to the fork point of each listener), then hand the monitors to the
+        // ChainMonitor, which watches the chain for them from now on.
+        let mut cache = UnboundedCache::new();
+        let block_source = bitcoind.block_source();
+        let chain_tip = {
+            let mut listeners: Vec<(BlockHash, MonitorListener)> = monitors
+                .drain(..)
+                .map(|(hash, m)| (hash, (m, Arc::clone(&bitcoind), Arc::clone(&bitcoind), Arc::clone(&logger))))
+                .collect();
+            let tip = match manager_hash {
+                Some(manager_hash) => {
+                    let mut all: Vec<(BlockHash, &(dyn chain::Listen + Send + Sync))> =
+                        vec![(manager_hash, &*channel_manager as &(dyn chain::Listen + Send + Sync))];
+                    for (hash, l) in listeners.iter() {
+                        all.push((*hash, l as &(dyn chain::Listen + Send + Sync)));
+                    }
+                    init::synchronize_listeners(&*block_source, network, &mut cache, all)
+                        .await
+                        .map_err(|e| ChannelError::Bitcoind(format!("initial chain sync: {:?}", e.into_inner())))?
+                }
+                None => init::validate_best_block_header(&*block_source)
+                    .await
+                    .map_err(|e| ChannelError::Bitcoind(format!("best block: {:?}", e.into_inner())))?,
+            };
+            for (_, (monitor, ..)) in listeners.drain(..) {
+                let id = monitor.channel_id();
+                match chain_monitor.watch_channel(id, monitor) {
+                    Ok(ChannelMonitorUpdateStatus::Completed) => {}
+                    other => return Err(NodeError::Internal(format!("could not watch channel {id}: {other:?}"))),
+                }
+            }
+            tip
+        };
+
+        // Gossip and peers.
+        let gossip_sync: Arc<GossipSync> = Arc::new(P2PGossipSync::new(Arc::clone(&network_graph), None, Arc::clone(&logger)));
+        let onion_messenger: Arc<OnionMessenger> = Arc::new(OnionMessenger::new(
+            Arc::clone(&keys),
+            Arc::clone(&keys),
+            Arc::clone(&logger),
+            Arc::clone(&channel_manager),
+            Arc::clone(&message_router),
+            Arc::clone(&channel_manager),
+            Arc::clone(&channel_manager),
+            IgnoringMessageHandler {},
+            IgnoringMessageHandler {},
+        ));
+        let handlers = MessageHandler {
+            chan_handler: Arc::clone(&channel_manager),
+            route_handler: Arc::clone(&gossip_sync),
+            onion_message_handler: Arc::clone(&onion_messenger),
+            custom_message_handler: IgnoringMessageHandler {},
+            send_only_message_handler: Arc::clone(&chain_monitor),
+        };
+        let peer_manager: Arc<PeerManager> =
+            Arc::new(PeerManager::new(handlers, now.as_secs() as u32, &keys.get_secure_random_bytes(), Arc::clone(&logger), Arc::clone(&keys)));
+        let node_id = keys.get_node_id(lightning::sign::Recipient::Node).map_err(|_| NodeError::Internal("no node id".into()))?;
+        tracing::info!(%node_id, network = %network, height = chain_tip.height, "lightning state loaded");
+
+        let node = Node {
+            config,
+            node_id,
+            db,
+            store,
+            bitcoind,
+            wallet,
+            keys,
+            chain_monitor,
+            channel_manager,
+            peer_manager,
+            onion_messenger,
+            gossip_sync,
+            network_graph,
+            scorer,
+            logger,
+            sync: Arc::new(SyncStatus::default()),
+            shutdown: tokio::sync::watch::channel(false).0,
+            tasks: Default::default(),
+        };
+        node.start(chain_tip, cache).await?;
+        Ok(node)
+    }
+}
+
+/// A ChannelMonitor as a chain listener during start-up sync.
+type MonitorListener = (
+    lightning::chain::channelmonitor::ChannelMonitor<lightning::sign::InMemorySigner>,
+    Arc<BitcoindClient>,
+    Arc<BitcoindClient>,
+    Arc<LdkTracing>,
+);
+
+/// Channel policy defaults, as an LND or ldk-node user would expect them.
+fn user_config() -> UserConfig {
+    let mut c = UserConfig::default();
+    c.accept_inbound_channels = true;
+    c.channel_handshake_limits.force_announced_channel_preference = false;
+    c
+}
+
+fn read_network_graph(store: &SledStore, network: bitcoin::Network, logger: &Arc<LdkTracing>) -> Result<NetworkGraph, NodeError> {
+    match store.read(NETWORK_GRAPH_PERSISTENCE_PRIMARY_NAMESPACE, NETWORK_GRAPH_PERSISTENCE_SECONDARY_NAMESPACE, NETWORK_GRAPH_PERSISTENCE_KEY) {
+        Ok(bytes) => {
+            let g = NetworkGraph::read(&mut lightning::io::Cursor::new(bytes), Arc::clone(logger))
+                .map_err(|e| ChannelError::Decode { what: "network graph", reason: format!("{e:?}") })?;
+            Ok(g)
+        }
+        Err(e) if e.kind() == lightning::io::ErrorKind::NotFound => Ok(NetworkGraph::new(network, Arc::clone(logger))),
+        Err(e) => Err(ChannelError::Store(e.into()).into()),
+    }
+}
+
+fn read_scorer(store: &SledStore, graph: &Arc<NetworkGraph>, logger: &Arc<LdkTracing>) -> Result<Scorer, NodeError> {
+    let params = ProbabilisticScoringDecayParameters::default();
+    match store.read(SCORER_PERSISTENCE_PRIMARY_NAMESPACE, SCORER_PERSISTENCE_SECONDARY_NAMESPACE, SCORER_PERSISTENCE_KEY) {
+        Ok(bytes) => Scorer::read(&mut lightning::io::Cursor::new(bytes), (params, Arc::clone(graph), Arc::clone(logger)))
+            .map_err(|e| ChannelError::Decode { what: "scorer", reason: format!("{e:?}") }.into()),
+        Err(e) if e.kind() == lightning::io::ErrorKind::NotFound => Ok(Scorer::new(params, Arc::clone(graph), Arc::clone(logger))),
+        Err(e) => Err(ChannelError::Store(e.into()).into()),
+    }
+}
+
+/// How often the chain and wallet are polled.
+pub(crate) const CHAIN_POLL: Duration = Duration::from_millis(500);

@@ -1,0 +1,17 @@
+//! lanesd: a Lightning node on LDK, BDK and bitcoind, driven through gRPC.
+//!
+//! Start reading at [`builder`]: it wires every component in order (config → stores → chain source →
+//! wallet → channel manager → router → watcher → API) and is the one place that knows them all.
+
+pub mod api;
+pub mod builder;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod node;
+pub mod watcher;
+
+pub use builder::Builder;
+pub use config::Config;
+pub use error::NodeError;
+pub use node::Node;

@@ -1,0 +1,226 @@
+//! A running lanes node: the components the builder wired, their background tasks, and the queries
+//! and commands the API calls.
+//!
+//! Owns: starting and stopping the background tasks in a safe order. Must never: parse API input
+//! (the API module does) or build components (the builder does).
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use bitcoin::secp256k1::PublicKey;
+use lightning::util::persist::{
+    KVStoreSync, CHANNEL_MANAGER_PERSISTENCE_KEY, CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+    CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+};
+use lightning::util::ser::Writeable;
+use lightning_background_processor::{process_events_async_with_kv_store_sync, GossipSync as BpGossipSync, NO_LIQUIDITY_MANAGER};
+use lightning_block_sync::poll::ValidatedBlockHeader;
+use lightning_block_sync::UnboundedCache;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use lanes_channel::bitcoind::BitcoindClient;
+use lanes_channel::logger::LdkTracing;
+use lanes_channel::store::SledStore;
+use lanes_channel::types::{ChainMonitor, ChannelManager, GossipSync, NetworkGraph, OnionMessenger, PeerManager, Scorer};
+use lanes_wallet::OnchainWallet;
+
+use crate::builder::CHAIN_POLL;
+use crate::events::EventHandler;
+use crate::watcher::{self, SyncStatus};
+use crate::{Config, NodeError};
+
+/// How often fee estimates are refreshed from bitcoind.
+const FEE_REFRESH: Duration = Duration::from_secs(30);
+
+/// A running node. Built by [`crate::Builder`].
+pub struct Node {
+    pub(crate) config: Config,
+    pub(crate) node_id: PublicKey,
+    pub(crate) db: sled::Db,
+    pub(crate) store: Arc<SledStore>,
+    pub(crate) bitcoind: Arc<BitcoindClient>,
+    pub(crate) wallet: Arc<OnchainWallet>,
+    pub(crate) keys: Arc<lightning::sign::KeysManager>,
+    pub(crate) chain_monitor: Arc<ChainMonitor>,
+    pub(crate) channel_manager: Arc<ChannelManager>,
+    pub(crate) peer_manager: Arc<PeerManager>,
+    pub(crate) onion_messenger: Arc<OnionMessenger>,
+    pub(crate) gossip_sync: Arc<GossipSync>,
+    pub(crate) network_graph: Arc<NetworkGraph>,
+    pub(crate) scorer: Arc<RwLock<Scorer>>,
+    pub(crate) logger: Arc<LdkTracing>,
+    pub(crate) sync: Arc<SyncStatus>,
+    pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) tasks: Mutex<Vec<(&'static str, JoinHandle<()>)>>,
+}
+
+/// What GetInfo reports.
+#[derive(Clone, Debug)]
+pub struct Info {
+    pub node_id: PublicKey,
+    pub network: bitcoin::Network,
+    pub block_height: u32,
+    pub block_hash: bitcoin::BlockHash,
+    pub synced_to_chain: bool,
+    pub num_peers: u32,
+    pub num_active_channels: u32,
+    pub num_pending_channels: u32,
+    pub listen_addr: std::net::SocketAddr,
+}
+
+impl Node {
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn wallet(&self) -> &Arc<OnchainWallet> {
+        &self.wallet
+    }
+
+    pub fn node_id(&self) -> PublicKey {
+        self.node_id
+    }
+
+    /// Starts the background tasks: chain, wallet and fee following, the peer listener, and LDK's
+    /// event processing (which also persists the ChannelManager, graph and scorer when they change).
+    pub(crate) async fn start(&self, tip: ValidatedBlockHeader, cache: UnboundedCache) -> Result<(), NodeError> {
+        let mut tasks = Vec::new();
+        let rx = || self.shutdown.subscribe();
+
+        tasks.push((
+            "chain",
+            tokio::spawn(watcher::follow_chain(
+                Arc::clone(&self.bitcoind),
+                Arc::clone(&self.chain_monitor),
+                Arc::clone(&self.channel_manager),
+                tip,
+                cache,
+                Arc::clone(&self.sync),
+                CHAIN_POLL,
+                rx(),
+            )),
+        ));
+        tasks.push(("wallet", tokio::spawn(watcher::follow_wallet(Arc::clone(&self.wallet), Arc::clone(&self.sync), CHAIN_POLL, rx()))));
+        tasks.push(("fees", tokio::spawn(watcher::follow_fees(Arc::clone(&self.bitcoind), FEE_REFRESH, rx()))));
+
+        let listener = tokio::net::TcpListener::bind(self.config.listen).await?;
+        tracing::info!(addr = %self.config.listen, "listening for Lightning peers");
+        let pm = Arc::clone(&self.peer_manager);
+        let mut stop = rx();
+        tasks.push((
+            "p2p",
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.wait_for(|s| *s) => return,
+                        accepted = listener.accept() => match accepted {
+                            Ok((stream, addr)) => {
+                                let Ok(stream) = stream.into_std() else { continue };
+                                tracing::debug!(%addr, "inbound connection");
+                                tokio::spawn(lightning_net_tokio::setup_inbound(Arc::clone(&pm), stream));
+                            }
+                            Err(e) => tracing::warn!(error = %e, "accepting a peer connection failed"),
+                        }
+                    }
+                }
+            }),
+        ));
+
+        let handler = Arc::new(EventHandler { channel_manager: Arc::clone(&self.channel_manager) });
+        let stop = rx();
+        let sleeper = move |d: Duration| {
+            let mut stop = stop.clone();
+            Box::pin(async move { watcher::wait(&mut stop, d).await })
+        };
+        let bp = process_events_async_with_kv_store_sync(
+            Arc::clone(&self.store),
+            move |e| {
+                let h = Arc::clone(&handler);
+                async move { h.handle(e).await }
+            },
+            Arc::clone(&self.chain_monitor),
+            Arc::clone(&self.channel_manager),
+            Some(Arc::clone(&self.onion_messenger)),
+            BpGossipSync::p2p(Arc::clone(&self.gossip_sync)),
+            Arc::clone(&self.peer_manager),
+            NO_LIQUIDITY_MANAGER,
+            None::<Arc<crate::node::NoSweeper>>,
+            Arc::clone(&self.logger),
+            Some(Arc::clone(&self.scorer)),
+            sleeper,
+            false,
+            || SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).ok(),
+        );
+        tasks.push((
+            "events",
+            tokio::spawn(async move {
+                if let Err(e) = bp.await {
+                    // Persisting failed: the node must not go on acknowledging state it cannot store.
+                    tracing::error!(error = %e, "background processing stopped: persistence failed");
+                }
+            }),
+        ));
+        *self.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
+        Ok(())
+    }
+
+    /// A snapshot of identity, chain position and counts.
+    pub fn info(&self) -> Info {
+        let best = self.channel_manager.current_best_block();
+        let wallet_height = self.wallet.synced_height();
+        let channels = self.channel_manager.list_channels();
+        Info {
+            node_id: self.node_id,
+            network: self.config.network,
+            block_height: best.height.min(wallet_height),
+            block_hash: best.block_hash,
+            synced_to_chain: self.sync.lightning_synced() && self.sync.wallet_synced() && wallet_height == best.height,
+            num_peers: self.peer_manager.list_peers().len() as u32,
+            num_active_channels: channels.iter().filter(|c| c.is_usable).count() as u32,
+            num_pending_channels: channels.iter().filter(|c| !c.is_channel_ready).count() as u32,
+            listen_addr: self.config.listen,
+        }
+    }
+
+    /// Asks every task to stop, waits for them (LDK's processor persists the ChannelManager, graph and
+    /// scorer on its way out), then writes the ChannelManager once more and flushes the database.
+    pub async fn stop(&self) -> Result<(), NodeError> {
+        let _ = self.shutdown.send(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for (name, task) in tasks {
+            match tokio::time::timeout(Duration::from_secs(20), task).await {
+                Ok(_) => tracing::debug!(task = name, "stopped"),
+                Err(_) => tracing::warn!(task = name, "did not stop within 20 s"),
+            }
+        }
+        self.peer_manager.disconnect_all_peers();
+        self.store.write(
+            CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+            CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+            CHANNEL_MANAGER_PERSISTENCE_KEY,
+            self.channel_manager.encode(),
+        ).map_err(|e| NodeError::Internal(format!("persisting the channel manager: {e}")))?;
+        self.db.flush_async().await?;
+        tracing::info!(node_id = %self.node_id, "stopped");
+        Ok(())
+    }
+}
+
+/// The output sweeper type, until sweeping spendable outputs is wired (issue: channels end to end).
+pub(crate) type NoSweeper = lightning::util::sweep::OutputSweeperSync<
+    Arc<BitcoindClient>,
+    Arc<NoChange>,
+    Arc<BitcoindClient>,
+    Arc<lanes_channel::types::ChainFilter>,
+    Arc<SledStore>,
+    Arc<LdkTracing>,
+    Arc<lightning::sign::KeysManager>,
+>;
+
+/// Where swept funds go: a fresh change address of the on-chain wallet.
+pub(crate) struct NoChange;
+impl lightning::sign::ChangeDestinationSourceSync for NoChange {
+    fn get_change_destination_script(&self) -> Result<bitcoin::ScriptBuf, ()> {
+        Err(())
+    }
+}

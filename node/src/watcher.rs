@@ -1,0 +1,113 @@
+//! The chain watcher: follows bitcoind and feeds every block to LDK and to the wallet.
+//!
+//! Owns: the polling loops (LDK's ChainMonitor and ChannelManager through lightning-block-sync's SPV
+//! client, which connects and disconnects blocks across reorgs; the BDK wallet through its emitter;
+//! fee estimates), and the sync status GetInfo reports. Broadcasting what LDK asks is done by the
+//! bitcoind client LDK holds. Must never: decide anything about channels; LDK's ChainMonitor reacts to
+//! what it sees in blocks (including breaches, with a justice transaction).
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lightning_block_sync::poll::{ChainPoller, ValidatedBlockHeader};
+use lightning_block_sync::{SpvClient, UnboundedCache};
+use tokio::sync::watch;
+
+use lanes_channel::bitcoind::BitcoindClient;
+use lanes_channel::types::{ChainMonitor, ChannelManager};
+use lanes_wallet::OnchainWallet;
+
+/// Whether the Lightning state and the wallet have caught up with bitcoind.
+#[derive(Default)]
+pub struct SyncStatus {
+    lightning: AtomicBool,
+    wallet: AtomicBool,
+}
+
+impl SyncStatus {
+    pub fn lightning_synced(&self) -> bool {
+        self.lightning.load(Ordering::Acquire)
+    }
+    pub fn wallet_synced(&self) -> bool {
+        self.wallet.load(Ordering::Acquire)
+    }
+}
+
+/// Polls bitcoind for new blocks and hands them to the ChainMonitor and ChannelManager, until shutdown.
+pub async fn follow_chain(
+    bitcoind: Arc<BitcoindClient>,
+    chain_monitor: Arc<ChainMonitor>,
+    channel_manager: Arc<ChannelManager>,
+    tip: ValidatedBlockHeader,
+    mut cache: UnboundedCache,
+    status: Arc<SyncStatus>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let source = bitcoind.block_source();
+    let poller = ChainPoller::new(&*source, bitcoind.network());
+    let listener = (Arc::clone(&chain_monitor), Arc::clone(&channel_manager));
+    let mut spv = SpvClient::new(tip, poller, &mut cache, &listener);
+    let mut last_logged = None;
+    loop {
+        match spv.poll_best_tip().await {
+            Ok(_) => {
+                status.lightning.store(true, Ordering::Release);
+                let best = channel_manager.current_best_block();
+                if last_logged != Some(best.block_hash) {
+                    tracing::debug!(height = best.height, hash = %best.block_hash, "lightning state at block");
+                    last_logged = Some(best.block_hash);
+                }
+            }
+            Err(e) => {
+                status.lightning.store(false, Ordering::Release);
+                tracing::warn!(error = ?e.into_inner(), "polling bitcoind for blocks failed; retrying");
+            }
+        }
+        if wait(&mut shutdown, interval).await {
+            return;
+        }
+    }
+}
+
+/// Keeps the wallet in step with bitcoind's blocks and mempool, until shutdown.
+pub async fn follow_wallet(wallet: Arc<OnchainWallet>, status: Arc<SyncStatus>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let w = Arc::clone(&wallet);
+        match tokio::task::spawn_blocking(move || w.sync()).await {
+            Ok(Ok(_)) => status.wallet.store(true, Ordering::Release),
+            Ok(Err(e)) => {
+                status.wallet.store(false, Ordering::Release);
+                tracing::warn!(error = %e, "wallet sync failed; retrying");
+            }
+            Err(e) => tracing::error!(error = %e, "wallet sync task failed"),
+        }
+        if wait(&mut shutdown, interval).await {
+            return;
+        }
+    }
+}
+
+/// Refreshes LDK's fee estimates from bitcoind, until shutdown.
+pub async fn follow_fees(bitcoind: Arc<BitcoindClient>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if wait(&mut shutdown, interval).await {
+            return;
+        }
+        if let Err(e) = bitcoind.refresh_fees().await {
+            tracing::warn!(error = %e, "fee estimate refresh failed; keeping the previous estimates");
+        }
+    }
+}
+
+/// Sleeps for `d`; true when shutdown was signalled meanwhile (or before).
+pub(crate) async fn wait(shutdown: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    if *shutdown.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        // An error means the node (the sender) is gone: stop as well.
+        _ = shutdown.wait_for(|stop| *stop) => true,
+    }
+}
