@@ -172,7 +172,8 @@ fn find_lanesd() -> PathBuf {
     let current = std::env::current_exe().expect("cannot find the running executable");
     let dir = current.parent().expect("the executable has a directory");
     let candidates = [dir.join("lanesd"), dir.join("../lanesd")];
-    candidates.iter().find(|c| c.is_file()).cloned().unwrap_or_else(|| candidates[0].clone())
+    let found = candidates.iter().find(|c| c.is_file()).unwrap_or(&candidates[0]);
+    found.canonicalize().unwrap_or_else(|_| found.clone())
 }
 
 fn regtest_address(address: impl Display) -> Address {

@@ -16,6 +16,8 @@ pub const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a condition is polled.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(150);
+/// The least time one check gets, even when it starts just before the deadline.
+const MIN_CHECK_BUDGET: Duration = Duration::from_secs(2);
 /// How many lines of a log a timeout message shows.
 const TAIL_LINES: usize = 40;
 
@@ -74,20 +76,27 @@ where
     Fut: Future<Output = O>,
 {
     let deadline = Instant::now() + timeout;
-    let mut last_seen = None;
+    let mut last_seen: Option<String> = None;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, check()).await {
+        // A check started before the deadline may finish a little after it, so the last one is not cut short.
+        let budget = deadline.saturating_duration_since(Instant::now()).max(MIN_CHECK_BUDGET);
+        match tokio::time::timeout(budget, check()).await {
             Ok(outcome) => match outcome.ready() {
                 Ok(value) => return value,
                 Err(seen) => last_seen = seen.or(last_seen),
             },
-            Err(_) => last_seen = Some("the last check itself did not finish before the deadline".into()),
+            Err(_) => {
+                let hung = format!("a check did not finish within {budget:?}");
+                last_seen = Some(match last_seen {
+                    Some(seen) => format!("{seen} (then {hung})"),
+                    None => hung,
+                });
+            }
         }
         if Instant::now() >= deadline {
             panic!("{}", timeout_message(timeout, &what, last_seen.as_deref(), logs));
         }
-        tokio::time::sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now()))).await;
+        tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
 
