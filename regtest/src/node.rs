@@ -311,7 +311,9 @@ impl Drop for NodeInner {
             terminate_blocking(&mut child, KILL_GRACE);
         }
         if std::thread::panicking() {
-            eprintln!("lanes-regtest: {}'s lanesd log: {}", self.name, self.dir.join("lanesd.log").display());
+            // CI keeps only the test's output: show the end of the log, not just where it was.
+            let log = self.dir.join("lanesd.log");
+            eprintln!("lanes-regtest: {}'s lanesd log: {}\n{}", self.name, log.display(), log_tail(&log));
         }
     }
 }
