@@ -4,7 +4,9 @@
 //! ```no_run
 //! # async fn story() {
 //! use lanes_regtest::Net;
-//! let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await; // bitcoind on free ports, 101 blocks mined
+//! // bitcoind on free ports, 101 blocks mined. Tests in node/ name their lanesd:
+//! // Net::start_with(env!("CARGO_BIN_EXE_lanesd")); Net::start() takes $LANESD_EXE or target/debug/lanesd.
+//! let net = Net::start().await;
 //! let alice = net.node("alice").await;   // lanesd started, answering and synced to the chain
 //! alice.fund(1_000_000).await;           // paid by bitcoind, one block mined, confirmed in alice's balance
 //! net.mine(6).await;                     // every running node has seen the six blocks
