@@ -281,3 +281,28 @@ fn sendcoins(r: SendCoinsResponse) -> Output {
     let human = pairs([("txid", r.txid), ("amount", sat(r.amount_sat)), ("fee", sat(r.fee_sat))]);
     Output { json, human }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_read_as_words() {
+        assert_eq!(code_name(tonic::Code::InvalidArgument), "invalid argument");
+        assert_eq!(code_name(tonic::Code::FailedPrecondition), "failed precondition");
+        assert_eq!(code_name(tonic::Code::Unavailable), "unavailable");
+    }
+
+    #[test]
+    fn errors_print_as_one_line() {
+        let status = tonic::Status::invalid_argument("invalid address \"bogus\"");
+        assert_eq!(describe(&Failure::Status(status)), "invalid argument: invalid address \"bogus\"");
+    }
+
+    #[test]
+    fn sendcoins_needs_exactly_one_of_amt_and_sweepall() {
+        assert!(Cli::try_parse_from(["lanes-cli", "sendcoins", "--addr", "a"]).is_err());
+        assert!(Cli::try_parse_from(["lanes-cli", "sendcoins", "--addr", "a", "--amt", "1", "--sweepall"]).is_err());
+        assert!(Cli::try_parse_from(["lanes-cli", "sendcoins", "--addr", "a", "--sweepall"]).is_ok());
+    }
+}
