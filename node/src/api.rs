@@ -6,13 +6,151 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::pin::Pin;
+use std::time::Duration;
+
 use lanes_proto::v1::*;
 use lanes_proto::{Lanes, LanesServer};
 use lanes_wallet::SendRequest;
+use lightning::ln::channel_state::ChannelDetails;
 use tokio::sync::mpsc;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use crate::graph::{format_scid, parse_scid, ChannelView, NodeView, PolicyView};
+use crate::ids::hex;
+use crate::invoice::{self, InvoiceRecord, InvoiceState as State};
+use crate::payments::{PaymentRecord, PaymentStatus as PStatus};
+use crate::peers::{parse_node_id, parse_peer_address};
 use crate::{Node, NodeError};
+
+fn opt(s: String) -> Option<String> {
+    (!s.trim().is_empty()).then_some(s)
+}
+
+fn secs(s: u32) -> Option<Duration> {
+    (s > 0).then(|| Duration::from_secs(s as u64))
+}
+
+fn channel(c: &ChannelDetails) -> Channel {
+    let cfg = c.config.unwrap_or_default();
+    Channel {
+        channel_id: c.channel_id.to_string(),
+        short_channel_id: c.short_channel_id.map(format_scid).unwrap_or_default(),
+        remote_node_id: c.counterparty.node_id.to_string(),
+        capacity_sat: c.channel_value_satoshis,
+        // What each side holds: spendable now plus the reserve the other side makes it keep.
+        local_balance_msat: c.outbound_capacity_msat + c.counterparty.unspendable_punishment_reserve * 1000,
+        remote_balance_msat: c.inbound_capacity_msat + c.unspendable_punishment_reserve.unwrap_or(0) * 1000,
+        outbound_capacity_msat: c.outbound_capacity_msat,
+        inbound_capacity_msat: c.inbound_capacity_msat,
+        active: c.is_usable,
+        public: c.is_announced,
+        pending: !c.is_channel_ready,
+        initiator: c.is_outbound,
+        funding_txid: c.funding_txo.map(|o| o.txid.to_string()).unwrap_or_default(),
+        funding_output_index: c.funding_txo.map(|o| o.index as u32).unwrap_or(0),
+        confirmations: c.confirmations.unwrap_or(0),
+        confirmations_required: c.confirmations_required.unwrap_or(0),
+        fee_base_msat: cfg.forwarding_fee_base_msat,
+        fee_rate_ppm: cfg.forwarding_fee_proportional_millionths,
+        cltv_expiry_delta: cfg.cltv_expiry_delta as u32,
+    }
+}
+
+fn closed(v: crate::channels::ClosedView) -> ClosedChannel {
+    ClosedChannel {
+        channel_id: v.record.channel_id,
+        remote_node_id: v.record.remote_node_id,
+        capacity_sat: v.record.capacity_sat,
+        reason: v.record.reason,
+        closing_txid: String::new(),
+        claimable_sat: v.claimable_sat,
+        claimable_at_height: v.claimable_at_height,
+    }
+}
+
+fn graph_node(n: NodeView) -> GraphNode {
+    GraphNode { node_id: n.node_id, alias: n.alias, addresses: n.addresses, last_update: n.last_update }
+}
+
+fn policy(p: PolicyView) -> RoutingPolicy {
+    RoutingPolicy {
+        fee_base_msat: p.fee_base_msat,
+        fee_rate_ppm: p.fee_rate_ppm,
+        cltv_expiry_delta: p.cltv_expiry_delta,
+        htlc_minimum_msat: p.htlc_minimum_msat,
+        htlc_maximum_msat: p.htlc_maximum_msat,
+        disabled: p.disabled,
+    }
+}
+
+fn graph_channel(c: ChannelView) -> GraphChannel {
+    GraphChannel {
+        short_channel_id: format_scid(c.short_channel_id),
+        node1: c.node1,
+        node2: c.node2,
+        capacity_sat: c.capacity_sat,
+        node1_policy: c.node1_policy.map(policy),
+        node2_policy: c.node2_policy.map(policy),
+    }
+}
+
+fn invoice(r: InvoiceRecord) -> Invoice {
+    let state = match r.state() {
+        State::Open => InvoiceState::Open,
+        State::Settled => InvoiceState::Settled,
+        State::Expired => InvoiceState::Expired,
+    };
+    Invoice {
+        bolt11: r.bolt11,
+        payment_hash: r.payment_hash,
+        amount_msat: r.amount_msat,
+        description: r.description,
+        state: state as i32,
+        created_at: r.created_at,
+        expires_at: r.expires_at,
+        amount_received_msat: r.amount_received_msat,
+        settled_at: r.settled_at,
+        preimage: r.preimage,
+    }
+}
+
+fn payment(r: PaymentRecord) -> Payment {
+    let status = match r.status {
+        PStatus::InFlight => PaymentStatus::InFlight,
+        PStatus::Succeeded => PaymentStatus::Succeeded,
+        PStatus::Failed => PaymentStatus::Failed,
+    };
+    Payment {
+        payment_id: r.payment_id,
+        payment_hash: r.payment_hash,
+        destination: r.destination,
+        amount_msat: r.amount_msat,
+        fee_msat: r.fee_msat,
+        status: status as i32,
+        preimage: r.preimage,
+        failure_reason: r.failure_reason,
+        created_at: r.created_at,
+        paths: r
+            .paths
+            .into_iter()
+            .map(|hops| PaymentPath {
+                hops: hops
+                    .into_iter()
+                    .map(|h| RouteHop {
+                        node_id: h.node_id,
+                        short_channel_id: format_scid(h.short_channel_id),
+                        amount_msat: h.amount_msat,
+                        fee_msat: h.fee_msat,
+                        cltv_expiry_delta: h.cltv_expiry_delta,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        bolt11: r.bolt11,
+    }
+}
 
 /// The service over a running node. `stop` asks the daemon to shut down.
 pub struct Api {
@@ -116,5 +254,207 @@ impl Lanes for Api {
         };
         let sent = self.blocking(move |n| Ok(n.wallet().send(&send)?)).await?;
         Ok(Response::new(SendCoinsResponse { txid: sent.txid.to_string(), amount_sat: sent.amount_sat, fee_sat: sent.fee_sat }))
+    }
+
+    async fn connect_peer(&self, req: Request<ConnectPeerRequest>) -> Result<Response<ConnectPeerResponse>, Status> {
+        let r = req.into_inner();
+        let (id, addr) = parse_peer_address(&r.address)?;
+        self.node.peers.connect(&self.node, id, &addr, r.persist).await?;
+        Ok(Response::new(ConnectPeerResponse {}))
+    }
+
+    async fn list_peers(&self, _: Request<ListPeersRequest>) -> Result<Response<ListPeersResponse>, Status> {
+        let peers = self
+            .node
+            .peers
+            .list(&self.node)
+            .into_iter()
+            .map(|p| Peer { node_id: p.node_id.to_string(), address: p.address, inbound: p.inbound })
+            .collect();
+        Ok(Response::new(ListPeersResponse { peers }))
+    }
+
+    async fn disconnect_peer(&self, req: Request<DisconnectPeerRequest>) -> Result<Response<DisconnectPeerResponse>, Status> {
+        let id = parse_node_id(&req.into_inner().node_id)?;
+        self.node.peers.disconnect(&self.node, id)?;
+        Ok(Response::new(DisconnectPeerResponse {}))
+    }
+
+    async fn open_channel(&self, req: Request<OpenChannelRequest>) -> Result<Response<OpenChannelResponse>, Status> {
+        let r = req.into_inner();
+        let peer = parse_node_id(&r.node_id)?;
+        let (id, outpoint) = self
+            .node
+            .channels
+            .open_channel(&self.node, peer, r.local_funding_sat, r.push_msat, r.private, opt(r.sat_per_vbyte))
+            .await?;
+        Ok(Response::new(OpenChannelResponse {
+            channel_id: id.to_string(),
+            funding_txid: outpoint.txid.to_string(),
+            funding_output_index: outpoint.index as u32,
+        }))
+    }
+
+    async fn list_channels(&self, req: Request<ListChannelsRequest>) -> Result<Response<ListChannelsResponse>, Status> {
+        let r = req.into_inner();
+        let peer = match opt(r.peer) {
+            Some(p) => Some(parse_node_id(&p)?),
+            None => None,
+        };
+        let channels = self.node.channels.list(&self.node, r.active_only, peer).iter().map(channel).collect();
+        Ok(Response::new(ListChannelsResponse { channels }))
+    }
+
+    async fn pending_channels(&self, _: Request<PendingChannelsRequest>) -> Result<Response<PendingChannelsResponse>, Status> {
+        let pending_open = self.node.channels.list(&self.node, false, None).iter().filter(|c| !c.is_channel_ready).map(channel).collect();
+        let pending_close = self.node.channels.closed_list(&self.node)?.into_iter().filter(|c| c.claimable_sat > 0).map(closed).collect();
+        Ok(Response::new(PendingChannelsResponse { pending_open, pending_close }))
+    }
+
+    async fn close_channel(&self, req: Request<CloseChannelRequest>) -> Result<Response<CloseChannelResponse>, Status> {
+        let r = req.into_inner();
+        let rate = opt(r.sat_per_vbyte);
+        self.node.channels.close(&self.node, &r.channel_id, r.force, rate.as_deref())?;
+        Ok(Response::new(CloseChannelResponse {}))
+    }
+
+    async fn closed_channels(&self, _: Request<ClosedChannelsRequest>) -> Result<Response<ClosedChannelsResponse>, Status> {
+        let channels = self.node.channels.closed_list(&self.node)?.into_iter().map(closed).collect();
+        Ok(Response::new(ClosedChannelsResponse { channels }))
+    }
+
+    async fn update_channel_policy(&self, req: Request<UpdateChannelPolicyRequest>) -> Result<Response<UpdateChannelPolicyResponse>, Status> {
+        let r = req.into_inner();
+        let updated = self.node.channels.update_policy(&self.node, &r.channel_id, r.fee_base_msat, r.fee_rate_ppm, r.cltv_expiry_delta)?;
+        Ok(Response::new(UpdateChannelPolicyResponse { updated }))
+    }
+
+    async fn describe_graph(&self, _: Request<DescribeGraphRequest>) -> Result<Response<DescribeGraphResponse>, Status> {
+        let (nodes, channels) = crate::graph::describe(&self.node);
+        Ok(Response::new(DescribeGraphResponse {
+            nodes: nodes.into_iter().map(graph_node).collect(),
+            channels: channels.into_iter().map(graph_channel).collect(),
+        }))
+    }
+
+    async fn get_node_info(&self, req: Request<GetNodeInfoRequest>) -> Result<Response<GetNodeInfoResponse>, Status> {
+        let id = parse_node_id(&req.into_inner().node_id)?;
+        let v = crate::graph::node_info(&self.node, id)?;
+        let (num_channels, total_capacity_sat) = (v.num_channels, v.total_capacity_sat);
+        Ok(Response::new(GetNodeInfoResponse { node: Some(graph_node(v)), num_channels, total_capacity_sat }))
+    }
+
+    async fn get_chan_info(&self, req: Request<GetChanInfoRequest>) -> Result<Response<GraphChannel>, Status> {
+        let scid = parse_scid(&req.into_inner().short_channel_id)?;
+        Ok(Response::new(graph_channel(crate::graph::chan_info(&self.node, scid)?)))
+    }
+
+    async fn add_invoice(&self, req: Request<AddInvoiceRequest>) -> Result<Response<AddInvoiceResponse>, Status> {
+        let r = req.into_inner();
+        let rec = self.node.invoices.add(&self.node, r.amount_msat, &r.description, r.expiry_secs)?;
+        Ok(Response::new(AddInvoiceResponse { bolt11: rec.bolt11, payment_hash: rec.payment_hash }))
+    }
+
+    async fn decode_invoice(&self, req: Request<DecodeInvoiceRequest>) -> Result<Response<DecodeInvoiceResponse>, Status> {
+        let inv = invoice::decode(&req.into_inner().bolt11, self.node.config().network)?;
+        let description = match inv.description() {
+            lightning_invoice::Bolt11InvoiceDescriptionRef::Direct(d) => d.to_string(),
+            lightning_invoice::Bolt11InvoiceDescriptionRef::Hash(h) => format!("hash:{}", h.0),
+        };
+        let route_hints = inv
+            .route_hints()
+            .into_iter()
+            .map(|h| RouteHint {
+                hops: h
+                    .0
+                    .iter()
+                    .map(|x| RouteHintHop {
+                        node_id: x.src_node_id.to_string(),
+                        short_channel_id: format_scid(x.short_channel_id),
+                        fee_base_msat: x.fees.base_msat,
+                        fee_rate_ppm: x.fees.proportional_millionths,
+                        cltv_expiry_delta: x.cltv_expiry_delta as u32,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(DecodeInvoiceResponse {
+            destination: inv.get_payee_pub_key().to_string(),
+            payment_hash: hex(&bitcoin::hashes::Hash::to_byte_array(*inv.payment_hash())),
+            amount_msat: inv.amount_milli_satoshis().unwrap_or(0),
+            description,
+            timestamp: inv.duration_since_epoch().as_secs(),
+            expiry_secs: inv.expiry_time().as_secs(),
+            expired: invoice::is_expired(&inv),
+            min_final_cltv_expiry_delta: inv.min_final_cltv_expiry_delta(),
+            network: inv.network().to_string(),
+            route_hints,
+        }))
+    }
+
+    async fn list_invoices(&self, _: Request<ListInvoicesRequest>) -> Result<Response<ListInvoicesResponse>, Status> {
+        let invoices = self.node.invoices.list()?.into_iter().map(invoice).collect();
+        Ok(Response::new(ListInvoicesResponse { invoices }))
+    }
+
+    async fn lookup_invoice(&self, req: Request<LookupInvoiceRequest>) -> Result<Response<Invoice>, Status> {
+        Ok(Response::new(invoice(self.node.invoices.lookup(&req.into_inner().payment_hash)?)))
+    }
+
+    async fn pay_invoice(&self, req: Request<PayInvoiceRequest>) -> Result<Response<Payment>, Status> {
+        let r = req.into_inner();
+        let rec = self.node.payments.pay_invoice(&self.node, &r.bolt11, r.amount_msat, secs(r.timeout_secs), secs(r.retry_secs)).await?;
+        Ok(Response::new(payment(rec)))
+    }
+
+    async fn send_keysend(&self, req: Request<SendKeysendRequest>) -> Result<Response<Payment>, Status> {
+        let r = req.into_inner();
+        let dest = parse_node_id(&r.node_id)?;
+        let rec = self.node.payments.keysend(&self.node, dest, r.amount_msat, secs(r.timeout_secs)).await?;
+        Ok(Response::new(payment(rec)))
+    }
+
+    async fn list_payments(&self, _: Request<ListPaymentsRequest>) -> Result<Response<ListPaymentsResponse>, Status> {
+        let payments = self.node.payments.list()?.into_iter().map(payment).collect();
+        Ok(Response::new(ListPaymentsResponse { payments }))
+    }
+
+    async fn forwarding_history(&self, _: Request<ForwardingHistoryRequest>) -> Result<Response<ForwardingHistoryResponse>, Status> {
+        let forwards: Vec<Forward> = self
+            .node
+            .forwards
+            .list()?
+            .into_iter()
+            .map(|f| Forward {
+                timestamp: f.timestamp,
+                channel_in: f.channel_in,
+                channel_out: f.channel_out,
+                amount_in_msat: f.amount_in_msat,
+                amount_out_msat: f.amount_out_msat,
+                fee_msat: f.fee_msat,
+            })
+            .collect();
+        let total_fee_msat = forwards.iter().map(|f| f.fee_msat).sum();
+        Ok(Response::new(ForwardingHistoryResponse { forwards, total_fee_msat }))
+    }
+
+    type SubscribeEventsStream = Pin<Box<dyn Stream<Item = Result<NodeEvent, Status>> + Send>>;
+
+    async fn subscribe_events(&self, _: Request<SubscribeEventsRequest>) -> Result<Response<Self::SubscribeEventsStream>, Status> {
+        let stream = tokio_stream::wrappers::BroadcastStream::new(self.node.bus.subscribe()).filter_map(|e| {
+            // A lagging subscriber skips what it missed rather than ending the stream.
+            e.ok().map(|e| {
+                Ok(NodeEvent {
+                    kind: e.kind.to_string(),
+                    timestamp: e.timestamp,
+                    node_id: e.node_id,
+                    channel_id: e.channel_id,
+                    payment_hash: e.payment_hash,
+                    amount_msat: e.amount_msat,
+                    detail: e.detail,
+                })
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 }

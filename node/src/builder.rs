@@ -34,7 +34,13 @@ use lanes_channel::types::{
 use lanes_channel::ChannelError;
 use lanes_wallet::{OnchainWallet, Seed};
 
-use crate::node::Node;
+use crate::channels::Channels;
+use crate::events::EventBus;
+use crate::forwards::Forwards;
+use crate::invoice::Invoices;
+use crate::node::{Node, Sweeper, WalletChange};
+use crate::payments::Payments;
+use crate::peers::Peers;
 use crate::watcher::SyncStatus;
 use crate::{Config, NodeError};
 
@@ -49,7 +55,7 @@ impl Builder {
     }
 
     /// Builds the node and starts its background tasks (chain sync, peer listener, event processing).
-    pub async fn build(self) -> Result<Node, NodeError> {
+    pub async fn build(self) -> Result<Arc<Node>, NodeError> {
         let config = self.config;
         let network = config.network;
         std::fs::create_dir_all(&config.data_dir)?;
@@ -125,7 +131,7 @@ impl Builder {
                         Arc::clone(&router),
                         Arc::clone(&message_router),
                         Arc::clone(&logger),
-                        user_config,
+                        user_config.clone(),
                         monitors.iter().map(|(_, m)| m).collect(),
                     );
                     let (hash, cm) = <(BlockHash, ChannelManager)>::read(&mut lightning::io::Cursor::new(bytes), args)
@@ -147,7 +153,7 @@ impl Builder {
                         Arc::clone(&keys),
                         Arc::clone(&keys),
                         Arc::clone(&keys),
-                        user_config,
+                        user_config.clone(),
                         params,
                         now.as_secs() as u32,
                     );
@@ -156,6 +162,10 @@ impl Builder {
                 Err(e) => return Err(ChannelError::Store(e.into()).into()),
             };
         let channel_manager = Arc::new(channel_manager);
+
+        // The sweeper claims what closed channels leave us into the wallet; it follows the chain too.
+        let (sweeper_hash, sweeper) = read_sweeper(&store, &bitcoind, &keys, &wallet, &logger, tip)?;
+        let sweeper = Arc::new(sweeper);
 
         // Bring the manager and every monitor to bitcoind's tip before anything else runs (reorg-safe:
         // block sync walks back to the fork point of each listener), then hand the monitors to the
@@ -169,8 +179,10 @@ impl Builder {
                 .collect();
             let tip = match manager_hash {
                 Some(manager_hash) => {
-                    let mut all: Vec<(BlockHash, &(dyn chain::Listen + Send + Sync))> =
-                        vec![(manager_hash, &*channel_manager as &(dyn chain::Listen + Send + Sync))];
+                    let mut all: Vec<(BlockHash, &(dyn chain::Listen + Send + Sync))> = vec![
+                        (manager_hash, &*channel_manager as &(dyn chain::Listen + Send + Sync)),
+                        (sweeper_hash, &*sweeper as &(dyn chain::Listen + Send + Sync)),
+                    ];
                     for (hash, l) in listeners.iter() {
                         all.push((*hash, l as &(dyn chain::Listen + Send + Sync)));
                     }
@@ -217,7 +229,15 @@ impl Builder {
         let node_id = keys.get_node_id(lightning::sign::Recipient::Node).map_err(|_| NodeError::Internal("no node id".into()))?;
         tracing::info!(%node_id, network = %network, height = chain_tip.height, "lightning state loaded");
 
-        let node = Node {
+        let node = Arc::new(Node {
+            peers: Peers::open(&db)?,
+            channels: Channels::open(&db)?,
+            invoices: Invoices::open(&db)?,
+            payments: Payments::open(&db)?,
+            forwards: Forwards::open(&db)?,
+            bus: EventBus::default(),
+            sweeper,
+            user_config,
             config,
             node_id,
             db,
@@ -236,7 +256,7 @@ impl Builder {
             sync: Arc::new(SyncStatus::default()),
             shutdown: tokio::sync::watch::channel(false).0,
             tasks: Default::default(),
-        };
+        });
         node.start(chain_tip, cache).await?;
         Ok(node)
     }
@@ -276,6 +296,32 @@ fn read_scorer(store: &SledStore, graph: &Arc<NetworkGraph>, logger: &Arc<LdkTra
         Ok(bytes) => Scorer::read(&mut lightning::io::Cursor::new(bytes), (params, Arc::clone(graph), Arc::clone(logger)))
             .map_err(|e| ChannelError::Decode { what: "scorer", reason: format!("{e:?}") }.into()),
         Err(e) if e.kind() == lightning::io::ErrorKind::NotFound => Ok(Scorer::new(params, Arc::clone(graph), Arc::clone(logger))),
+        Err(e) => Err(ChannelError::Store(e.into()).into()),
+    }
+}
+
+fn read_sweeper(
+    store: &Arc<SledStore>,
+    bitcoind: &Arc<BitcoindClient>,
+    keys: &Arc<KeysManager>,
+    wallet: &Arc<OnchainWallet>,
+    logger: &Arc<LdkTracing>,
+    tip: lanes_channel::bitcoind::Tip,
+) -> Result<(BlockHash, Sweeper), NodeError> {
+    use lightning::util::persist::{OUTPUT_SWEEPER_PERSISTENCE_KEY, OUTPUT_SWEEPER_PERSISTENCE_PRIMARY_NAMESPACE, OUTPUT_SWEEPER_PERSISTENCE_SECONDARY_NAMESPACE};
+    let change = Arc::new(WalletChange(Arc::clone(wallet)));
+    match store.read(OUTPUT_SWEEPER_PERSISTENCE_PRIMARY_NAMESPACE, OUTPUT_SWEEPER_PERSISTENCE_SECONDARY_NAMESPACE, OUTPUT_SWEEPER_PERSISTENCE_KEY) {
+        Ok(bytes) => {
+            let args = (Arc::clone(bitcoind), Arc::clone(bitcoind), None, Arc::clone(keys), change, Arc::clone(store), Arc::clone(logger));
+            let (best, sweeper) = <(BestBlock, Sweeper)>::read(&mut lightning::io::Cursor::new(bytes), args)
+                .map_err(|e| ChannelError::Decode { what: "output sweeper", reason: format!("{e:?}") })?;
+            Ok((best.block_hash, sweeper))
+        }
+        Err(e) if e.kind() == lightning::io::ErrorKind::NotFound => {
+            let best = BestBlock::new(tip.hash, tip.height);
+            let sweeper = Sweeper::new(best, Arc::clone(bitcoind), Arc::clone(bitcoind), None, Arc::clone(keys), change, Arc::clone(store), Arc::clone(logger));
+            Ok((tip.hash, sweeper))
+        }
         Err(e) => Err(ChannelError::Store(e.into()).into()),
     }
 }

@@ -19,6 +19,22 @@ pub enum NodeError {
     /// The node is still starting or already stopping.
     #[error("not ready: {0}")]
     NotReady(String),
+    /// Malformed input: nothing was changed.
+    #[error("{0}")]
+    Invalid(String),
+    /// Unknown id.
+    #[error("{0}")]
+    NotFound(String),
+    /// Well-formed input the node's state does not allow now.
+    #[error("{0}")]
+    Precondition(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// A peer or bitcoind could not be reached.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Timeout(String),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -36,7 +52,12 @@ impl From<NodeError> for Status {
                 WalletError::Build(_) | WalletError::Store(_) | WalletError::Seed(_) => Code::Internal,
             },
             NodeError::Channel(ChannelError::Bitcoind(_)) => Code::Unavailable,
-            NodeError::NotReady(_) => Code::Unavailable,
+            NodeError::NotReady(_) | NodeError::Unavailable(_) => Code::Unavailable,
+            NodeError::Invalid(_) => Code::InvalidArgument,
+            NodeError::NotFound(_) => Code::NotFound,
+            NodeError::Precondition(_) => Code::FailedPrecondition,
+            NodeError::AlreadyExists(_) => Code::AlreadyExists,
+            NodeError::Timeout(_) => Code::DeadlineExceeded,
             NodeError::Config(_) => Code::InvalidArgument,
             NodeError::Channel(_) | NodeError::Store(_) | NodeError::Io(_) | NodeError::Internal(_) => Code::Internal,
         };

@@ -1,34 +1,174 @@
-//! Reacts to LDK's events: the node's side of what LDK decides.
+//! Reacts to LDK's events, and tells subscribers what happened.
 //!
-//! Owns: one log line per state change an operator cares about, and the actions LDK asks of us.
-//! Must never: block on the network for long, or drop an event it could not handle: it returns
-//! `ReplayEvent` so LDK hands the event over again (events are persisted by LDK until handled).
+//! Owns: one log line per state change an operator cares about, the actions LDK asks of us (fund a
+//! channel, claim a payment, sweep outputs), updating the node's records, and the event bus behind
+//! SubscribeEvents. Must never: block for long, or drop an event it could not handle: it returns
+//! `ReplayEvent` so LDK hands the event over again (LDK persists events until they are handled).
 use std::sync::Arc;
 
-use lightning::events::{Event, ReplayEvent};
+use lightning::events::{Event, PaymentPurpose, ReplayEvent};
+use tokio::sync::broadcast;
 
-use lanes_channel::types::ChannelManager;
+use crate::node::Node;
+use crate::store::now_secs;
 
-/// The LDK event handler of a node.
-pub struct EventHandler {
-    pub(crate) channel_manager: Arc<ChannelManager>,
+/// What subscribers of SubscribeEvents receive.
+#[derive(Clone, Debug, Default)]
+pub struct NodeEvent {
+    pub kind: &'static str,
+    pub timestamp: u64,
+    pub node_id: String,
+    pub channel_id: String,
+    pub payment_hash: String,
+    pub amount_msat: u64,
+    pub detail: String,
 }
 
-impl EventHandler {
-    pub async fn handle(&self, event: Event) -> Result<(), ReplayEvent> {
-        match event {
-            Event::ChannelReady { channel_id, counterparty_node_id, .. } => {
-                tracing::info!(%channel_id, peer = %counterparty_node_id, "channel ready");
-            }
-            Event::ChannelClosed { channel_id, reason, counterparty_node_id, .. } => {
-                tracing::info!(%channel_id, peer = ?counterparty_node_id, %reason, "channel closed");
-            }
-            Event::OpenChannelRequest { temporary_channel_id, counterparty_node_id, .. } => {
-                // Only reached if manual acceptance is on; accept like LND does by default.
-                let _ = self.channel_manager.accept_inbound_channel(&temporary_channel_id, &counterparty_node_id, 0, None);
-            }
-            other => tracing::debug!(event = ?other, "lightning event"),
+/// The node's event bus. Slow subscribers miss events rather than slow the node down.
+pub struct EventBus {
+    tx: broadcast::Sender<NodeEvent>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self { tx: broadcast::channel(1024).0 }
+    }
+}
+
+impl EventBus {
+    pub fn publish(&self, mut e: NodeEvent) {
+        e.timestamp = now_secs();
+        let _ = self.tx.send(e);
+    }
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.tx.subscribe()
+    }
+}
+
+/// Handles one LDK event on behalf of `node`.
+pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
+    match event {
+        Event::FundingGenerationReady { temporary_channel_id, counterparty_node_id, channel_value_satoshis, output_script, user_channel_id } => {
+            node.channels.fund(node, temporary_channel_id, counterparty_node_id, channel_value_satoshis, output_script, user_channel_id).await;
         }
-        Ok(())
+        Event::ChannelPending { channel_id, counterparty_node_id, funding_txo, .. } => {
+            tracing::info!(%channel_id, peer = %counterparty_node_id, funding = %funding_txo, "channel pending");
+            node.bus.publish(NodeEvent { kind: "channel_pending", node_id: counterparty_node_id.to_string(), channel_id: channel_id.to_string(), detail: funding_txo.to_string(), ..Default::default() });
+        }
+        Event::ChannelReady { channel_id, counterparty_node_id, .. } => {
+            tracing::info!(%channel_id, peer = %counterparty_node_id, "channel opened");
+            node.bus.publish(NodeEvent { kind: "channel_opened", node_id: counterparty_node_id.to_string(), channel_id: channel_id.to_string(), ..Default::default() });
+        }
+        Event::ChannelClosed { channel_id, reason, counterparty_node_id, channel_capacity_sats, channel_funding_txo, user_channel_id, .. } => {
+            tracing::info!(%channel_id, peer = ?counterparty_node_id, %reason, "channel closed");
+            node.channels.closed(node, channel_id, user_channel_id, &reason, counterparty_node_id, channel_capacity_sats, channel_funding_txo.map(|o| o.into_bitcoin_outpoint()));
+            node.bus.publish(NodeEvent {
+                kind: "channel_closed",
+                node_id: counterparty_node_id.map(|p| p.to_string()).unwrap_or_default(),
+                channel_id: channel_id.to_string(),
+                detail: reason.to_string(),
+                ..Default::default()
+            });
+        }
+        Event::DiscardFunding { channel_id, funding_info } => {
+            tracing::warn!(%channel_id, "channel funding discarded");
+            if let lightning::events::FundingInfo::Tx { transaction } = funding_info {
+                if let Err(e) = node.wallet.forget_tx(transaction.compute_txid()) {
+                    tracing::error!(%channel_id, error = %e, "could not release the discarded funding's inputs");
+                }
+            }
+        }
+        Event::OpenChannelRequest { temporary_channel_id, counterparty_node_id, .. } => {
+            let _ = node.channel_manager.accept_inbound_channel(&temporary_channel_id, &counterparty_node_id, 0, None);
+        }
+        Event::PaymentClaimable { payment_hash, purpose, amount_msat, .. } => {
+            // The preimage is ours (an invoice we made, or keysend): claiming is what settles it.
+            match purpose.preimage() {
+                Some(preimage) => node.channel_manager.claim_funds(preimage),
+                None => {
+                    tracing::warn!(payment_hash = %payment_hash, amount_msat, "payment for an unknown hash: failing it back");
+                    node.channel_manager.fail_htlc_backwards(&payment_hash);
+                }
+            }
+        }
+        Event::PaymentClaimed { payment_hash, amount_msat, purpose, .. } => {
+            let keysend = matches!(purpose, PaymentPurpose::SpontaneousPayment(_));
+            tracing::info!(payment_hash = %payment_hash, amount_msat, keysend, "payment received");
+            if let Err(e) = node.invoices.settled(payment_hash, amount_msat, purpose.preimage()) {
+                tracing::error!(error = %e, "recording a settled invoice failed");
+                return Err(ReplayEvent());
+            }
+            node.bus.publish(NodeEvent { kind: "invoice_settled", payment_hash: payment_hash.to_string(), amount_msat, detail: if keysend { "keysend".into() } else { String::new() }, ..Default::default() });
+        }
+        Event::PaymentSent { payment_id, payment_preimage, payment_hash, fee_paid_msat, amount_msat, .. } => {
+            tracing::info!(payment_hash = %payment_hash, fee_msat = fee_paid_msat.unwrap_or(0), "payment sent");
+            if let Err(e) = node.payments.succeeded(payment_id, payment_hash, payment_preimage, amount_msat, fee_paid_msat) {
+                tracing::error!(error = %e, "recording a sent payment failed");
+                return Err(ReplayEvent());
+            }
+            node.bus.publish(NodeEvent { kind: "payment_sent", payment_hash: payment_hash.to_string(), amount_msat: amount_msat.unwrap_or(0), ..Default::default() });
+        }
+        Event::PaymentFailed { payment_id, payment_hash, reason } => {
+            let why = reason.map(|r| format!("{r:?}")).unwrap_or_else(|| "unknown".into());
+            tracing::info!(payment_id = %payment_id, payment_hash = ?payment_hash, reason = %why, "payment failed");
+            if let Err(e) = node.payments.failed(payment_id, &why) {
+                tracing::error!(error = %e, "recording a failed payment failed");
+                return Err(ReplayEvent());
+            }
+            node.bus.publish(NodeEvent { kind: "payment_failed", payment_hash: payment_hash.map(|h| h.to_string()).unwrap_or_default(), detail: why, ..Default::default() });
+        }
+        Event::PaymentPathSuccessful { payment_id, path, .. } => {
+            if let Err(e) = node.payments.path_succeeded(payment_id, &path) {
+                tracing::warn!(error = %e, "recording a payment path failed");
+            }
+        }
+        Event::PaymentForwarded { prev_channel_id, next_channel_id, total_fee_earned_msat, outbound_amount_forwarded_msat, .. } => {
+            let fee = total_fee_earned_msat.unwrap_or(0);
+            let out = outbound_amount_forwarded_msat.unwrap_or(0);
+            tracing::info!(from = ?prev_channel_id, to = ?next_channel_id, amount_msat = out, fee_msat = fee, "payment forwarded");
+            if let Err(e) = node.forwards.record(prev_channel_id, next_channel_id, out, fee) {
+                tracing::error!(error = %e, "recording a forward failed");
+                return Err(ReplayEvent());
+            }
+            node.bus.publish(NodeEvent {
+                kind: "payment_forwarded",
+                channel_id: next_channel_id.map(|c| c.to_string()).unwrap_or_default(),
+                amount_msat: out,
+                detail: format!("fee {fee} msat"),
+                ..Default::default()
+            });
+        }
+        Event::SpendableOutputs { outputs, channel_id } => {
+            let total: u64 = outputs.iter().map(output_value).sum();
+            tracing::info!(channel_id = ?channel_id, outputs = outputs.len(), amount_sat = total, "sweeping channel outputs to the wallet");
+            if node.sweeper.track_spendable_outputs(outputs, channel_id, false, None).is_err() {
+                tracing::error!(channel_id = ?channel_id, "the sweeper could not persist the outputs; will retry");
+                return Err(ReplayEvent());
+            }
+            node.bus.publish(NodeEvent { kind: "onchain_sweep", channel_id: channel_id.map(|c| c.to_string()).unwrap_or_default(), amount_msat: total * 1000, ..Default::default() });
+        }
+        Event::ConnectionNeeded { node_id, addresses } => {
+            if let Some(addr) = addresses.first() {
+                let node = Arc::clone(node);
+                let addr = addr.to_string();
+                tokio::spawn(async move {
+                    let _ = node.peers.connect(&node, node_id, &addr, false).await;
+                });
+            }
+        }
+        Event::HTLCHandlingFailed { prev_channel_id, failure_type, .. } => {
+            tracing::info!(channel_id = %prev_channel_id, failure = ?failure_type, "HTLC failed back");
+        }
+        other => tracing::debug!(event = ?other, "lightning event"),
+    }
+    Ok(())
+}
+
+fn output_value(d: &lightning::sign::SpendableOutputDescriptor) -> u64 {
+    use lightning::sign::SpendableOutputDescriptor as D;
+    match d {
+        D::StaticOutput { output, .. } => output.value.to_sat(),
+        D::DelayedPaymentOutput(o) => o.output.value.to_sat(),
+        D::StaticPaymentOutput(o) => o.output.value.to_sat(),
     }
 }

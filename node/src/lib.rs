@@ -5,10 +5,18 @@
 
 pub mod api;
 pub mod builder;
+pub mod channels;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod forwards;
+pub mod graph;
+pub mod ids;
+pub mod invoice;
 pub mod node;
+pub mod payments;
+pub mod peers;
+pub mod store;
 pub mod watcher;
 
 pub use builder::Builder;

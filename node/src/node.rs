@@ -25,7 +25,12 @@ use lanes_channel::types::{ChainMonitor, ChannelManager, GossipSync, NetworkGrap
 use lanes_wallet::OnchainWallet;
 
 use crate::builder::CHAIN_POLL;
-use crate::events::EventHandler;
+use crate::channels::Channels;
+use crate::events::EventBus;
+use crate::forwards::Forwards;
+use crate::invoice::Invoices;
+use crate::payments::Payments;
+use crate::peers::Peers;
 use crate::watcher::{self, SyncStatus};
 use crate::{Config, NodeError};
 
@@ -49,7 +54,15 @@ pub struct Node {
     pub(crate) network_graph: Arc<NetworkGraph>,
     pub(crate) scorer: Arc<RwLock<Scorer>>,
     pub(crate) logger: Arc<LdkTracing>,
+    pub(crate) sweeper: Arc<Sweeper>,
+    pub(crate) user_config: lightning::util::config::UserConfig,
     pub(crate) sync: Arc<SyncStatus>,
+    pub(crate) peers: Peers,
+    pub(crate) channels: Channels,
+    pub(crate) invoices: Invoices,
+    pub(crate) payments: Payments,
+    pub(crate) forwards: Forwards,
+    pub(crate) bus: EventBus,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) tasks: Mutex<Vec<(&'static str, JoinHandle<()>)>>,
 }
@@ -83,7 +96,7 @@ impl Node {
 
     /// Starts the background tasks: chain, wallet and fee following, the peer listener, and LDK's
     /// event processing (which also persists the ChannelManager, graph and scorer when they change).
-    pub(crate) async fn start(&self, tip: ValidatedBlockHeader, cache: UnboundedCache) -> Result<(), NodeError> {
+    pub(crate) async fn start(self: &Arc<Self>, tip: ValidatedBlockHeader, cache: UnboundedCache) -> Result<(), NodeError> {
         let mut tasks = Vec::new();
         let rx = || self.shutdown.subscribe();
 
@@ -93,6 +106,7 @@ impl Node {
                 Arc::clone(&self.bitcoind),
                 Arc::clone(&self.chain_monitor),
                 Arc::clone(&self.channel_manager),
+                Arc::clone(&self.sweeper),
                 tip,
                 cache,
                 Arc::clone(&self.sync),
@@ -126,7 +140,9 @@ impl Node {
             }),
         ));
 
-        let handler = Arc::new(EventHandler { channel_manager: Arc::clone(&self.channel_manager) });
+        tasks.push(("peers", tokio::spawn(Peers::maintain(Arc::clone(self), rx()))));
+
+        let handler_node = Arc::clone(self);
         let stop = rx();
         let sleeper = move |d: Duration| {
             let mut stop = stop.clone();
@@ -135,8 +151,8 @@ impl Node {
         let bp = process_events_async_with_kv_store_sync(
             Arc::clone(&self.store),
             move |e| {
-                let h = Arc::clone(&handler);
-                async move { h.handle(e).await }
+                let node = Arc::clone(&handler_node);
+                async move { crate::events::handle(&node, e).await }
             },
             Arc::clone(&self.chain_monitor),
             Arc::clone(&self.channel_manager),
@@ -144,7 +160,7 @@ impl Node {
             BpGossipSync::p2p(Arc::clone(&self.gossip_sync)),
             Arc::clone(&self.peer_manager),
             NO_LIQUIDITY_MANAGER,
-            None::<Arc<crate::node::NoSweeper>>,
+            Some(Arc::clone(&self.sweeper)),
             Arc::clone(&self.logger),
             Some(Arc::clone(&self.scorer)),
             sleeper,
@@ -162,6 +178,24 @@ impl Node {
         ));
         *self.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
         Ok(())
+    }
+
+    /// Announces the node (alias, listen address) to the network; LDK only sends it once we have a
+    /// public channel, and peers only accept it then.
+    pub(crate) fn announce(&self) {
+        if !self.channel_manager.list_channels().iter().any(|c| c.is_announced) {
+            return;
+        }
+        let mut alias = [0u8; 32];
+        let a = self.config.alias.as_bytes();
+        alias[..a.len()].copy_from_slice(a);
+        let addrs = match self.config.listen {
+            std::net::SocketAddr::V4(v4) if !v4.ip().is_unspecified() => {
+                vec![lightning::ln::msgs::SocketAddress::TcpIpV4 { addr: v4.ip().octets(), port: v4.port() }]
+            }
+            _ => vec![],
+        };
+        self.peer_manager.broadcast_node_announcement([0, 0, 0], alias, addrs);
     }
 
     /// A snapshot of identity, chain position and counts.
@@ -206,10 +240,10 @@ impl Node {
     }
 }
 
-/// The output sweeper type, until sweeping spendable outputs is wired (issue: channels end to end).
-pub(crate) type NoSweeper = lightning::util::sweep::OutputSweeperSync<
+/// LDK's sweeper: claims outputs of closed channels into the on-chain wallet.
+pub type Sweeper = lightning::util::sweep::OutputSweeperSync<
     Arc<BitcoindClient>,
-    Arc<NoChange>,
+    Arc<WalletChange>,
     Arc<BitcoindClient>,
     Arc<lanes_channel::types::ChainFilter>,
     Arc<SledStore>,
@@ -218,9 +252,10 @@ pub(crate) type NoSweeper = lightning::util::sweep::OutputSweeperSync<
 >;
 
 /// Where swept funds go: a fresh change address of the on-chain wallet.
-pub(crate) struct NoChange;
-impl lightning::sign::ChangeDestinationSourceSync for NoChange {
+pub struct WalletChange(pub Arc<OnchainWallet>);
+
+impl lightning::sign::ChangeDestinationSourceSync for WalletChange {
     fn get_change_destination_script(&self) -> Result<bitcoin::ScriptBuf, ()> {
-        Err(())
+        self.0.new_change_script().map_err(|e| tracing::error!(error = %e, "no change address for a sweep"))
     }
 }

@@ -38,6 +38,7 @@ pub async fn follow_chain(
     bitcoind: Arc<BitcoindClient>,
     chain_monitor: Arc<ChainMonitor>,
     channel_manager: Arc<ChannelManager>,
+    sweeper: Arc<crate::node::Sweeper>,
     tip: ValidatedBlockHeader,
     mut cache: UnboundedCache,
     status: Arc<SyncStatus>,
@@ -46,7 +47,9 @@ pub async fn follow_chain(
 ) {
     let source = bitcoind.block_source();
     let poller = ChainPoller::new(&*source, bitcoind.network());
-    let listener = (Arc::clone(&chain_monitor), Arc::clone(&channel_manager));
+    // Monitors first: they must see a block (and any breach in it) no later than the manager does.
+    let rest = (Arc::clone(&channel_manager), sweeper);
+    let listener = (Arc::clone(&chain_monitor), &rest);
     let mut spv = SpvClient::new(tip, poller, &mut cache, &listener);
     let mut last_logged = None;
     loop {

@@ -17,7 +17,7 @@ use bdk_wallet::error::CreateTxError;
 use bdk_wallet::template::Bip84;
 use bdk_wallet::{KeychainKind, PersistedWallet, SignOptions, Wallet};
 use bitcoin::address::NetworkUnchecked;
-use bitcoin::{Address, Amount, FeeRate, Network, Transaction, Txid};
+use bitcoin::{Address, Amount, FeeRate, Network, ScriptBuf, Transaction, Txid};
 
 use crate::seed::Seed;
 use crate::store::SledWalletStore;
@@ -224,44 +224,100 @@ impl OnchainWallet {
             (true, _) => return Err(WalletError::InvalidAmount("give either an amount or send_all, not both".into())),
             (false, 0) => return Err(WalletError::InvalidAmount("amount must be greater than 0 (or use send_all)".into())),
         }
-        let amount = Amount::from_sat(req.amount_sat);
-        if !req.send_all && amount > Amount::MAX_MONEY {
-            return Err(WalletError::InvalidAmount(format!("{} sat is more than 21 million bitcoin", req.amount_sat)));
-        }
-        let fee_rate = match req.sat_per_vbyte.as_deref().filter(|s| !s.trim().is_empty()) {
-            Some(s) => parse_fee_rate(s)?,
-            None => self.estimate_fee_rate(),
-        };
-
+        let fee_rate = self.fee_rate(req.sat_per_vbyte.as_deref())?;
+        let target = if req.send_all { Target::All } else { Target::Amount(req.amount_sat) };
         let mut w = self.wallet();
+        let (tx, fee) = self.build_signed(&mut w, address.script_pubkey(), target, fee_rate)?;
+        let sent = tx.output.iter().filter(|o| o.script_pubkey == address.script_pubkey()).map(|o| o.value.to_sat()).sum();
+        let txid = self.rpc.send_raw_transaction(&tx).map_err(|e| WalletError::Bitcoind(format!("broadcast: {e}")))?;
+        self.track_unconfirmed(&mut w, tx)?;
+        tracing::info!(%txid, amount_sat = sent, fee_sat = fee, %address, "on-chain payment sent");
+        Ok(Sent { txid, amount_sat: sent, fee_sat: fee })
+    }
+
+    /// Builds and signs a channel funding transaction paying `amount_sat` to `script`, without
+    /// broadcasting it (LDK does, once the peer has signed). Its inputs are marked spent in the wallet
+    /// at once, so no other payment picks them meanwhile.
+    pub fn build_funding_tx(&self, script: ScriptBuf, amount_sat: u64, sat_per_vbyte: Option<&str>) -> Result<Transaction, WalletError> {
+        let fee_rate = self.fee_rate(sat_per_vbyte)?;
+        let mut w = self.wallet();
+        let (tx, fee) = self.build_signed(&mut w, script, Target::Amount(amount_sat), fee_rate)?;
+        tracing::info!(txid = %tx.compute_txid(), amount_sat, fee_sat = fee, "channel funding transaction built");
+        self.track_unconfirmed(&mut w, tx.clone())?;
+        Ok(tx)
+    }
+
+    /// Checks that a funding of `amount_sat` could be paid now, without building anything.
+    pub fn check_funds(&self, amount_sat: u64) -> Result<(), WalletError> {
+        let available = self.balance().confirmed;
+        if amount_sat > available {
+            return Err(WalletError::InsufficientFunds(format!("need {amount_sat} sat plus fees, the wallet has {available} sat confirmed")));
+        }
+        Ok(())
+    }
+
+    /// Forgets a transaction we built that will never be broadcast (a funding LDK discarded), so its
+    /// inputs are spendable again.
+    pub fn forget_tx(&self, txid: Txid) -> Result<(), WalletError> {
+        let mut w = self.wallet();
+        w.apply_evicted_txs([(txid, now_secs())]);
+        self.persist(&mut w)
+    }
+
+    /// A fresh change script (where LDK's sweeper sends funds claimed from channels).
+    pub fn new_change_script(&self) -> Result<ScriptBuf, WalletError> {
+        let mut w = self.wallet();
+        let info = w.reveal_next_address(KeychainKind::Internal);
+        self.persist(&mut w)?;
+        Ok(info.address.script_pubkey())
+    }
+
+    fn fee_rate(&self, sat_per_vbyte: Option<&str>) -> Result<FeeRate, WalletError> {
+        match sat_per_vbyte.filter(|s| !s.trim().is_empty()) {
+            Some(s) => parse_fee_rate(s),
+            None => Ok(self.estimate_fee_rate()),
+        }
+    }
+
+    /// Builds and signs a transaction to `script`; returns it with its fee in sat. The change address
+    /// BDK revealed is persisted before the transaction leaves this function.
+    fn build_signed(
+        &self,
+        w: &mut PersistedWallet<SledWalletStore>,
+        script: ScriptBuf,
+        target: Target,
+        fee_rate: FeeRate,
+    ) -> Result<(Transaction, u64), WalletError> {
+        if let Target::Amount(sat) = target {
+            if Amount::from_sat(sat) > Amount::MAX_MONEY {
+                return Err(WalletError::InvalidAmount(format!("{sat} sat is more than 21 million bitcoin")));
+            }
+        }
         let mut builder = w.build_tx();
-        if req.send_all {
-            builder.drain_wallet().drain_to(address.script_pubkey());
-        } else {
-            builder.add_recipient(address.script_pubkey(), amount);
+        match target {
+            Target::All => {
+                builder.drain_wallet().drain_to(script);
+            }
+            Target::Amount(sat) => {
+                builder.add_recipient(script, Amount::from_sat(sat));
+            }
         }
         builder.fee_rate(fee_rate);
-        let mut psbt = builder.finish().map_err(|e| build_error(e, req))?;
+        let mut psbt = builder.finish().map_err(|e| build_error(e, target))?;
         let finalized = w.sign(&mut psbt, SignOptions::default()).map_err(|e| WalletError::Build(format!("signing: {e}")))?;
         if !finalized {
             return Err(WalletError::Build("the wallet could not sign every input".into()));
         }
         let fee = psbt.fee().map_err(|e| WalletError::Build(e.to_string()))?;
         let tx = psbt.extract_tx().map_err(|e| WalletError::Build(e.to_string()))?;
-        let sent = tx
-            .output
-            .iter()
-            .filter(|o| o.script_pubkey == address.script_pubkey())
-            .map(|o| o.value.to_sat())
-            .sum();
-        // The change address BDK revealed for this tx must be durable before the tx exists anywhere.
-        self.persist(&mut w)?;
-        let txid = self.rpc.send_raw_transaction(&tx).map_err(|e| WalletError::Bitcoind(format!("broadcast: {e}")))?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        w.apply_unconfirmed_txs([(tx, now)]);
-        self.persist(&mut w)?;
-        tracing::info!(%txid, amount_sat = sent, fee_sat = fee.to_sat(), %address, "on-chain payment sent");
-        Ok(Sent { txid, amount_sat: sent, fee_sat: fee.to_sat() })
+        self.persist(w)?;
+        Ok((tx, fee.to_sat()))
+    }
+
+    /// Records a transaction of ours as unconfirmed, so balances and coin selection see it at once.
+    fn track_unconfirmed(&self, w: &mut PersistedWallet<SledWalletStore>, tx: Transaction) -> Result<(), WalletError> {
+        w.apply_unconfirmed_txs([(tx, now_secs())]);
+        self.persist(w)
     }
 
     /// bitcoind's 6-block estimate, or the fallback while there is none.
@@ -301,7 +357,19 @@ pub fn parse_fee_rate(s: &str) -> Result<FeeRate, WalletError> {
     Ok(FeeRate::from_sat_per_kwu((v * 250.0).round() as u64))
 }
 
-fn build_error(e: CreateTxError, req: &SendRequest) -> WalletError {
+/// What a transaction pays to its one recipient.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    Amount(u64),
+    /// Everything the wallet has, less the fee.
+    All,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn build_error(e: CreateTxError, target: Target) -> WalletError {
     match e {
         CreateTxError::CoinSelection(f) => WalletError::InsufficientFunds(format!(
             "need {} sat, the wallet has {} sat available",
@@ -309,9 +377,10 @@ fn build_error(e: CreateTxError, req: &SendRequest) -> WalletError {
             f.available.to_sat()
         )),
         CreateTxError::NoUtxosSelected => WalletError::InsufficientFunds("the wallet has no spendable outputs".into()),
-        CreateTxError::OutputBelowDustLimit(_) => {
-            WalletError::InvalidAmount(format!("{} sat is below the dust limit", req.amount_sat))
-        }
+        CreateTxError::OutputBelowDustLimit(_) => match target {
+            Target::Amount(sat) => WalletError::InvalidAmount(format!("{sat} sat is below the dust limit")),
+            Target::All => WalletError::InsufficientFunds("what the wallet has does not cover the fee".into()),
+        },
         other => WalletError::Build(other.to_string()),
     }
 }

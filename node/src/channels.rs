@@ -1,0 +1,265 @@
+//! Channels: opening (funded from the wallet), listing, closing, forwarding policy, closed history.
+//!
+//! Owns: the policy around LDK's channel calls (checks before anything changes, funding from the
+//! BDK wallet when LDK asks for it) and the record of closed channels with what is still being
+//! claimed on-chain. Must never: build commitment or closing transactions (LDK does), nor sign the
+//! funding with anything but the node's wallet.
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bitcoin::secp256k1::PublicKey;
+use bitcoin::ScriptBuf;
+use lightning::chain::channelmonitor::Balance;
+use lightning::chain::transaction::OutPoint;
+use lightning::events::ClosureReason;
+use lightning::ln::channel_state::ChannelDetails;
+use lightning::ln::types::ChannelId;
+use lightning::util::config::ChannelConfigUpdate;
+use lightning::util::errors::APIError;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::node::Node;
+use crate::store::{now_secs, Records};
+use crate::NodeError;
+
+/// How long OpenChannel waits for the peer to accept and the funding to be built.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A channel that closed, as recorded when LDK told us.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClosedRecord {
+    pub channel_id: String,
+    pub remote_node_id: String,
+    pub capacity_sat: u64,
+    pub reason: String,
+    pub funding_txo: String,
+    pub closed_at: u64,
+}
+
+/// A closed channel with what is still to be claimed on-chain.
+pub struct ClosedView {
+    pub record: ClosedRecord,
+    pub claimable_sat: u64,
+    pub claimable_at_height: u32,
+}
+
+struct PendingOpen {
+    sat_per_vbyte: Option<String>,
+    done: oneshot::Sender<Result<OutPoint, String>>,
+}
+
+pub struct Channels {
+    pending_opens: Mutex<HashMap<u128, PendingOpen>>,
+    closed: Records<ClosedRecord>,
+}
+
+pub fn parse_channel_id(s: &str) -> Result<ChannelId, NodeError> {
+    Ok(ChannelId(crate::ids::parse_hex32(s, "channel id")?))
+}
+
+fn api_error(e: APIError) -> NodeError {
+    match e {
+        APIError::APIMisuseError { err } | APIError::FeeRateTooHigh { err, .. } => NodeError::Invalid(err),
+        APIError::ChannelUnavailable { err } => NodeError::Precondition(err),
+        APIError::MonitorUpdateInProgress => NodeError::Unavailable("channel state is being persisted; try again".into()),
+        APIError::IncompatibleShutdownScript { script } => NodeError::Invalid(format!("incompatible shutdown script {script}")),
+        APIError::InvalidRoute { err } => NodeError::Invalid(err),
+    }
+}
+
+impl Channels {
+    pub fn open(db: &sled::Db) -> Result<Self, NodeError> {
+        Ok(Self { pending_opens: Mutex::new(HashMap::new()), closed: Records::open(db, "closed_channels")? })
+    }
+
+    /// Opens a channel with a connected peer and waits until its funding transaction is built.
+    pub async fn open_channel(
+        &self,
+        node: &Node,
+        peer: PublicKey,
+        amount_sat: u64,
+        push_msat: u64,
+        private: bool,
+        sat_per_vbyte: Option<String>,
+    ) -> Result<(ChannelId, OutPoint), NodeError> {
+        if amount_sat == 0 {
+            return Err(NodeError::Invalid("channel capacity must be greater than 0".into()));
+        }
+        let capacity_msat = amount_sat.checked_mul(1000).ok_or_else(|| NodeError::Invalid(format!("{amount_sat} sat is too large")))?;
+        if push_msat >= capacity_msat {
+            return Err(NodeError::Invalid(format!("push amount {push_msat} msat must be below the capacity {capacity_msat} msat")));
+        }
+        if let Some(rate) = &sat_per_vbyte {
+            lanes_wallet::wallet::parse_fee_rate(rate)?;
+        }
+        if node.peer_manager.peer_by_node_id(&peer).is_none() {
+            return Err(NodeError::Precondition(format!("peer {peer} is not connected: ConnectPeer first")));
+        }
+        node.wallet.check_funds(amount_sat)?;
+
+        let user_channel_id = u128::from_be_bytes(lightning::sign::EntropySource::get_secure_random_bytes(&*node.keys)[..16].try_into().expect("16 bytes"));
+        let (tx, rx) = oneshot::channel();
+        self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).insert(user_channel_id, PendingOpen { sat_per_vbyte, done: tx });
+        let mut config = node.user_config.clone();
+        config.channel_handshake_config.announce_for_forwarding = !private;
+        if let Err(e) = node.channel_manager.create_channel(peer, amount_sat, push_msat, user_channel_id, None, Some(config)) {
+            self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).remove(&user_channel_id);
+            return Err(api_error(e));
+        }
+        tracing::info!(peer = %peer, capacity_sat = amount_sat, push_msat, private, "channel open requested");
+        match tokio::time::timeout(OPEN_TIMEOUT, rx).await {
+            Ok(Ok(Ok(outpoint))) => Ok((ChannelId::v1_from_funding_outpoint(outpoint), outpoint)),
+            Ok(Ok(Err(why))) => Err(NodeError::Precondition(why)),
+            Ok(Err(_)) => Err(NodeError::Internal("the channel open was dropped".into())),
+            Err(_) => {
+                self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).remove(&user_channel_id);
+                Err(NodeError::Timeout(format!("peer {peer} did not accept the channel within {} s", OPEN_TIMEOUT.as_secs())))
+            }
+        }
+    }
+
+    /// LDK asks for the funding transaction: build it from the wallet and hand it over.
+    pub async fn fund(&self, node: &Node, temp_id: ChannelId, peer: PublicKey, value_sat: u64, script: ScriptBuf, user_channel_id: u128) {
+        let pending = self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).remove(&user_channel_id);
+        let rate = pending.as_ref().and_then(|p| p.sat_per_vbyte.clone());
+        let wallet = std::sync::Arc::clone(&node.wallet);
+        let built = tokio::task::spawn_blocking(move || wallet.build_funding_tx(script.clone(), value_sat, rate.as_deref()).map(|tx| (tx, script)))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        let result = built.and_then(|(tx, script)| {
+            let vout = tx.output.iter().position(|o| o.script_pubkey == script).ok_or("funding output missing")? as u16;
+            let outpoint = OutPoint { txid: tx.compute_txid(), index: vout };
+            node.channel_manager.funding_transaction_generated(temp_id, peer, tx).map_err(|e| format!("{e:?}"))?;
+            Ok(outpoint)
+        });
+        if let Err(why) = &result {
+            tracing::warn!(channel_id = %temp_id, peer = %peer, error = %why, "funding the channel failed: abandoning it");
+            let _ = node.channel_manager.force_close_broadcasting_latest_txn(&temp_id, &peer, format!("funding failed: {why}"));
+        }
+        if let Some(p) = pending {
+            let _ = p.done.send(result);
+        }
+    }
+
+    /// Open channels (pending ones included), optionally only active ones or one peer's.
+    pub fn list(&self, node: &Node, active_only: bool, peer: Option<PublicKey>) -> Vec<ChannelDetails> {
+        node.channel_manager
+            .list_channels()
+            .into_iter()
+            .filter(|c| !active_only || c.is_usable)
+            .filter(|c| peer.map_or(true, |p| c.counterparty.node_id == p))
+            .collect()
+    }
+
+    fn find(&self, node: &Node, id: &str) -> Result<ChannelDetails, NodeError> {
+        let id = parse_channel_id(id)?;
+        node.channel_manager
+            .list_channels()
+            .into_iter()
+            .find(|c| c.channel_id == id)
+            .ok_or_else(|| NodeError::NotFound(format!("no open channel {id}")))
+    }
+
+    /// Closes a channel: cooperatively (the peer must be connected), or by force.
+    pub fn close(&self, node: &Node, id: &str, force: bool, sat_per_vbyte: Option<&str>) -> Result<(), NodeError> {
+        let c = self.find(node, id)?;
+        let peer = c.counterparty.node_id;
+        if force {
+            tracing::info!(channel_id = %c.channel_id, peer = %peer, "force-closing channel");
+            return node.channel_manager.force_close_broadcasting_latest_txn(&c.channel_id, &peer, "force-closed by the operator".into()).map_err(api_error);
+        }
+        let feerate = match sat_per_vbyte {
+            Some(r) => Some((lanes_wallet::wallet::parse_fee_rate(r)?.to_sat_per_kwu()) as u32),
+            None => None,
+        };
+        if node.peer_manager.peer_by_node_id(&peer).is_none() {
+            return Err(NodeError::Precondition(format!("peer {peer} is not connected: a cooperative close needs it (or use force)")));
+        }
+        tracing::info!(channel_id = %c.channel_id, peer = %peer, "closing channel cooperatively");
+        node.channel_manager.close_channel_with_feerate_and_script(&c.channel_id, &peer, feerate, None).map_err(api_error)
+    }
+
+    /// Records a closed channel (from LDK's ChannelClosed event).
+    pub fn closed(
+        &self,
+        _node: &Node,
+        id: ChannelId,
+        _user_channel_id: u128,
+        reason: &ClosureReason,
+        peer: Option<PublicKey>,
+        capacity: Option<u64>,
+        funding: Option<bitcoin::OutPoint>,
+    ) {
+        let rec = ClosedRecord {
+            channel_id: id.to_string(),
+            remote_node_id: peer.map(|p| p.to_string()).unwrap_or_default(),
+            capacity_sat: capacity.unwrap_or(0),
+            reason: reason.to_string(),
+            funding_txo: funding.map(|f| f.to_string()).unwrap_or_default(),
+            closed_at: now_secs(),
+        };
+        if let Err(e) = self.closed.put(&id.0, &rec) {
+            tracing::error!(channel_id = %id, error = %e, "recording the closed channel failed");
+        }
+    }
+
+    /// Closed channels, newest first, with what their ChannelMonitor still has to claim.
+    pub fn closed_list(&self, node: &Node) -> Result<Vec<ClosedView>, NodeError> {
+        let mut out: Vec<ClosedView> = self
+            .closed
+            .all()?
+            .into_iter()
+            .map(|record| {
+                let (claimable_sat, claimable_at_height) = parse_channel_id(&record.channel_id)
+                    .ok()
+                    .and_then(|id| node.chain_monitor.get_monitor(id).ok().map(|m| claimable(&m.get_claimable_balances())))
+                    .unwrap_or((0, 0));
+                ClosedView { record, claimable_sat, claimable_at_height }
+            })
+            .collect();
+        out.sort_by(|a, b| b.record.closed_at.cmp(&a.record.closed_at));
+        Ok(out)
+    }
+
+    /// Sets the forwarding policy of one channel, or of all when `id` is empty. Returns how many.
+    pub fn update_policy(&self, node: &Node, id: &str, base_msat: u32, ppm: u32, cltv_delta: u32) -> Result<u32, NodeError> {
+        if cltv_delta > u16::MAX as u32 {
+            return Err(NodeError::Invalid(format!("cltv_expiry_delta {cltv_delta} is above {}", u16::MAX)));
+        }
+        let chans = if id.trim().is_empty() { node.channel_manager.list_channels() } else { vec![self.find(node, id)?] };
+        let update = ChannelConfigUpdate {
+            forwarding_fee_base_msat: Some(base_msat),
+            forwarding_fee_proportional_millionths: Some(ppm),
+            cltv_expiry_delta: (cltv_delta > 0).then_some(cltv_delta as u16),
+            ..Default::default()
+        };
+        let mut by_peer: HashMap<PublicKey, Vec<ChannelId>> = HashMap::new();
+        for c in &chans {
+            by_peer.entry(c.counterparty.node_id).or_default().push(c.channel_id);
+        }
+        for (peer, ids) in by_peer {
+            node.channel_manager.update_partial_channel_config(&peer, &ids, &update).map_err(api_error)?;
+        }
+        tracing::info!(channels = chans.len(), base_msat, ppm, cltv_delta, "channel policy updated");
+        Ok(chans.len() as u32)
+    }
+}
+
+/// Sum of what is still ours to claim, and the last height at which part of it becomes claimable.
+fn claimable(balances: &[Balance]) -> (u64, u32) {
+    let mut height = 0;
+    for b in balances {
+        let h = match b {
+            Balance::ClaimableAwaitingConfirmations { confirmation_height, .. } => *confirmation_height,
+            Balance::ContentiousClaimable { timeout_height, .. } => *timeout_height,
+            Balance::MaybeTimeoutClaimableHTLC { claimable_height, .. } => *claimable_height,
+            Balance::MaybePreimageClaimableHTLC { expiry_height, .. } => *expiry_height,
+            _ => 0,
+        };
+        height = height.max(h);
+    }
+    (balances.iter().map(|b| b.claimable_amount_satoshis()).sum(), height)
+}

@@ -1,0 +1,164 @@
+//! BOLT11 invoices: creating them, decoding them, and their state (open, settled, expired).
+//!
+//! Owns: the record of every invoice we issued and every payment we received (keysend included), and
+//! parsing invoices given to the API. Must never: hold the preimages' source of truth (LDK derives
+//! them and hands them to us when a payment arrives) or claim a payment itself.
+use std::str::FromStr;
+use std::time::Duration;
+
+use bitcoin::hashes::Hash;
+use lightning::ln::channelmanager::Bolt11InvoiceParameters;
+use lightning::types::payment::{PaymentHash, PaymentPreimage};
+use lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{hex, parse_hex32};
+use crate::node::Node;
+use crate::store::{now_secs, Records};
+use crate::NodeError;
+
+/// The largest amount that can exist: 21 million bitcoin, in msat.
+pub const MAX_MSAT: u64 = 21_000_000 * 100_000_000 * 1000;
+const DEFAULT_EXPIRY_SECS: u32 = 3600;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvoiceState {
+    Open,
+    Settled,
+    Expired,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InvoiceRecord {
+    /// Empty for keysend payments received.
+    pub bolt11: String,
+    pub payment_hash: String,
+    pub amount_msat: u64,
+    pub description: String,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub settled: bool,
+    pub amount_received_msat: u64,
+    pub settled_at: u64,
+    pub preimage: String,
+}
+
+impl InvoiceRecord {
+    pub fn state(&self) -> InvoiceState {
+        if self.settled {
+            InvoiceState::Settled
+        } else if now_secs() >= self.expires_at {
+            InvoiceState::Expired
+        } else {
+            InvoiceState::Open
+        }
+    }
+}
+
+pub struct Invoices {
+    records: Records<InvoiceRecord>,
+}
+
+/// Parses a BOLT11 invoice and checks it is for our network.
+pub fn decode(s: &str, network: bitcoin::Network) -> Result<Bolt11Invoice, NodeError> {
+    let inv = Bolt11Invoice::from_str(s.trim()).map_err(|e| NodeError::Invalid(format!("malformed invoice: {e}")))?;
+    if inv.network() != network {
+        return Err(NodeError::Invalid(format!("the invoice is for {}, this node runs on {network}", inv.network())));
+    }
+    Ok(inv)
+}
+
+pub fn parse_payment_hash(s: &str) -> Result<PaymentHash, NodeError> {
+    Ok(PaymentHash(parse_hex32(s, "payment hash")?))
+}
+
+impl Invoices {
+    pub fn open(db: &sled::Db) -> Result<Self, NodeError> {
+        Ok(Self { records: Records::open(db, "invoices")? })
+    }
+
+    /// Creates an invoice (amount 0: any amount). LDK derives its preimage from the node's keys.
+    pub fn add(&self, node: &Node, amount_msat: u64, description: &str, expiry_secs: u32) -> Result<InvoiceRecord, NodeError> {
+        if amount_msat > MAX_MSAT {
+            return Err(NodeError::Invalid(format!("{amount_msat} msat is more than 21 million bitcoin")));
+        }
+        let desc = Description::new(description.to_string()).map_err(|e| NodeError::Invalid(format!("description: {e}")))?;
+        let expiry = if expiry_secs == 0 { DEFAULT_EXPIRY_SECS } else { expiry_secs };
+        let params = Bolt11InvoiceParameters {
+            amount_msats: (amount_msat > 0).then_some(amount_msat),
+            description: Bolt11InvoiceDescription::Direct(desc),
+            invoice_expiry_delta_secs: Some(expiry),
+            ..Default::default()
+        };
+        let inv = node.channel_manager.create_bolt11_invoice(params).map_err(|e| NodeError::Invalid(format!("cannot create the invoice: {e:?}")))?;
+        let created_at = inv.duration_since_epoch().as_secs();
+        let rec = InvoiceRecord {
+            bolt11: inv.to_string(),
+            payment_hash: hex(&inv.payment_hash().to_byte_array()),
+            amount_msat,
+            description: description.to_string(),
+            created_at,
+            expires_at: created_at + inv.expiry_time().as_secs(),
+            settled: false,
+            amount_received_msat: 0,
+            settled_at: 0,
+            preimage: String::new(),
+        };
+        self.records.put(&inv.payment_hash().to_byte_array(), &rec)?;
+        tracing::info!(payment_hash = %rec.payment_hash, amount_msat, "invoice created");
+        Ok(rec)
+    }
+
+    /// A payment to us was claimed: settle its invoice (or record the keysend).
+    pub fn settled(&self, hash: PaymentHash, amount_msat: u64, preimage: Option<PaymentPreimage>) -> Result<(), NodeError> {
+        self.records.update(&hash.0, |rec| {
+            let now = now_secs();
+            let mut rec = rec.unwrap_or_else(|| InvoiceRecord {
+                bolt11: String::new(),
+                payment_hash: hex(&hash.0),
+                amount_msat,
+                description: "keysend".into(),
+                created_at: now,
+                expires_at: now,
+                settled: false,
+                amount_received_msat: 0,
+                settled_at: 0,
+                preimage: String::new(),
+            });
+            rec.settled = true;
+            rec.amount_received_msat = amount_msat;
+            rec.settled_at = now;
+            rec.preimage = preimage.map(|p| hex(&p.0)).unwrap_or_default();
+            Some(rec)
+        })?;
+        Ok(())
+    }
+
+    pub fn lookup(&self, hash: &str) -> Result<InvoiceRecord, NodeError> {
+        let h = parse_payment_hash(hash)?;
+        self.records.get(&h.0)?.ok_or_else(|| NodeError::NotFound(format!("no invoice with payment hash {hash}")))
+    }
+
+    /// Every invoice, oldest first.
+    pub fn list(&self) -> Result<Vec<InvoiceRecord>, NodeError> {
+        let mut all = self.records.all()?;
+        all.sort_by_key(|r| r.created_at);
+        Ok(all)
+    }
+}
+
+/// Whether `inv` has expired by now.
+pub fn is_expired(inv: &Bolt11Invoice) -> bool {
+    inv.would_expire(Duration::from_secs(now_secs()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_invoices() {
+        assert!(matches!(decode("lnbcrt1garbage", bitcoin::Network::Regtest), Err(NodeError::Invalid(m)) if m.contains("malformed")));
+        assert!(matches!(decode("", bitcoin::Network::Regtest), Err(NodeError::Invalid(_))));
+    }
+}
