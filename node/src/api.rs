@@ -32,16 +32,16 @@ fn secs(s: u32) -> Option<Duration> {
     (s > 0).then(|| Duration::from_secs(s as u64))
 }
 
-fn channel(c: &ChannelDetails) -> Channel {
+fn channel(node: &Node, c: &ChannelDetails) -> Channel {
     let cfg = c.config.unwrap_or_default();
+    let (local_balance_msat, remote_balance_msat) = crate::channels::balances(node, c);
     Channel {
         channel_id: c.channel_id.to_string(),
         short_channel_id: c.short_channel_id.map(format_scid).unwrap_or_default(),
         remote_node_id: c.counterparty.node_id.to_string(),
         capacity_sat: c.channel_value_satoshis,
-        // What each side holds: spendable now plus the reserve the other side makes it keep.
-        local_balance_msat: c.outbound_capacity_msat + c.counterparty.unspendable_punishment_reserve * 1000,
-        remote_balance_msat: c.inbound_capacity_msat + c.unspendable_punishment_reserve.unwrap_or(0) * 1000,
+        local_balance_msat,
+        remote_balance_msat,
         outbound_capacity_msat: c.outbound_capacity_msat,
         inbound_capacity_msat: c.inbound_capacity_msat,
         active: c.is_usable,
@@ -301,12 +301,12 @@ impl Lanes for Api {
             Some(p) => Some(parse_node_id(&p)?),
             None => None,
         };
-        let channels = self.node.channels.list(&self.node, r.active_only, peer).iter().map(channel).collect();
+        let channels = self.node.channels.list(&self.node, r.active_only, peer).iter().map(|c| channel(&self.node, c)).collect();
         Ok(Response::new(ListChannelsResponse { channels }))
     }
 
     async fn pending_channels(&self, _: Request<PendingChannelsRequest>) -> Result<Response<PendingChannelsResponse>, Status> {
-        let pending_open = self.node.channels.list(&self.node, false, None).iter().filter(|c| !c.is_channel_ready).map(channel).collect();
+        let pending_open = self.node.channels.list(&self.node, false, None).iter().filter(|c| !c.is_channel_ready).map(|c| channel(&self.node, c)).collect();
         let pending_close = self.node.channels.closed_list(&self.node)?.into_iter().filter(|c| c.claimable_sat > 0).map(closed).collect();
         Ok(Response::new(PendingChannelsResponse { pending_open, pending_close }))
     }

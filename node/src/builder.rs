@@ -275,6 +275,9 @@ fn user_config() -> UserConfig {
     let mut c = UserConfig::default();
     c.accept_inbound_channels = true;
     c.channel_handshake_limits.force_announced_channel_preference = false;
+    // LDK's default lets only 10% of a channel be in flight at once; LND and CLN allow all of it, and a
+    // user opening a 1 BTC channel expects to be able to send most of it in one payment.
+    c.channel_handshake_config.max_inbound_htlc_value_in_flight_percent_of_channel = 100;
     c
 }
 

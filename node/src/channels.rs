@@ -248,6 +248,29 @@ impl Channels {
     }
 }
 
+/// Our and the peer's settled balance in a channel, in msat: our output of the current commitment plus
+/// the commitment fee we pay as its funder (what we would get closing at zero fee), and the rest of the
+/// capacity. HTLCs in flight count on the peer's side until they settle.
+pub fn balances(node: &Node, c: &ChannelDetails) -> (u64, u64) {
+    let capacity_msat = c.channel_value_satoshis * 1000;
+    let local_sat = node
+        .chain_monitor
+        .get_monitor(c.channel_id)
+        .ok()
+        .and_then(|m| {
+            m.get_claimable_balances().into_iter().find_map(|b| match b {
+                Balance::ClaimableOnChannelClose { balance_candidates, confirmed_balance_candidate_index, .. } => balance_candidates
+                    .get(confirmed_balance_candidate_index)
+                    .or(balance_candidates.last())
+                    .map(|h| h.amount_satoshis + h.transaction_fee_satoshis),
+                _ => None,
+            })
+        })
+        .unwrap_or(0);
+    let local_msat = (local_sat * 1000).min(capacity_msat);
+    (local_msat, capacity_msat - local_msat)
+}
+
 /// Sum of what is still ours to claim, and the last height at which part of it becomes claimable.
 fn claimable(balances: &[Balance]) -> (u64, u32) {
     let mut height = 0;

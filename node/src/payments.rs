@@ -24,6 +24,8 @@ use crate::NodeError;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_RETRY: Duration = Duration::from_secs(30);
+/// How long a succeeded payment waits for LDK's per-path events before it is returned without them.
+const PATHS_WAIT: Duration = Duration::from_secs(3);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PaymentStatus {
@@ -177,9 +179,25 @@ impl Payments {
         rx
     }
 
+    /// Waits for the outcome. LDK reports the paths a payment took in events that follow PaymentSent,
+    /// so a succeeded payment is returned once its first path is recorded too (or after a short bound).
     async fn finish(&self, id: PaymentId, rx: oneshot::Receiver<()>, timeout: Option<Duration>) -> Result<PaymentRecord, NodeError> {
         let _ = tokio::time::timeout(timeout.unwrap_or(DEFAULT_TIMEOUT), rx).await;
-        self.records.get(&id.0)?.ok_or_else(|| NodeError::Internal("payment record vanished".into()))
+        let deadline = tokio::time::Instant::now() + PATHS_WAIT;
+        loop {
+            let rec = self.records.get(&id.0)?.ok_or_else(|| NodeError::Internal("payment record vanished".into()))?;
+            if rec.status != PaymentStatus::Succeeded || !rec.paths.is_empty() {
+                return Ok(rec);
+            }
+            let rx = self.wait_for(id);
+            // Re-read after registering, so a path recorded in between is not missed.
+            if !self.records.get(&id.0)?.map_or(true, |r| r.paths.is_empty()) {
+                continue;
+            }
+            if tokio::time::timeout_at(deadline, rx).await.is_err() {
+                return self.records.get(&id.0)?.ok_or_else(|| NodeError::Internal("payment record vanished".into()));
+            }
+        }
     }
 
     fn notify(&self, id: &[u8; 32]) {
@@ -239,6 +257,7 @@ impl Payments {
             r.paths.push(hops);
             Some(r)
         })?;
+        self.notify(&id.0);
         Ok(())
     }
 
