@@ -8,7 +8,10 @@ use lightning::routing::utxo::UtxoLookup;
 use lightning::sign::InMemorySigner;
 use lightning::sign::KeysManager;
 
+use lightning::ln::peer_handler::IgnoringMessageHandler;
+
 use crate::bitcoind::BitcoindClient;
+use crate::keys::WalletSignerProvider;
 use crate::logger::LdkTracing;
 use crate::store::SledStore;
 
@@ -30,8 +33,19 @@ pub type ChainMonitor = lightning::chain::chainmonitor::ChainMonitor<
     Arc<KeysManager>,
 >;
 
-pub type ChannelManager =
-    lightning::ln::channelmanager::SimpleArcChannelManager<ChainMonitor, BitcoindClient, BitcoindClient, Logger>;
+/// Entropy and node signing from LDK's KeysManager; channel keys and destination scripts from
+/// [`WalletSignerProvider`].
+pub type ChannelManager = lightning::ln::channelmanager::ChannelManager<
+    Arc<ChainMonitor>,
+    Arc<BitcoindClient>,
+    Arc<KeysManager>,
+    Arc<KeysManager>,
+    Arc<WalletSignerProvider>,
+    Arc<BitcoindClient>,
+    Arc<Router>,
+    Arc<MessageRouter>,
+    Arc<Logger>,
+>;
 
 pub type Router = lightning::routing::router::DefaultRouter<
     Arc<NetworkGraph>,
@@ -44,18 +58,27 @@ pub type Router = lightning::routing::router::DefaultRouter<
 
 pub type MessageRouter = lightning::onion_message::messenger::DefaultMessageRouter<Arc<NetworkGraph>, Arc<Logger>, Arc<KeysManager>>;
 
-pub type OnionMessenger =
-    lightning::onion_message::messenger::SimpleArcOnionMessenger<ChainMonitor, BitcoindClient, BitcoindClient, Logger>;
+pub type OnionMessenger = lightning::onion_message::messenger::OnionMessenger<
+    Arc<KeysManager>,
+    Arc<KeysManager>,
+    Arc<Logger>,
+    Arc<ChannelManager>,
+    Arc<MessageRouter>,
+    Arc<ChannelManager>,
+    Arc<ChannelManager>,
+    IgnoringMessageHandler,
+    IgnoringMessageHandler,
+>;
 
 pub type GossipSync = gossip::P2PGossipSync<Arc<NetworkGraph>, Arc<GossipUtxoLookup>, Arc<Logger>>;
 
-pub type PeerManager = lightning::ln::peer_handler::SimpleArcPeerManager<
+pub type PeerManager = lightning::ln::peer_handler::PeerManager<
     lightning_net_tokio::SocketDescriptor,
-    ChainMonitor,
-    BitcoindClient,
-    BitcoindClient,
-    Arc<GossipUtxoLookup>,
-    Logger,
-    ChainFilter,
-    SledStore,
+    Arc<ChannelManager>,
+    Arc<GossipSync>,
+    Arc<OnionMessenger>,
+    Arc<Logger>,
+    IgnoringMessageHandler,
+    Arc<KeysManager>,
+    Arc<ChainMonitor>,
 >;

@@ -26,6 +26,7 @@ use lightning::util::ser::ReadableArgs;
 use lightning_block_sync::{init, UnboundedCache};
 
 use lanes_channel::bitcoind::{BitcoindClient, RpcConfig};
+use lanes_channel::keys::WalletSignerProvider;
 use lanes_channel::logger::LdkTracing;
 use lanes_channel::store::SledStore;
 use lanes_channel::types::{
@@ -114,7 +115,9 @@ impl Builder {
         ));
         let message_router = Arc::new(MessageRouter::new(Arc::clone(&network_graph), Arc::clone(&keys)));
 
-        let mut monitors = read_channel_monitors(Arc::clone(&store), Arc::clone(&keys), Arc::clone(&keys))
+        // Channel keys from the seed; close outputs, justice and HTLC claims pay the wallet directly.
+        let signer = Arc::new(WalletSignerProvider::new(Arc::clone(&keys), Arc::new(WalletChange(Arc::clone(&wallet)))));
+        let mut monitors = read_channel_monitors(Arc::clone(&store), Arc::clone(&keys), Arc::clone(&signer))
             .map_err(|e| ChannelError::Decode { what: "channel monitors", reason: e.to_string() })?;
         let user_config = user_config();
         let tip = bitcoind.tip().await?;
@@ -124,7 +127,7 @@ impl Builder {
                     let args = ChannelManagerReadArgs::new(
                         Arc::clone(&keys),
                         Arc::clone(&keys),
-                        Arc::clone(&keys),
+                        Arc::clone(&signer),
                         Arc::clone(&bitcoind),
                         Arc::clone(&chain_monitor),
                         Arc::clone(&bitcoind),
@@ -152,7 +155,7 @@ impl Builder {
                         Arc::clone(&logger),
                         Arc::clone(&keys),
                         Arc::clone(&keys),
-                        Arc::clone(&keys),
+                        Arc::clone(&signer),
                         user_config.clone(),
                         params,
                         now.as_secs() as u32,

@@ -141,7 +141,9 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
         Event::SpendableOutputs { outputs, channel_id } => {
             let total: u64 = outputs.iter().map(output_value).sum();
             tracing::info!(channel_id = ?channel_id, outputs = outputs.len(), amount_sat = total, "sweeping channel outputs to the wallet");
-            if node.sweeper.track_spendable_outputs(outputs, channel_id, false, None).is_err() {
+            // Static outputs already pay a wallet script (see lanes_channel::keys): BDK sees them; the
+            // sweeper only spends the ones that need channel keys (delayed to_local, HTLC outputs).
+            if node.sweeper.track_spendable_outputs(outputs, channel_id, true, None).is_err() {
                 tracing::error!(channel_id = ?channel_id, "the sweeper could not persist the outputs; will retry");
                 return Err(ReplayEvent());
             }

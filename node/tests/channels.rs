@@ -121,6 +121,30 @@ async fn payments_across_a_three_node_network() {
     let k = alice.client().send_keysend(SendKeysendRequest { node_id: carol_id.clone(), amount_msat: 5_000_000, timeout_secs: 60 }).await.unwrap().into_inner();
     assert_eq!(k.status, PaymentStatus::Succeeded as i32, "{k:?}");
 
+    // A second route, alice-carol, then more than any single path can carry: LDK splits it.
+    connect(&alice, &carol).await;
+    let ac = open(&net, &alice, &carol, CHANNEL / 2, 0).await;
+    net.mine(6).await;
+    wait_active(&alice, &ac).await;
+    wait_graph(&alice, 3).await;
+    let c_before = local_msat(&carol, &bc).await + local_msat(&carol, &ac).await;
+    let big = invoice(&carol, 1_000_000_000).await;
+    let mpp = pay(&alice, &big.bolt11).await.expect("multi-part payment");
+    assert_eq!(mpp.status, PaymentStatus::Succeeded as i32, "{mpp:?}");
+    assert!(mpp.paths.len() >= 2, "paid over several paths: {:?}", mpp.paths);
+    assert_eq!(local_msat(&carol, &bc).await + local_msat(&carol, &ac).await, c_before + 1_000_000_000);
+
+    // An expired invoice is refused before anything is sent.
+    let short = carol.client().add_invoice(AddInvoiceRequest { amount_msat: 1000, description: "soon gone".into(), expiry_secs: 1 }).await.unwrap().into_inner();
+    alice
+        .wait_until("the 1 s invoice to be expired", || async {
+            alice.client().decode_invoice(DecodeInvoiceRequest { bolt11: short.bolt11.clone() }).await.unwrap().into_inner().expired
+        })
+        .await;
+    let expired = pay(&alice, &short.bolt11).await.unwrap_err();
+    assert_eq!(expired.code(), Code::FailedPrecondition, "{expired:?}");
+    assert!(expired.message().contains("expired"), "{expired:?}");
+
     // Bad input.
     let bad = pay(&alice, "lnbcrt1notaninvoice").await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
@@ -128,7 +152,7 @@ async fn payments_across_a_three_node_network() {
     let none = pay(&alice, &too_big.bolt11).await.unwrap_err();
     assert_eq!(none.code(), Code::FailedPrecondition, "{none:?}");
     let list = alice.client().list_payments(ListPaymentsRequest {}).await.unwrap().into_inner().payments;
-    assert_eq!(list.len(), 2, "failed starts leave no record: {list:?}");
+    assert_eq!(list.len(), 3, "refused payments leave no record: {list:?}");
     let unknown = alice.client().close_channel(CloseChannelRequest { channel_id: "00".repeat(32), force: false, sat_per_vbyte: String::new() }).await.unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
 
@@ -139,4 +163,91 @@ async fn payments_across_a_three_node_network() {
     let inv2 = invoice(&carol, 1_000_000).await;
     let p2 = pay(&alice, &inv2.bolt11).await.expect("pay after restart");
     assert_eq!(p2.status, PaymentStatus::Succeeded as i32, "{p2:?}");
+}
+
+/// Opening with bad input changes nothing: no channel, the same wallet balance.
+async fn assert_open_refused(a: &Node, node_id: &str, sat: u64, push_msat: u64, code: Code, what: &str) {
+    let (chans, bal) = (a.client().list_channels(ListChannelsRequest::default()).await.unwrap().into_inner().channels.len(), a.balance().await);
+    let e = a
+        .client()
+        .open_channel(OpenChannelRequest { node_id: node_id.into(), local_funding_sat: sat, push_msat, private: false, sat_per_vbyte: String::new() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), code, "{what}: {e:?}");
+    assert_eq!(a.client().list_channels(ListChannelsRequest::default()).await.unwrap().into_inner().channels.len(), chans, "{what}");
+    assert_eq!(a.balance().await, bal, "{what}");
+}
+
+#[tokio::test]
+async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
+    let net = start_net().await;
+    let (alice, bob) = (net.node("alice").await, net.node("bob").await);
+    alice.fund(2_000_000).await;
+    bob.fund(2_000_000).await;
+    let bob_id = bob.info().await.node_id;
+
+    // Bad opens, before and after connecting.
+    assert_open_refused(&alice, &bob_id, 500_000, 0, Code::FailedPrecondition, "peer not connected").await;
+    assert_open_refused(&alice, "02abc", 500_000, 0, Code::InvalidArgument, "malformed node id").await;
+    connect(&alice, &bob).await;
+    assert_open_refused(&alice, &bob_id, 0, 0, Code::InvalidArgument, "zero capacity").await;
+    assert_open_refused(&alice, &bob_id, 500_000, 500_000_000, Code::InvalidArgument, "push above capacity").await;
+    assert_open_refused(&alice, &bob_id, 5_000_000, 0, Code::FailedPrecondition, "above the wallet balance").await;
+
+    let coop = open(&net, &alice, &bob, CHANNEL, 0).await;
+    let forced = open(&net, &bob, &alice, CHANNEL, 300_000_000).await;
+    net.mine(6).await;
+    wait_active(&alice, &coop).await;
+    wait_active(&alice, &forced).await;
+    let inv = invoice(&bob, 200_000_000).await;
+    assert_eq!(pay(&alice, &inv.bolt11).await.unwrap().status, PaymentStatus::Succeeded as i32);
+
+    // Both restart: same channels, same balances, usable again.
+    let ids = |n: &Node| {
+        let n = n.clone();
+        async move {
+            let mut v: Vec<(String, u64)> = n.client().list_channels(ListChannelsRequest::default()).await.unwrap().into_inner().channels.into_iter().map(|c| (c.channel_id, c.local_balance_msat)).collect();
+            v.sort();
+            v
+        }
+    };
+    let (a_before, b_before) = (ids(&alice).await, ids(&bob).await);
+    alice.restart().await;
+    bob.restart().await;
+    assert_eq!(ids(&alice).await, a_before);
+    assert_eq!(ids(&bob).await, b_before);
+    wait_active(&alice, &coop).await;
+
+    // Cooperative close: alice's share comes back to her wallet after one block.
+    let a_local_sat = local_msat(&alice, &coop).await / 1000;
+    let a_wallet = alice.balance().await.confirmed_sat;
+    alice.client().close_channel(CloseChannelRequest { channel_id: coop.clone(), force: false, sat_per_vbyte: String::new() }).await.unwrap();
+    alice.wait_until("the cooperative close to leave the channel list", || async { channel(&alice, &coop).await.is_none() }).await;
+    alice.wait_until("the closing transaction in the mempool", || async { !net.mempool().await.is_empty() }).await;
+    net.mine(1).await;
+    let after = alice.wait_confirmed_at_least(a_wallet + a_local_sat - 5_000).await;
+    assert!(after.confirmed_sat <= a_wallet + a_local_sat, "{after:?}");
+
+    // Force close by bob: his funds wait for the CSV delay, then the sweeper brings them to his wallet.
+    let b_local_sat = local_msat(&bob, &forced).await / 1000;
+    let b_wallet = bob.balance().await.confirmed_sat;
+    bob.client().close_channel(CloseChannelRequest { channel_id: forced.clone(), force: true, sat_per_vbyte: String::new() }).await.unwrap();
+    bob.wait_until("the commitment in the mempool", || async { !net.mempool().await.is_empty() }).await;
+    net.mine(1).await;
+    let pending = bob
+        .wait_until("the closed channel to show what is still to be claimed", || async {
+            let c = bob.client().closed_channels(ClosedChannelsRequest {}).await.unwrap().into_inner().channels;
+            c.into_iter().find(|c| c.channel_id == forced && c.claimable_sat > 0 && c.claimable_at_height > 0).ok_or("not yet")
+        })
+        .await;
+    assert!(pending.claimable_sat <= b_local_sat, "{pending:?}");
+    let height = net.height().await as u32;
+    assert!(pending.claimable_at_height > height, "claimable later than now: {pending:?}");
+    net.mine((pending.claimable_at_height - height) as u64 + 1).await;
+    bob.wait_until("the sweep in the mempool", || async { !net.mempool().await.is_empty() }).await;
+    net.mine(1).await;
+    let swept = bob.wait_confirmed_at_least(b_wallet + pending.claimable_sat - 5_000).await;
+    assert!(swept.confirmed_sat <= b_wallet + b_local_sat, "{swept:?}");
+    // alice's side of the forced close was hers at once (no delay for the non-broadcaster).
+    assert!(alice.balance().await.total_sat > after.confirmed_sat, "alice received her share of the forced channel");
 }
