@@ -5,10 +5,13 @@
 //! fee estimates), and the sync status GetInfo reports. Broadcasting what LDK asks is done by the
 //! bitcoind client LDK holds. Must never: decide anything about channels; LDK's ChainMonitor reacts to
 //! what it sees in blocks (including breaches, with a justice transaction).
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use lightning::chain::channelmonitor::Balance;
+use lightning::ln::types::ChannelId;
 use lightning_block_sync::poll::{ChainPoller, ValidatedBlockHeader};
 use lightning_block_sync::{SpvClient, UnboundedCache};
 use tokio::sync::watch;
@@ -52,10 +55,16 @@ pub async fn follow_chain(
     let listener = (Arc::clone(&chain_monitor), &rest);
     let mut spv = SpvClient::new(tip, poller, &mut cache, &listener);
     let mut last_logged = None;
+    let mut breaches = HashSet::new();
+    let mut first = true;
     loop {
         match spv.poll_best_tip().await {
-            Ok(_) => {
+            Ok((_, connected)) => {
                 status.lightning.store(true, Ordering::Release);
+                // Also on the first poll: a breach may have been mined while we were offline.
+                if connected || std::mem::take(&mut first) {
+                    report_breaches(&chain_monitor, &mut breaches);
+                }
                 let best = channel_manager.current_best_block();
                 if last_logged != Some(best.block_hash) {
                     tracing::debug!(height = best.height, hash = %best.block_hash, "lightning state at block");
@@ -69,6 +78,29 @@ pub async fn follow_chain(
         }
         if wait(&mut shutdown, interval).await {
             return;
+        }
+    }
+}
+
+/// Logs, once per channel, that a peer published a revoked state. LDK's ChainMonitor has already seen
+/// it in the block and broadcasts the justice transaction itself; this is the operator's line.
+fn report_breaches(chain_monitor: &ChainMonitor, seen: &mut HashSet<ChannelId>) {
+    for id in chain_monitor.list_monitors() {
+        if seen.contains(&id) {
+            continue;
+        }
+        let Ok(monitor) = chain_monitor.get_monitor(id) else { continue };
+        let revoked: u64 = monitor
+            .get_claimable_balances()
+            .iter()
+            .filter_map(|b| match b {
+                Balance::CounterpartyRevokedOutputClaimable { amount_satoshis } => Some(*amount_satoshis),
+                _ => None,
+            })
+            .sum();
+        if revoked > 0 {
+            tracing::warn!(channel_id = %id, peer = %monitor.get_counterparty_node_id(), claimable_sat = revoked, "breach detected: the peer published a revoked state; claiming it with a justice transaction");
+            seen.insert(id);
         }
     }
 }

@@ -23,6 +23,7 @@
 //! This crate owns the harness only: it must never contain node logic, and never touch processes, ports or
 //! directories it did not create itself.
 mod bitcoind;
+pub mod cheat;
 mod net;
 mod node;
 mod process;

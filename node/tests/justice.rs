@@ -1,0 +1,111 @@
+//! A peer that publishes a revoked channel state loses everything in the channel.
+//!
+//! bob (the cheater) keeps a copy of his data dir from a state where he held more, moves the channel on,
+//! then broadcasts the old commitment from the copy straight to bitcoind. alice's chain watcher (LDK's
+//! ChainMonitor) sees it and claims every output with a justice transaction, whether she was watching at
+//! that moment or comes back within the CSV delay.
+use lanes_regtest::bitcoin::Network;
+use lanes_regtest::cheat::{broadcast_stale_commitments, snapshot};
+use lanes_regtest::proto::v1::*;
+use lanes_regtest::{wait_until_logged, Net, Node, RpcApi, SYNC_TIMEOUT};
+
+const CAPACITY: u64 = 1_000_000;
+/// Upper bound on what alice pays in on-chain fees: funding, justice and sweep transactions.
+const FEES: u64 = 20_000;
+
+async fn connect(a: &Node, b: &Node) {
+    let id = b.info().await.node_id;
+    a.client().connect_peer(ConnectPeerRequest { address: format!("{id}@{}", b.p2p_addr()), persist: true }).await.expect("connect");
+}
+
+async fn active(n: &Node, id: &str) {
+    n.wait_until(format!("channel {id} active"), || async {
+        let c = n.client().list_channels(ListChannelsRequest { active_only: true, peer: String::new() }).await.unwrap().into_inner().channels;
+        c.iter().any(|c| c.channel_id == id)
+    })
+    .await
+}
+
+async fn pay(from: &Node, to: &Node, msat: u64) {
+    let inv = to.client().add_invoice(AddInvoiceRequest { amount_msat: msat, description: "state".into(), expiry_secs: 0 }).await.unwrap().into_inner();
+    let p = from.client().pay_invoice(PayInvoiceRequest { bolt11: inv.bolt11, amount_msat: 0, timeout_secs: 60, retry_secs: 0 }).await.unwrap().into_inner();
+    assert_eq!(p.status, PaymentStatus::Succeeded as i32, "{p:?}");
+}
+
+async fn cheat_and_get_punished(honest_offline: bool) {
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let (alice, bob) = (net.node("alice").await, net.node("bob").await);
+    alice.fund(2 * CAPACITY).await;
+    connect(&alice, &bob).await;
+    let r = alice
+        .client()
+        .open_channel(OpenChannelRequest { node_id: bob.info().await.node_id, local_funding_sat: CAPACITY, push_msat: 0, private: false, sat_per_vbyte: String::new() })
+        .await
+        .expect("open")
+        .into_inner();
+    let funding: lanes_regtest::bitcoin::Txid = r.funding_txid.parse().unwrap();
+    alice.wait_until("the funding in the mempool", || async { net.mempool().await.contains(&funding) }).await;
+    net.mine(6).await;
+    active(&alice, &r.channel_id).await;
+
+    // State N: bob holds 600k sat. He keeps a copy of it.
+    pay(&alice, &bob, 600_000_000).await;
+    bob.stop().await;
+    let copy = net.dir().join("bob-at-state-n");
+    snapshot(&bob, &copy);
+    bob.start().await;
+    active(&alice, &r.channel_id).await;
+    active(&bob, &r.channel_id).await;
+
+    // State N+k: bob pays most of it back, so the old state is worth 500k sat more to him.
+    pay(&bob, &alice, 500_000_000).await;
+    let wallet_before = alice.balance().await.confirmed_sat;
+    bob.stop().await;
+
+    if honest_offline {
+        alice.stop().await;
+    }
+    let breach = broadcast_stale_commitments(&copy, Network::Regtest, net.rpc());
+    assert_eq!(breach.len(), 1, "one stale commitment broadcast");
+    net.mine(1).await;
+    if honest_offline {
+        // Well within the 144-block CSV delay bob's own output waits for.
+        net.mine(10).await;
+        alice.start().await;
+    }
+
+    // alice claims every output: mine a block per check so her justice and sweep transactions confirm.
+    // Counted in outputs with a confirmation (the balance counts our unconfirmed change as spendable).
+    let want = wallet_before + CAPACITY - FEES;
+    let got = wait_until_logged(SYNC_TIMEOUT * 4, "alice to recover the whole channel", &[alice.log_path()], || async {
+        net.mine(1).await;
+        let confirmed: u64 = alice.list_unspent(1).await.iter().map(|u| u.amount_sat).sum();
+        match confirmed >= want {
+            true => Ok(confirmed),
+            false => Err(format!("{confirmed} sat in confirmed outputs, want at least {want}")),
+        }
+    })
+    .await;
+    assert!(got <= wallet_before + CAPACITY, "alice cannot get more than the channel held: {got}");
+    // bob's stale commitment is confirmed and every output of it is spent (nothing left for bob).
+    for txid in breach {
+        let tx = net.rpc().get_raw_transaction(&txid, None).expect("the breach tx");
+        for vout in 0..tx.output.len() as u32 {
+            assert!(net.rpc().get_tx_out(&txid, vout, Some(false)).unwrap().is_none(), "output {vout} of the breach is spent");
+        }
+    }
+    let log = std::fs::read_to_string(alice.log_path()).unwrap();
+    assert!(log.contains("breach detected"), "alice logs the breach");
+    let closed = alice.client().closed_channels(ClosedChannelsRequest {}).await.unwrap().into_inner().channels;
+    assert!(closed.iter().any(|c| c.channel_id == r.channel_id), "{closed:?}");
+}
+
+#[tokio::test]
+async fn a_cheater_is_punished_while_the_honest_node_watches() {
+    cheat_and_get_punished(false).await;
+}
+
+#[tokio::test]
+async fn a_cheater_is_punished_when_the_honest_node_comes_back_within_the_delay() {
+    cheat_and_get_punished(true).await;
+}
