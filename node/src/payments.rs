@@ -58,6 +58,14 @@ pub struct PaymentRecord {
     pub bolt11: String,
 }
 
+impl PaymentRecord {
+    /// True when the recorded paths deliver the whole amount (each path's last hop is its part).
+    fn all_paths_recorded(&self) -> bool {
+        let delivered: u64 = self.paths.iter().filter_map(|p| p.last()).map(|h| h.amount_msat).sum();
+        !self.paths.is_empty() && delivered >= self.amount_msat
+    }
+}
+
 pub struct Payments {
     records: Records<PaymentRecord>,
     waiters: Mutex<HashMap<[u8; 32], Vec<oneshot::Sender<()>>>>,
@@ -179,19 +187,20 @@ impl Payments {
         rx
     }
 
-    /// Waits for the outcome. LDK reports the paths a payment took in events that follow PaymentSent,
-    /// so a succeeded payment is returned once its first path is recorded too (or after a short bound).
+    /// Waits for the outcome. LDK reports the paths a payment took in events that follow PaymentSent
+    /// (one per part of a multi-part payment), so a succeeded payment is returned once the recorded
+    /// paths deliver its whole amount (or after a short bound).
     async fn finish(&self, id: PaymentId, rx: oneshot::Receiver<()>, timeout: Option<Duration>) -> Result<PaymentRecord, NodeError> {
         let _ = tokio::time::timeout(timeout.unwrap_or(DEFAULT_TIMEOUT), rx).await;
         let deadline = tokio::time::Instant::now() + PATHS_WAIT;
         loop {
             let rec = self.records.get(&id.0)?.ok_or_else(|| NodeError::Internal("payment record vanished".into()))?;
-            if rec.status != PaymentStatus::Succeeded || !rec.paths.is_empty() {
+            if rec.status != PaymentStatus::Succeeded || rec.all_paths_recorded() {
                 return Ok(rec);
             }
             let rx = self.wait_for(id);
             // Re-read after registering, so a path recorded in between is not missed.
-            if !self.records.get(&id.0)?.map_or(true, |r| r.paths.is_empty()) {
+            if self.records.get(&id.0)?.map_or(false, |r| r.all_paths_recorded()) {
                 continue;
             }
             if tokio::time::timeout_at(deadline, rx).await.is_err() {
