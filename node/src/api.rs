@@ -101,6 +101,8 @@ fn invoice(r: InvoiceRecord) -> Invoice {
         State::Open => InvoiceState::Open,
         State::Settled => InvoiceState::Settled,
         State::Expired => InvoiceState::Expired,
+        State::Accepted => InvoiceState::Accepted,
+        State::Canceled => InvoiceState::Canceled,
     };
     Invoice {
         bolt11: r.bolt11,
@@ -113,6 +115,7 @@ fn invoice(r: InvoiceRecord) -> Invoice {
         amount_received_msat: r.amount_received_msat,
         settled_at: r.settled_at,
         preimage: r.preimage,
+        hold: r.hold,
     }
 }
 
@@ -351,7 +354,11 @@ impl Lanes for Api {
 
     async fn add_invoice(&self, req: Request<AddInvoiceRequest>) -> Result<Response<AddInvoiceResponse>, Status> {
         let r = req.into_inner();
-        let rec = self.node.invoices.add(&self.node, r.amount_msat, &r.description, r.expiry_secs)?;
+        let hold = match opt(r.payment_hash) {
+            Some(h) => Some(invoice::parse_payment_hash(&h)?),
+            None => None,
+        };
+        let rec = self.node.invoices.add(&self.node, r.amount_msat, &r.description, r.expiry_secs, hold)?;
         Ok(Response::new(AddInvoiceResponse { bolt11: rec.bolt11, payment_hash: rec.payment_hash }))
     }
 
@@ -399,6 +406,16 @@ impl Lanes for Api {
 
     async fn lookup_invoice(&self, req: Request<LookupInvoiceRequest>) -> Result<Response<Invoice>, Status> {
         Ok(Response::new(invoice(self.node.invoices.lookup(&req.into_inner().payment_hash)?)))
+    }
+
+    async fn settle_invoice(&self, req: Request<SettleInvoiceRequest>) -> Result<Response<SettleInvoiceResponse>, Status> {
+        self.node.invoices.settle(&self.node, &req.into_inner().preimage)?;
+        Ok(Response::new(SettleInvoiceResponse {}))
+    }
+
+    async fn cancel_invoice(&self, req: Request<CancelInvoiceRequest>) -> Result<Response<CancelInvoiceResponse>, Status> {
+        self.node.invoices.cancel(&self.node, &req.into_inner().payment_hash)?;
+        Ok(Response::new(CancelInvoiceResponse {}))
     }
 
     async fn pay_invoice(&self, req: Request<PayInvoiceRequest>) -> Result<Response<Payment>, Status> {

@@ -81,12 +81,18 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
         Event::OpenChannelRequest { temporary_channel_id, counterparty_node_id, .. } => {
             let _ = node.channel_manager.accept_inbound_channel(&temporary_channel_id, &counterparty_node_id, 0, None);
         }
-        Event::PaymentClaimable { payment_hash, purpose, amount_msat, .. } => {
-            // The preimage is ours (an invoice we made, or keysend): claiming is what settles it.
+        Event::PaymentClaimable { payment_hash, purpose, amount_msat, claim_deadline, .. } => {
+            let canceled = node.invoices.is_canceled(payment_hash).map_err(|_| ReplayEvent())?;
             match purpose.preimage() {
-                Some(preimage) => node.channel_manager.claim_funds(preimage),
-                None => {
-                    tracing::warn!(payment_hash = %payment_hash, amount_msat, "payment for an unknown hash: failing it back");
+                // An invoice we made, or keysend: claiming is what settles it.
+                Some(preimage) if !canceled => node.channel_manager.claim_funds(preimage),
+                // A hold invoice: the caller has the preimage and settles or cancels later.
+                None if node.invoices.hold_payment(payment_hash, amount_msat).map_err(|_| ReplayEvent())? => {
+                    tracing::info!(payment_hash = %payment_hash, amount_msat, claim_deadline = ?claim_deadline, "payment held for a hold invoice");
+                    node.bus.publish(NodeEvent { kind: "invoice_accepted", payment_hash: payment_hash.to_string(), amount_msat, ..Default::default() });
+                }
+                _ => {
+                    tracing::warn!(payment_hash = %payment_hash, amount_msat, canceled, "payment not ours to claim: failing it back");
                     node.channel_manager.fail_htlc_backwards(&payment_hash);
                 }
             }

@@ -26,6 +26,9 @@ pub enum InvoiceState {
     Open,
     Settled,
     Expired,
+    /// A hold invoice's payment is held, waiting for settle or cancel.
+    Accepted,
+    Canceled,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -41,12 +44,23 @@ pub struct InvoiceRecord {
     pub amount_received_msat: u64,
     pub settled_at: u64,
     pub preimage: String,
+    /// The caller keeps the preimage: a payment is held until settled or canceled.
+    #[serde(default)]
+    pub hold: bool,
+    #[serde(default)]
+    pub accepted: bool,
+    #[serde(default)]
+    pub canceled: bool,
 }
 
 impl InvoiceRecord {
     pub fn state(&self) -> InvoiceState {
         if self.settled {
             InvoiceState::Settled
+        } else if self.canceled {
+            InvoiceState::Canceled
+        } else if self.accepted {
+            InvoiceState::Accepted
         } else if now_secs() >= self.expires_at {
             InvoiceState::Expired
         } else {
@@ -77,8 +91,14 @@ impl Invoices {
         Ok(Self { records: Records::open(db, "invoices")? })
     }
 
-    /// Creates an invoice (amount 0: any amount). LDK derives its preimage from the node's keys.
-    pub fn add(&self, node: &Node, amount_msat: u64, description: &str, expiry_secs: u32) -> Result<InvoiceRecord, NodeError> {
+    /// Creates an invoice (amount 0: any amount). LDK derives its preimage from the node's keys, unless
+    /// `hold_hash` is given: then the caller keeps the preimage and a payment is held until settled.
+    pub fn add(&self, node: &Node, amount_msat: u64, description: &str, expiry_secs: u32, hold_hash: Option<PaymentHash>) -> Result<InvoiceRecord, NodeError> {
+        if let Some(h) = hold_hash {
+            if self.records.get(&h.0)?.is_some() {
+                return Err(NodeError::AlreadyExists(format!("an invoice with payment hash {} exists", hex(&h.0))));
+            }
+        }
         if amount_msat > MAX_MSAT {
             return Err(NodeError::Invalid(format!("{amount_msat} msat is more than 21 million bitcoin")));
         }
@@ -88,6 +108,7 @@ impl Invoices {
             amount_msats: (amount_msat > 0).then_some(amount_msat),
             description: Bolt11InvoiceDescription::Direct(desc),
             invoice_expiry_delta_secs: Some(expiry),
+            payment_hash: hold_hash,
             ..Default::default()
         };
         let inv = node.channel_manager.create_bolt11_invoice(params).map_err(|e| NodeError::Invalid(format!("cannot create the invoice: {e:?}")))?;
@@ -103,6 +124,9 @@ impl Invoices {
             amount_received_msat: 0,
             settled_at: 0,
             preimage: String::new(),
+            hold: hold_hash.is_some(),
+            accepted: false,
+            canceled: false,
         };
         self.records.put(&inv.payment_hash().to_byte_array(), &rec)?;
         tracing::info!(payment_hash = %rec.payment_hash, amount_msat, "invoice created");
@@ -124,6 +148,9 @@ impl Invoices {
                 amount_received_msat: 0,
                 settled_at: 0,
                 preimage: String::new(),
+                hold: false,
+                accepted: false,
+                canceled: false,
             });
             rec.settled = true;
             rec.amount_received_msat = amount_msat;
@@ -131,6 +158,67 @@ impl Invoices {
             rec.preimage = preimage.map(|p| hex(&p.0)).unwrap_or_default();
             Some(rec)
         })?;
+        Ok(())
+    }
+
+    /// Decides what to do with a payment that arrived for `hash` whose preimage LDK does not know:
+    /// hold it (true) if it pays an open hold invoice, which is then ACCEPTED.
+    pub fn hold_payment(&self, hash: PaymentHash, amount_msat: u64) -> Result<bool, NodeError> {
+        let mut held = false;
+        self.records.update(&hash.0, |rec| {
+            let mut rec = rec?;
+            if rec.hold && !rec.canceled && !rec.settled {
+                rec.accepted = true;
+                rec.amount_received_msat = amount_msat;
+                held = true;
+            }
+            Some(rec)
+        })?;
+        Ok(held)
+    }
+
+    /// True when the invoice for `hash` was canceled: its payments are failed back, never claimed.
+    pub fn is_canceled(&self, hash: PaymentHash) -> Result<bool, NodeError> {
+        Ok(self.records.get(&hash.0)?.map_or(false, |r| r.canceled))
+    }
+
+    /// Claims the payment held by a hold invoice.
+    pub fn settle(&self, node: &Node, preimage: &str) -> Result<(), NodeError> {
+        let preimage = PaymentPreimage(parse_hex32(preimage, "preimage")?);
+        let hash = PaymentHash(bitcoin::hashes::sha256::Hash::hash(&preimage.0).to_byte_array());
+        let rec = self.records.get(&hash.0)?.ok_or_else(|| NodeError::NotFound(format!("no invoice with payment hash {}", hex(&hash.0))))?;
+        match rec.state() {
+            _ if !rec.hold => Err(NodeError::Precondition("not a hold invoice: it settles by itself".into())),
+            InvoiceState::Accepted => {
+                node.channel_manager.claim_funds(preimage);
+                tracing::info!(payment_hash = %rec.payment_hash, "hold invoice settled");
+                Ok(())
+            }
+            state => Err(NodeError::Precondition(format!("the invoice is {state:?}, not holding a payment"))),
+        }
+    }
+
+    /// Cancels an invoice: a held payment fails back to the payer, later ones are refused.
+    pub fn cancel(&self, node: &Node, hash: &str) -> Result<(), NodeError> {
+        let h = parse_payment_hash(hash)?;
+        let mut refused = None;
+        self.records.update(&h.0, |rec| {
+            let Some(mut rec) = rec else {
+                refused = Some(NodeError::NotFound(format!("no invoice with payment hash {hash}")));
+                return None;
+            };
+            if rec.settled {
+                refused = Some(NodeError::Precondition("the invoice is already settled".into()));
+                return None;
+            }
+            rec.canceled = true;
+            Some(rec)
+        })?;
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        node.channel_manager.fail_htlc_backwards(&h);
+        tracing::info!(payment_hash = %hash, "invoice canceled");
         Ok(())
     }
 

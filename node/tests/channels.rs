@@ -63,7 +63,7 @@ async fn wait_graph(n: &Node, channels: usize) {
 
 async fn invoice(n: &Node, msat: u64) -> AddInvoiceResponse {
     n.client()
-        .add_invoice(AddInvoiceRequest { amount_msat: msat, description: "test".into(), expiry_secs: 0 })
+        .add_invoice(AddInvoiceRequest { amount_msat: msat, description: "test".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -135,7 +135,7 @@ async fn payments_across_a_three_node_network() {
     assert_eq!(local_msat(&carol, &bc).await + local_msat(&carol, &ac).await, c_before + 1_000_000_000);
 
     // An expired invoice is refused before anything is sent.
-    let short = carol.client().add_invoice(AddInvoiceRequest { amount_msat: 1000, description: "soon gone".into(), expiry_secs: 1 }).await.unwrap().into_inner();
+    let short = carol.client().add_invoice(AddInvoiceRequest { amount_msat: 1000, description: "soon gone".into(), expiry_secs: 1, ..Default::default() }).await.unwrap().into_inner();
     alice
         .wait_until("the 1 s invoice to be expired", || async {
             alice.client().decode_invoice(DecodeInvoiceRequest { bolt11: short.bolt11.clone() }).await.unwrap().into_inner().expired

@@ -27,12 +27,38 @@ async fn active(n: &Node, id: &str) {
 }
 
 async fn pay(from: &Node, to: &Node, msat: u64) {
-    let inv = to.client().add_invoice(AddInvoiceRequest { amount_msat: msat, description: "state".into(), expiry_secs: 0 }).await.unwrap().into_inner();
+    let inv = to.client().add_invoice(AddInvoiceRequest { amount_msat: msat, description: "state".into(), ..Default::default() }).await.unwrap().into_inner();
     let p = from.client().pay_invoice(PayInvoiceRequest { bolt11: inv.bolt11, amount_msat: 0, timeout_secs: 60, retry_secs: 0 }).await.unwrap().into_inner();
     assert_eq!(p.status, PaymentStatus::Succeeded as i32, "{p:?}");
 }
 
-async fn cheat_and_get_punished(honest_offline: bool) {
+/// A hold invoice on `to` paid by `from`: returns once `to` holds the HTLC, with the preimage and the
+/// payer's pending call (which breaks if the payer restarts meanwhile).
+async fn held_payment(from: &Node, to: &Node, msat: u64, seed: u8) -> ([u8; 32], tokio::task::JoinHandle<Result<Payment, tonic::Status>>) {
+    use lanes_regtest::bitcoin::hashes::{sha256, Hash};
+    let preimage = [seed; 32];
+    let hash = sha256::Hash::hash(&preimage).to_byte_array();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let inv = to
+        .client()
+        .add_invoice(AddInvoiceRequest { amount_msat: msat, description: "held".into(), expiry_secs: 0, payment_hash: hex(&hash) })
+        .await
+        .expect("hold invoice")
+        .into_inner();
+    let payer = from.clone();
+    let bolt11 = inv.bolt11.clone();
+    let pending = tokio::spawn(async move {
+        payer.client().pay_invoice(PayInvoiceRequest { bolt11, amount_msat: 0, timeout_secs: 120, retry_secs: 0 }).await.map(|r| r.into_inner())
+    });
+    to.wait_until("the payment to be held", || async {
+        let i = to.client().lookup_invoice(LookupInvoiceRequest { payment_hash: inv.payment_hash.clone() }).await.unwrap().into_inner();
+        i.state == InvoiceState::Accepted as i32
+    })
+    .await;
+    (preimage, pending)
+}
+
+async fn cheat_and_get_punished(honest_offline: bool, htlcs_in_flight: bool) {
     let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
     let (alice, bob) = (net.node("alice").await, net.node("bob").await);
     alice.fund(2 * CAPACITY).await;
@@ -48,8 +74,12 @@ async fn cheat_and_get_punished(honest_offline: bool) {
     net.mine(6).await;
     active(&alice, &r.channel_id).await;
 
-    // State N: bob holds 600k sat. He keeps a copy of it.
+    // State N: bob holds 600k sat (and, in one story, an HTLC each way is in flight). He keeps a copy.
     pay(&alice, &bob, 600_000_000).await;
+    let held = match htlcs_in_flight {
+        true => Some((held_payment(&alice, &bob, 100_000_000, 1).await, held_payment(&bob, &alice, 50_000_000, 2).await)),
+        false => None,
+    };
     bob.stop().await;
     let copy = net.dir().join("bob-at-state-n");
     snapshot(&bob, &copy);
@@ -57,8 +87,26 @@ async fn cheat_and_get_punished(honest_offline: bool) {
     active(&alice, &r.channel_id).await;
     active(&bob, &r.channel_id).await;
 
-    // State N+k: bob pays most of it back, so the old state is worth 500k sat more to him.
-    pay(&bob, &alice, 500_000_000).await;
+    // State N+k: the HTLCs resolve (bob refuses alice's, alice takes bob's) and bob pays most of his
+    // balance back, so the old state is worth far more to him.
+    if let Some(((_, to_bob), (alice_preimage, to_alice))) = held {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        use lanes_regtest::bitcoin::hashes::{sha256, Hash};
+        let bob_hash = sha256::Hash::hash(&[1u8; 32]).to_byte_array();
+        bob.client().cancel_invoice(CancelInvoiceRequest { payment_hash: hex(&bob_hash) }).await.expect("cancel");
+        alice.client().settle_invoice(SettleInvoiceRequest { preimage: hex(&alice_preimage) }).await.expect("settle");
+        let refused = to_bob.await.unwrap().expect("alice's call outlives bob's restart");
+        assert_eq!(refused.status, PaymentStatus::Failed as i32, "bob refused alice's payment: {refused:?}");
+        // bob restarted since he paid, so his call broke; his payment list tells the outcome.
+        let _ = to_alice.await;
+        let alice_hash = hex(&sha256::Hash::hash(&alice_preimage).to_byte_array());
+        bob.wait_until("bob's payment to alice to succeed", || async {
+            let list = bob.client().list_payments(ListPaymentsRequest {}).await.unwrap().into_inner().payments;
+            list.iter().any(|p| p.payment_hash == alice_hash && p.status == PaymentStatus::Succeeded as i32)
+        })
+        .await;
+    }
+    pay(&bob, &alice, 400_000_000).await;
     let wallet_before = alice.balance().await.confirmed_sat;
     bob.stop().await;
 
@@ -102,10 +150,15 @@ async fn cheat_and_get_punished(honest_offline: bool) {
 
 #[tokio::test]
 async fn a_cheater_is_punished_while_the_honest_node_watches() {
-    cheat_and_get_punished(false).await;
+    cheat_and_get_punished(false, false).await;
+}
+
+#[tokio::test]
+async fn a_cheater_with_htlcs_in_flight_both_ways_loses_every_output() {
+    cheat_and_get_punished(false, true).await;
 }
 
 #[tokio::test]
 async fn a_cheater_is_punished_when_the_honest_node_comes_back_within_the_delay() {
-    cheat_and_get_punished(true).await;
+    cheat_and_get_punished(true, false).await;
 }

@@ -8,6 +8,9 @@ use lanes_node::Builder;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
+/// How long calls in progress get to finish once the node is asked to stop.
+const API_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
@@ -49,7 +52,12 @@ async fn run() -> Result<(), lanes_node::NodeError> {
         Some(Err(e)) => Some(lanes_node::NodeError::Internal(format!("gRPC task: {e}"))),
         Some(Ok(Ok(()))) => None,
         None => {
-            let _ = server.await;
+            // Calls still waiting (a payment waiting for its outcome can take minutes) must not hold the
+            // node up: give them a moment, then stop anyway. Their state is LDK's and is persisted below.
+            if tokio::time::timeout(API_GRACE, &mut server).await.is_err() {
+                tracing::info!("stopping with API calls still waiting");
+                server.abort();
+            }
             None
         }
     };
