@@ -10,6 +10,7 @@ pub mod bitcoind;
 pub mod error;
 pub mod keys;
 pub mod logger;
+pub mod persist;
 pub mod store;
 pub mod types;
 

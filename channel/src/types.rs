@@ -13,7 +13,7 @@ use lightning::ln::peer_handler::IgnoringMessageHandler;
 use crate::bitcoind::BitcoindClient;
 use crate::keys::WalletSignerProvider;
 use crate::logger::LdkTracing;
-use crate::store::SledStore;
+use crate::persist::OrderedPersister;
 
 pub type Logger = LdkTracing;
 pub type NetworkGraph = gossip::NetworkGraph<Arc<Logger>>;
@@ -29,7 +29,7 @@ pub type ChainMonitor = lightning::chain::chainmonitor::ChainMonitor<
     Arc<BitcoindClient>,
     Arc<BitcoindClient>,
     Arc<Logger>,
-    Arc<SledStore>,
+    Arc<OrderedPersister>,
     Arc<KeysManager>,
 >;
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bitcoin::BlockHash;
-use lightning::chain::{self, BestBlock, ChannelMonitorUpdateStatus, Watch};
+use lightning::chain::{self, BestBlock, ChannelMonitorUpdateStatus};
 use lightning::ln::channelmanager::{ChainParameters, ChannelManagerReadArgs};
 use lightning::ln::peer_handler::{IgnoringMessageHandler, MessageHandler};
 use lightning::routing::gossip::P2PGossipSync;
@@ -28,6 +28,7 @@ use lightning_block_sync::{init, UnboundedCache};
 use lanes_channel::bitcoind::{BitcoindClient, RpcConfig};
 use lanes_channel::keys::WalletSignerProvider;
 use lanes_channel::logger::LdkTracing;
+use lanes_channel::persist::{OrderedPersister, ProcessorStore};
 use lanes_channel::store::SledStore;
 use lanes_channel::types::{
     ChainMonitor, ChannelManager, GossipSync, MessageRouter, NetworkGraph, OnionMessenger, PeerManager, Router, Scorer,
@@ -95,12 +96,15 @@ impl Builder {
         let keys = Arc::new(KeysManager::new(&seed.ldk_seed(network), now.as_secs(), now.subsec_nanos(), true));
         let network_graph = Arc::new(read_network_graph(&store, network, &logger)?);
         let scorer = Arc::new(RwLock::new(read_scorer(&store, &network_graph, &logger)?));
+        // Every monitor and manager write goes through one ordered path (see lanes_channel::persist).
+        let persister = Arc::new(OrderedPersister::new(Arc::clone(&store)));
+        let processor_store = Arc::new(ProcessorStore { store: Arc::clone(&store), persister: Arc::clone(&persister) });
         let chain_monitor: Arc<ChainMonitor> = Arc::new(ChainMonitor::new(
             None,
             Arc::clone(&bitcoind),
             Arc::clone(&logger),
             Arc::clone(&bitcoind),
-            Arc::clone(&store),
+            Arc::clone(&persister),
             Arc::clone(&keys),
             keys.get_peer_storage_key(),
         ));
@@ -165,9 +169,10 @@ impl Builder {
                 Err(e) => return Err(ChannelError::Store(e.into()).into()),
             };
         let channel_manager = Arc::new(channel_manager);
+        persister.attach(&chain_monitor, &channel_manager);
 
         // The sweeper claims what closed channels leave us into the wallet; it follows the chain too.
-        let (sweeper_hash, sweeper) = read_sweeper(&store, &bitcoind, &keys, &wallet, &logger, tip)?;
+        let (sweeper_hash, sweeper) = read_sweeper(&processor_store, &bitcoind, &keys, &wallet, &logger, tip)?;
         let sweeper = Arc::new(sweeper);
 
         // Bring the manager and every monitor to bitcoind's tip before anything else runs (reorg-safe:
@@ -199,7 +204,8 @@ impl Builder {
             };
             for (_, (monitor, ..)) in listeners.drain(..) {
                 let id = monitor.channel_id();
-                match chain_monitor.watch_channel(id, monitor) {
+                // Already on disk: loaded, not written again.
+                match chain_monitor.load_existing_monitor(id, monitor) {
                     Ok(ChannelMonitorUpdateStatus::Completed) => {}
                     other => return Err(NodeError::Internal(format!("could not watch channel {id}: {other:?}"))),
                 }
@@ -240,11 +246,12 @@ impl Builder {
             forwards: Forwards::open(&db)?,
             bus: EventBus::default(),
             sweeper,
+            persister,
+            processor_store,
             user_config,
             config,
             node_id,
             db,
-            store,
             bitcoind,
             wallet,
             keys,
@@ -260,8 +267,17 @@ impl Builder {
             shutdown: tokio::sync::watch::channel(false).0,
             tasks: Default::default(),
         });
+        let known: Vec<_> = node.channel_manager.list_recent_payments().iter().filter_map(recent_payment_id).collect();
+        node.payments.reconcile(&known)?;
         node.start(chain_tip, cache).await?;
         Ok(node)
+    }
+}
+
+fn recent_payment_id(p: &lightning::ln::channelmanager::RecentPaymentDetails) -> Option<lightning::ln::channelmanager::PaymentId> {
+    use lightning::ln::channelmanager::RecentPaymentDetails as R;
+    match p {
+        R::AwaitingInvoice { payment_id } | R::Pending { payment_id, .. } | R::Fulfilled { payment_id, .. } | R::Abandoned { payment_id, .. } => Some(*payment_id),
     }
 }
 
@@ -307,7 +323,7 @@ fn read_scorer(store: &SledStore, graph: &Arc<NetworkGraph>, logger: &Arc<LdkTra
 }
 
 fn read_sweeper(
-    store: &Arc<SledStore>,
+    store: &Arc<ProcessorStore>,
     bitcoind: &Arc<BitcoindClient>,
     keys: &Arc<KeysManager>,
     wallet: &Arc<OnchainWallet>,

@@ -7,11 +7,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use bitcoin::secp256k1::PublicKey;
-use lightning::util::persist::{
-    KVStoreSync, CHANNEL_MANAGER_PERSISTENCE_KEY, CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
-    CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
-};
-use lightning::util::ser::Writeable;
 use lightning_background_processor::{process_events_async_with_kv_store_sync, GossipSync as BpGossipSync, NO_LIQUIDITY_MANAGER};
 use lightning_block_sync::poll::ValidatedBlockHeader;
 use lightning_block_sync::UnboundedCache;
@@ -20,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use lanes_channel::bitcoind::BitcoindClient;
 use lanes_channel::logger::LdkTracing;
-use lanes_channel::store::SledStore;
+use lanes_channel::persist::{OrderedPersister, ProcessorStore};
 use lanes_channel::types::{ChainMonitor, ChannelManager, GossipSync, NetworkGraph, OnionMessenger, PeerManager, Scorer};
 use lanes_wallet::OnchainWallet;
 
@@ -42,7 +37,6 @@ pub struct Node {
     pub(crate) config: Config,
     pub(crate) node_id: PublicKey,
     pub(crate) db: sled::Db,
-    pub(crate) store: Arc<SledStore>,
     pub(crate) bitcoind: Arc<BitcoindClient>,
     pub(crate) wallet: Arc<OnchainWallet>,
     pub(crate) keys: Arc<lightning::sign::KeysManager>,
@@ -55,6 +49,9 @@ pub struct Node {
     pub(crate) scorer: Arc<RwLock<Scorer>>,
     pub(crate) logger: Arc<LdkTracing>,
     pub(crate) sweeper: Arc<Sweeper>,
+    pub(crate) persister: Arc<OrderedPersister>,
+    /// What LDK's background processor and sweeper persist through (manager writes are ordered).
+    pub(crate) processor_store: Arc<ProcessorStore>,
     pub(crate) user_config: lightning::util::config::UserConfig,
     pub(crate) sync: Arc<SyncStatus>,
     pub(crate) peers: Peers,
@@ -141,6 +138,7 @@ impl Node {
         ));
 
         tasks.push(("peers", tokio::spawn(Peers::maintain(Arc::clone(self), rx()))));
+        tasks.push(("persist", tokio::spawn(flush_on_demand(Arc::clone(&self.persister), rx()))));
 
         let handler_node = Arc::clone(self);
         let stop = rx();
@@ -149,7 +147,7 @@ impl Node {
             Box::pin(async move { watcher::wait(&mut stop, d).await })
         };
         let bp = process_events_async_with_kv_store_sync(
-            Arc::clone(&self.store),
+            Arc::clone(&self.processor_store),
             move |e| {
                 let node = Arc::clone(&handler_node);
                 async move { crate::events::handle(&node, e).await }
@@ -228,15 +226,27 @@ impl Node {
             }
         }
         self.peer_manager.disconnect_all_peers();
-        self.store.write(
-            CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
-            CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
-            CHANNEL_MANAGER_PERSISTENCE_KEY,
-            self.channel_manager.encode(),
-        ).map_err(|e| NodeError::Internal(format!("persisting the channel manager: {e}")))?;
+        self.persister.flush().map_err(|e| NodeError::Internal(format!("persisting the channel state: {e}")))?;
         self.db.flush_async().await?;
         tracing::info!(node_id = %self.node_id, "stopped");
         Ok(())
+    }
+}
+
+/// Flushes queued channel state (manager, then monitors) as soon as there is some, until shutdown.
+async fn flush_on_demand(persister: Arc<OrderedPersister>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = persister.wanted() => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        let p = Arc::clone(&persister);
+        match tokio::task::spawn_blocking(move || p.flush()).await {
+            Ok(Ok(())) => {}
+            // Updates stay queued and LDK keeps holding the messages that depend on them.
+            Ok(Err(e)) => tracing::error!(error = %e, "persisting channel state failed; will retry"),
+            Err(e) => tracing::error!(error = %e, "the persist task failed"),
+        }
     }
 }
 
@@ -246,7 +256,7 @@ pub type Sweeper = lightning::util::sweep::OutputSweeperSync<
     Arc<WalletChange>,
     Arc<BitcoindClient>,
     Arc<lanes_channel::types::ChainFilter>,
-    Arc<SledStore>,
+    Arc<ProcessorStore>,
     Arc<LdkTracing>,
     Arc<lightning::sign::KeysManager>,
 >;

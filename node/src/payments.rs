@@ -270,6 +270,23 @@ impl Payments {
         Ok(())
     }
 
+    /// At start-up: a payment we recorded as in flight that LDK does not know never left this node
+    /// (the node stopped between recording it and handing it to LDK; LDK rebuilds every payment that
+    /// has an HTLC out from its monitors). Mark those failed so nothing waits on them forever.
+    pub fn reconcile(&self, known: &[PaymentId]) -> Result<(), NodeError> {
+        for rec in self.records.all()? {
+            if rec.status != PaymentStatus::InFlight {
+                continue;
+            }
+            let id = PaymentId(crate::ids::parse_hex32(&rec.payment_id, "payment id")?);
+            if !known.contains(&id) {
+                tracing::warn!(payment_hash = %rec.payment_hash, "payment never started before the node stopped: marked failed");
+                self.failed(id, "the node stopped before the payment was sent")?;
+            }
+        }
+        Ok(())
+    }
+
     /// Every payment, oldest first.
     pub fn list(&self) -> Result<Vec<PaymentRecord>, NodeError> {
         let mut all = self.records.all()?;
