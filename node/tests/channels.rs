@@ -49,10 +49,13 @@ async fn wait_active(n: &Node, id: &str) -> Channel {
     .await
 }
 
+/// Waits for `channels` channels with a routing policy in `n`'s graph. One direction is enough: the
+/// announcing side's update travels with the announcement, the other side's may reach a peer before the
+/// announcement and be dropped there, and these tests route only in the announcer's direction.
 async fn wait_graph(n: &Node, channels: usize) {
-    n.wait_until(format!("{channels} channels with both policies in the graph"), || async {
+    n.wait_until(format!("{channels} channels with a policy in the graph"), || async {
         let g = n.client().describe_graph(DescribeGraphRequest {}).await.unwrap().into_inner();
-        let complete = g.channels.iter().filter(|c| c.node1_policy.is_some() && c.node2_policy.is_some()).count();
+        let complete = g.channels.iter().filter(|c| c.node1_policy.is_some() || c.node2_policy.is_some()).count();
         match complete >= channels {
             true => Ok(()),
             false => Err(format!("{complete} complete of {} channels", g.channels.len())),

@@ -1,0 +1,130 @@
+//! A force close with HTLCs pending: each resolves on-chain the right way, and the forwarding node
+//! loses nothing but on-chain fees.
+//!
+//! alice pays carol twice through bob, each time to a hold invoice, so both HTLCs sit in bob—carol when
+//! bob force-closes that channel. carol then settles the first: she claims it on-chain with the preimage,
+//! bob learns the preimage from the chain and is paid by alice. The second is never settled: once it
+//! expires bob takes it back on-chain with a timeout transaction and fails it back to alice.
+use lanes_regtest::bitcoin::hashes::{sha256, Hash};
+use lanes_regtest::proto::v1::*;
+use lanes_regtest::{wait_until_logged, Net, Node, SYNC_TIMEOUT};
+
+const CAPACITY: u64 = 1_000_000;
+const SETTLED_MSAT: u64 = 70_000_000;
+const EXPIRED_MSAT: u64 = 40_000_000;
+/// Upper bound on bob's on-chain fees: commitment, timeout and sweep transactions.
+const FEES: u64 = 30_000;
+/// Blocks mined between two checks while waiting for timeouts and CSV delays.
+const BLOCKS_PER_CHECK: u64 = 3;
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+async fn connect_and_open(net: &Net, a: &Node, b: &Node) -> String {
+    let id = b.info().await.node_id;
+    a.client().connect_peer(ConnectPeerRequest { address: format!("{id}@{}", b.p2p_addr()), persist: true }).await.expect("connect");
+    let r = a.client().open_channel(OpenChannelRequest { node_id: id, local_funding_sat: CAPACITY, ..Default::default() }).await.expect("open").into_inner();
+    let txid: lanes_regtest::bitcoin::Txid = r.funding_txid.parse().unwrap();
+    a.wait_until("the funding in the mempool", || async { net.mempool().await.contains(&txid) }).await;
+    r.channel_id
+}
+
+async fn channel(n: &Node, id: &str) -> Option<Channel> {
+    n.client().list_channels(ListChannelsRequest::default()).await.unwrap().into_inner().channels.into_iter().find(|c| c.channel_id == id)
+}
+
+/// carol holds a payment of alice's to a hold invoice; returns the payment hash and alice's pending call.
+async fn held(alice: &Node, carol: &Node, msat: u64, preimage: [u8; 32]) -> (String, tokio::task::JoinHandle<Payment>) {
+    let hash = hex(&sha256::Hash::hash(&preimage).to_byte_array());
+    let inv = carol.client().add_invoice(AddInvoiceRequest { amount_msat: msat, payment_hash: hash.clone(), ..Default::default() }).await.expect("invoice").into_inner();
+    let payer = alice.clone();
+    let call = tokio::spawn(async move {
+        payer.client().pay_invoice(PayInvoiceRequest { bolt11: inv.bolt11, timeout_secs: 600, ..Default::default() }).await.expect("pay").into_inner()
+    });
+    let h = hash.clone();
+    carol
+        .wait_until("the payment to be held", || async {
+            carol.client().lookup_invoice(LookupInvoiceRequest { payment_hash: h.clone() }).await.unwrap().into_inner().state == InvoiceState::Accepted as i32
+        })
+        .await;
+    (hash, call)
+}
+
+#[tokio::test]
+async fn htlcs_resolve_on_chain_after_a_force_close() {
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let (alice, bob, carol) = (net.node("alice").await, net.node("bob").await, net.node("carol").await);
+    alice.fund(2 * CAPACITY).await;
+    bob.fund(2 * CAPACITY).await;
+    let ab = connect_and_open(&net, &alice, &bob).await;
+    let bc = connect_and_open(&net, &bob, &carol).await;
+    net.mine(6).await;
+    for (n, id) in [(&alice, &ab), (&bob, &ab), (&bob, &bc), (&carol, &bc)] {
+        n.wait_until("the channel to be active", || async { channel(n, id).await.map_or(false, |c| c.active) }).await;
+    }
+    alice
+        .wait_until("both channels in alice's graph", || async {
+            // A policy each: the announcing side's update travels with the announcement; the other side's
+            // may be dropped by a peer that got it first, and routing alice-bob-carol needs only bob's.
+            let g = alice.client().describe_graph(DescribeGraphRequest {}).await.unwrap().into_inner();
+            g.channels.iter().filter(|c| c.node1_policy.is_some() || c.node2_policy.is_some()).count() >= 2
+        })
+        .await;
+
+    let (settle_preimage, expire_preimage) = ([7u8; 32], [9u8; 32]);
+    let (settle_hash, settle_call) = held(&alice, &carol, SETTLED_MSAT, settle_preimage).await;
+    let (_expire_hash, expire_call) = held(&alice, &carol, EXPIRED_MSAT, expire_preimage).await;
+
+    // What bob has before: his side of both channels (HTLCs he forwards still count as his in bob—carol)
+    // and his wallet.
+    let bob_before = channel(&bob, &ab).await.unwrap().local_balance_msat / 1000
+        + channel(&bob, &bc).await.unwrap().local_balance_msat / 1000
+        + (SETTLED_MSAT + EXPIRED_MSAT) / 1000
+        + bob.balance().await.confirmed_sat;
+    let carol_wallet = carol.balance().await.confirmed_sat;
+
+    bob.client().close_channel(CloseChannelRequest { channel_id: bc.clone(), force: true, ..Default::default() }).await.expect("force close");
+    bob.wait_until("bob's commitment in the mempool", || async { !net.mempool().await.is_empty() }).await;
+    net.mine(1).await;
+    carol.client().settle_invoice(SettleInvoiceRequest { preimage: hex(&settle_preimage) }).await.expect("settle");
+
+    // Mine a few blocks per check (each node still processes them one by one) until both payments have
+    // their outcome at alice.
+    let logs = [alice.log_path(), bob.log_path(), carol.log_path()];
+    wait_until_logged(SYNC_TIMEOUT * 8, "both HTLCs to resolve", &logs, || async {
+        net.mine(BLOCKS_PER_CHECK).await;
+        let p = alice.client().list_payments(ListPaymentsRequest {}).await.unwrap().into_inner().payments;
+        let done = p.iter().filter(|p| p.status != PaymentStatus::InFlight as i32).count();
+        match done == 2 {
+            true => Ok(()),
+            false => Err(format!("{done} of 2 payments resolved at height {}", net.height().await)),
+        }
+    })
+    .await;
+    let settled = settle_call.await.unwrap();
+    let expired = expire_call.await.unwrap();
+    assert_eq!(settled.status, PaymentStatus::Succeeded as i32, "claimed on-chain with the preimage: {settled:?}");
+    assert_eq!(settled.preimage, hex(&settle_preimage));
+    assert_eq!(expired.status, PaymentStatus::Failed as i32, "timed out on-chain and failed back: {expired:?}");
+
+    // carol got the settled HTLC on-chain, and her invoice says so.
+    let inv = carol.client().lookup_invoice(LookupInvoiceRequest { payment_hash: settle_hash }).await.unwrap().into_inner();
+    assert_eq!(inv.state, InvoiceState::Settled as i32);
+    carol.wait_confirmed_at_least(carol_wallet + SETTLED_MSAT / 1000 - FEES).await;
+
+    // bob, the forwarding node, ends with everything he had (plus his fee) minus on-chain fees, once
+    // his delayed outputs are swept. Mine until they are.
+    let bob_after = wait_until_logged(SYNC_TIMEOUT * 8, "bob to recover his side of the closed channel", &logs, || async {
+        net.mine(BLOCKS_PER_CHECK).await;
+        let closed = bob.client().closed_channels(ClosedChannelsRequest {}).await.unwrap().into_inner().channels;
+        let pending: u64 = closed.iter().map(|c| c.claimable_sat).sum();
+        let have = channel(&bob, &ab).await.unwrap().local_balance_msat / 1000 + bob.balance().await.confirmed_sat;
+        match pending == 0 && have + FEES >= bob_before {
+            true => Ok(have),
+            false => Err(format!("bob has {have} sat, {pending} sat still claimable; had {bob_before}")),
+        }
+    })
+    .await;
+    assert!(bob_after <= bob_before + 1_000, "bob gained at most his forwarding fee: {bob_after} vs {bob_before}");
+}
