@@ -206,6 +206,8 @@ impl Lanes for Api {
             num_pending_channels: i.num_pending_channels,
             version: env!("CARGO_PKG_VERSION").to_string(),
             listen_addr: i.listen_addr.to_string(),
+            num_closing_channels: i.num_closing_channels,
+            claimable_sat: i.claimable_sat,
         }))
     }
 

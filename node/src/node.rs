@@ -76,6 +76,8 @@ pub struct Info {
     pub num_active_channels: u32,
     pub num_pending_channels: u32,
     pub listen_addr: std::net::SocketAddr,
+    pub num_closing_channels: u32,
+    pub claimable_sat: u64,
 }
 
 impl Node {
@@ -201,7 +203,17 @@ impl Node {
         let best = self.channel_manager.current_best_block();
         let wallet_height = self.wallet.synced_height();
         let channels = self.channel_manager.list_channels();
+        let closing: Vec<u64> = self
+            .channels
+            .closed_list(self)
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.claimable_sat)
+            .filter(|sat| *sat > 0)
+            .collect();
         Info {
+            num_closing_channels: closing.len() as u32,
+            claimable_sat: closing.iter().sum(),
             node_id: self.node_id,
             network: self.config.network,
             block_height: best.height.min(wallet_height),

@@ -244,6 +244,8 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
         })
         .await;
     assert!(pending.claimable_sat <= b_local_sat, "{pending:?}");
+    let info = bob.info().await;
+    assert_eq!((info.num_closing_channels, info.claimable_sat), (1, pending.claimable_sat), "GetInfo shows the money on its way back");
     let height = net.height().await as u32;
     assert!(pending.claimable_at_height > height, "claimable later than now: {pending:?}");
     net.mine((pending.claimable_at_height - height) as u64 + 1).await;
