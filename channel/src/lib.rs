@@ -11,6 +11,7 @@ pub mod error;
 pub mod keys;
 pub mod logger;
 pub mod persist;
+pub mod router;
 pub mod store;
 pub mod types;
 

@@ -1,0 +1,356 @@
+//! [`LanesRouter`]: our path search behind LDK's [`Router`] trait.
+//!
+//! It keeps a [`RoutingGraph`] built from LDK's `NetworkGraph` (rebuilt when older than the refresh
+//! interval, or on [`LanesRouter::refresh_graph`]) and a [`LiquidityScorer`] fed by
+//! [`LanesRouter::payment_path_failed`] / [`LanesRouter::payment_path_successful`]. Queries go through
+//! [`pathfind`](super::pathfind) and come back as LDK [`Route`]s built the way LDK's own router builds
+//! them: the last hop carries the amount and the final CLTV delta, every other hop the fee and CLTV
+//! delta of the next channel, and `route_params` echoes the request.
+//!
+//! Payments to blinded paths (BOLT12) and the creation of blinded receive paths are delegated to an
+//! inner router (LDK's `DefaultRouter` in lanesd): this router only finds clear paths.
+//! In-flight HTLCs on remote channels are not yet taken into account (our own channels' limits in
+//! `first_hops` already include them).
+use std::ops::Deref;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bitcoin::secp256k1::{PublicKey, Secp256k1};
+use lightning::blinded_path::payment::{BlindedPaymentPath, ReceiveTlvs};
+use lightning::ln::channel_state::ChannelDetails;
+use lightning::routing::gossip::{NetworkGraph, NodeId};
+use lightning::routing::router::{InFlightHtlcs, Path, Payee, Route, RouteHop, RouteParameters, Router};
+use lightning::types::features::NodeFeatures;
+use lightning::util::logger::Logger;
+use rayon::prelude::*;
+
+use super::graph::RoutingGraph;
+use super::pathfind::{self, FirstHop, FoundRoute, HintHop, Query};
+use super::scorer::{LiquidityScorer, ScoreView, ScoredHop};
+
+/// How long a graph view may serve queries before it is rebuilt from LDK's graph.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
+/// How long a scorer view (decayed bounds) may serve before it is recomputed.
+const VIEW_MAX_AGE: Duration = Duration::from_secs(30);
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+struct Views {
+    graph: Arc<RoutingGraph>,
+    graph_built: Instant,
+    score: Arc<ScoreView>,
+    score_built: Instant,
+    score_version: u64,
+}
+
+pub struct LanesRouter<L: Deref, R: Router>
+where
+    L::Target: Logger,
+{
+    network_graph: Arc<NetworkGraph<L>>,
+    our_node_id: PublicKey,
+    scorer: RwLock<(LiquidityScorer, u64)>,
+    views: RwLock<Views>,
+    refresh: Duration,
+    fallback: R,
+}
+
+/// A route with what the router thinks of it, for QueryRoutes.
+#[derive(Clone, Debug)]
+pub struct RouteEstimate {
+    pub route: Route,
+    pub probability: f64,
+}
+
+impl<L: Deref, R: Router> LanesRouter<L, R>
+where
+    L::Target: Logger,
+{
+    pub fn new(network_graph: Arc<NetworkGraph<L>>, our_node_id: PublicKey, scorer: LiquidityScorer, fallback: R) -> Self {
+        let graph = Arc::new(RoutingGraph::from_ldk(&network_graph.read_only()));
+        let score = Arc::new(scorer.view(&graph, now_secs()));
+        let now = Instant::now();
+        LanesRouter {
+            network_graph,
+            our_node_id,
+            scorer: RwLock::new((scorer, 0)),
+            views: RwLock::new(Views { graph, graph_built: now, score, score_built: now, score_version: 0 }),
+            refresh: DEFAULT_REFRESH,
+            fallback,
+        }
+    }
+
+    pub fn with_refresh_interval(mut self, refresh: Duration) -> Self {
+        self.refresh = refresh;
+        self
+    }
+
+    /// Rebuilds the graph view from LDK's graph now (call after a gossip burst).
+    pub fn refresh_graph(&self) {
+        let graph = Arc::new(RoutingGraph::from_ldk(&self.network_graph.read_only()));
+        let (score, version) = match self.scorer.read() {
+            Ok(s) => (s.0.view(&graph, now_secs()), s.1),
+            Err(_) => (ScoreView::empty(&graph, Default::default()), 0),
+        };
+        if let Ok(mut v) = self.views.write() {
+            let now = Instant::now();
+            *v = Views { graph, graph_built: now, score: Arc::new(score), score_built: now, score_version: version };
+        }
+    }
+
+    /// The current views, refreshed first if stale.
+    pub fn views(&self) -> (Arc<RoutingGraph>, Arc<ScoreView>) {
+        let version = self.scorer.read().map(|s| s.1).unwrap_or(0);
+        let stale = match self.views.read() {
+            Ok(v) => {
+                if v.graph_built.elapsed() > self.refresh {
+                    Some(true)
+                } else if v.score_version != version || v.score_built.elapsed() > VIEW_MAX_AGE {
+                    Some(false)
+                } else {
+                    return (v.graph.clone(), v.score.clone());
+                }
+            }
+            Err(_) => None,
+        };
+        match stale {
+            Some(true) => self.refresh_graph(),
+            Some(false) => {
+                let graph = self.views.read().map(|v| v.graph.clone()).ok();
+                if let (Some(graph), Ok(s)) = (graph, self.scorer.read()) {
+                    let score = Arc::new(s.0.view(&graph, now_secs()));
+                    let version = s.1;
+                    drop(s);
+                    if let Ok(mut v) = self.views.write() {
+                        v.score = score;
+                        v.score_built = Instant::now();
+                        v.score_version = version;
+                    }
+                }
+            }
+            None => {}
+        }
+        match self.views.read() {
+            Ok(v) => (v.graph.clone(), v.score.clone()),
+            Err(_) => {
+                let g = Arc::new(RoutingGraph::default());
+                let s = Arc::new(ScoreView::empty(&g, Default::default()));
+                (g, s)
+            }
+        }
+    }
+
+    /// A copy of the scorer's state (for persisting it).
+    pub fn scorer_bytes(&self) -> Vec<u8> {
+        self.scorer.read().map(|s| s.0.to_bytes()).unwrap_or_default()
+    }
+
+    fn scored_hops(&self, path: &Path) -> Vec<ScoredHop> {
+        let mut prev = NodeId::from_pubkey(&self.our_node_id);
+        let mut out = Vec::with_capacity(path.hops.len());
+        // Amount over hop i = what hop i's node receives = final value + fees of later hops.
+        let mut amounts = vec![0u64; path.hops.len()];
+        let mut acc = 0u64;
+        for (i, h) in path.hops.iter().enumerate().rev() {
+            acc = acc.saturating_add(h.fee_msat);
+            amounts[i] = acc;
+        }
+        for (h, amt) in path.hops.iter().zip(amounts) {
+            let next = NodeId::from_pubkey(&h.pubkey);
+            out.push(ScoredHop { scid: h.short_channel_id, one_to_two: prev < next, amount_msat: amt });
+            prev = next;
+        }
+        out
+    }
+
+    /// A payment path failed at channel `short_channel_id`.
+    pub fn payment_path_failed(&self, path: &Path, short_channel_id: u64) {
+        let hops = self.scored_hops(path);
+        let idx = hops.iter().position(|h| h.scid == short_channel_id).unwrap_or(hops.len());
+        if let Ok(mut s) = self.scorer.write() {
+            s.0.payment_path_failed(&hops, idx, now_secs());
+            s.1 += 1;
+        }
+    }
+
+    pub fn payment_path_successful(&self, path: &Path) {
+        let hops = self.scored_hops(path);
+        if let Ok(mut s) = self.scorer.write() {
+            s.0.payment_path_successful(&hops, now_secs());
+            s.1 += 1;
+        }
+    }
+
+    /// Finds a route and its estimated success probability.
+    pub fn route(
+        &self, payer: &PublicKey, params: &RouteParameters, first_hops: Option<&[&ChannelDetails]>,
+    ) -> Result<RouteEstimate, &'static str> {
+        let (graph, view) = self.views();
+        route_on(&graph, &view, payer, params, first_hops)
+    }
+
+    /// Many route queries at once, on all cores.
+    pub fn find_routes_batch(
+        &self, payer: &PublicKey, params: &[RouteParameters],
+    ) -> Vec<Result<RouteEstimate, &'static str>> {
+        let (graph, view) = self.views();
+        params.par_iter().map(|p| route_on(&graph, &view, payer, p, None)).collect()
+    }
+}
+
+/// Translates LDK's request into a [`Query`] (None for blinded payees).
+pub fn query_from_ldk(
+    graph: &RoutingGraph, payer: &PublicKey, params: &RouteParameters, first_hops: Option<&[&ChannelDetails]>,
+) -> Result<Option<Query>, &'static str> {
+    let pp = &params.payment_params;
+    let (payee, hints, features, final_cltv) = match &pp.payee {
+        Payee::Blinded { .. } => return Ok(None),
+        Payee::Clear { node_id, route_hints, features, final_cltv_expiry_delta } => {
+            (*node_id, route_hints, features, *final_cltv_expiry_delta)
+        }
+    };
+    if features.as_ref().map_or(false, |f| f.requires_unknown_bits()) {
+        return Err("Cannot route to a payee that requires unknown features");
+    }
+    let payee_id = NodeId::from_pubkey(&payee);
+    let allow_mpp = pp.max_path_count > 1
+        && match features {
+            Some(f) => f.supports_basic_mpp(),
+            None => graph
+                .node_index(&payee_id)
+                .and_then(|i| graph.node_features(i))
+                .map_or(false, |f| f.supports_basic_mpp()),
+        };
+    let first_hops = first_hops.map(|chans| {
+        chans
+            .iter()
+            .filter(|c| c.is_usable)
+            .filter_map(|c| {
+                Some(FirstHop {
+                    counterparty: NodeId::from_pubkey(&c.counterparty.node_id),
+                    scid: c.get_outbound_payment_scid()?,
+                    outbound_msat: c.next_outbound_htlc_limit_msat,
+                    htlc_min_msat: c.next_outbound_htlc_minimum_msat,
+                    announced: c.is_announced,
+                    features: c.counterparty.features.to_context(),
+                })
+            })
+            .collect()
+    });
+    let hints = hints
+        .iter()
+        .map(|h| {
+            h.0.iter()
+                .map(|hop| HintHop {
+                    src: NodeId::from_pubkey(&hop.src_node_id),
+                    scid: hop.short_channel_id,
+                    fee_base_msat: hop.fees.base_msat,
+                    fee_ppm: hop.fees.proportional_millionths,
+                    cltv_delta: hop.cltv_expiry_delta,
+                    htlc_min_msat: hop.htlc_minimum_msat,
+                    htlc_max_msat: hop.htlc_maximum_msat,
+                })
+                .collect()
+        })
+        .collect();
+    Ok(Some(Query {
+        payer: NodeId::from_pubkey(payer),
+        payee: payee_id,
+        amount_msat: params.final_value_msat,
+        final_cltv_delta: final_cltv,
+        max_total_cltv: pp.max_total_cltv_expiry_delta,
+        max_path_len: pp.max_path_length,
+        max_path_count: pp.max_path_count,
+        allow_mpp,
+        max_fee_msat: params.max_total_routing_fee_msat,
+        first_hops,
+        hints,
+        excluded_scids: pp.previously_failed_channels.clone(),
+    }))
+}
+
+/// Builds LDK's [`Route`] from a found route.
+pub fn to_ldk_route(
+    graph: &RoutingGraph, found: &FoundRoute, params: &RouteParameters,
+) -> Result<Route, &'static str> {
+    let (final_cltv, payee_features) = match &params.payment_params.payee {
+        Payee::Clear { final_cltv_expiry_delta, features, .. } => {
+            (*final_cltv_expiry_delta, features.as_ref().map(|f| { let nf: NodeFeatures = f.to_context(); nf }))
+        }
+        Payee::Blinded { .. } => return Err("Blinded payees are routed by the inner router"),
+    };
+    let mut paths = Vec::with_capacity(found.paths.len());
+    for p in &found.paths {
+        let mut hops = Vec::with_capacity(p.hops.len());
+        for (i, h) in p.hops.iter().enumerate() {
+            let last = i + 1 == p.hops.len();
+            let pubkey = h.dst.as_pubkey().map_err(|_| "Invalid node id in graph")?;
+            let node_features = match (last, &payee_features) {
+                (true, Some(f)) => f.clone(),
+                _ => graph
+                    .node_index(&h.dst)
+                    .and_then(|n| graph.node_features(n))
+                    .cloned()
+                    .unwrap_or_else(NodeFeatures::empty),
+            };
+            let (fee_msat, cltv_expiry_delta) = if last {
+                (p.amount_msat, final_cltv)
+            } else {
+                let next = &p.hops[i + 1];
+                (h.amount_msat.saturating_sub(next.amount_msat), next.edge.cltv_delta as u32)
+            };
+            hops.push(RouteHop {
+                pubkey,
+                node_features,
+                short_channel_id: h.edge.scid,
+                channel_features: h.features.clone(),
+                fee_msat,
+                cltv_expiry_delta,
+                maybe_announced_channel: h.announced,
+            });
+        }
+        if hops.is_empty() {
+            return Err(pathfind::ERR_NO_ROUTE);
+        }
+        paths.push(Path { hops, blinded_tail: None });
+    }
+    if paths.is_empty() {
+        return Err(pathfind::ERR_NO_ROUTE);
+    }
+    Ok(Route { paths, route_params: Some(params.clone()) })
+}
+
+/// One query on given views, LDK types in and out (blinded payees are refused here).
+pub fn route_on(
+    graph: &RoutingGraph, view: &ScoreView, payer: &PublicKey, params: &RouteParameters,
+    first_hops: Option<&[&ChannelDetails]>,
+) -> Result<RouteEstimate, &'static str> {
+    let q = query_from_ldk(graph, payer, params, first_hops)?.ok_or("Blinded payees are routed by the inner router")?;
+    let found = pathfind::find_route(graph, view, &q)?;
+    let route = to_ldk_route(graph, &found, params)?;
+    Ok(RouteEstimate { route, probability: found.probability() })
+}
+
+impl<L: Deref, R: Router> Router for LanesRouter<L, R>
+where
+    L::Target: Logger,
+{
+    fn find_route(
+        &self, payer: &PublicKey, route_params: &RouteParameters, first_hops: Option<&[&ChannelDetails]>,
+        inflight_htlcs: InFlightHtlcs,
+    ) -> Result<Route, &'static str> {
+        if let Payee::Blinded { .. } = route_params.payment_params.payee {
+            return self.fallback.find_route(payer, route_params, first_hops, inflight_htlcs);
+        }
+        self.route(payer, route_params, first_hops).map(|r| r.route)
+    }
+
+    fn create_blinded_payment_paths<T: bitcoin::secp256k1::Signing + bitcoin::secp256k1::Verification>(
+        &self, recipient: PublicKey, first_hops: Vec<ChannelDetails>, tlvs: ReceiveTlvs, amount_msats: Option<u64>,
+        secp_ctx: &Secp256k1<T>,
+    ) -> Result<Vec<BlindedPaymentPath>, ()> {
+        self.fallback.create_blinded_payment_paths(recipient, first_hops, tlvs, amount_msats, secp_ctx)
+    }
+}
