@@ -1,88 +1,92 @@
 //! lanes-cli: drive a running lanesd from the command line, over its gRPC API (like lncli for lnd).
 //!
 //! ```text
-//! lanes-cli [--rpcserver 127.0.0.1:10009] [--json] <getinfo|newaddress|walletbalance|listunspent|sendcoins|stop>
+//! lanes-cli [--rpcserver 127.0.0.1:10009] [--json] <command> [args]
+//!   node:      getinfo, stop
+//!   wallet:    newaddress, walletbalance, listunspent, sendcoins
+//!   peers:     connect, listpeers, disconnect
+//!   channels:  openchannel, listchannels, pendingchannels, closechannel, closedchannels, updatechanpolicy
+//!   gossip:    describegraph, getnodeinfo, getchaninfo
+//!   invoices:  addinvoice, decodepayreq, listinvoices, lookupinvoice, settleinvoice, cancelinvoice
+//!   payments:  payinvoice, sendkeysend, listpayments, fwdinghistory
+//!   events:    subscribe
 //! ```
 //!
 //! Human output is short aligned `key: value` lines with units; `--json` prints one JSON object whose field
-//! names are the proto's. Errors go to stderr as `error: <status code>: <message>` with exit code 1.
-//! This file only translates between the command line and the API: it must never hold wallet or node logic
-//! (amounts, fee rates and addresses are checked by lanesd, which is the one place that knows the rules).
+//! names are the proto's (`subscribe --json`: one object per line). Errors go to stderr as
+//! `error: <status code>: <message>` with exit code 1; a payment that failed exits 1 too, one still in
+//! flight 2. This binary only translates between the command line and the API: it must never hold wallet
+//! or node logic (amounts, fee rates, ids and addresses are checked by lanesd, the one place that knows the
+//! rules).
+//!
+//! Modules: `args` (the command line), `json` (`--json` output), `human` (text output).
+mod args;
+mod human;
+mod json;
+
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{ArgGroup, Parser, Subcommand};
-use lanes_proto::v1::{
-    GetInfoRequest, GetInfoResponse, ListUnspentRequest, ListUnspentResponse, NewAddressRequest, NewAddressResponse,
-    SendCoinsRequest, SendCoinsResponse, StopRequest, Utxo, WalletBalanceRequest, WalletBalanceResponse,
-};
+use clap::Parser;
+use lanes_proto::v1::*;
 use lanes_proto::LanesClient;
-use serde_json::{json, Value};
 use tonic::transport::{Channel, Endpoint};
 
-#[derive(Parser)]
-#[command(name = "lanes-cli", version, about = "Control a running lanesd over gRPC")]
-struct Cli {
-    /// lanesd's gRPC address, host:port (an http:// prefix is accepted).
-    #[arg(long, global = true, env = "LANES_RPCSERVER", default_value = "127.0.0.1:10009")]
-    rpcserver: String,
-    /// Print machine-readable JSON (field names as in the API) instead of text.
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    command: Command,
-}
+use crate::args::{msat_from, open_target, Cli, Command};
+use crate::human::{Output, Verdict};
+use crate::json::ToJson;
 
-#[derive(Subcommand)]
-enum Command {
-    /// Node identity, chain position and counts.
-    Getinfo,
-    /// A fresh receive address of the on-chain wallet.
-    Newaddress,
-    /// Confirmed and unconfirmed on-chain balance.
-    Walletbalance,
-    /// The on-chain wallet's unspent outputs.
-    Listunspent {
-        /// Only outputs with at least this many confirmations (0 includes unconfirmed ones).
-        #[arg(long, default_value_t = 0)]
-        min_confs: u32,
-    },
-    /// Send on-chain coins to an address.
-    #[command(group(ArgGroup::new("how_much").required(true).args(["amt", "sweepall"])))]
-    Sendcoins {
-        /// Destination address.
-        #[arg(long)]
-        addr: String,
-        /// Amount to send, in satoshis.
-        #[arg(long)]
-        amt: Option<u64>,
-        /// Send the whole wallet balance minus the fee, leaving no change.
-        #[arg(long)]
-        sweepall: bool,
-        /// Fee rate in sat/vbyte, e.g. 2 or 1.5 (default: estimated by lanesd).
-        #[arg(long)]
-        sat_per_vbyte: Option<String>,
-    },
-    /// Stop lanesd gracefully.
-    Stop,
-}
+/// Exit code of a payment still in flight when the call returned: neither paid nor failed yet.
+const EXIT_IN_FLIGHT: u8 = 2;
+/// Exit code of a command line that does not make sense (clap uses the same).
+const EXIT_USAGE: u8 = 2;
 
 /// What went wrong, already worded for the user.
 enum Failure {
+    /// The command line is incomplete or contradicts itself (found before calling lanesd).
+    Usage(String),
     BadAddress { rpcserver: String, cause: String },
     /// Nothing listens at the address: lanesd is not running there.
     Refused { rpcserver: String },
     Connect { rpcserver: String, cause: String },
     Status(tonic::Status),
+    /// lanesd ended the event stream (it is stopping).
+    StreamEnded { rpcserver: String },
+}
+
+impl From<tonic::Status> for Failure {
+    fn from(status: tonic::Status) -> Self {
+        Failure::Status(status)
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("cannot start tokio");
-    match runtime.block_on(run(&cli)) {
-        Ok(out) => {
-            print(&out, cli.json);
-            ExitCode::SUCCESS
+    let result = match cli.command {
+        Command::Subscribe => runtime.block_on(subscribe(&cli.rpcserver, cli.json)).map(|()| None),
+        _ => runtime.block_on(run(&cli)).map(Some),
+    };
+    match result {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(out)) => {
+            human::print(&out, cli.json);
+            match out.verdict {
+                Verdict::Done => ExitCode::SUCCESS,
+                Verdict::Failed(why) => {
+                    eprintln!("error: {why}");
+                    ExitCode::FAILURE
+                }
+                Verdict::Pending(why) => {
+                    eprintln!("warning: {why}");
+                    ExitCode::from(EXIT_IN_FLIGHT)
+                }
+            }
+        }
+        Err(Failure::Usage(why)) => {
+            eprintln!("error: {why}\n\nFor more information, try '--help'.");
+            ExitCode::from(EXIT_USAGE)
         }
         Err(failure) => {
             eprintln!("error: {}", describe(&failure));
@@ -91,20 +95,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// One command's result: the JSON form, and the human form as `key: value` pairs.
-struct Output {
-    json: Value,
-    human: Vec<(String, String)>,
-}
-
+/// Runs one request/response command: builds the request (refusing a self-contradicting command line
+/// before connecting), calls lanesd, and formats the answer.
 async fn run(cli: &Cli) -> Result<Output, Failure> {
-    let mut client = connect(&cli.rpcserver).await?;
+    let rpc = cli.rpcserver.as_str();
     let out = match &cli.command {
-        Command::Getinfo => getinfo(client.get_info(GetInfoRequest {}).await?.into_inner()),
-        Command::Newaddress => newaddress(client.new_address(NewAddressRequest {}).await?.into_inner()),
-        Command::Walletbalance => walletbalance(client.wallet_balance(WalletBalanceRequest {}).await?.into_inner()),
+        Command::Getinfo => human::getinfo(connect(rpc).await?.get_info(GetInfoRequest {}).await?.into_inner()),
+        Command::Newaddress => human::newaddress(connect(rpc).await?.new_address(NewAddressRequest {}).await?.into_inner()),
+        Command::Walletbalance => {
+            human::walletbalance(connect(rpc).await?.wallet_balance(WalletBalanceRequest {}).await?.into_inner())
+        }
         Command::Listunspent { min_confs } => {
-            listunspent(client.list_unspent(ListUnspentRequest { min_confs: *min_confs }).await?.into_inner())
+            let req = ListUnspentRequest { min_confs: *min_confs };
+            human::listunspent(connect(rpc).await?.list_unspent(req).await?.into_inner())
         }
         Command::Sendcoins { addr, amt, sweepall, sat_per_vbyte } => {
             let req = SendCoinsRequest {
@@ -113,14 +116,154 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
                 send_all: *sweepall,
                 sat_per_vbyte: sat_per_vbyte.clone().unwrap_or_default(),
             };
-            sendcoins(client.send_coins(req).await?.into_inner())
+            human::sendcoins(connect(rpc).await?.send_coins(req).await?.into_inner())
         }
         Command::Stop => {
-            client.stop(StopRequest {}).await?;
-            Output { json: json!({}), human: vec![("lanesd".into(), "stopping".into())] }
+            let r = connect(rpc).await?.stop(StopRequest {}).await?.into_inner();
+            human::done(r.to_json(), "lanesd", "stopping")
         }
+
+        Command::Connect { address, perm } => {
+            let req = ConnectPeerRequest { address: address.clone(), persist: *perm };
+            let r = connect(rpc).await?.connect_peer(req).await?.into_inner();
+            human::done(r.to_json(), "connected to", address.clone())
+        }
+        Command::Listpeers => human::listpeers(connect(rpc).await?.list_peers(ListPeersRequest {}).await?.into_inner()),
+        Command::Disconnect { node_id } => {
+            let req = DisconnectPeerRequest { node_id: node_id.clone() };
+            let r = connect(rpc).await?.disconnect_peer(req).await?.into_inner();
+            human::done(r.to_json(), "disconnected from", node_id.clone())
+        }
+
+        Command::Openchannel { node_key, local_amt, push_amt, private, sat_per_vbyte, positional } => {
+            let (node_id, local_funding_sat) = open_target(node_key.as_deref(), *local_amt, positional).map_err(Failure::Usage)?;
+            let req = OpenChannelRequest {
+                node_id,
+                local_funding_sat,
+                push_msat: *push_amt,
+                private: *private,
+                sat_per_vbyte: sat_per_vbyte.clone().unwrap_or_default(),
+            };
+            human::openchannel(connect(rpc).await?.open_channel(req).await?.into_inner())
+        }
+        Command::Listchannels { active_only, peer } => {
+            let req = ListChannelsRequest { active_only: *active_only, peer: peer.clone().unwrap_or_default() };
+            human::listchannels(connect(rpc).await?.list_channels(req).await?.into_inner())
+        }
+        Command::Pendingchannels => {
+            human::pendingchannels(connect(rpc).await?.pending_channels(PendingChannelsRequest {}).await?.into_inner())
+        }
+        Command::Closechannel { channel_id, force, sat_per_vbyte } => {
+            let req = CloseChannelRequest {
+                channel_id: channel_id.clone(),
+                force: *force,
+                sat_per_vbyte: sat_per_vbyte.clone().unwrap_or_default(),
+            };
+            human::closechannel(connect(rpc).await?.close_channel(req).await?.into_inner(), channel_id, *force)
+        }
+        Command::Closedchannels => {
+            human::closedchannels(connect(rpc).await?.closed_channels(ClosedChannelsRequest {}).await?.into_inner())
+        }
+        Command::Updatechanpolicy { chan_id, base_fee_msat, fee_rate_ppm, time_lock_delta } => {
+            let req = UpdateChannelPolicyRequest {
+                channel_id: chan_id.clone().unwrap_or_default(),
+                fee_base_msat: *base_fee_msat,
+                fee_rate_ppm: *fee_rate_ppm,
+                cltv_expiry_delta: *time_lock_delta,
+            };
+            human::updatechanpolicy(connect(rpc).await?.update_channel_policy(req).await?.into_inner())
+        }
+
+        Command::Describegraph => {
+            human::describegraph(connect(rpc).await?.describe_graph(DescribeGraphRequest {}).await?.into_inner())
+        }
+        Command::Getnodeinfo { node_id } => {
+            let req = GetNodeInfoRequest { node_id: node_id.clone() };
+            human::getnodeinfo(connect(rpc).await?.get_node_info(req).await?.into_inner())
+        }
+        Command::Getchaninfo { short_channel_id } => {
+            let req = GetChanInfoRequest { short_channel_id: short_channel_id.clone() };
+            human::getchaninfo(connect(rpc).await?.get_chan_info(req).await?.into_inner())
+        }
+
+        Command::Addinvoice { amt, amt_msat, memo, expiry, hash } => {
+            let req = AddInvoiceRequest {
+                amount_msat: msat_from(*amt, *amt_msat).map_err(Failure::Usage)?.unwrap_or(0),
+                description: memo.clone(),
+                expiry_secs: *expiry,
+                payment_hash: hash.clone().unwrap_or_default(),
+            };
+            human::addinvoice(connect(rpc).await?.add_invoice(req).await?.into_inner())
+        }
+        Command::Decodepayreq { bolt11 } => {
+            let req = DecodeInvoiceRequest { bolt11: bolt11.clone() };
+            human::decodepayreq(connect(rpc).await?.decode_invoice(req).await?.into_inner())
+        }
+        Command::Listinvoices => human::listinvoices(connect(rpc).await?.list_invoices(ListInvoicesRequest {}).await?.into_inner()),
+        Command::Lookupinvoice { payment_hash } => {
+            let req = LookupInvoiceRequest { payment_hash: payment_hash.clone() };
+            human::lookupinvoice(connect(rpc).await?.lookup_invoice(req).await?.into_inner())
+        }
+        Command::Settleinvoice { preimage } => {
+            let r = connect(rpc).await?.settle_invoice(SettleInvoiceRequest { preimage: preimage.clone() }).await?.into_inner();
+            human::done(r.to_json(), "invoice", "settled")
+        }
+        Command::Cancelinvoice { payment_hash } => {
+            let req = CancelInvoiceRequest { payment_hash: payment_hash.clone() };
+            let r = connect(rpc).await?.cancel_invoice(req).await?.into_inner();
+            human::done(r.to_json(), "invoice", "canceled")
+        }
+
+        Command::Payinvoice { bolt11, amt_msat, amt, timeout } => {
+            let req = PayInvoiceRequest {
+                bolt11: bolt11.clone(),
+                amount_msat: msat_from(*amt, *amt_msat).map_err(Failure::Usage)?.unwrap_or(0),
+                timeout_secs: *timeout,
+                retry_secs: 0,
+            };
+            human::payment(connect(rpc).await?.pay_invoice(req).await?.into_inner())
+        }
+        Command::Sendkeysend { dest, amt_msat, amt, timeout } => {
+            let req = SendKeysendRequest {
+                node_id: dest.clone(),
+                amount_msat: msat_from(*amt, *amt_msat).map_err(Failure::Usage)?.unwrap_or(0),
+                timeout_secs: *timeout,
+            };
+            human::payment(connect(rpc).await?.send_keysend(req).await?.into_inner())
+        }
+        Command::Listpayments => human::listpayments(connect(rpc).await?.list_payments(ListPaymentsRequest {}).await?.into_inner()),
+        Command::Fwdinghistory => {
+            human::fwdinghistory(connect(rpc).await?.forwarding_history(ForwardingHistoryRequest {}).await?.into_inner())
+        }
+
+        Command::Subscribe => unreachable!("subscribe streams; main runs it apart"),
     };
     Ok(out)
+}
+
+/// Prints events as they come, one per line, until Ctrl-C (exit 0) or until lanesd ends the stream.
+///
+/// A note on stderr says when the subscription is in place: events from then on are printed.
+async fn subscribe(rpcserver: &str, as_json: bool) -> Result<(), Failure> {
+    let mut events = connect(rpcserver).await?.subscribe_events(SubscribeEventsRequest {}).await?.into_inner();
+    eprintln!("lanes-cli: subscribed to the events of lanesd at {rpcserver} (Ctrl-C to stop)");
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut stdout = std::io::stdout();
+    loop {
+        let event = tokio::select! {
+            _ = &mut ctrl_c => return Ok(()),
+            next = events.message() => match next? {
+                Some(event) => event,
+                None => return Err(Failure::StreamEnded { rpcserver: rpcserver.to_string() }),
+            },
+        };
+        let line = if as_json { event.to_json().to_string() } else { human::event_line(&event) };
+        // Whoever reads our output went away (`| head -1`): that is the end, not an error.
+        if writeln!(stdout, "{line}").and_then(|()| stdout.flush()).is_err() {
+            return Ok(());
+        }
+    }
 }
 
 async fn connect(rpcserver: &str) -> Result<LanesClient<Channel>, Failure> {
@@ -135,14 +278,9 @@ async fn connect(rpcserver: &str) -> Result<LanesClient<Channel>, Failure> {
     }
 }
 
-impl From<tonic::Status> for Failure {
-    fn from(status: tonic::Status) -> Self {
-        Failure::Status(status)
-    }
-}
-
 fn describe(failure: &Failure) -> String {
     match failure {
+        Failure::Usage(why) => why.clone(),
         Failure::BadAddress { rpcserver, cause } => format!("--rpcserver {rpcserver:?} is not a host:port address: {cause}"),
         Failure::Refused { rpcserver } => format!(
             "cannot connect to lanesd at {rpcserver}: connection refused, so lanesd is not running there \
@@ -152,6 +290,7 @@ fn describe(failure: &Failure) -> String {
             format!("cannot connect to lanesd at {rpcserver}: {cause} (is lanesd running there?)")
         }
         Failure::Status(status) => format!("{}: {}", code_name(status.code()), status.message()),
+        Failure::StreamEnded { rpcserver } => format!("lanesd at {rpcserver} ended the event stream (is it stopping?)"),
     }
 }
 
@@ -194,94 +333,6 @@ fn io_error_kind(err: &(dyn std::error::Error + 'static)) -> Option<std::io::Err
     None
 }
 
-fn print(out: &Output, as_json: bool) {
-    if as_json {
-        println!("{}", serde_json::to_string_pretty(&out.json).expect("JSON values always serialize"));
-        return;
-    }
-    let width = out.human.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
-    for (key, value) in &out.human {
-        if key.is_empty() {
-            println!("{value}");
-        } else {
-            println!("{:<width$} {value}", format!("{key}:"));
-        }
-    }
-}
-
-fn pairs<const N: usize>(items: [(&str, String); N]) -> Vec<(String, String)> {
-    items.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-}
-
-fn sat(amount: u64) -> String {
-    format!("{amount} sat")
-}
-
-// ---- one function per response: JSON (proto field names) and human lines ----
-
-fn getinfo(r: GetInfoResponse) -> Output {
-    let json = json!({
-        "node_id": r.node_id, "network": r.network, "block_height": r.block_height, "block_hash": r.block_hash,
-        "synced_to_chain": r.synced_to_chain, "num_peers": r.num_peers, "num_active_channels": r.num_active_channels,
-        "num_pending_channels": r.num_pending_channels, "version": r.version, "listen_addr": r.listen_addr,
-    });
-    let human = pairs([
-        ("node id", r.node_id),
-        ("network", r.network),
-        ("block height", r.block_height.to_string()),
-        ("block hash", r.block_hash),
-        ("synced to chain", r.synced_to_chain.to_string()),
-        ("peers", r.num_peers.to_string()),
-        ("active channels", r.num_active_channels.to_string()),
-        ("pending channels", r.num_pending_channels.to_string()),
-        ("listening on", r.listen_addr),
-        ("version", r.version),
-    ]);
-    Output { json, human }
-}
-
-fn newaddress(r: NewAddressResponse) -> Output {
-    Output { json: json!({ "address": r.address }), human: pairs([("address", r.address)]) }
-}
-
-fn walletbalance(r: WalletBalanceResponse) -> Output {
-    let json = json!({ "confirmed_sat": r.confirmed_sat, "unconfirmed_sat": r.unconfirmed_sat, "total_sat": r.total_sat });
-    let human = pairs([("confirmed", sat(r.confirmed_sat)), ("unconfirmed", sat(r.unconfirmed_sat)), ("total", sat(r.total_sat))]);
-    Output { json, human }
-}
-
-fn utxo_json(u: &Utxo) -> Value {
-    json!({
-        "outpoint": u.outpoint, "amount_sat": u.amount_sat, "address": u.address,
-        "confirmations": u.confirmations, "is_change": u.is_change,
-    })
-}
-
-fn listunspent(r: ListUnspentResponse) -> Output {
-    let json = json!({ "utxos": r.utxos.iter().map(utxo_json).collect::<Vec<_>>() });
-    let total: u64 = r.utxos.iter().map(|u| u.amount_sat).sum();
-    let mut human = Vec::new();
-    for u in &r.utxos {
-        let change = if u.is_change { " (change)" } else { "" };
-        human.extend(pairs([
-            ("outpoint", u.outpoint.clone()),
-            ("amount", sat(u.amount_sat)),
-            ("address", format!("{}{change}", u.address)),
-            ("confirmations", u.confirmations.to_string()),
-        ]));
-        human.push((String::new(), String::new()));
-    }
-    let outputs = if r.utxos.len() == 1 { "output" } else { "outputs" };
-    human.push((String::new(), format!("{} unspent {outputs}, {} in total", r.utxos.len(), sat(total))));
-    Output { json, human }
-}
-
-fn sendcoins(r: SendCoinsResponse) -> Output {
-    let json = json!({ "txid": r.txid, "amount_sat": r.amount_sat, "fee_sat": r.fee_sat });
-    let human = pairs([("txid", r.txid), ("amount", sat(r.amount_sat)), ("fee", sat(r.fee_sat))]);
-    Output { json, human }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,18 +342,12 @@ mod tests {
         assert_eq!(code_name(tonic::Code::InvalidArgument), "invalid argument");
         assert_eq!(code_name(tonic::Code::FailedPrecondition), "failed precondition");
         assert_eq!(code_name(tonic::Code::Unavailable), "unavailable");
+        assert_eq!(code_name(tonic::Code::NotFound), "not found");
     }
 
     #[test]
     fn errors_print_as_one_line() {
         let status = tonic::Status::invalid_argument("invalid address \"bogus\"");
         assert_eq!(describe(&Failure::Status(status)), "invalid argument: invalid address \"bogus\"");
-    }
-
-    #[test]
-    fn sendcoins_needs_exactly_one_of_amt_and_sweepall() {
-        assert!(Cli::try_parse_from(["lanes-cli", "sendcoins", "--addr", "a"]).is_err());
-        assert!(Cli::try_parse_from(["lanes-cli", "sendcoins", "--addr", "a", "--amt", "1", "--sweepall"]).is_err());
-        assert!(Cli::try_parse_from(["lanes-cli", "sendcoins", "--addr", "a", "--sweepall"]).is_ok());
     }
 }
