@@ -13,6 +13,17 @@
 //! alice.restart().await;                 // SIGTERM, clean exit, started again on the same data dir and ports
 //! let info = alice.info().await;         // GetInfo
 //! let mut client = alice.client();       // the raw gRPC client, for anything else
+//!
+//! // Lightning, as a story (regtest/src/lightning.rs):
+//! let bob = net.node("bob").await;
+//! alice.connect(&bob).await;                                    // ConnectPeer to bob.peer_address()
+//! let channel = alice.open_channel(&bob, 500_000).await;        // returns once the funding tx is in the mempool
+//! net.mine(6).await;
+//! alice.wait_channel_active(&channel).await;
+//! alice.wait_graph_channels(1).await;                           // both directions' policies gossiped
+//! let invoice = bob.add_invoice(10_000_000, "coffee").await;    // msat
+//! let payment = alice.pay_invoice(&invoice.bolt11).await.expect("not refused");
+//! let keysend = alice.keysend(&bob, 5_000).await;               // Result<Payment, tonic::Status>
 //! # }
 //! ```
 //!
@@ -24,6 +35,7 @@
 //! directories it did not create itself.
 mod bitcoind;
 pub mod cheat;
+mod lightning;
 mod net;
 mod node;
 mod process;

@@ -113,7 +113,7 @@ impl Net {
 
     /// The transactions in bitcoind's mempool.
     pub async fn mempool(&self) -> Vec<Txid> {
-        self.shared.bitcoind.call("getrawmempool", |rpc| rpc.get_raw_mempool()).await
+        self.shared.mempool().await
     }
 
     /// The blocking RPC client (miner wallet endpoint), for anything the helpers do not cover.
@@ -144,6 +144,10 @@ impl Shared {
             node.wait_synced().await;
         }
         hashes
+    }
+
+    pub(crate) async fn mempool(&self) -> Vec<Txid> {
+        self.bitcoind.call("getrawmempool", |rpc| rpc.get_raw_mempool()).await
     }
 
     pub(crate) async fn send_to_address(&self, address: impl Display, sat: u64) -> Txid {

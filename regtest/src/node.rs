@@ -8,7 +8,7 @@ use std::fmt::Display;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bitcoin::Txid;
@@ -37,17 +37,33 @@ pub(crate) struct NodeInner {
     grpc_port: u16,
     lanesd_exe: PathBuf,
     child: Mutex<Option<Child>>,
+    /// The node id, from the first GetInfo that answered (it comes from the seed, so restarts keep it).
+    node_id: OnceLock<String>,
     net: Arc<Shared>,
 }
 
 impl Node {
     pub(crate) fn new(net: Arc<Shared>, name: &str, dir: PathBuf, lanesd_exe: PathBuf, p2p_port: u16, grpc_port: u16) -> Node {
-        let inner = NodeInner { name: name.into(), dir, p2p_port, grpc_port, lanesd_exe, child: Mutex::new(None), net };
+        let inner = NodeInner {
+            name: name.into(),
+            dir,
+            p2p_port,
+            grpc_port,
+            lanesd_exe,
+            child: Mutex::new(None),
+            node_id: OnceLock::new(),
+            net,
+        };
         Node { inner: Arc::new(inner) }
     }
 
     pub(crate) fn from_inner(inner: Arc<NodeInner>) -> Node {
         Node { inner }
+    }
+
+    /// The net this node runs on (bitcoind and the other nodes).
+    pub(crate) fn net(&self) -> &Shared {
+        &self.inner.net
     }
 
     pub(crate) fn downgrade(&self) -> std::sync::Weak<NodeInner> {
@@ -88,6 +104,17 @@ impl Node {
     /// The Lightning peer-to-peer address lanesd listens on.
     pub fn p2p_addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.inner.p2p_port))
+    }
+
+    /// The node's public key, hex, as GetInfo reported it when the node first started (cached).
+    pub fn node_id(&self) -> String {
+        let id = self.inner.node_id.get();
+        id.unwrap_or_else(|| panic!("{} has not answered GetInfo yet, so its node id is not known", self.name())).clone()
+    }
+
+    /// How peers reach this node, as ConnectPeer and `lanes-cli connect` take it: `node_id@127.0.0.1:PORT`.
+    pub fn peer_address(&self) -> String {
+        format!("{}@{}", self.node_id(), self.p2p_addr())
     }
 
     /// True while the lanesd process runs (it may not answer yet).
@@ -214,7 +241,7 @@ impl Node {
         self.ok("SendCoins", res)
     }
 
-    fn ok<T>(&self, what: &str, res: Result<tonic::Response<T>, tonic::Status>) -> T {
+    pub(crate) fn ok<T>(&self, what: &str, res: Result<tonic::Response<T>, tonic::Status>) -> T {
         match res {
             Ok(resp) => resp.into_inner(),
             Err(status) => panic!(
@@ -252,6 +279,7 @@ impl Node {
             self.panic_if_exited();
             let info = self.client().get_info(GetInfoRequest {}).await.map_err(|s| format!("GetInfo: {:?}: {}", s.code(), s.message()))?;
             let info = info.into_inner();
+            let _ = self.inner.node_id.set(info.node_id.clone());
             match info.synced_to_chain && u64::from(info.block_height) >= tip {
                 true => Ok(()),
                 false => Err(format!("synced_to_chain={} block_height={}", info.synced_to_chain, info.block_height)),

@@ -1,0 +1,119 @@
+//! The Lightning side of a [`Node`], in the words a test tells its story with:
+//!
+//! `alice.connect(&bob)`, `alice.open_channel(&bob, sat)`, `alice.pay_invoice(&bolt11)`... (the crate docs walk
+//! through a whole story).
+//!
+//! Owns thin calls over the gRPC API and waits on what the node reports (a channel active, the graph
+//! complete, a funding transaction broadcast). Calls that a story expects to succeed panic, with the node's
+//! log tail, when the node refuses; payments return the status instead, since refusals are part of what tests
+//! check. It must never decide anything about channels or payments itself: all it knows comes from the
+//! node's answers and bitcoind's mempool.
+use bitcoin::Txid;
+use lanes_proto::v1::{
+    AddInvoiceRequest, AddInvoiceResponse, Channel, ConnectPeerRequest, DescribeGraphRequest, DescribeGraphResponse,
+    ListChannelsRequest, OpenChannelRequest, PayInvoiceRequest, Payment, SendKeysendRequest,
+};
+
+use crate::Node;
+
+impl Node {
+    /// Connects to `peer` (ConnectPeer, persistent: lanesd reconnects after restarts); panics if refused.
+    pub async fn connect(&self, peer: &Node) {
+        let req = ConnectPeerRequest { address: peer.peer_address(), persist: true };
+        let res = self.client().connect_peer(req).await;
+        self.ok(&format!("ConnectPeer to {}", peer.name()), res);
+    }
+
+    /// Opens a public channel of `sat` to `peer` (already connected), funded by this node, and waits until
+    /// the funding transaction is in bitcoind's mempool. Returns the channel id.
+    pub async fn open_channel(&self, peer: &Node, sat: u64) -> String {
+        self.open_channel_with(peer, OpenChannelRequest { local_funding_sat: sat, ..Default::default() }).await
+    }
+
+    /// [`open_channel`](Node::open_channel) with the whole request (push, private, fee rate); its `node_id`
+    /// is replaced by `peer`'s.
+    ///
+    /// lanesd answers once the funding transaction is built, and LDK broadcasts it only after the peer has
+    /// signed: waiting for the mempool here is what makes "open, then mine" confirm the channel.
+    pub async fn open_channel_with(&self, peer: &Node, req: OpenChannelRequest) -> String {
+        let req = OpenChannelRequest { node_id: peer.node_id(), ..req };
+        let res = self.client().open_channel(req).await;
+        let opened = self.ok(&format!("OpenChannel to {}", peer.name()), res);
+        let txid: Txid = opened
+            .funding_txid
+            .parse()
+            .unwrap_or_else(|e| panic!("OpenChannel on {} returned funding txid {:?}: {e}", self.name(), opened.funding_txid));
+        let net = self.net();
+        self.wait_until(format!("the funding transaction {txid} of channel {} in the mempool", opened.channel_id), || async {
+            let mempool = net.mempool().await;
+            match mempool.contains(&txid) {
+                true => Ok(()),
+                false => Err(format!("{} other transactions in the mempool", mempool.len())),
+            }
+        })
+        .await;
+        opened.channel_id
+    }
+
+    /// ListChannels: every channel that is not closed, pending ones included.
+    pub async fn channels(&self) -> Vec<Channel> {
+        let res = self.client().list_channels(ListChannelsRequest::default()).await;
+        self.ok("ListChannels", res).channels
+    }
+
+    /// The channel with this id, if ListChannels has it.
+    pub async fn channel(&self, channel_id: &str) -> Option<Channel> {
+        self.channels().await.into_iter().find(|c| c.channel_id == channel_id)
+    }
+
+    /// Waits until the channel is active (usable for payments) and returns it.
+    pub async fn wait_channel_active(&self, channel_id: &str) -> Channel {
+        self.wait_until(format!("channel {channel_id} to be active"), || async {
+            match self.channel(channel_id).await {
+                Some(c) if c.active => Ok(c),
+                Some(c) => Err(format!(
+                    "active=false pending={} confirmations={}/{}",
+                    c.pending, c.confirmations, c.confirmations_required
+                )),
+                None => Err("not in ListChannels".to_string()),
+            }
+        })
+        .await
+    }
+
+    /// Waits until DescribeGraph has at least `n` channels with both directions' policies (what a sender
+    /// needs to route through them), and returns the graph.
+    pub async fn wait_graph_channels(&self, n: usize) -> DescribeGraphResponse {
+        self.wait_until(format!("{n} channels with both policies in the graph"), || async {
+            let res = self.client().describe_graph(DescribeGraphRequest {}).await;
+            let graph = self.ok("DescribeGraph", res);
+            let complete = graph.channels.iter().filter(|c| c.node1_policy.is_some() && c.node2_policy.is_some()).count();
+            match complete >= n {
+                true => Ok(graph),
+                false => Err(format!("{complete} of {} channels with both policies", graph.channels.len())),
+            }
+        })
+        .await
+    }
+
+    /// AddInvoice for `amount_msat` (0: any amount) with `memo` as its description; panics if refused.
+    pub async fn add_invoice(&self, amount_msat: u64, memo: &str) -> AddInvoiceResponse {
+        let req = AddInvoiceRequest { amount_msat, description: memo.into(), ..Default::default() };
+        let res = self.client().add_invoice(req).await;
+        self.ok("AddInvoice", res)
+    }
+
+    /// PayInvoice with lanesd's defaults (it waits up to 60 s for the outcome). `Ok` is the payment whatever
+    /// its status (check it); `Err` is a refusal before anything was sent.
+    pub async fn pay_invoice(&self, bolt11: &str) -> Result<Payment, tonic::Status> {
+        let req = PayInvoiceRequest { bolt11: bolt11.into(), ..Default::default() };
+        self.client().pay_invoice(req).await.map(tonic::Response::into_inner)
+    }
+
+    /// SendKeysend of `amount_msat` to `dest`, with lanesd's default timeout; as for
+    /// [`pay_invoice`](Node::pay_invoice), `Ok` whatever the payment's status.
+    pub async fn keysend(&self, dest: &Node, amount_msat: u64) -> Result<Payment, tonic::Status> {
+        let req = SendKeysendRequest { node_id: dest.node_id(), amount_msat, ..Default::default() };
+        self.client().send_keysend(req).await.map(tonic::Response::into_inner)
+    }
+}
