@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Start a local regtest network to try lanes by hand: bitcoind plus three funded lanesd nodes (alice, bob,
-# carol). It prints how to drive each node with lanes-cli and how to mine, then runs until Ctrl-C.
+# carol) with alice->bob and bob->carol channels, and a payment alice->carol through bob to prove the route.
+# It prints that payment, how to drive each node with lanes-cli and how to mine, then runs until Ctrl-C.
+# Any failing step exits non-zero, naming the step.
 #
 #   regtest/run.sh                      # interactive
 #   regtest/run.sh --exit-after-setup   # set up, print, stop (a smoke test)

@@ -1,16 +1,23 @@
 //! lanes-regtest: a local regtest network to try lanes by hand (run it through `regtest/run.sh`).
 //!
-//! Starts bitcoind and three funded lanesd nodes (alice, bob, carol), prints how to drive each of them with
-//! lanes-cli and how to mine with bitcoin-cli, then waits for Ctrl-C (or SIGTERM) and stops everything:
-//! nodes first, then bitcoind. `--exit-after-setup` stops right after printing, for a CI smoke run.
+//! Starts bitcoind and three funded lanesd nodes (alice, bob, carol), connects them and opens alice→bob and
+//! bob→carol channels, has alice pay an invoice of carol's through bob, and prints that payment, how to drive
+//! each node with lanes-cli and how to mine with bitcoin-cli. Then it waits for Ctrl-C (or SIGTERM) and stops
+//! everything: nodes first, then bitcoind. `--exit-after-setup` stops right after printing, for a CI smoke run.
+//! A step that fails ends the run with exit code 1, saying which step, after the harness's own message (what
+//! it waited for, the tail of the node's log); the data directory is kept then.
 //! lanesd and lanes-cli are taken from next to this executable (`target/debug/`), or `LANESD_EXE`.
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
 
 use clap::Parser;
+use lanes_regtest::proto::v1::{Payment, PaymentStatus};
 use lanes_regtest::{Net, Node};
 
-#[derive(Parser)]
-#[command(name = "lanes-regtest", about = "A local regtest network: bitcoind and three funded lanesd nodes")]
+#[derive(Parser, Clone)]
+#[command(name = "lanes-regtest", about = "A local regtest network: bitcoind, three funded lanesd nodes, two channels")]
 struct Args {
     /// Exit (stopping everything) right after the network is set up and described.
     #[arg(long)]
@@ -20,44 +27,152 @@ struct Args {
     fund_sat: u64,
 }
 
-const NODES: [&str; 3] = ["alice", "bob", "carol"];
+/// Capacity of the alice→bob and bob→carol channels.
+const CHANNEL_SAT: u64 = 1_000_000;
+/// What alice pays carol through bob.
+const PAYMENT_SAT: u64 = 50_000;
+/// The amount of the ready-made invoices printed for each node's payinvoice line.
+const EXAMPLE_INVOICE_SAT: u64 = 1_000;
 
-#[tokio::main]
-async fn main() {
+/// The network once set up: the nodes, their channels, and the payment that proved the route.
+struct Network {
+    net: Net,
+    alice: Node,
+    bob: Node,
+    carol: Node,
+    alice_bob: String,
+    bob_carol: String,
+    payment: Payment,
+}
+
+fn main() -> ExitCode {
     let args = Args::parse();
-    eprintln!("lanes-regtest: starting bitcoind...");
+    let runtime = tokio::runtime::Runtime::new().expect("cannot start tokio");
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> ExitCode {
+    // Each phase runs in a task of its own: a failing step panics there (the harness says what it waited for
+    // and shows the log), the task's drop stops what it started, and we only have to say which step it was.
+    let exit_after_setup = args.exit_after_setup;
+    let mut setup = tokio::spawn(async move {
+        let network = set_up(&args).await;
+        describe(&network).await;
+        network
+    });
+    let network = tokio::select! {
+        joined = &mut setup => match joined {
+            Ok(network) => network,
+            Err(e) => return failed(e),
+        },
+        _ = shutdown_signal() => {
+            eprintln!("lanes-regtest: interrupted while {}: stopping what was started...", current_step());
+            setup.abort();
+            let _ = setup.await;
+            return ExitCode::FAILURE;
+        }
+    };
+
+    if !exit_after_setup {
+        println!("Press Ctrl-C to stop everything.");
+        shutdown_signal().await;
+    }
+    let teardown = tokio::spawn(async move {
+        step("stopping the nodes, then bitcoind");
+        for node in [&network.alice, &network.bob, &network.carol] {
+            node.stop().await;
+        }
+        drop(network);
+    });
+    match teardown.await {
+        Ok(()) => {
+            eprintln!("lanes-regtest: stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => failed(e),
+    }
+}
+
+async fn set_up(args: &Args) -> Network {
+    step("starting bitcoind");
     let net = Net::start().await;
     let mut nodes = Vec::new();
-    for name in NODES {
-        eprintln!("lanes-regtest: starting {name} and funding it with {} sat...", args.fund_sat);
+    for name in ["alice", "bob", "carol"] {
+        step(format!("starting {name} and funding it with {} sat", args.fund_sat));
         let node = net.node(name).await;
         node.fund(args.fund_sat).await;
         nodes.push(node);
     }
-    // Channels: added with issue 3 (connect the nodes as peers, open alice -> bob -> carol, wait until usable).
+    let [alice, bob, carol] = <[Node; 3]>::try_from(nodes).unwrap_or_else(|_| unreachable!("three nodes were started"));
 
-    describe_bitcoind(&net);
-    for node in &nodes {
-        describe_node(node).await;
-    }
+    step("connecting alice to bob and bob to carol");
+    alice.connect(&bob).await;
+    bob.connect(&carol).await;
 
-    if !args.exit_after_setup {
-        println!("Press Ctrl-C to stop everything.");
-        wait_for_shutdown_signal().await;
-        eprintln!("lanes-regtest: stopping...");
+    step(format!("opening alice→bob and bob→carol channels of {CHANNEL_SAT} sat"));
+    let alice_bob = alice.open_channel(&bob, CHANNEL_SAT).await;
+    let bob_carol = bob.open_channel(&carol, CHANNEL_SAT).await;
+    step("mining 6 blocks and waiting until both channels are active and alice's graph has both");
+    net.mine(6).await;
+    for (node, channel) in [(&alice, &alice_bob), (&bob, &alice_bob), (&bob, &bob_carol), (&carol, &bob_carol)] {
+        node.wait_channel_active(channel).await;
     }
-    for node in &nodes {
-        node.stop().await;
+    alice.wait_graph_channels(2).await;
+
+    step(format!("carol invoices {PAYMENT_SAT} sat, alice pays it through bob"));
+    let invoice = carol.add_invoice(PAYMENT_SAT * 1000, "lanes-regtest: alice pays carol through bob").await;
+    let payment = match alice.pay_invoice(&invoice.bolt11).await {
+        Ok(payment) => payment,
+        Err(status) => panic!("alice's PayInvoice of carol's invoice was refused: {:?}: {}", status.code(), status.message()),
+    };
+    if payment.status != PaymentStatus::Succeeded as i32 {
+        panic!("alice's payment of carol's invoice did not succeed: {payment:?}");
     }
-    drop(nodes);
-    drop(net);
-    eprintln!("lanes-regtest: stopped");
+    Network { net, alice, bob, carol, alice_bob, bob_carol, payment }
 }
 
-fn describe_bitcoind(net: &Net) {
-    let bitcoind = net.bitcoind();
+/// "step" lines go to stderr as the run goes; the last one names what failed.
+static STEP: Mutex<String> = Mutex::new(String::new());
+
+fn step(what: impl Into<String>) {
+    let what = what.into();
+    eprintln!("lanes-regtest: {what}...");
+    *STEP.lock().unwrap_or_else(|e| e.into_inner()) = what;
+}
+
+fn current_step() -> String {
+    STEP.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn failed(e: tokio::task::JoinError) -> ExitCode {
+    let why = if e.is_panic() { "see the message above" } else { "the task was cancelled" };
+    eprintln!("lanes-regtest: FAILED while {} ({why}); everything it started is stopped", current_step());
+    ExitCode::FAILURE
+}
+
+fn print_payment(n: &Network) {
+    let p = &n.payment;
+    let status = PaymentStatus::try_from(p.status).map_or("unknown", |s| s.as_str_name());
+    let names: HashMap<String, &str> = [&n.alice, &n.bob, &n.carol].iter().map(|node| (node.node_id(), node.name())).collect();
+    let name = |id: &str| names.get(id).map_or_else(|| id.to_string(), |s| s.to_string());
+    println!("alice paid carol's invoice of {PAYMENT_SAT} sat through bob:");
+    println!("  status:   {}", status.trim_start_matches("PAYMENT_STATUS_").to_lowercase());
+    println!("  amount:   {} msat", p.amount_msat);
+    println!("  fee:      {} msat (bob's forwarding fee)", p.fee_msat);
+    for path in &p.paths {
+        let hops: Vec<String> = path.hops.iter().map(|h| format!("{} ({}, {} msat)", name(&h.node_id), h.short_channel_id, h.amount_msat)).collect();
+        println!("  route:    alice -> {}", hops.join(" -> "));
+    }
+    println!("  hash:     {}", p.payment_hash);
+    println!("  preimage: {}", p.preimage);
+    println!();
+}
+
+async fn describe(n: &Network) {
+    step("describing the network");
+    let bitcoind = n.net.bitcoind();
     let cli = bitcoind.cli_command();
-    println!("lanes regtest network in {}", net.dir().display());
+    println!("lanes regtest network in {}", n.net.dir().display());
     println!();
     println!("bitcoind");
     println!("  rpc:     {}  (bitcoind: {})", bitcoind.rpc_url(), bitcoind.exe().display());
@@ -69,22 +184,48 @@ fn describe_bitcoind(net: &Net) {
         println!("lanes-cli is in {}: export PATH=\"{}:$PATH\"", dir.display(), dir.display());
         println!();
     }
+    // Each node gets a ready-made invoice to pay, keysend target and channel to close along its channels.
+    describe_node(&n.alice, &n.carol, &n.alice_bob).await;
+    describe_node(&n.bob, &n.carol, &n.bob_carol).await;
+    describe_node(&n.carol, &n.alice, &n.bob_carol).await;
+    print_payment(n);
+    let aliases: Vec<String> = [&n.alice, &n.bob, &n.carol].iter().map(|node| format!("{}='lanes-cli --rpcserver {}'", node.name(), node.rpcserver())).collect();
+    println!("Shortcuts for your shell (then: alice getinfo, bob listchannels...):");
+    println!("  alias {}", aliases.join(" "));
+    println!();
 }
 
-async fn describe_node(node: &Node) {
-    let info = node.info().await;
+/// How to drive `node`: its places and balances, then lanes-cli lines, concrete where they can be: an
+/// invoice of `payee`'s to pay, `payee` to keysend to, `channel` to close.
+async fn describe_node(node: &Node, payee: &Node, channel: &str) {
     let balance = node.balance().await;
+    let channels = node.channels().await;
+    let invoice = payee.add_invoice(EXAMPLE_INVOICE_SAT * 1000, &format!("from {}", node.name())).await;
     let cli = format!("lanes-cli --rpcserver {}", node.rpcserver());
     println!("{}", node.name());
-    println!("  node id: {}", info.node_id);
-    println!("  p2p:     {}@{}", info.node_id, node.p2p_addr());
-    println!("  grpc:    {}", node.rpcserver());
-    println!("  balance: {} sat confirmed", balance.confirmed_sat);
-    println!("  log:     {}", node.log_path().display());
+    println!("  node id:  {}", node.node_id());
+    println!("  p2p:      {}", node.peer_address());
+    println!("  grpc:     {}", node.rpcserver());
+    println!("  on-chain: {} sat confirmed", balance.confirmed_sat);
+    for c in &channels {
+        let state = if c.active { "active" } else { "not active" };
+        println!(
+            "  channel:  {} ({}, {state}) with {}: {} sat capacity, {} msat ours",
+            c.channel_id, c.short_channel_id, c.remote_node_id, c.capacity_sat, c.local_balance_msat
+        );
+    }
+    println!("  log:      {}", node.log_path().display());
     println!("  {cli} getinfo");
     println!("  {cli} walletbalance");
-    println!("  {cli} newaddress");
-    println!("  {cli} sendcoins --addr <address> --amt <sat>");
+    println!("  {cli} listchannels");
+    println!("  {cli} addinvoice --amt {EXAMPLE_INVOICE_SAT} --memo \"for {}\"", node.name());
+    println!("  {cli} payinvoice {}    # {EXAMPLE_INVOICE_SAT} sat to {}", invoice.bolt11, payee.name());
+    println!("  {cli} sendkeysend --dest {} --amt_msat 10000", payee.node_id());
+    println!("  {cli} listpayments");
+    println!("  {cli} fwdinghistory");
+    println!("  {cli} describegraph");
+    println!("  {cli} subscribe");
+    println!("  {cli} closechannel {channel}");
     println!();
 }
 
@@ -94,7 +235,7 @@ fn sibling_dir() -> Option<PathBuf> {
     dir.join("lanes-cli").is_file().then_some(dir)
 }
 
-async fn wait_for_shutdown_signal() {
+async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("cannot listen for SIGTERM");
     tokio::select! {
