@@ -1,15 +1,13 @@
-//! The on-chain wallet as a user sees it: a real bitcoind, a real lanesd, spoken to over gRPC and lanes-cli.
+//! The on-chain wallet as a user sees it: a real bitcoind, a real lanesd, spoken to over gRPC (lanes-cli's
+//! wallet commands are in cli.rs).
 //!
 //! Each test starts its own regtest network (see lanes-regtest). Related checks share one story to keep the
 //! number of bitcoind instances small; bad input has a test of its own.
-use std::process::Output;
 use std::str::FromStr;
-use std::time::Duration;
 
 use lanes_regtest::bitcoin::{Address, Network, Txid};
 use lanes_regtest::proto::v1::{SendCoinsRequest, Utxo, WalletBalanceResponse};
-use lanes_regtest::{free_port, Net, Node, STOP_TIMEOUT};
-use serde_json::Value;
+use lanes_regtest::{Net, Node};
 use tonic::Code;
 
 const FUND: u64 = 1_000_000;
@@ -119,52 +117,6 @@ async fn bad_send_requests_are_rejected_and_change_nothing() {
     }
 }
 
-#[tokio::test]
-async fn lanes_cli_drives_a_node() {
-    let net = start_net().await;
-    let alice = net.node("alice").await;
-    alice.fund(FUND).await;
-
-    let info = json(&cli_ok(&alice, &["getinfo", "--json"]).await);
-    assert_eq!(info["node_id"], alice.info().await.node_id.as_str(), "{info}");
-    assert_eq!((info["network"].as_str(), info["synced_to_chain"].as_bool()), (Some("regtest"), Some(true)), "{info}");
-
-    let text = cli_ok(&alice, &["walletbalance"]).await;
-    assert!(text.contains("sat") && text.contains(&FUND.to_string()), "walletbalance printed:\n{text}");
-    assert_eq!(json(&cli_ok(&alice, &["walletbalance", "--json"]).await)["confirmed_sat"], FUND);
-    let utxos = json(&cli_ok(&alice, &["listunspent", "--json", "--min-confs", "1"]).await);
-    assert_eq!(utxos["utxos"][0]["amount_sat"], FUND, "{utxos}");
-    let address = json(&cli_ok(&alice, &["newaddress", "--json"]).await)["address"].as_str().unwrap().to_string();
-    assert!(Address::from_str(&address).is_ok_and(|a| a.is_valid_for_network(Network::Regtest)), "{address}");
-
-    let bad = cli(&alice, &["sendcoins", "--addr", "bogus", "--amt", "1000"]).await;
-    assert_eq!(bad.status.code(), Some(1), "{}", describe(&bad));
-    assert!(stderr(&bad).contains("invalid argument"), "{}", describe(&bad));
-
-    let payee = net.new_address().await.to_string();
-    let sent = json(&cli_ok(&alice, &["sendcoins", "--addr", &payee, "--amt", "10000", "--sat-per-vbyte", "2", "--json"]).await);
-    assert_eq!(sent["amount_sat"], 10_000, "{sent}");
-    net.mine(1).await;
-    assert_eq!(net.get_received(&payee).await, 10_000);
-
-    // The address can come from the environment, like lncli's.
-    let via_env = run_cli(&["getinfo"], Some(&alice.rpcserver())).await;
-    assert!(via_env.status.success() && stdout(&via_env).contains(&alice.info().await.node_id), "{}", describe(&via_env));
-
-    cli_ok(&alice, &["stop"]).await;
-    let status = alice.wait_for_exit(STOP_TIMEOUT).await;
-    assert!(status.success(), "lanesd exited with {status} after `lanes-cli stop`");
-}
-
-#[tokio::test]
-async fn lanes_cli_explains_that_nothing_listens() {
-    let rpcserver = format!("127.0.0.1:{}", free_port());
-    let out = run_cli(&["--rpcserver", &rpcserver, "getinfo"], None).await;
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    let err = stderr(&out);
-    assert!(err.contains(&rpcserver) && err.contains("lanesd is not running"), "{}", describe(&out));
-}
-
 // ---- helpers ----
 
 fn balance(confirmed_sat: u64, unconfirmed_sat: u64) -> WalletBalanceResponse {
@@ -205,47 +157,4 @@ fn assert_mentions(message: &str, words: &[&str], what: &str) {
             "the error for {what} should mention {word:?}, but says: {message:?}"
         );
     }
-}
-
-/// Runs lanes-cli with `args`, with `LANES_RPCSERVER` set to `env_rpcserver` or removed.
-async fn run_cli(args: &[&str], env_rpcserver: Option<&str>) -> Output {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lanes-cli"));
-    cmd.args(args).env_remove("LANES_RPCSERVER");
-    if let Some(rpcserver) = env_rpcserver {
-        cmd.env("LANES_RPCSERVER", rpcserver);
-    }
-    match tokio::time::timeout(Duration::from_secs(30), cmd.output()).await {
-        Ok(out) => out.expect("cannot run lanes-cli"),
-        Err(_) => panic!("lanes-cli {args:?} did not finish within 30 s"),
-    }
-}
-
-async fn cli(node: &Node, args: &[&str]) -> Output {
-    let rpcserver = node.rpcserver();
-    let mut all = vec!["--rpcserver", rpcserver.as_str()];
-    all.extend_from_slice(args);
-    run_cli(&all, None).await
-}
-
-/// Runs lanes-cli against `node`, asserts it succeeded, and returns its stdout.
-async fn cli_ok(node: &Node, args: &[&str]) -> String {
-    let out = cli(node, args).await;
-    assert!(out.status.success(), "lanes-cli {args:?}: {}", describe(&out));
-    stdout(&out)
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("lanes-cli printed invalid JSON ({e}):\n{text}"))
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn describe(out: &Output) -> String {
-    format!("{}\n--- stdout ---\n{}--- stderr ---\n{}", out.status, stdout(out), stderr(out))
 }
