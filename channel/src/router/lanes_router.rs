@@ -147,8 +147,8 @@ where
         self.scorer.read().map(|s| s.0.to_bytes()).unwrap_or_default()
     }
 
-    fn scored_hops(&self, path: &Path) -> Vec<ScoredHop> {
-        let mut prev = NodeId::from_pubkey(&self.our_node_id);
+    fn scored_hops(payer: &PublicKey, path: &Path) -> Vec<ScoredHop> {
+        let mut prev = NodeId::from_pubkey(payer);
         let mut out = Vec::with_capacity(path.hops.len());
         // Amount over hop i = what hop i's node receives = final value + fees of later hops.
         let mut amounts = vec![0u64; path.hops.len()];
@@ -165,9 +165,19 @@ where
         out
     }
 
-    /// A payment path failed at channel `short_channel_id`.
+    /// A payment path of ours failed at channel `short_channel_id`.
     pub fn payment_path_failed(&self, path: &Path, short_channel_id: u64) {
-        let hops = self.scored_hops(path);
+        self.record_failure(&self.our_node_id.clone(), path, short_channel_id)
+    }
+
+    /// A payment path of ours succeeded.
+    pub fn payment_path_successful(&self, path: &Path) {
+        self.record_success(&self.our_node_id.clone(), path)
+    }
+
+    /// A path sent by `payer` failed at channel `short_channel_id` (simulations, probes of others).
+    pub fn record_failure(&self, payer: &PublicKey, path: &Path, short_channel_id: u64) {
+        let hops = Self::scored_hops(payer, path);
         let idx = hops.iter().position(|h| h.scid == short_channel_id).unwrap_or(hops.len());
         if let Ok(mut s) = self.scorer.write() {
             s.0.payment_path_failed(&hops, idx, now_secs());
@@ -175,8 +185,9 @@ where
         }
     }
 
-    pub fn payment_path_successful(&self, path: &Path) {
-        let hops = self.scored_hops(path);
+    /// A path sent by `payer` succeeded.
+    pub fn record_success(&self, payer: &PublicKey, path: &Path) {
+        let hops = Self::scored_hops(payer, path);
         if let Ok(mut s) = self.scorer.write() {
             s.0.payment_path_successful(&hops, now_secs());
             s.1 += 1;
