@@ -4,7 +4,6 @@ use std::sync::{Arc, RwLock};
 use lightning::chain::Filter;
 use lightning::routing::gossip;
 use lightning::routing::scoring::ProbabilisticScorer;
-use lightning::routing::utxo::UtxoLookup;
 use lightning::sign::InMemorySigner;
 use lightning::sign::KeysManager;
 
@@ -20,8 +19,22 @@ pub type NetworkGraph = gossip::NetworkGraph<Arc<Logger>>;
 pub type Scorer = ProbabilisticScorer<Arc<NetworkGraph>, Arc<Logger>>;
 /// We see every block in full, so LDK needs no transaction filter.
 pub type ChainFilter = dyn Filter + Send + Sync;
-/// Channel announcements are accepted without an on-chain lookup for now.
-pub type GossipUtxoLookup = dyn UtxoLookup + Send + Sync;
+/// Checks every announced channel against bitcoind: its funding output must exist, and its value is the
+/// channel's capacity in the graph.
+pub type GossipVerifier = lightning_block_sync::gossip::GossipVerifier<
+    TokioSpawner,
+    Arc<lightning_block_sync::rpc::RpcClient>,
+    Arc<Logger>,
+>;
+
+/// Runs LDK's background futures (gossip verification lookups) on the tokio runtime.
+pub struct TokioSpawner(pub tokio::runtime::Handle);
+
+impl lightning::util::native_async::FutureSpawner for TokioSpawner {
+    fn spawn<T: std::future::Future<Output = ()> + Send + 'static>(&self, future: T) {
+        self.0.spawn(future);
+    }
+}
 
 pub type ChainMonitor = lightning::chain::chainmonitor::ChainMonitor<
     InMemorySigner,
@@ -70,7 +83,7 @@ pub type OnionMessenger = lightning::onion_message::messenger::OnionMessenger<
     IgnoringMessageHandler,
 >;
 
-pub type GossipSync = gossip::P2PGossipSync<Arc<NetworkGraph>, Arc<GossipUtxoLookup>, Arc<Logger>>;
+pub type GossipSync = gossip::P2PGossipSync<Arc<NetworkGraph>, Arc<GossipVerifier>, Arc<Logger>>;
 
 pub type PeerManager = lightning::ln::peer_handler::PeerManager<
     lightning_net_tokio::SocketDescriptor,

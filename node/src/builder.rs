@@ -31,7 +31,7 @@ use lanes_channel::logger::LdkTracing;
 use lanes_channel::persist::{OrderedPersister, ProcessorStore};
 use lanes_channel::store::SledStore;
 use lanes_channel::types::{
-    ChainMonitor, ChannelManager, GossipSync, MessageRouter, NetworkGraph, OnionMessenger, PeerManager, Router, Scorer,
+    ChainMonitor, ChannelManager, GossipSync, GossipVerifier, MessageRouter, NetworkGraph, OnionMessenger, PeerManager, Router, Scorer, TokioSpawner,
 };
 use lanes_channel::ChannelError;
 use lanes_wallet::{OnchainWallet, Seed};
@@ -235,6 +235,14 @@ impl Builder {
         };
         let peer_manager: Arc<PeerManager> =
             Arc::new(PeerManager::new(handlers, now.as_secs() as u32, &keys.get_secure_random_bytes(), Arc::clone(&logger), Arc::clone(&keys)));
+        // Announced channels are checked against the chain (and get their capacity) from now on.
+        let verifier = GossipVerifier::new(
+            bitcoind.block_source(),
+            TokioSpawner(tokio::runtime::Handle::current()),
+            Arc::clone(&gossip_sync),
+            Arc::clone(&peer_manager),
+        );
+        gossip_sync.add_utxo_lookup(Some(Arc::new(verifier)));
         let node_id = keys.get_node_id(lightning::sign::Recipient::Node).map_err(|_| NodeError::Internal("no node id".into()))?;
         tracing::info!(%node_id, network = %network, height = chain_tip.height, "lightning state loaded");
 

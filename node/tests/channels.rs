@@ -99,6 +99,9 @@ async fn payments_across_a_three_node_network() {
     wait_active(&carol, &bc).await;
     wait_graph(&alice, 2).await;
 
+    // carol's event stream, subscribed before anything happens to her.
+    let mut carol_events = carol.client().subscribe_events(SubscribeEventsRequest {}).await.unwrap().into_inner();
+
     // carol invoices, alice pays through bob.
     let (a0, b_ab0, b_bc0, c0) = (local_msat(&alice, &ab).await, local_msat(&bob, &ab).await, local_msat(&bob, &bc).await, local_msat(&carol, &bc).await);
     let inv = invoice(&carol, 100_000_000).await;
@@ -114,6 +117,29 @@ async fn payments_across_a_three_node_network() {
     assert_eq!(settled.state, InvoiceState::Settled as i32);
     let fwd = bob.client().forwarding_history(ForwardingHistoryRequest {}).await.unwrap().into_inner();
     assert_eq!(fwd.total_fee_msat, p.fee_msat);
+    let settled_event = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let e = carol_events.message().await.expect("stream").expect("event");
+            if e.kind == "invoice_settled" {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("carol's stream reports the settled invoice");
+    assert_eq!((settled_event.payment_hash.as_str(), settled_event.amount_msat), (inv.payment_hash.as_str(), 100_000_000));
+
+    // The graph as others see it: bob-carol by its short channel id, and carol as a node.
+    let scid = channel(&bob, &bc).await.unwrap().short_channel_id;
+    let info = alice.client().get_chan_info(GetChanInfoRequest { short_channel_id: scid.clone() }).await.unwrap().into_inner();
+    assert_eq!(info.capacity_sat, CHANNEL);
+    let bob_id = bob.info().await.node_id;
+    assert!(info.node1 == bob_id || info.node2 == bob_id, "{info:?}");
+    let carol_id = carol.info().await.node_id;
+    let node = alice.client().get_node_info(GetNodeInfoRequest { node_id: carol_id.clone() }).await.unwrap().into_inner();
+    assert!(node.num_channels >= 1);
+    let missing = alice.client().get_chan_info(GetChanInfoRequest { short_channel_id: "999x9x9".into() }).await.unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
 
     // Paying it again is refused and changes nothing.
     let again = pay(&alice, &inv.bolt11).await.unwrap_err();
@@ -123,6 +149,25 @@ async fn payments_across_a_three_node_network() {
     let carol_id = carol.info().await.node_id;
     let k = alice.client().send_keysend(SendKeysendRequest { node_id: carol_id.clone(), amount_msat: 5_000_000, timeout_secs: 60 }).await.unwrap().into_inner();
     assert_eq!(k.status, PaymentStatus::Succeeded as i32, "{k:?}");
+
+    // bob raises his fee on bob-carol: the next payment pays it.
+    let updated = bob
+        .client()
+        .update_channel_policy(UpdateChannelPolicyRequest { channel_id: bc.clone(), fee_base_msat: 5_000, fee_rate_ppm: 1_000, cltv_expiry_delta: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.updated, 1);
+    assert_eq!(channel(&bob, &bc).await.unwrap().fee_rate_ppm, 1_000);
+    alice
+        .wait_until("bob's new fee in alice's graph", || async {
+            let c = alice.client().get_chan_info(GetChanInfoRequest { short_channel_id: scid.clone() }).await.unwrap().into_inner();
+            let bobs = if c.node1 == bob_id { c.node1_policy } else { c.node2_policy };
+            bobs.map_or(false, |p| p.fee_rate_ppm == 1_000 && p.fee_base_msat == 5_000)
+        })
+        .await;
+    let dear = pay(&alice, &invoice(&carol, 10_000_000).await.bolt11).await.expect("pay at the new fee");
+    assert_eq!(dear.fee_msat, 5_000 + 10_000, "base 5000 msat + 1000 ppm of 10,000,000 msat: {dear:?}");
 
     // A second route, alice-carol, then more than any single path can carry: LDK splits it.
     connect(&alice, &carol).await;
@@ -135,7 +180,10 @@ async fn payments_across_a_three_node_network() {
     let mpp = pay(&alice, &big.bolt11).await.expect("multi-part payment");
     assert_eq!(mpp.status, PaymentStatus::Succeeded as i32, "{mpp:?}");
     assert!(mpp.paths.len() >= 2, "paid over several paths: {:?}", mpp.paths);
-    assert_eq!(local_msat(&carol, &bc).await + local_msat(&carol, &ac).await, c_before + 1_000_000_000);
+    // The parts need not be whole sats and each channel's balance is reported in whole sats: the sum
+    // over two channels may be up to 1 sat short.
+    let c_after = local_msat(&carol, &bc).await + local_msat(&carol, &ac).await;
+    assert!((c_before + 1_000_000_000).abs_diff(c_after) < 2_000, "carol received 1,000,000 sat: {c_before} -> {c_after}");
 
     // An expired invoice is refused before anything is sent.
     let short = carol.client().add_invoice(AddInvoiceRequest { amount_msat: 1000, description: "soon gone".into(), expiry_secs: 1, ..Default::default() }).await.unwrap().into_inner();
@@ -155,7 +203,7 @@ async fn payments_across_a_three_node_network() {
     let none = pay(&alice, &too_big.bolt11).await.unwrap_err();
     assert_eq!(none.code(), Code::FailedPrecondition, "{none:?}");
     let list = alice.client().list_payments(ListPaymentsRequest {}).await.unwrap().into_inner().payments;
-    assert_eq!(list.len(), 3, "refused payments leave no record: {list:?}");
+    assert_eq!(list.len(), 4, "refused payments leave no record: {list:?}");
     let unknown = alice.client().close_channel(CloseChannelRequest { channel_id: "00".repeat(32), force: false, sat_per_vbyte: String::new() }).await.unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
 
