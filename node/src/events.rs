@@ -57,6 +57,8 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
         }
         Event::ChannelReady { channel_id, counterparty_node_id, .. } => {
             tracing::info!(%channel_id, peer = %counterparty_node_id, "channel opened");
+            // Let the network learn our alias and address as soon as we have a channel to show.
+            node.announce();
             node.bus.publish(NodeEvent { kind: "channel_opened", node_id: counterparty_node_id.to_string(), channel_id: channel_id.to_string(), ..Default::default() });
         }
         Event::ChannelClosed { channel_id, reason, counterparty_node_id, channel_capacity_sats, channel_funding_txo, user_channel_id, .. } => {
@@ -115,7 +117,7 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
             node.bus.publish(NodeEvent { kind: "payment_sent", payment_hash: payment_hash.to_string(), amount_msat: amount_msat.unwrap_or(0), ..Default::default() });
         }
         Event::PaymentFailed { payment_id, payment_hash, reason } => {
-            let why = reason.map(|r| format!("{r:?}")).unwrap_or_else(|| "unknown".into());
+            let why = reason.map(failure_words).unwrap_or_else(|| "unknown reason".into());
             tracing::info!(payment_id = %payment_id, payment_hash = ?payment_hash, reason = %why, "payment failed");
             if let Err(e) = node.payments.failed(payment_id, &why) {
                 tracing::error!(error = %e, "recording a failed payment failed");
@@ -170,6 +172,20 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
         other => tracing::debug!(event = ?other, "lightning event"),
     }
     Ok(())
+}
+
+/// Why a payment failed, in words an operator can act on.
+fn failure_words(r: lightning::events::PaymentFailureReason) -> String {
+    use lightning::events::PaymentFailureReason as R;
+    match r {
+        R::RecipientRejected => "the recipient rejected it (unknown or already paid invoice, wrong amount)".into(),
+        R::UserAbandoned => "abandoned".into(),
+        R::RetriesExhausted => "no route succeeded before the retry limit".into(),
+        R::PaymentExpired => "the invoice expired before a route succeeded".into(),
+        R::RouteNotFound => "no route to the destination with enough capacity".into(),
+        R::UnexpectedError => "unexpected error (see the node log)".into(),
+        other => format!("{other:?}"),
+    }
 }
 
 fn output_value(d: &lightning::sign::SpendableOutputDescriptor) -> u64 {
