@@ -465,6 +465,10 @@ impl Ctx<'_> {
         if cltv > self.q.max_total_cltv {
             return None;
         }
+        // LDK refuses a path that uses the same channel twice (a hint may repeat a public scid).
+        if es.iter().enumerate().any(|(i, (_, a))| es[i + 1..].iter().any(|(_, b)| a.scid == b.scid)) {
+            return None;
+        }
         let mut hops = Vec::with_capacity(es.len());
         for (k, (idx, e)) in es.iter().enumerate() {
             let (announced, features) = if (*idx as usize) < e_base {
