@@ -9,8 +9,8 @@
 //!
 //! Payments to blinded paths (BOLT12) and the creation of blinded receive paths are delegated to an
 //! inner router (LDK's `DefaultRouter` in lanesd): this router only finds clear paths.
-//! In-flight HTLCs on remote channels are not yet taken into account (our own channels' limits in
-//! `first_hops` already include them).
+//! In-flight HTLCs (LDK's `InFlightHtlcs`) are taken off the liquidity of the channels they use.
+use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,6 +22,7 @@ use lightning::routing::gossip::{NetworkGraph, NodeId};
 use lightning::routing::router::{InFlightHtlcs, Path, Payee, Route, RouteHop, RouteParameters, Router};
 use lightning::types::features::NodeFeatures;
 use lightning::util::logger::Logger;
+use lightning::util::ser::{Readable, Writeable};
 use rayon::prelude::*;
 
 use super::graph::RoutingGraph;
@@ -202,6 +203,20 @@ where
         route_on(&graph, &view, payer, params, first_hops)
     }
 
+    /// [`Self::route`] with liquidity held by in-flight HTLCs taken off the channels they use.
+    pub fn route_with_in_flight(
+        &self, payer: &PublicKey, params: &RouteParameters, first_hops: Option<&[&ChannelDetails]>,
+        in_flight: &InFlightHtlcs,
+    ) -> Result<RouteEstimate, &'static str> {
+        let (graph, view) = self.views();
+        let mut q = query_from_ldk(&graph, payer, params, first_hops)?
+            .ok_or("Blinded payees are routed by the inner router")?;
+        q.in_flight = in_flight_list(in_flight);
+        let found = pathfind::find_route(&graph, &view, &q)?;
+        let route = to_ldk_route(&graph, &found, params)?;
+        Ok(RouteEstimate { route, probability: found.probability() })
+    }
+
     /// Many route queries at once, on all cores.
     pub fn find_routes_batch(
         &self, payer: &PublicKey, params: &[RouteParameters],
@@ -279,7 +294,19 @@ pub fn query_from_ldk(
         first_hops,
         hints,
         excluded_scids: pp.previously_failed_channels.clone(),
+        in_flight: Vec::new(),
     }))
+}
+
+/// The in-flight HTLC amounts LDK tracks, as (scid, one_to_two, msat). LDK exposes them only by
+/// lookup or in serialized form; the serialized map is read back with LDK's own decoder.
+pub fn in_flight_list(h: &InFlightHtlcs) -> Vec<(u64, bool, u64)> {
+    let bytes = h.encode();
+    let mut r = &bytes[..];
+    match BTreeMap::<(u64, bool), u64>::read(&mut r) {
+        Ok(m) => m.into_iter().map(|((scid, d), v)| (scid, d, v)).collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Builds LDK's [`Route`] from a found route.
@@ -355,7 +382,7 @@ where
         if let Payee::Blinded { .. } = route_params.payment_params.payee {
             return self.fallback.find_route(payer, route_params, first_hops, inflight_htlcs);
         }
-        self.route(payer, route_params, first_hops).map(|r| r.route)
+        self.route_with_in_flight(payer, route_params, first_hops, &inflight_htlcs).map(|r| r.route)
     }
 
     fn create_blinded_payment_paths<T: bitcoin::secp256k1::Signing + bitcoin::secp256k1::Verification>(

@@ -70,6 +70,8 @@ pub struct Query {
     pub first_hops: Option<Vec<FirstHop>>,
     pub hints: Vec<Vec<HintHop>>,
     pub excluded_scids: Vec<u64>,
+    /// HTLCs already in flight: (scid, one_to_two, msat). Their liquidity is not available.
+    pub in_flight: Vec<(u64, bool, u64)>,
 }
 
 impl Query {
@@ -88,6 +90,7 @@ impl Query {
             first_hops: None,
             hints: Vec::new(),
             excluded_scids: Vec::new(),
+            in_flight: Vec::new(),
         }
     }
 }
@@ -297,6 +300,8 @@ struct Ctx<'a> {
     ov: &'a Overlay,
     payer: u32,
     payee: u32,
+    /// Liquidity used by in-flight HTLCs per edge index, if any.
+    base_used: Option<Vec<u64>>,
 }
 
 impl Ctx<'_> {
@@ -502,7 +507,7 @@ impl Ctx<'_> {
         let amount = self.q.amount_msat;
         let budget = self.q.max_fee_msat.unwrap_or(u64::MAX);
         let total_edges = self.g.edges().len() + self.ov.edges.len();
-        let mut used = vec![0u64; total_edges];
+        let mut used = self.base_used.clone().unwrap_or_else(|| vec![0u64; total_edges]);
         let mut paths: Vec<FoundPath> = Vec::new();
         let mut fee_left = budget;
         let base = amount / parts;
@@ -573,10 +578,19 @@ pub fn validate(q: &Query) -> Result<(), &'static str> {
 pub fn find_route(g: &RoutingGraph, view: &ScoreView, q: &Query) -> Result<FoundRoute, &'static str> {
     validate(q)?;
     let (ov, payer, payee) = Overlay::build(g, q);
-    let ctx = Ctx { g, view, q, ov: &ov, payer, payee };
+    let base_used = (!q.in_flight.is_empty()).then(|| {
+        let mut used = vec![0u64; g.edges().len() + ov.edges.len()];
+        for (scid, dir, amt) in &q.in_flight {
+            if let Some(u) = g.edge_index(*scid, *dir).and_then(|i| used.get_mut(i as usize)) {
+                *u = u.saturating_add(*amt);
+            }
+        }
+        used
+    });
+    let ctx = Ctx { g, view, q, ov: &ov, payer, payee, base_used };
     let budget = q.max_fee_msat.unwrap_or(u64::MAX);
     let single = ctx
-        .search(q.amount_msat, None, budget)
+        .search(q.amount_msat, ctx.base_used.as_deref(), budget)
         .and_then(|edges| ctx.materialize(&edges, q.amount_msat))
         .map(|p| FoundRoute { paths: vec![p] });
     let mpp = q.allow_mpp && q.max_path_count > 1;

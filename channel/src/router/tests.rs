@@ -409,3 +409,100 @@ fn _hint(src: PublicKey) -> RouteHint {
         htlc_maximum_msat: None,
     }])
 }
+
+/// A stand-in for the inner router (blinded payees): refuses everything, recognisably.
+struct NoFallback;
+impl lightning::routing::router::Router for NoFallback {
+    fn find_route(
+        &self, _: &PublicKey, _: &RouteParameters, _: Option<&[&lightning::ln::channel_state::ChannelDetails]>,
+        _: lightning::routing::router::InFlightHtlcs,
+    ) -> Result<lightning::routing::router::Route, &'static str> {
+        Err("fallback")
+    }
+    fn create_blinded_payment_paths<T: bitcoin::secp256k1::Signing + bitcoin::secp256k1::Verification>(
+        &self, _: PublicKey, _: Vec<lightning::ln::channel_state::ChannelDetails>,
+        _: lightning::blinded_path::payment::ReceiveTlvs, _: Option<u64>, _: &bitcoin::secp256k1::Secp256k1<T>,
+    ) -> Result<Vec<lightning::blinded_path::payment::BlindedPaymentPath>, ()> {
+        Err(())
+    }
+}
+
+fn lanes_router(s: &GraphSpec) -> (Arc<NetworkGraph<Arc<NoLog>>>, super::LanesRouter<Arc<NoLog>, NoFallback>) {
+    let ng = Arc::new(build_ldk_graph(s, Arc::new(NoLog)));
+    let r = super::LanesRouter::new(ng.clone(), s.nodes[0], LiquidityScorer::new(ScorerParams::default()), NoFallback);
+    (ng, r)
+}
+
+fn first_scids(r: &lightning::routing::router::Route) -> Vec<u64> {
+    r.paths[0].hops.iter().map(|h| h.short_channel_id).collect()
+}
+
+#[test]
+fn router_trait_learns_from_failures_and_sees_in_flight_htlcs() {
+    use lightning::routing::router::{InFlightHtlcs, Router};
+    let s = diamond(990_000, 40);
+    let (_, router) = lanes_router(&s);
+    let params = RouteParameters::from_payment_params_and_value(PaymentParameters::from_node_id(s.nodes[3], 144), 10_000_000);
+    let cheap = vec![s.channels[0].scid, s.channels[1].scid];
+    let dear = vec![s.channels[2].scid, s.channels[3].scid];
+    let r = router.find_route(&s.nodes[0], &params, None, InFlightHtlcs::new()).unwrap();
+    assert_eq!(first_scids(&r), cheap);
+
+    // 995k sat of HTLCs in flight over 1 -> 3 leave no room for 10k sat more.
+    let mut inflight = InFlightHtlcs::new();
+    inflight.add_inflight_htlc(&id(&s, 1), &id(&s, 3), s.channels[1].scid, 995_000_000);
+    let r = router.find_route(&s.nodes[0], &params, None, inflight).unwrap();
+    assert_eq!(first_scids(&r), dear);
+
+    // A failure at 1 -> 3 is learned: the next route avoids it.
+    let failed = router.find_route(&s.nodes[0], &params, None, InFlightHtlcs::new()).unwrap();
+    router.payment_path_failed(&failed.paths[0], s.channels[1].scid);
+    let r = router.find_route(&s.nodes[0], &params, None, InFlightHtlcs::new()).unwrap();
+    assert_eq!(first_scids(&r), dear);
+    let back = LiquidityScorer::from_bytes(&router.scorer_bytes()).unwrap();
+    assert_eq!(back.known(), 2);
+}
+
+#[test]
+fn router_trait_refreshes_graph_and_delegates_blinded() {
+    use lightning::routing::router::{InFlightHtlcs, Router};
+    // Only 0 -> 1 exists at first; then 1 -> 2 is announced.
+    let s = spec(3, &[(0, 1, 1_000_000, pol(0, 1, 40, 990_000)), (1, 2, 1_000_000, pol(0, 1, 40, 990_000))]);
+    let first = GraphSpec { channels: s.channels[..1].to_vec(), ..s.clone() };
+    let (ng, router) = lanes_router(&first);
+    let params = RouteParameters::from_payment_params_and_value(PaymentParameters::from_node_id(s.nodes[2], 144), 1_000_000);
+    assert!(router.find_route(&s.nodes[0], &params, None, InFlightHtlcs::new()).is_err());
+    let later = build_ldk_graph(&s, Arc::new(NoLog));
+    for scid in later.read_only().channels().unordered_keys() {
+        let c = later.read_only().channel(*scid).cloned().unwrap();
+        if ng.read_only().channel(*scid).is_none() {
+            ng.add_channel_from_partial_announcement(*scid, c.capacity_sats, 0, c.features.clone(), c.node_one, c.node_two)
+                .unwrap();
+            for (dir, u) in [(0u8, c.one_to_two.as_ref()), (1u8, c.two_to_one.as_ref())] {
+                let u = u.unwrap();
+                ng.update_channel_unsigned(&lightning::ln::msgs::UnsignedChannelUpdate {
+                    chain_hash: bitcoin::constants::ChainHash::using_genesis_block(bitcoin::Network::Bitcoin),
+                    short_channel_id: *scid,
+                    timestamp: u.last_update,
+                    message_flags: 1,
+                    channel_flags: dir,
+                    cltv_expiry_delta: u.cltv_expiry_delta,
+                    htlc_minimum_msat: u.htlc_minimum_msat,
+                    htlc_maximum_msat: u.htlc_maximum_msat,
+                    fee_base_msat: u.fees.base_msat,
+                    fee_proportional_millionths: u.fees.proportional_millionths,
+                    excess_data: Vec::new(),
+                })
+                .unwrap();
+            }
+        }
+    }
+    router.refresh_graph();
+    let r = router.find_route(&s.nodes[0], &params, None, InFlightHtlcs::new()).unwrap();
+    assert_eq!(r.paths[0].hops.len(), 2);
+
+    let mut blinded = params.clone();
+    blinded.payment_params.payee =
+        lightning::routing::router::Payee::Blinded { route_hints: Vec::new(), features: None };
+    assert_eq!(router.find_route(&s.nodes[0], &blinded, None, InFlightHtlcs::new()), Err("fallback"));
+}
