@@ -6,8 +6,9 @@
 //! Graph: an LDK `NetworkGraph` snapshot if one is found (`$LANES_GRAPH_SNAPSHOT`, else the first
 //! readable file in `shared/data/` next to the repository), otherwise a seeded synthetic graph shaped
 //! like today's public network (`LANES_BENCH_NODES`, default 14000; `LANES_BENCH_CHANNELS`, default
-//! 45000; `LANES_BENCH_SEED`, default 42). Queries: `LANES_BENCH_QUERIES` (default 600) seeded random
+//! 45000; `LANES_BENCH_SEED`, default 42). Queries: `LANES_BENCH_QUERIES` (default 400) seeded random
 //! payer/payee pairs, amounts cycling 10k / 100k / 1M sat, payee supporting MPP (like an invoice).
+//! `LANES_WRITE_SNAPSHOT=path` writes the generated graph in LDK's format (to replay it as a snapshot).
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,7 @@ use lightning::routing::scoring::{
 };
 use lightning::types::features::Bolt11InvoiceFeatures;
 use lightning::util::logger::{Logger, Record};
-use lightning::util::ser::ReadableArgs;
+use lightning::util::ser::{ReadableArgs, Writeable};
 use rayon::prelude::*;
 
 struct NoLog;
@@ -116,7 +117,7 @@ where
 
 fn main() {
     let threads = rayon::current_num_threads();
-    let n_queries = env("LANES_BENCH_QUERIES", 600) as usize;
+    let n_queries = env("LANES_BENCH_QUERIES", 400) as usize;
     let t = Instant::now();
     let (source, ng) = match load_snapshot() {
         Some((path, g)) => (format!("snapshot {path}"), g),
@@ -139,7 +140,14 @@ fn main() {
                 deg[n - 1],
                 100.0 * deg.iter().filter(|d| **d == 1).count() as f64 / n as f64
             );
-            (format!("synthetic, seed {}", p.seed), synth::build_ldk_graph(&spec, Arc::new(NoLog)))
+            let g = synth::build_ldk_graph(&spec, Arc::new(NoLog));
+            if let Ok(path) = std::env::var("LANES_WRITE_SNAPSHOT") {
+                match std::fs::write(&path, g.encode()) {
+                    Ok(()) => println!("wrote the generated graph to {path}"),
+                    Err(e) => println!("could not write {path}: {e}"),
+                }
+            }
+            (format!("synthetic, seed {}", p.seed), g)
         }
     };
     let ng = Arc::new(ng);
