@@ -506,3 +506,91 @@ fn router_trait_refreshes_graph_and_delegates_blinded() {
         lightning::routing::router::Payee::Blinded { route_hints: Vec::new(), features: None };
     assert_eq!(router.find_route(&s.nodes[0], &blinded, None, InFlightHtlcs::new()), Err("fallback"));
 }
+
+/// Every route we return, checked hop by hop against LDK's own graph (not our view of it) and
+/// against the checks LDK's ChannelManager applies before sending.
+#[test]
+fn routes_satisfy_ldk_invariants() {
+    let s = synth::generate(GenParams { nodes: 400, channels: 1400, seed: 21 });
+    let (ng, g) = load(&s);
+    let ro = ng.read_only();
+    let mut sc = LiquidityScorer::new(ScorerParams::default());
+    let mut rng = Rng::new(77);
+    let mut checked = 0;
+    let mut multi = 0;
+    for round in 0..300 {
+        let a = rng.below(400) as usize;
+        let b = rng.below(400) as usize;
+        if a == b {
+            continue;
+        }
+        let amt = [5_000_000, 50_000_000, 500_000_000, 2_000_000_000][round % 4];
+        let final_cltv = 40 + rng.below(100) as u32;
+        let pp = PaymentParameters::from_node_id(s.nodes[b], final_cltv)
+            .with_bolt11_features(Bolt11InvoiceFeatures::for_keysend(round % 2 == 0))
+            .unwrap()
+            .with_max_total_cltv_expiry_delta(400 + rng.below(1000) as u32);
+        let params = RouteParameters::from_payment_params_and_value(pp.clone(), amt);
+        let Ok(est) = route_on(&g, &sc.view(&g, 1000), &s.nodes[a], &params, None) else { continue };
+        let route = est.route;
+        checked += 1;
+        assert_eq!(route.get_total_amount(), amt);
+        assert!(route.get_total_fees() <= params.max_total_routing_fee_msat.unwrap());
+        assert!(route.paths.len() <= pp.max_path_count as usize);
+        if route.paths.len() > 1 {
+            assert!(round % 2 == 0, "MPP only when the payee supports it");
+            multi += 1;
+        }
+        for path in &route.paths {
+            assert!(!path.hops.is_empty() && path.hops.len() <= 19);
+            let last = path.hops.last().unwrap();
+            assert_eq!(last.pubkey, s.nodes[b]);
+            assert_eq!(last.cltv_expiry_delta, final_cltv);
+            let total_cltv: u32 = path.hops.iter().map(|h| h.cltv_expiry_delta).sum();
+            assert!(total_cltv <= pp.max_total_cltv_expiry_delta);
+            // Amount carried over hop i: what its node receives.
+            let mut carried = vec![0u64; path.hops.len()];
+            let mut acc = 0;
+            for (i, h) in path.hops.iter().enumerate().rev() {
+                acc += h.fee_msat;
+                carried[i] = acc;
+            }
+            let mut prev = s.nodes[a];
+            for (i, h) in path.hops.iter().enumerate() {
+                assert_ne!(h.pubkey, s.nodes[a], "path goes through the payer");
+                assert!(path.hops[i + 1..].iter().all(|o| o.short_channel_id != h.short_channel_id));
+                let chan = ro.channel(h.short_channel_id).expect("public channel");
+                let from = NodeId::from_pubkey(&prev);
+                let to = NodeId::from_pubkey(&h.pubkey);
+                let upd = if chan.node_one == from && chan.node_two == to {
+                    chan.one_to_two.as_ref()
+                } else if chan.node_two == from && chan.node_one == to {
+                    chan.two_to_one.as_ref()
+                } else {
+                    panic!("channel does not join the hop's nodes")
+                }
+                .expect("direction has an update");
+                assert!(upd.enabled);
+                assert!(carried[i] >= upd.htlc_minimum_msat && carried[i] <= upd.htlc_maximum_msat);
+                assert!(carried[i] <= chan.capacity_sats.unwrap() * 1000);
+                if i > 0 {
+                    // The previous hop's node charges for forwarding over this channel.
+                    let want = upd.fees.base_msat as u64 + carried[i] * upd.fees.proportional_millionths as u64 / 1_000_000;
+                    assert_eq!(path.hops[i - 1].fee_msat, want);
+                    assert_eq!(path.hops[i - 1].cltv_expiry_delta, upd.cltv_expiry_delta as u32);
+                }
+                prev = h.pubkey;
+            }
+        }
+        // Feed an outcome back so later queries run with learned bounds.
+        let p = &route.paths[0];
+        let hops: Vec<ScoredHop> = p
+            .hops
+            .iter()
+            .map(|h| ScoredHop { scid: h.short_channel_id, one_to_two: rng.below(2) == 0, amount_msat: amt })
+            .collect();
+        sc.payment_path_failed(&hops, rng.below(hops.len() as u64 + 1) as usize, 1000);
+    }
+    assert!(checked > 150, "only {checked} routes found");
+    assert!(multi > 5, "only {multi} multi-path routes");
+}
