@@ -83,7 +83,7 @@ fn hops_of(payer: &PublicKey, path: &Path) -> Vec<(u64, bool, u64)> {
 
 /// Index of the first hop without the liquidity, or None if the whole path can carry it.
 fn try_path(world: &World, hops: &[(u64, bool, u64)]) -> Option<usize> {
-    hops.iter().position(|(scid, d, amt)| world.get(&(*scid, *d)).map_or(true, |liq| liq < amt))
+    hops.iter().position(|(scid, d, amt)| world.get(&(*scid, *d)).is_none_or(|liq| liq < amt))
 }
 
 fn settle(world: &mut World, hops: &[(u64, bool, u64)], sign: i64) {

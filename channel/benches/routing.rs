@@ -51,7 +51,7 @@ fn load_snapshot() -> Option<(String, NetworkGraph<Arc<NoLog>>)> {
         let Ok(bytes) = std::fs::read(&path) else { continue };
         let mut r = &bytes[..];
         if let Ok(g) = NetworkGraph::read(&mut r, Arc::new(NoLog)) {
-            if g.read_only().channels().len() > 0 {
+            if !g.read_only().channels().is_empty() {
                 return Some((path.display().to_string(), g));
             }
         }

@@ -114,7 +114,7 @@ impl RoutingGraph {
             channel_features.push(info.features.clone());
             for (upd, src, dst, one_to_two) in [(one, a, b, true), (two, b, a, false)] {
                 // LDK never routes through a node that requires features it does not know.
-                let src_bad = node_features.get(src as usize).map_or(true, |f: &NodeFeatures| f.requires_unknown_bits());
+                let src_bad = node_features.get(src as usize).is_none_or(|f: &NodeFeatures| f.requires_unknown_bits());
                 if !upd.enabled || src_bad {
                     stats.skipped_directions += 1;
                     continue;

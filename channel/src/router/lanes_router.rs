@@ -237,7 +237,7 @@ pub fn query_from_ldk(
             (*node_id, route_hints, features, *final_cltv_expiry_delta)
         }
     };
-    if features.as_ref().map_or(false, |f| f.requires_unknown_bits()) {
+    if features.as_ref().is_some_and(|f| f.requires_unknown_bits()) {
         return Err("Cannot route to a payee that requires unknown features");
     }
     let payee_id = NodeId::from_pubkey(&payee);
@@ -247,7 +247,7 @@ pub fn query_from_ldk(
             None => graph
                 .node_index(&payee_id)
                 .and_then(|i| graph.node_features(i))
-                .map_or(false, |f| f.supports_basic_mpp()),
+                .is_some_and(|f| f.supports_basic_mpp()),
         };
     let first_hops = first_hops.map(|chans| {
         chans

@@ -594,7 +594,7 @@ pub fn find_route(g: &RoutingGraph, view: &ScoreView, q: &Query) -> Result<Found
         .and_then(|edges| ctx.materialize(&edges, q.amount_msat))
         .map(|p| FoundRoute { paths: vec![p] });
     let mpp = q.allow_mpp && q.max_path_count > 1;
-    let good_enough = single.as_ref().map_or(false, |r| r.probability() >= MPP_PROBABILITY_FLOOR);
+    let good_enough = single.as_ref().is_some_and(|r| r.probability() >= MPP_PROBABILITY_FLOOR);
     if !mpp || good_enough {
         return single.ok_or(ERR_NO_ROUTE);
     }

@@ -427,7 +427,9 @@ impl lightning::routing::router::Router for NoFallback {
     }
 }
 
-fn lanes_router(s: &GraphSpec) -> (Arc<NetworkGraph<Arc<NoLog>>>, super::LanesRouter<Arc<NoLog>, NoFallback>) {
+type TestRouter = super::LanesRouter<Arc<NoLog>, NoFallback>;
+
+fn lanes_router(s: &GraphSpec) -> (Arc<NetworkGraph<Arc<NoLog>>>, TestRouter) {
     let ng = Arc::new(build_ldk_graph(s, Arc::new(NoLog)));
     let r = super::LanesRouter::new(ng.clone(), s.nodes[0], LiquidityScorer::new(ScorerParams::default()), NoFallback);
     (ng, r)
