@@ -11,76 +11,8 @@ async fn start_net() -> Net {
     Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await
 }
 
-async fn connect(a: &Node, b: &Node) {
-    let id = b.info().await.node_id;
-    a.client()
-        .connect_peer(ConnectPeerRequest { address: format!("{id}@{}", b.p2p_addr()), persist: true })
-        .await
-        .unwrap_or_else(|s| panic!("{} connect to {}: {s:?}", a.name(), b.name()));
-}
-
-/// Opens a channel and waits until its funding transaction is in bitcoind's mempool (LDK broadcasts it
-/// once the peer has signed).
-async fn open(net: &Net, a: &Node, b: &Node, sat: u64, push_msat: u64) -> String {
-    let id = b.info().await.node_id;
-    let r = a
-        .client()
-        .open_channel(OpenChannelRequest { node_id: id, local_funding_sat: sat, push_msat, private: false, sat_per_vbyte: String::new() })
-        .await
-        .unwrap_or_else(|s| panic!("{} open to {}: {s:?}", a.name(), b.name()))
-        .into_inner();
-    let txid: lanes_regtest::bitcoin::Txid = r.funding_txid.parse().unwrap();
-    a.wait_until(format!("funding {txid} in the mempool"), || async { net.mempool().await.contains(&txid) }).await;
-    r.channel_id
-}
-
-async fn channel(n: &Node, id: &str) -> Option<Channel> {
-    let chans = n.client().list_channels(ListChannelsRequest::default()).await.unwrap().into_inner().channels;
-    chans.into_iter().find(|c| c.channel_id == id)
-}
-
-async fn wait_active(n: &Node, id: &str) -> Channel {
-    n.wait_until(format!("channel {id} active"), || async {
-        match channel(n, id).await {
-            Some(c) if c.active => Ok(c),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await
-}
-
-/// Waits for `channels` channels with a routing policy in `n`'s graph. One direction is enough: the
-/// announcing side's update travels with the announcement, the other side's may reach a peer before the
-/// announcement and be dropped there, and these tests route only in the announcer's direction.
-async fn wait_graph(n: &Node, channels: usize) {
-    n.wait_until(format!("{channels} channels with a policy in the graph"), || async {
-        let g = n.client().describe_graph(DescribeGraphRequest {}).await.unwrap().into_inner();
-        let complete = g.channels.iter().filter(|c| c.node1_policy.is_some() || c.node2_policy.is_some()).count();
-        match complete >= channels {
-            true => Ok(()),
-            false => Err(format!("{complete} complete of {} channels", g.channels.len())),
-        }
-    })
-    .await
-}
-
-async fn invoice(n: &Node, msat: u64) -> AddInvoiceResponse {
-    n.client()
-        .add_invoice(AddInvoiceRequest { amount_msat: msat, description: "test".into(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-async fn pay(n: &Node, bolt11: &str) -> Result<Payment, tonic::Status> {
-    n.client()
-        .pay_invoice(PayInvoiceRequest { bolt11: bolt11.into(), amount_msat: 0, timeout_secs: 60, retry_secs: 0 })
-        .await
-        .map(|r| r.into_inner())
-}
-
 async fn local_msat(n: &Node, id: &str) -> u64 {
-    channel(n, id).await.map(|c| c.local_balance_msat).unwrap_or(0)
+    n.channel(id).await.map(|c| c.local_balance_msat).unwrap_or(0)
 }
 
 #[tokio::test]
@@ -89,23 +21,23 @@ async fn payments_across_a_three_node_network() {
     let (alice, bob, carol) = (net.node("alice").await, net.node("bob").await, net.node("carol").await);
     alice.fund(3_000_000).await;
     bob.fund(2_000_000).await;
-    connect(&alice, &bob).await;
-    connect(&bob, &carol).await;
-    let ab = open(&net, &alice, &bob, CHANNEL, 0).await;
-    let bc = open(&net, &bob, &carol, CHANNEL, 0).await;
+    alice.connect(&bob).await;
+    bob.connect(&carol).await;
+    let ab = alice.open_channel(&bob, CHANNEL).await;
+    let bc = bob.open_channel(&carol, CHANNEL).await;
     net.mine(6).await;
-    wait_active(&alice, &ab).await;
-    wait_active(&bob, &bc).await;
-    wait_active(&carol, &bc).await;
-    wait_graph(&alice, 2).await;
+    alice.wait_channel_active(&ab).await;
+    bob.wait_channel_active(&bc).await;
+    carol.wait_channel_active(&bc).await;
+    alice.wait_graph_channels(2).await;
 
     // carol's event stream, subscribed before anything happens to her.
     let mut carol_events = carol.client().subscribe_events(SubscribeEventsRequest {}).await.unwrap().into_inner();
 
     // carol invoices, alice pays through bob.
     let (a0, b_ab0, b_bc0, c0) = (local_msat(&alice, &ab).await, local_msat(&bob, &ab).await, local_msat(&bob, &bc).await, local_msat(&carol, &bc).await);
-    let inv = invoice(&carol, 100_000_000).await;
-    let p = pay(&alice, &inv.bolt11).await.expect("pay");
+    let inv = carol.add_invoice(100_000_000, "test").await;
+    let p = alice.pay_invoice(&inv.bolt11).await.expect("pay");
     assert_eq!(p.status, PaymentStatus::Succeeded as i32, "{p:?}");
     assert!(p.fee_msat > 0, "bob charges a forwarding fee: {p:?}");
     assert_eq!(p.paths.len(), 1);
@@ -130,7 +62,7 @@ async fn payments_across_a_three_node_network() {
     assert_eq!((settled_event.payment_hash.as_str(), settled_event.amount_msat), (inv.payment_hash.as_str(), 100_000_000));
 
     // The graph as others see it: bob-carol by its short channel id, and carol as a node.
-    let scid = channel(&bob, &bc).await.unwrap().short_channel_id;
+    let scid = bob.channel(&bc).await.unwrap().short_channel_id;
     let info = alice.client().get_chan_info(GetChanInfoRequest { short_channel_id: scid.clone() }).await.unwrap().into_inner();
     assert_eq!(info.capacity_sat, CHANNEL);
     let bob_id = bob.info().await.node_id;
@@ -142,7 +74,7 @@ async fn payments_across_a_three_node_network() {
     assert_eq!(missing.code(), Code::NotFound);
 
     // Paying it again is refused and changes nothing.
-    let again = pay(&alice, &inv.bolt11).await.unwrap_err();
+    let again = alice.pay_invoice(&inv.bolt11).await.unwrap_err();
     assert_eq!(again.code(), Code::AlreadyExists, "{again:?}");
 
     // Keysend alice -> carol.
@@ -158,7 +90,7 @@ async fn payments_across_a_three_node_network() {
         .unwrap()
         .into_inner();
     assert_eq!(updated.updated, 1);
-    assert_eq!(channel(&bob, &bc).await.unwrap().fee_rate_ppm, 1_000);
+    assert_eq!(bob.channel(&bc).await.unwrap().fee_rate_ppm, 1_000);
     alice
         .wait_until("bob's new fee in alice's graph", || async {
             let c = alice.client().get_chan_info(GetChanInfoRequest { short_channel_id: scid.clone() }).await.unwrap().into_inner();
@@ -166,18 +98,18 @@ async fn payments_across_a_three_node_network() {
             bobs.map_or(false, |p| p.fee_rate_ppm == 1_000 && p.fee_base_msat == 5_000)
         })
         .await;
-    let dear = pay(&alice, &invoice(&carol, 10_000_000).await.bolt11).await.expect("pay at the new fee");
+    let dear = alice.pay_invoice(&carol.add_invoice(10_000_000, "test").await.bolt11).await.expect("pay at the new fee");
     assert_eq!(dear.fee_msat, 5_000 + 10_000, "base 5000 msat + 1000 ppm of 10,000,000 msat: {dear:?}");
 
     // A second route, alice-carol, then more than any single path can carry: LDK splits it.
-    connect(&alice, &carol).await;
-    let ac = open(&net, &alice, &carol, CHANNEL / 2, 0).await;
+    alice.connect(&carol).await;
+    let ac = alice.open_channel(&carol, CHANNEL / 2).await;
     net.mine(6).await;
-    wait_active(&alice, &ac).await;
-    wait_graph(&alice, 3).await;
+    alice.wait_channel_active(&ac).await;
+    alice.wait_graph_channels(3).await;
     let c_before = local_msat(&carol, &bc).await + local_msat(&carol, &ac).await;
-    let big = invoice(&carol, 1_000_000_000).await;
-    let mpp = pay(&alice, &big.bolt11).await.expect("multi-part payment");
+    let big = carol.add_invoice(1_000_000_000, "test").await;
+    let mpp = alice.pay_invoice(&big.bolt11).await.expect("multi-part payment");
     assert_eq!(mpp.status, PaymentStatus::Succeeded as i32, "{mpp:?}");
     assert!(mpp.paths.len() >= 2, "paid over several paths: {:?}", mpp.paths);
     // The parts need not be whole sats and each channel's balance is reported in whole sats: the sum
@@ -192,15 +124,15 @@ async fn payments_across_a_three_node_network() {
             alice.client().decode_invoice(DecodeInvoiceRequest { bolt11: short.bolt11.clone() }).await.unwrap().into_inner().expired
         })
         .await;
-    let expired = pay(&alice, &short.bolt11).await.unwrap_err();
+    let expired = alice.pay_invoice(&short.bolt11).await.unwrap_err();
     assert_eq!(expired.code(), Code::FailedPrecondition, "{expired:?}");
     assert!(expired.message().contains("expired"), "{expired:?}");
 
     // Bad input.
-    let bad = pay(&alice, "lnbcrt1notaninvoice").await.unwrap_err();
+    let bad = alice.pay_invoice("lnbcrt1notaninvoice").await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
-    let too_big = invoice(&carol, 5_000_000_000).await;
-    let none = pay(&alice, &too_big.bolt11).await.unwrap_err();
+    let too_big = carol.add_invoice(5_000_000_000, "test").await;
+    let none = alice.pay_invoice(&too_big.bolt11).await.unwrap_err();
     assert_eq!(none.code(), Code::FailedPrecondition, "{none:?}");
     let list = alice.client().list_payments(ListPaymentsRequest {}).await.unwrap().into_inner().payments;
     assert_eq!(list.len(), 4, "refused payments leave no record: {list:?}");
@@ -209,10 +141,10 @@ async fn payments_across_a_three_node_network() {
 
     // bob restarts: channels come back and payments flow again.
     bob.restart().await;
-    wait_active(&alice, &ab).await;
-    wait_active(&carol, &bc).await;
-    let inv2 = invoice(&carol, 1_000_000).await;
-    let p2 = pay(&alice, &inv2.bolt11).await.expect("pay after restart");
+    alice.wait_channel_active(&ab).await;
+    carol.wait_channel_active(&bc).await;
+    let inv2 = carol.add_invoice(1_000_000, "test").await;
+    let p2 = alice.pay_invoice(&inv2.bolt11).await.expect("pay after restart");
     assert_eq!(p2.status, PaymentStatus::Succeeded as i32, "{p2:?}");
 }
 
@@ -240,18 +172,18 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     // Bad opens, before and after connecting.
     assert_open_refused(&alice, &bob_id, 500_000, 0, Code::FailedPrecondition, "peer not connected").await;
     assert_open_refused(&alice, "02abc", 500_000, 0, Code::InvalidArgument, "malformed node id").await;
-    connect(&alice, &bob).await;
+    alice.connect(&bob).await;
     assert_open_refused(&alice, &bob_id, 0, 0, Code::InvalidArgument, "zero capacity").await;
     assert_open_refused(&alice, &bob_id, 500_000, 500_000_000, Code::InvalidArgument, "push above capacity").await;
     assert_open_refused(&alice, &bob_id, 5_000_000, 0, Code::FailedPrecondition, "above the wallet balance").await;
 
-    let coop = open(&net, &alice, &bob, CHANNEL, 0).await;
-    let forced = open(&net, &bob, &alice, CHANNEL, 300_000_000).await;
+    let coop = alice.open_channel(&bob, CHANNEL).await;
+    let forced = bob.open_channel_with(&alice, OpenChannelRequest { node_id: alice.node_id(), local_funding_sat: CHANNEL, push_msat: 300_000_000, ..Default::default() }).await;
     net.mine(6).await;
-    wait_active(&alice, &coop).await;
-    wait_active(&alice, &forced).await;
-    let inv = invoice(&bob, 200_000_000).await;
-    assert_eq!(pay(&alice, &inv.bolt11).await.unwrap().status, PaymentStatus::Succeeded as i32);
+    alice.wait_channel_active(&coop).await;
+    alice.wait_channel_active(&forced).await;
+    let inv = bob.add_invoice(200_000_000, "test").await;
+    assert_eq!(alice.pay_invoice(&inv.bolt11).await.unwrap().status, PaymentStatus::Succeeded as i32);
 
     // Both restart: same channels, same balances, usable again.
     let ids = |n: &Node| {
@@ -267,13 +199,13 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     bob.restart().await;
     assert_eq!(ids(&alice).await, a_before);
     assert_eq!(ids(&bob).await, b_before);
-    wait_active(&alice, &coop).await;
+    alice.wait_channel_active(&coop).await;
 
     // Cooperative close: alice's share comes back to her wallet after one block.
     let a_local_sat = local_msat(&alice, &coop).await / 1000;
     let a_wallet = alice.balance().await.confirmed_sat;
     alice.client().close_channel(CloseChannelRequest { channel_id: coop.clone(), force: false, sat_per_vbyte: String::new() }).await.unwrap();
-    alice.wait_until("the cooperative close to leave the channel list", || async { channel(&alice, &coop).await.is_none() }).await;
+    alice.wait_until("the cooperative close to leave the channel list", || async { alice.channel(&coop).await.is_none() }).await;
     alice.wait_until("the closing transaction in the mempool", || async { !net.mempool().await.is_empty() }).await;
     net.mine(1).await;
     let after = alice.wait_confirmed_at_least(a_wallet + a_local_sat - 5_000).await;

@@ -45,16 +45,8 @@ async fn payments_survive_kill_9_at_random_moments() {
     let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
     let (alice, bob) = (net.node("alice").await, net.node("bob").await);
     alice.fund(2 * CAPACITY).await;
-    let bob_id = bob.info().await.node_id;
-    alice.client().connect_peer(ConnectPeerRequest { address: format!("{bob_id}@{}", bob.p2p_addr()), persist: true }).await.expect("connect");
-    let r = alice
-        .client()
-        .open_channel(OpenChannelRequest { node_id: bob_id, local_funding_sat: CAPACITY, ..Default::default() })
-        .await
-        .expect("open")
-        .into_inner();
-    let funding: lanes_regtest::bitcoin::Txid = r.funding_txid.parse().unwrap();
-    alice.wait_until("the funding in the mempool", || async { net.mempool().await.contains(&funding) }).await;
+    alice.connect(&bob).await;
+    let channel_id = alice.open_channel(&bob, CAPACITY).await;
     net.mine(6).await;
     wait_usable(&alice, &bob).await;
     let alice_start = channel(&alice).await.unwrap().local_balance_msat;
@@ -111,7 +103,7 @@ async fn payments_survive_kill_9_at_random_moments() {
 
     // The channel is the same channel, still open, never force-closed; balances moved by exactly that.
     let (a, b) = (channel(&alice).await.expect("alice's channel"), channel(&bob).await.expect("bob's channel"));
-    assert_eq!(a.channel_id, r.channel_id);
+    assert_eq!(a.channel_id, channel_id);
     assert!(a.active && b.active);
     assert!(alice.client().closed_channels(ClosedChannelsRequest {}).await.unwrap().into_inner().channels.is_empty(), "no channel closed");
     assert_eq!(a.local_balance_msat, alice_start - received);

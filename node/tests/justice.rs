@@ -13,22 +13,9 @@ const CAPACITY: u64 = 1_000_000;
 /// Upper bound on what alice pays in on-chain fees: funding, justice and sweep transactions.
 const FEES: u64 = 20_000;
 
-async fn connect(a: &Node, b: &Node) {
-    let id = b.info().await.node_id;
-    a.client().connect_peer(ConnectPeerRequest { address: format!("{id}@{}", b.p2p_addr()), persist: true }).await.expect("connect");
-}
-
-async fn active(n: &Node, id: &str) {
-    n.wait_until(format!("channel {id} active"), || async {
-        let c = n.client().list_channels(ListChannelsRequest { active_only: true, peer: String::new() }).await.unwrap().into_inner().channels;
-        c.iter().any(|c| c.channel_id == id)
-    })
-    .await
-}
-
 async fn pay(from: &Node, to: &Node, msat: u64) {
-    let inv = to.client().add_invoice(AddInvoiceRequest { amount_msat: msat, description: "state".into(), ..Default::default() }).await.unwrap().into_inner();
-    let p = from.client().pay_invoice(PayInvoiceRequest { bolt11: inv.bolt11, amount_msat: 0, timeout_secs: 60, retry_secs: 0 }).await.unwrap().into_inner();
+    let inv = to.add_invoice(msat, "state").await;
+    let p = from.pay_invoice(&inv.bolt11).await.expect("pay");
     assert_eq!(p.status, PaymentStatus::Succeeded as i32, "{p:?}");
 }
 
@@ -62,17 +49,10 @@ async fn cheat_and_get_punished(honest_offline: bool, htlcs_in_flight: bool) {
     let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
     let (alice, bob) = (net.node("alice").await, net.node("bob").await);
     alice.fund(2 * CAPACITY).await;
-    connect(&alice, &bob).await;
-    let r = alice
-        .client()
-        .open_channel(OpenChannelRequest { node_id: bob.info().await.node_id, local_funding_sat: CAPACITY, push_msat: 0, private: false, sat_per_vbyte: String::new() })
-        .await
-        .expect("open")
-        .into_inner();
-    let funding: lanes_regtest::bitcoin::Txid = r.funding_txid.parse().unwrap();
-    alice.wait_until("the funding in the mempool", || async { net.mempool().await.contains(&funding) }).await;
+    alice.connect(&bob).await;
+    let channel_id = alice.open_channel(&bob, CAPACITY).await;
     net.mine(6).await;
-    active(&alice, &r.channel_id).await;
+    alice.wait_channel_active(&channel_id).await;
 
     // State N: bob holds 600k sat (and, in one story, an HTLC each way is in flight). He keeps a copy.
     pay(&alice, &bob, 600_000_000).await;
@@ -84,8 +64,8 @@ async fn cheat_and_get_punished(honest_offline: bool, htlcs_in_flight: bool) {
     let copy = net.dir().join("bob-at-state-n");
     snapshot(&bob, &copy);
     bob.start().await;
-    active(&alice, &r.channel_id).await;
-    active(&bob, &r.channel_id).await;
+    alice.wait_channel_active(&channel_id).await;
+    bob.wait_channel_active(&channel_id).await;
 
     // State N+k: the HTLCs resolve (bob refuses alice's, alice takes bob's) and bob pays most of his
     // balance back, so the old state is worth far more to him.
@@ -145,7 +125,7 @@ async fn cheat_and_get_punished(honest_offline: bool, htlcs_in_flight: bool) {
     let log = std::fs::read_to_string(alice.log_path()).unwrap();
     assert!(log.contains("breach detected"), "alice logs the breach");
     let closed = alice.client().closed_channels(ClosedChannelsRequest {}).await.unwrap().into_inner().channels;
-    assert!(closed.iter().any(|c| c.channel_id == r.channel_id), "{closed:?}");
+    assert!(closed.iter().any(|c| c.channel_id == channel_id), "{closed:?}");
 }
 
 #[tokio::test]

@@ -21,19 +21,6 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-async fn connect_and_open(net: &Net, a: &Node, b: &Node) -> String {
-    let id = b.info().await.node_id;
-    a.client().connect_peer(ConnectPeerRequest { address: format!("{id}@{}", b.p2p_addr()), persist: true }).await.expect("connect");
-    let r = a.client().open_channel(OpenChannelRequest { node_id: id, local_funding_sat: CAPACITY, ..Default::default() }).await.expect("open").into_inner();
-    let txid: lanes_regtest::bitcoin::Txid = r.funding_txid.parse().unwrap();
-    a.wait_until("the funding in the mempool", || async { net.mempool().await.contains(&txid) }).await;
-    r.channel_id
-}
-
-async fn channel(n: &Node, id: &str) -> Option<Channel> {
-    n.client().list_channels(ListChannelsRequest::default()).await.unwrap().into_inner().channels.into_iter().find(|c| c.channel_id == id)
-}
-
 /// carol holds a payment of alice's to a hold invoice; returns the payment hash and alice's pending call.
 async fn held(alice: &Node, carol: &Node, msat: u64, preimage: [u8; 32]) -> (String, tokio::task::JoinHandle<Payment>) {
     let hash = hex(&sha256::Hash::hash(&preimage).to_byte_array());
@@ -57,20 +44,15 @@ async fn htlcs_resolve_on_chain_after_a_force_close() {
     let (alice, bob, carol) = (net.node("alice").await, net.node("bob").await, net.node("carol").await);
     alice.fund(2 * CAPACITY).await;
     bob.fund(2 * CAPACITY).await;
-    let ab = connect_and_open(&net, &alice, &bob).await;
-    let bc = connect_and_open(&net, &bob, &carol).await;
+    alice.connect(&bob).await;
+    bob.connect(&carol).await;
+    let ab = alice.open_channel(&bob, CAPACITY).await;
+    let bc = bob.open_channel(&carol, CAPACITY).await;
     net.mine(6).await;
     for (n, id) in [(&alice, &ab), (&bob, &ab), (&bob, &bc), (&carol, &bc)] {
-        n.wait_until("the channel to be active", || async { channel(n, id).await.map_or(false, |c| c.active) }).await;
+        n.wait_channel_active(id).await;
     }
-    alice
-        .wait_until("both channels in alice's graph", || async {
-            // A policy each: the announcing side's update travels with the announcement; the other side's
-            // may be dropped by a peer that got it first, and routing alice-bob-carol needs only bob's.
-            let g = alice.client().describe_graph(DescribeGraphRequest {}).await.unwrap().into_inner();
-            g.channels.iter().filter(|c| c.node1_policy.is_some() || c.node2_policy.is_some()).count() >= 2
-        })
-        .await;
+    alice.wait_graph_channels(2).await;
 
     let (settle_preimage, expire_preimage) = ([7u8; 32], [9u8; 32]);
     let (settle_hash, settle_call) = held(&alice, &carol, SETTLED_MSAT, settle_preimage).await;
@@ -78,8 +60,8 @@ async fn htlcs_resolve_on_chain_after_a_force_close() {
 
     // What bob has before: his side of both channels (HTLCs he forwards still count as his in bob—carol)
     // and his wallet.
-    let bob_before = channel(&bob, &ab).await.unwrap().local_balance_msat / 1000
-        + channel(&bob, &bc).await.unwrap().local_balance_msat / 1000
+    let bob_before = bob.channel(&ab).await.unwrap().local_balance_msat / 1000
+        + bob.channel(&bc).await.unwrap().local_balance_msat / 1000
         + (SETTLED_MSAT + EXPIRED_MSAT) / 1000
         + bob.balance().await.confirmed_sat;
     let carol_wallet = carol.balance().await.confirmed_sat;
@@ -119,7 +101,7 @@ async fn htlcs_resolve_on_chain_after_a_force_close() {
         net.mine(BLOCKS_PER_CHECK).await;
         let closed = bob.client().closed_channels(ClosedChannelsRequest {}).await.unwrap().into_inner().channels;
         let pending: u64 = closed.iter().map(|c| c.claimable_sat).sum();
-        let have = channel(&bob, &ab).await.unwrap().local_balance_msat / 1000 + bob.balance().await.confirmed_sat;
+        let have = bob.channel(&ab).await.unwrap().local_balance_msat / 1000 + bob.balance().await.confirmed_sat;
         match pending == 0 && have + FEES >= bob_before {
             true => Ok(have),
             false => Err(format!("bob has {have} sat, {pending} sat still claimable; had {bob_before}")),
