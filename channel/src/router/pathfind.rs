@@ -13,6 +13,9 @@
 //! (or carries it with a success probability below [`MPP_PROBABILITY_FLOOR`]), splits into 2..=N equal
 //! parts are searched concurrently with rayon and the cheapest complete split wins.
 //!
+//! LDK's `max_channel_saturation_power_of_half` is not applied as a hard limit: the scorer's penalty,
+//! which grows with the share of a channel's possible liquidity a payment needs, discourages it.
+//!
 //! Nothing here panics on any input: arithmetic saturates or rejects, indices are checked.
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -291,6 +294,7 @@ impl Scratch {
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    static USED: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
 struct Ctx<'a> {
@@ -371,7 +375,9 @@ impl Ctx<'_> {
                 if ui >= n || s.done[ui] == gen {
                     continue;
                 }
-                if u == self.payer && self.ov.first_hops_given && e.kind == EdgeKind::Graph {
+                // With first hops given, they are the only way out of the payer (a hint from us
+                // names a channel that, if usable, is among them).
+                if u == self.payer && self.ov.first_hops_given && e.kind != EdgeKind::FirstHop {
                     continue;
                 }
                 if amt < e.htlc_min_msat || amt > e.htlc_max_msat {
@@ -504,10 +510,32 @@ impl Ctx<'_> {
     /// Splits `amount` in `parts` equal parts, searched one after the other with liquidity used by
     /// earlier parts taken off.
     fn split(&self, parts: u64) -> Option<FoundRoute> {
+        if let Some(base) = &self.base_used {
+            return self.split_in(parts, &mut base.clone(), &mut Vec::new());
+        }
+        // A per-thread zeroed buffer, reset through the touched indices: allocating (and page
+        // faulting) a fresh graph-sized vector per split would serialize threads in the kernel.
+        let total_edges = self.g.edges().len() + self.ov.edges.len();
+        USED.with(|cell| {
+            let mut used = std::mem::take(&mut *cell.borrow_mut());
+            if used.len() < total_edges {
+                used.resize(total_edges, 0);
+            }
+            let mut touched = Vec::new();
+            let r = self.split_in(parts, &mut used, &mut touched);
+            for i in touched {
+                if let Some(u) = used.get_mut(i) {
+                    *u = 0;
+                }
+            }
+            *cell.borrow_mut() = used;
+            r
+        })
+    }
+
+    fn split_in(&self, parts: u64, used: &mut [u64], touched: &mut Vec<usize>) -> Option<FoundRoute> {
         let amount = self.q.amount_msat;
         let budget = self.q.max_fee_msat.unwrap_or(u64::MAX);
-        let total_edges = self.g.edges().len() + self.ov.edges.len();
-        let mut used = self.base_used.clone().unwrap_or_else(|| vec![0u64; total_edges]);
         let mut paths: Vec<FoundPath> = Vec::new();
         let mut fee_left = budget;
         let base = amount / parts;
@@ -516,12 +544,13 @@ impl Ctx<'_> {
         }
         for i in 0..parts {
             let part = if i == parts - 1 { amount - base * (parts - 1) } else { base };
-            let edges = self.search(part, Some(&used), fee_left)?;
+            let edges = self.search(part, Some(used), fee_left)?;
             let path = self.materialize(&edges, part)?;
             fee_left = fee_left.checked_sub(path.fee_msat)?;
             for (idx, h) in edges.iter().zip(path.hops.iter()) {
                 if let Some(u) = used.get_mut(*idx as usize) {
                     *u = u.saturating_add(h.amount_msat);
+                    touched.push(*idx as usize);
                 }
             }
             // Two parts over exactly the same channels are one HTLC: merge them.
