@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitcoin::secp256k1::PublicKey;
-use lanes_channel::router::lanes_router::route_on;
 use lanes_channel::router::synth::{self, GenParams, Rng};
-use lanes_channel::router::{RoutingGraph, ScoreView, ScorerParams};
+use lanes_channel::router::{LanesRouter, LiquidityScorer, RoutingGraph, ScorerParams};
+use lightning::blinded_path::payment::{BlindedPaymentPath, ReceiveTlvs};
+use lightning::ln::channel_state::ChannelDetails;
 use lightning::routing::gossip::NetworkGraph;
-use lightning::routing::router::{find_route, PaymentParameters, RouteParameters};
+use lightning::routing::router::{find_route, InFlightHtlcs, PaymentParameters, Route, RouteParameters, Router};
 use lightning::routing::scoring::{
     ProbabilisticScorer, ProbabilisticScoringDecayParameters, ProbabilisticScoringFeeParameters,
 };
@@ -29,6 +30,21 @@ use rayon::prelude::*;
 struct NoLog;
 impl Logger for NoLog {
     fn log(&self, _record: Record) {}
+}
+
+/// No blinded payees here: nothing to fall back to.
+struct NoFallback;
+impl Router for NoFallback {
+    fn find_route(
+        &self, _: &PublicKey, _: &RouteParameters, _: Option<&[&ChannelDetails]>, _: InFlightHtlcs,
+    ) -> Result<Route, &'static str> {
+        Err("no fallback")
+    }
+    fn create_blinded_payment_paths<T: bitcoin::secp256k1::Signing + bitcoin::secp256k1::Verification>(
+        &self, _: PublicKey, _: Vec<ChannelDetails>, _: ReceiveTlvs, _: Option<u64>, _: &bitcoin::secp256k1::Secp256k1<T>,
+    ) -> Result<Vec<BlindedPaymentPath>, ()> {
+        Err(())
+    }
 }
 
 fn env(name: &str, default: u64) -> u64 {
@@ -77,9 +93,11 @@ struct Run {
     fee_msat: u64,
 }
 
-fn measure<F>(name: &'static str, queries: &[(PublicKey, RouteParameters)], f: F) -> Run
+/// `f` answers one query (for latency); `batch` answers them all on all cores (for throughput).
+fn measure<F, B>(name: &'static str, queries: &[(PublicKey, RouteParameters)], f: F, batch: B) -> Run
 where
     F: Fn(&PublicKey, &RouteParameters) -> Option<u64> + Sync,
+    B: Fn(&[(PublicKey, RouteParameters)]) -> usize,
 {
     // Warm-up (caches, thread-local scratch).
     for (payer, params) in queries.iter().take(20) {
@@ -100,7 +118,7 @@ where
     }
     let single = t0.elapsed();
     let t1 = Instant::now();
-    let par_found = queries.par_iter().filter(|(payer, params)| f(payer, params).is_some()).count();
+    let par_found = batch(queries);
     let parallel = t1.elapsed();
     assert_eq!(par_found, found, "{name}: parallel run found a different number of routes");
     lat.sort();
@@ -186,18 +204,29 @@ fn main() {
         queries.push((a, RouteParameters::from_payment_params_and_value(pp, amt)));
     }
     println!("{} queries, amounts 10k/100k/1M sat, {} threads", queries.len(), threads);
+    let Some(our_id) = queries.first().map(|q| q.0) else {
+        println!("no two nodes with channels: nothing to route");
+        return;
+    };
 
     let scorer = ProbabilisticScorer::new(ProbabilisticScoringDecayParameters::default(), ng.clone(), Arc::new(NoLog));
     let fee_params = ProbabilisticScoringFeeParameters::default();
-    let ldk = measure("LDK find_route", &queries, |payer, params| {
+    let ldk_one = |payer: &PublicKey, params: &RouteParameters| {
         find_route(payer, params, &ng, None, Arc::new(NoLog), &scorer, &fee_params, &[7u8; 32])
             .ok()
             .map(|r| r.get_total_fees())
+    };
+    let ldk = measure("LDK find_route", &queries, ldk_one, |qs| {
+        qs.par_iter().filter(|(payer, params)| ldk_one(payer, params).is_some()).count()
     });
-    let view = ScoreView::empty(&graph, ScorerParams::default());
-    let ours = measure("lanes router", &queries, |payer, params| {
-        route_on(&graph, &view, payer, params, None).ok().map(|r| r.route.get_total_fees())
-    });
+    // Ours through the public API: `LanesRouter::route` per query, `find_routes_batch` for all.
+    let router = LanesRouter::new(ng.clone(), our_id, LiquidityScorer::new(ScorerParams::default()), NoFallback);
+    let ours = measure(
+        "lanes router",
+        &queries,
+        |payer, params| router.route(payer, params, None).ok().map(|r| r.route.get_total_fees()),
+        |qs| router.find_routes_batch(qs).iter().filter(|r| r.is_ok()).count(),
+    );
 
     println!();
     println!(

@@ -218,11 +218,13 @@ where
     }
 
     /// Many route queries at once, on all cores.
+    /// Each query is (payer, parameters); answers come back in the same order. All queries see the
+    /// same graph and scorer view.
     pub fn find_routes_batch(
-        &self, payer: &PublicKey, params: &[RouteParameters],
+        &self, queries: &[(PublicKey, RouteParameters)],
     ) -> Vec<Result<RouteEstimate, &'static str>> {
         let (graph, view) = self.views();
-        params.par_iter().map(|p| route_on(&graph, &view, payer, p, None)).collect()
+        queries.par_iter().map(|(payer, p)| route_on(&graph, &view, payer, p, None)).collect()
     }
 }
 
