@@ -398,17 +398,6 @@ fn fees_close_to_ldk_find_route() {
     assert!(only_ldk * 20 <= both, "we fail too often where LDK finds a route: {only_ldk}");
 }
 
-#[allow(dead_code)]
-fn _hint(src: PublicKey) -> RouteHint {
-    RouteHint(vec![RouteHintHop {
-        src_node_id: src,
-        short_channel_id: 1,
-        fees: RoutingFees { base_msat: 0, proportional_millionths: 0 },
-        cltv_expiry_delta: 40,
-        htlc_minimum_msat: None,
-        htlc_maximum_msat: None,
-    }])
-}
 
 /// A stand-in for the inner router (blinded payees): refuses everything, recognisably.
 struct NoFallback;
@@ -595,4 +584,90 @@ fn routes_satisfy_ldk_invariants() {
     }
     assert!(checked > 150, "only {checked} routes found");
     assert!(multi > 5, "only {multi} multi-path routes");
+}
+
+fn our_channel(counterparty: PublicKey, scid: u64, outbound_msat: u64) -> lightning::ln::channel_state::ChannelDetails {
+    use lightning::ln::channel_state::{ChannelCounterparty, ChannelDetails};
+    ChannelDetails {
+        channel_id: lightning::ln::types::ChannelId::from_bytes([scid as u8; 32]),
+        counterparty: ChannelCounterparty {
+            node_id: counterparty,
+            features: lightning::types::features::InitFeatures::empty(),
+            unspendable_punishment_reserve: 0,
+            forwarding_info: None,
+            outbound_htlc_minimum_msat: None,
+            outbound_htlc_maximum_msat: None,
+        },
+        funding_txo: None,
+        channel_type: None,
+        short_channel_id: Some(scid),
+        outbound_scid_alias: None,
+        inbound_scid_alias: None,
+        channel_value_satoshis: outbound_msat / 1000 * 2,
+        unspendable_punishment_reserve: None,
+        user_channel_id: 0,
+        outbound_capacity_msat: outbound_msat,
+        next_outbound_htlc_limit_msat: outbound_msat,
+        next_outbound_htlc_minimum_msat: 1,
+        inbound_capacity_msat: 0,
+        confirmations_required: None,
+        confirmations: None,
+        force_close_spend_delay: None,
+        is_outbound: true,
+        is_channel_ready: true,
+        channel_shutdown_state: None,
+        is_usable: true,
+        is_announced: false,
+        inbound_htlc_minimum_msat: None,
+        inbound_htlc_maximum_msat: None,
+        config: None,
+        pending_inbound_htlcs: Vec::new(),
+        pending_outbound_htlcs: Vec::new(),
+        funding_redeem_script: None,
+        feerate_sat_per_1000_weight: None,
+    }
+}
+
+/// A private payer (only first hops) paying a private payee (only a route hint), through the
+/// Router trait: the LDK types are translated both ways.
+#[test]
+fn router_trait_private_payer_to_private_payee() {
+    use lightning::routing::router::{InFlightHtlcs, Router};
+    let s = diamond(990_000, 40);
+    let (_, router) = lanes_router(&s);
+    let (_, extra) = synth::node_keys(2, 4242);
+    let (us, payee) = (extra[0], extra[1]);
+    let hint = RouteHint(vec![RouteHintHop {
+        src_node_id: s.nodes[3],
+        short_channel_id: 77,
+        fees: RoutingFees { base_msat: 1000, proportional_millionths: 100 },
+        cltv_expiry_delta: 40,
+        htlc_minimum_msat: None,
+        htlc_maximum_msat: None,
+    }]);
+    let pp = PaymentParameters::from_node_id(payee, 144).with_route_hints(vec![hint]).unwrap();
+    let params = RouteParameters::from_payment_params_and_value(pp, 10_000_000);
+    let unusable = {
+        let mut c = our_channel(s.nodes[2], 55, 500_000_000);
+        c.is_usable = false;
+        c
+    };
+    let ours = our_channel(s.nodes[1], 66, 500_000_000);
+    let first_hops = [&unusable, &ours];
+    let r = router.find_route(&us, &params, Some(&first_hops[..]), InFlightHtlcs::new()).unwrap();
+    assert_eq!(r.paths.len(), 1);
+    let hops = &r.paths[0].hops;
+    let got: Vec<_> = hops.iter().map(|h| (h.short_channel_id, h.pubkey, h.maybe_announced_channel)).collect();
+    assert_eq!(
+        got,
+        vec![(66, s.nodes[1], false), (s.channels[1].scid, s.nodes[3], true), (77, payee, false)]
+    );
+    // Node 1 forwards 10k sat + node 3's fee (1000 + 1000) at 10 ppm; node 3 charges the hint's fee.
+    assert_eq!(hops[0].fee_msat, 100);
+    assert_eq!(hops[1].fee_msat, 2000);
+    assert_eq!(hops[2].fee_msat, 10_000_000);
+    assert_eq!((hops[0].cltv_expiry_delta, hops[1].cltv_expiry_delta, hops[2].cltv_expiry_delta), (40, 40, 144));
+    // Without our channels we cannot leave.
+    assert!(router.find_route(&us, &params, Some(&[&unusable][..]), InFlightHtlcs::new()).is_err());
+    assert!(router.find_route(&us, &params, None, InFlightHtlcs::new()).is_err());
 }
