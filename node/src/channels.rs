@@ -150,7 +150,7 @@ impl Channels {
             .list_channels()
             .into_iter()
             .filter(|c| !active_only || c.is_usable)
-            .filter(|c| peer.map_or(true, |p| c.counterparty.node_id == p))
+            .filter(|c| peer.is_none_or(|p| c.counterparty.node_id == p))
             .collect()
     }
 
@@ -185,9 +185,7 @@ impl Channels {
     /// Records a closed channel (from LDK's ChannelClosed event).
     pub fn closed(
         &self,
-        _node: &Node,
         id: ChannelId,
-        _user_channel_id: u128,
         reason: &ClosureReason,
         peer: Option<PublicKey>,
         capacity: Option<u64>,

@@ -61,9 +61,9 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
             node.announce();
             node.bus.publish(NodeEvent { kind: "channel_opened", node_id: counterparty_node_id.to_string(), channel_id: channel_id.to_string(), ..Default::default() });
         }
-        Event::ChannelClosed { channel_id, reason, counterparty_node_id, channel_capacity_sats, channel_funding_txo, user_channel_id, .. } => {
+        Event::ChannelClosed { channel_id, reason, counterparty_node_id, channel_capacity_sats, channel_funding_txo, .. } => {
             tracing::info!(%channel_id, peer = ?counterparty_node_id, %reason, "channel closed");
-            node.channels.closed(node, channel_id, user_channel_id, &reason, counterparty_node_id, channel_capacity_sats, channel_funding_txo.map(|o| o.into_bitcoin_outpoint()));
+            node.channels.closed(channel_id, &reason, counterparty_node_id, channel_capacity_sats, channel_funding_txo.map(|o| o.into_bitcoin_outpoint()));
             node.bus.publish(NodeEvent {
                 kind: "channel_closed",
                 node_id: counterparty_node_id.map(|p| p.to_string()).unwrap_or_default(),

@@ -179,7 +179,7 @@ impl Invoices {
 
     /// True when the invoice for `hash` was canceled: its payments are failed back, never claimed.
     pub fn is_canceled(&self, hash: PaymentHash) -> Result<bool, NodeError> {
-        Ok(self.records.get(&hash.0)?.map_or(false, |r| r.canceled))
+        Ok(self.records.get(&hash.0)?.is_some_and(|r| r.canceled))
     }
 
     /// Claims the payment held by a hold invoice.

@@ -200,7 +200,7 @@ impl Payments {
             }
             let rx = self.wait_for(id);
             // Re-read after registering, so a path recorded in between is not missed.
-            if self.records.get(&id.0)?.map_or(false, |r| r.all_paths_recorded()) {
+            if self.records.get(&id.0)?.is_some_and(|r| r.all_paths_recorded()) {
                 continue;
             }
             if tokio::time::timeout_at(deadline, rx).await.is_err() {

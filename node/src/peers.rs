@@ -120,10 +120,10 @@ impl Peers {
         let mut tick = 0u64;
         loop {
             node.peers.report_changes(&node);
-            if tick % 10 == 0 {
+            if tick.is_multiple_of(10) {
                 node.peers.reconnect_channel_peers(&node).await;
             }
-            if tick % 120 == 0 {
+            if tick.is_multiple_of(120) {
                 node.announce();
             }
             tick += 1;
