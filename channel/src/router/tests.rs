@@ -304,7 +304,7 @@ fn never_panics_on_odd_queries() {
     let v = view(&g);
     let mut rng = Rng::new(11);
     let (_, strangers) = synth::node_keys(5, 1234);
-    for i in 0..300 {
+    for i in 0..600 {
         let pick = |rng: &mut Rng| -> NodeId {
             if rng.below(10) == 0 {
                 NodeId::from_pubkey(&strangers[rng.below(5) as usize])
@@ -329,6 +329,24 @@ fn never_panics_on_odd_queries() {
                 htlc_min_msat: Some(rng.next_u64()),
                 htlc_max_msat: Some(rng.next_u64()),
             }]];
+        }
+        if rng.below(3) == 0 {
+            q.first_hops = Some(
+                (0..rng.below(4))
+                    .map(|_| FirstHop {
+                        counterparty: pick(&mut rng),
+                        scid: rng.next_u64(),
+                        outbound_msat: rng.next_u64() >> rng.below(64),
+                        htlc_min_msat: rng.below(1 << 20),
+                        announced: rng.below(2) == 0,
+                        features: lightning::types::features::ChannelFeatures::empty(),
+                    })
+                    .collect(),
+            );
+        }
+        if rng.below(4) == 0 {
+            q.excluded_scids = s.channels.iter().take(rng.below(50) as usize).map(|c| c.scid).collect();
+            q.in_flight = s.channels.iter().take(20).map(|c| (c.scid, rng.below(2) == 0, rng.next_u64() >> 20)).collect();
         }
         if let Ok(r) = find_route(&g, &v, &q) {
             let params = RouteParameters::from_payment_params_and_value(
