@@ -5,7 +5,8 @@
 //! [`LanesRouter::payment_path_failed`] / [`LanesRouter::payment_path_successful`]. Queries go through
 //! [`pathfind`](super::pathfind) and come back as LDK [`Route`]s built the way LDK's own router builds
 //! them: the last hop carries the amount and the final CLTV delta, every other hop the fee and CLTV
-//! delta of the next channel, and `route_params` echoes the request.
+//! delta of the next channel, and `route_params` echoes the request. Routes handed to LDK through the
+//! trait get a random shadow CLTV offset on the final hop ([`add_shadow_cltv`]), as LDK's own do.
 //!
 //! Payments to blinded paths (BOLT12) and the creation of blinded receive paths are delegated to an
 //! inner router (LDK's `DefaultRouter` in lanesd): this router only finds clear paths.
@@ -362,6 +363,37 @@ pub fn to_ldk_route(
     Ok(Route { paths, route_params: Some(params.clone()) })
 }
 
+/// Like LDK's default router, adds a random extra CLTV delta to the final hop of every path, so the
+/// HTLC's expiry does not reveal how close the last hop is to the recipient. At most three median hop
+/// deltas (3 x 40 blocks), never past `max_total_cltv`.
+pub fn add_shadow_cltv(route: &mut Route, max_total_cltv: u32, random: u64) {
+    let room = route
+        .paths
+        .iter()
+        .map(|p| max_total_cltv.saturating_sub(p.hops.iter().map(|h| h.cltv_expiry_delta).fold(0u32, u32::saturating_add)))
+        .min()
+        .unwrap_or(0);
+    let offset = (random % (3 * 40 + 1)) as u32;
+    let offset = offset.min(room);
+    for p in &mut route.paths {
+        if let Some(last) = p.hops.last_mut() {
+            last.cltv_expiry_delta = last.cltv_expiry_delta.saturating_add(offset);
+        }
+    }
+}
+
+/// Non-cryptographic randomness (std's per-process hash keys, a counter and the clock): enough to
+/// blur a CLTV delta.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.finish()
+}
+
 /// One query on given views, LDK types in and out (blinded payees are refused here).
 pub fn route_on(
     graph: &RoutingGraph, view: &ScoreView, payer: &PublicKey, params: &RouteParameters,
@@ -384,7 +416,9 @@ where
         if let Payee::Blinded { .. } = route_params.payment_params.payee {
             return self.fallback.find_route(payer, route_params, first_hops, inflight_htlcs);
         }
-        self.route_with_in_flight(payer, route_params, first_hops, &inflight_htlcs).map(|r| r.route)
+        let mut route = self.route_with_in_flight(payer, route_params, first_hops, &inflight_htlcs)?.route;
+        add_shadow_cltv(&mut route, route_params.payment_params.max_total_cltv_expiry_delta, random_u64());
+        Ok(route)
     }
 
     fn create_blinded_payment_paths<T: bitcoin::secp256k1::Signing + bitcoin::secp256k1::Verification>(

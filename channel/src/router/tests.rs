@@ -684,8 +684,30 @@ fn router_trait_private_payer_to_private_payee() {
     assert_eq!(hops[0].fee_msat, 100);
     assert_eq!(hops[1].fee_msat, 2000);
     assert_eq!(hops[2].fee_msat, 10_000_000);
-    assert_eq!((hops[0].cltv_expiry_delta, hops[1].cltv_expiry_delta, hops[2].cltv_expiry_delta), (40, 40, 144));
+    assert_eq!((hops[0].cltv_expiry_delta, hops[1].cltv_expiry_delta), (40, 40));
+    // The final delta gets a random shadow offset of at most 120 blocks, as with LDK's router.
+    assert!((144..=144 + 120).contains(&hops[2].cltv_expiry_delta));
     // Without our channels we cannot leave.
     assert!(router.find_route(&us, &params, Some(&[&unusable][..]), InFlightHtlcs::new()).is_err());
     assert!(router.find_route(&us, &params, None, InFlightHtlcs::new()).is_err());
+}
+
+#[test]
+fn shadow_cltv_stays_within_the_limit() {
+    let s = diamond(990_000, 40);
+    let (_, g) = load(&s);
+    let params = RouteParameters::from_payment_params_and_value(
+        PaymentParameters::from_node_id(s.nodes[3], 144).with_max_total_cltv_expiry_delta(200),
+        10_000_000,
+    );
+    let base = route_on(&g, &view(&g), &s.nodes[0], &params, None).unwrap().route;
+    for random in [0u64, 7, 119, 120, 121, u64::MAX] {
+        let mut r = base.clone();
+        super::lanes_router::add_shadow_cltv(&mut r, 200, random);
+        let total: u32 = r.paths[0].hops.iter().map(|h| h.cltv_expiry_delta).sum();
+        assert!(total <= 200 && r.paths[0].hops[1].cltv_expiry_delta >= 144);
+    }
+    let mut r = base.clone();
+    super::lanes_router::add_shadow_cltv(&mut r, 200, 10);
+    assert_eq!(r.paths[0].hops[1].cltv_expiry_delta, 154);
 }
