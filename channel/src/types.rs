@@ -60,7 +60,12 @@ pub type ChannelManager = lightning::ln::channelmanager::ChannelManager<
     Arc<Logger>,
 >;
 
-pub type Router = lightning::routing::router::DefaultRouter<
+/// lanes' own parallel router (see [`crate::router`]); LDK's default router serves as its fallback for
+/// what ours does not route itself (blinded payees).
+pub type Router = crate::router::LanesRouter<Arc<Logger>, LdkRouter>;
+
+/// LDK's default router.
+pub type LdkRouter = lightning::routing::router::DefaultRouter<
     Arc<NetworkGraph>,
     Arc<Logger>,
     Arc<KeysManager>,

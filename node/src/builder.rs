@@ -31,8 +31,9 @@ use lanes_channel::logger::LdkTracing;
 use lanes_channel::persist::{OrderedPersister, ProcessorStore};
 use lanes_channel::store::SledStore;
 use lanes_channel::types::{
-    ChainMonitor, ChannelManager, GossipSync, GossipVerifier, MessageRouter, NetworkGraph, OnionMessenger, PeerManager, Router, Scorer, TokioSpawner,
+    ChainMonitor, ChannelManager, GossipSync, GossipVerifier, LdkRouter, MessageRouter, NetworkGraph, OnionMessenger, PeerManager, Router, Scorer, TokioSpawner,
 };
+use lanes_channel::router::{LiquidityScorer, ScorerParams};
 use lanes_channel::ChannelError;
 use lanes_wallet::{OnchainWallet, Seed};
 
@@ -109,14 +110,24 @@ impl Builder {
             keys.get_peer_storage_key(),
         ));
 
-        // Router: LDK's default pathfinder over the gossip graph and the probabilistic scorer.
-        let router = Arc::new(Router::new(
+        // Router: lanes' parallel router with its liquidity scorer (kept in sled), over the gossip graph;
+        // LDK's default router behind it for blinded payees.
+        let node_id = keys.get_node_id(lightning::sign::Recipient::Node).map_err(|_| NodeError::Internal("no node id".into()))?;
+        let fallback = LdkRouter::new(
             Arc::clone(&network_graph),
             Arc::clone(&logger),
             Arc::clone(&keys),
             Arc::clone(&scorer),
             ProbabilisticScoringFeeParameters::default(),
-        ));
+        );
+        let liquidity = match store.read(ROUTER_NAMESPACE, "", ROUTER_SCORER_KEY) {
+            Ok(bytes) => LiquidityScorer::from_bytes(&bytes).unwrap_or_else(|| {
+                tracing::warn!("the stored router scorer is unreadable: starting a fresh one");
+                LiquidityScorer::new(ScorerParams::default())
+            }),
+            Err(_) => LiquidityScorer::new(ScorerParams::default()),
+        };
+        let router = Arc::new(Router::new(Arc::clone(&network_graph), node_id, liquidity, fallback));
         let message_router = Arc::new(MessageRouter::new(Arc::clone(&network_graph), Arc::clone(&keys)));
 
         // Channel keys from the seed; close outputs, justice and HTLC claims pay the wallet directly.
@@ -243,7 +254,6 @@ impl Builder {
             Arc::clone(&peer_manager),
         );
         gossip_sync.add_utxo_lookup(Some(Arc::new(verifier)));
-        let node_id = keys.get_node_id(lightning::sign::Recipient::Node).map_err(|_| NodeError::Internal("no node id".into()))?;
         tracing::info!(%node_id, network = %network, height = chain_tip.height, "lightning state loaded");
 
         let node = Arc::new(Node {
@@ -254,6 +264,7 @@ impl Builder {
             forwards: Forwards::open(&db)?,
             bus: EventBus::default(),
             sweeper,
+            router,
             persister,
             processor_store,
             user_config,
@@ -355,6 +366,10 @@ fn read_sweeper(
         Err(e) => Err(ChannelError::Store(e.into()).into()),
     }
 }
+
+/// Where the router's liquidity scorer is kept.
+pub(crate) const ROUTER_NAMESPACE: &str = "lanes";
+pub(crate) const ROUTER_SCORER_KEY: &str = "router_scorer";
 
 /// How often the chain and wallet are polled.
 pub(crate) const CHAIN_POLL: Duration = Duration::from_millis(500);

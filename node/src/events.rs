@@ -125,7 +125,16 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
             }
             node.bus.publish(NodeEvent { kind: "payment_failed", payment_hash: payment_hash.map(|h| h.to_string()).unwrap_or_default(), detail: why, ..Default::default() });
         }
+        Event::PaymentPathFailed { path, short_channel_id, .. } => {
+            // The router learns where liquidity was missing (LDK retries with the updated scores).
+            if let Some(scid) = short_channel_id {
+                node.router.payment_path_failed(&path, scid);
+                node.save_router_scorer();
+            }
+        }
         Event::PaymentPathSuccessful { payment_id, path, .. } => {
+            node.router.payment_path_successful(&path);
+            node.save_router_scorer();
             if let Err(e) = node.payments.path_succeeded(payment_id, &path) {
                 tracing::warn!(error = %e, "recording a payment path failed");
             }

@@ -49,6 +49,7 @@ pub struct Node {
     pub(crate) scorer: Arc<RwLock<Scorer>>,
     pub(crate) logger: Arc<LdkTracing>,
     pub(crate) sweeper: Arc<Sweeper>,
+    pub(crate) router: Arc<lanes_channel::types::Router>,
     pub(crate) persister: Arc<OrderedPersister>,
     /// What LDK's background processor and sweeper persist through (manager writes are ordered).
     pub(crate) processor_store: Arc<ProcessorStore>,
@@ -196,6 +197,15 @@ impl Node {
             _ => vec![],
         };
         self.peer_manager.broadcast_node_announcement([0, 0, 0], alias, addrs);
+    }
+
+    /// Keeps what the router learned across restarts (best effort: losing it only costs retries).
+    pub(crate) fn save_router_scorer(&self) {
+        use lightning::util::persist::KVStoreSync;
+        let bytes = self.router.scorer_bytes();
+        if let Err(e) = self.processor_store.store.write(crate::builder::ROUTER_NAMESPACE, "", crate::builder::ROUTER_SCORER_KEY, bytes) {
+            tracing::warn!(error = %e, "saving the router's scorer failed");
+        }
     }
 
     /// A snapshot of identity, chain position and counts.
