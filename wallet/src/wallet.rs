@@ -7,7 +7,7 @@
 //!
 //! Every method here blocks (bitcoind's RPC client is synchronous): async callers use `spawn_blocking`.
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -74,7 +74,6 @@ pub struct OnchainWallet {
     rpc: Arc<Client>,
     network: Network,
     synced_height: AtomicU32,
-    synced: AtomicBool,
 }
 
 impl OnchainWallet {
@@ -129,7 +128,6 @@ impl OnchainWallet {
             rpc,
             network,
             synced_height: AtomicU32::new(height),
-            synced: AtomicBool::new(false),
         })
     }
 
@@ -162,18 +160,12 @@ impl OnchainWallet {
         self.persist(&mut w)?;
         let height = w.latest_checkpoint().height();
         self.synced_height.store(height, Ordering::Release);
-        self.synced.store(true, Ordering::Release);
         Ok(height)
     }
 
     /// Height of the last block the wallet applied.
     pub fn synced_height(&self) -> u32 {
         self.synced_height.load(Ordering::Acquire)
-    }
-
-    /// True once a sync has reached bitcoind's tip at least once.
-    pub fn is_synced(&self) -> bool {
-        self.synced.load(Ordering::Acquire)
     }
 
     /// A fresh receive address; the index is persisted before it is handed out.
