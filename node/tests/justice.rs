@@ -19,32 +19,6 @@ async fn pay(from: &Node, to: &Node, msat: u64) {
     assert_eq!(p.status, PaymentStatus::Succeeded as i32, "{p:?}");
 }
 
-/// A hold invoice on `to` paid by `from`: returns once `to` holds the HTLC, with the preimage and the
-/// payer's pending call (which breaks if the payer restarts meanwhile).
-async fn held_payment(from: &Node, to: &Node, msat: u64, seed: u8) -> ([u8; 32], tokio::task::JoinHandle<Result<Payment, tonic::Status>>) {
-    use lanes_regtest::bitcoin::hashes::{sha256, Hash};
-    let preimage = [seed; 32];
-    let hash = sha256::Hash::hash(&preimage).to_byte_array();
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    let inv = to
-        .client()
-        .add_invoice(AddInvoiceRequest { amount_msat: msat, description: "held".into(), expiry_secs: 0, payment_hash: hex(&hash) })
-        .await
-        .expect("hold invoice")
-        .into_inner();
-    let payer = from.clone();
-    let bolt11 = inv.bolt11.clone();
-    let pending = tokio::spawn(async move {
-        payer.client().pay_invoice(PayInvoiceRequest { bolt11, amount_msat: 0, timeout_secs: 120, retry_secs: 0 }).await.map(|r| r.into_inner())
-    });
-    to.wait_until("the payment to be held", || async {
-        let i = to.client().lookup_invoice(LookupInvoiceRequest { payment_hash: inv.payment_hash.clone() }).await.unwrap().into_inner();
-        i.state == InvoiceState::Accepted as i32
-    })
-    .await;
-    (preimage, pending)
-}
-
 async fn cheat_and_get_punished(honest_offline: bool, htlcs_in_flight: bool) {
     let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
     let (alice, bob) = (net.node("alice").await, net.node("bob").await);
@@ -57,7 +31,7 @@ async fn cheat_and_get_punished(honest_offline: bool, htlcs_in_flight: bool) {
     // State N: bob holds 600k sat (and, in one story, an HTLC each way is in flight). He keeps a copy.
     pay(&alice, &bob, 600_000_000).await;
     let held = match htlcs_in_flight {
-        true => Some((held_payment(&alice, &bob, 100_000_000, 1).await, held_payment(&bob, &alice, 50_000_000, 2).await)),
+        true => Some((bob.held_payment_from(&alice, 100_000_000, [1; 32]).await, alice.held_payment_from(&bob, 50_000_000, [2; 32]).await)),
         false => None,
     };
     bob.stop().await;
@@ -69,17 +43,14 @@ async fn cheat_and_get_punished(honest_offline: bool, htlcs_in_flight: bool) {
 
     // State N+k: the HTLCs resolve (bob refuses alice's, alice takes bob's) and bob pays most of his
     // balance back, so the old state is worth far more to him.
-    if let Some(((_, to_bob), (alice_preimage, to_alice))) = held {
-        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-        use lanes_regtest::bitcoin::hashes::{sha256, Hash};
-        let bob_hash = sha256::Hash::hash(&[1u8; 32]).to_byte_array();
-        bob.client().cancel_invoice(CancelInvoiceRequest { payment_hash: hex(&bob_hash) }).await.expect("cancel");
-        alice.client().settle_invoice(SettleInvoiceRequest { preimage: hex(&alice_preimage) }).await.expect("settle");
-        let refused = to_bob.await.unwrap().expect("alice's call outlives bob's restart");
+    if let Some((to_bob, to_alice)) = held {
+        bob.client().cancel_invoice(CancelInvoiceRequest { payment_hash: to_bob.payment_hash }).await.expect("cancel");
+        alice.client().settle_invoice(SettleInvoiceRequest { preimage: to_alice.preimage }).await.expect("settle");
+        let refused = to_bob.payer_call.await.unwrap().expect("alice's call outlives bob's restart");
         assert_eq!(refused.status, PaymentStatus::Failed as i32, "bob refused alice's payment: {refused:?}");
         // bob restarted since he paid, so his call broke; his payment list tells the outcome.
-        let _ = to_alice.await;
-        let alice_hash = hex(&sha256::Hash::hash(&alice_preimage).to_byte_array());
+        let _ = to_alice.payer_call.await;
+        let alice_hash = to_alice.payment_hash;
         bob.wait_until("bob's payment to alice to succeed", || async {
             let list = bob.client().list_payments(ListPaymentsRequest {}).await.unwrap().into_inner().payments;
             list.iter().any(|p| p.payment_hash == alice_hash && p.status == PaymentStatus::Succeeded as i32)

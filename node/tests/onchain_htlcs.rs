@@ -5,9 +5,8 @@
 //! bob force-closes that channel. carol then settles the first: she claims it on-chain with the preimage,
 //! bob learns the preimage from the chain and is paid by alice. The second is never settled: once it
 //! expires bob takes it back on-chain with a timeout transaction and fails it back to alice.
-use lanes_regtest::bitcoin::hashes::{sha256, Hash};
 use lanes_regtest::proto::v1::*;
-use lanes_regtest::{wait_until_logged, Net, Node, SYNC_TIMEOUT};
+use lanes_regtest::{wait_until_logged, Net, SYNC_TIMEOUT};
 
 const CAPACITY: u64 = 1_000_000;
 const SETTLED_MSAT: u64 = 70_000_000;
@@ -16,27 +15,6 @@ const EXPIRED_MSAT: u64 = 40_000_000;
 const FEES: u64 = 30_000;
 /// Blocks mined between two checks while waiting for timeouts and CSV delays.
 const BLOCKS_PER_CHECK: u64 = 3;
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// carol holds a payment of alice's to a hold invoice; returns the payment hash and alice's pending call.
-async fn held(alice: &Node, carol: &Node, msat: u64, preimage: [u8; 32]) -> (String, tokio::task::JoinHandle<Payment>) {
-    let hash = hex(&sha256::Hash::hash(&preimage).to_byte_array());
-    let inv = carol.client().add_invoice(AddInvoiceRequest { amount_msat: msat, payment_hash: hash.clone(), ..Default::default() }).await.expect("invoice").into_inner();
-    let payer = alice.clone();
-    let call = tokio::spawn(async move {
-        payer.client().pay_invoice(PayInvoiceRequest { bolt11: inv.bolt11, timeout_secs: 600, ..Default::default() }).await.expect("pay").into_inner()
-    });
-    let h = hash.clone();
-    carol
-        .wait_until("the payment to be held", || async {
-            carol.client().lookup_invoice(LookupInvoiceRequest { payment_hash: h.clone() }).await.unwrap().into_inner().state == InvoiceState::Accepted as i32
-        })
-        .await;
-    (hash, call)
-}
 
 #[tokio::test]
 async fn htlcs_resolve_on_chain_after_a_force_close() {
@@ -54,9 +32,8 @@ async fn htlcs_resolve_on_chain_after_a_force_close() {
     }
     alice.wait_graph_channels(2).await;
 
-    let (settle_preimage, expire_preimage) = ([7u8; 32], [9u8; 32]);
-    let (settle_hash, settle_call) = held(&alice, &carol, SETTLED_MSAT, settle_preimage).await;
-    let (_expire_hash, expire_call) = held(&alice, &carol, EXPIRED_MSAT, expire_preimage).await;
+    let to_settle = carol.held_payment_from(&alice, SETTLED_MSAT, [7; 32]).await;
+    let to_expire = carol.held_payment_from(&alice, EXPIRED_MSAT, [9; 32]).await;
 
     // What bob has before: his side of both channels (HTLCs he forwards still count as his in bob—carol)
     // and his wallet.
@@ -69,7 +46,7 @@ async fn htlcs_resolve_on_chain_after_a_force_close() {
     bob.client().close_channel(CloseChannelRequest { channel_id: bc.clone(), force: true, ..Default::default() }).await.expect("force close");
     bob.wait_until("bob's commitment in the mempool", || async { !net.mempool().await.is_empty() }).await;
     net.mine(1).await;
-    carol.client().settle_invoice(SettleInvoiceRequest { preimage: hex(&settle_preimage) }).await.expect("settle");
+    carol.client().settle_invoice(SettleInvoiceRequest { preimage: to_settle.preimage.clone() }).await.expect("settle");
 
     // Mine a few blocks per check (each node still processes them one by one) until both payments have
     // their outcome at alice.
@@ -84,14 +61,14 @@ async fn htlcs_resolve_on_chain_after_a_force_close() {
         }
     })
     .await;
-    let settled = settle_call.await.unwrap();
-    let expired = expire_call.await.unwrap();
+    let settled = to_settle.payer_call.await.unwrap().expect("pay");
+    let expired = to_expire.payer_call.await.unwrap().expect("pay");
     assert_eq!(settled.status, PaymentStatus::Succeeded as i32, "claimed on-chain with the preimage: {settled:?}");
-    assert_eq!(settled.preimage, hex(&settle_preimage));
+    assert_eq!(settled.preimage, to_settle.preimage);
     assert_eq!(expired.status, PaymentStatus::Failed as i32, "timed out on-chain and failed back: {expired:?}");
 
     // carol got the settled HTLC on-chain, and her invoice says so.
-    let inv = carol.client().lookup_invoice(LookupInvoiceRequest { payment_hash: settle_hash }).await.unwrap().into_inner();
+    let inv = carol.client().lookup_invoice(LookupInvoiceRequest { payment_hash: to_settle.payment_hash }).await.unwrap().into_inner();
     assert_eq!(inv.state, InvoiceState::Settled as i32);
     carol.wait_confirmed_at_least(carol_wallet + SETTLED_MSAT / 1000 - FEES).await;
 

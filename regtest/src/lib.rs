@@ -43,6 +43,7 @@ mod wait;
 
 pub use bitcoind::{bitcoind_exe, Bitcoind, MINER_WALLET, RPC_PASSWORD, RPC_USER};
 pub use net::{Net, KEEP_TMP_ENV, LANESD_EXE_ENV};
+pub use lightning::HeldPayment;
 pub use node::Node;
 pub use process::free_port;
 pub use wait::{log_tail, wait_until, wait_until_logged, Outcome, POLL_INTERVAL, START_TIMEOUT, STOP_TIMEOUT, SYNC_TIMEOUT};

@@ -8,10 +8,12 @@
 //! log tail, when the node refuses; payments return the status instead, since refusals are part of what tests
 //! check. It must never decide anything about channels or payments itself: all it knows comes from the
 //! node's answers and bitcoind's mempool.
+use bitcoin::hashes::{sha256, Hash};
 use bitcoin::Txid;
 use lanes_proto::v1::{
     AddInvoiceRequest, AddInvoiceResponse, Channel, ConnectPeerRequest, DescribeGraphRequest, DescribeGraphResponse,
-    ListChannelsRequest, OpenChannelRequest, PayInvoiceRequest, Payment, SendKeysendRequest,
+    InvoiceState, ListChannelsRequest, LookupInvoiceRequest, OpenChannelRequest, PayInvoiceRequest, Payment,
+    SendKeysendRequest,
 };
 
 use crate::Node;
@@ -112,10 +114,42 @@ impl Node {
         self.client().pay_invoice(req).await.map(tonic::Response::into_inner)
     }
 
+    /// A payment of `payer`'s to a hold invoice of this node, held here (ACCEPTED): its HTLCs stay in flight
+    /// until the test settles it with `preimage` (SettleInvoice) or cancels it. `payer_call` is the payer's
+    /// PayInvoice, still waiting (up to 600 s) for the outcome; it breaks if the payer restarts meanwhile.
+    pub async fn held_payment_from(&self, payer: &Node, amount_msat: u64, preimage: [u8; 32]) -> HeldPayment {
+        let payment_hash = hex(&sha256::Hash::hash(&preimage).to_byte_array());
+        let req = AddInvoiceRequest { amount_msat, description: "held".into(), payment_hash: payment_hash.clone(), ..Default::default() };
+        let inv = self.ok("AddInvoice (hold)", self.client().add_invoice(req).await);
+        let payer = payer.clone();
+        let payer_call = tokio::spawn(async move {
+            let req = PayInvoiceRequest { bolt11: inv.bolt11, timeout_secs: 600, ..Default::default() };
+            payer.client().pay_invoice(req).await.map(tonic::Response::into_inner)
+        });
+        self.wait_until("the payment to be held", || async {
+            let req = LookupInvoiceRequest { payment_hash: payment_hash.clone() };
+            let state = self.ok("LookupInvoice", self.client().lookup_invoice(req).await).state;
+            state == InvoiceState::Accepted as i32
+        })
+        .await;
+        HeldPayment { preimage: hex(&preimage), payment_hash, payer_call }
+    }
+
     /// SendKeysend of `amount_msat` to `dest`, with lanesd's default timeout; as for
     /// [`pay_invoice`](Node::pay_invoice), `Ok` whatever the payment's status.
     pub async fn keysend(&self, dest: &Node, amount_msat: u64) -> Result<Payment, tonic::Status> {
         let req = SendKeysendRequest { node_id: dest.node_id(), amount_msat, ..Default::default() };
         self.client().send_keysend(req).await.map(tonic::Response::into_inner)
     }
+}
+
+/// A payment held by a hold invoice (see [`Node::held_payment_from`]); ids in hex, as the API takes them.
+pub struct HeldPayment {
+    pub preimage: String,
+    pub payment_hash: String,
+    pub payer_call: tokio::task::JoinHandle<Result<Payment, tonic::Status>>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
