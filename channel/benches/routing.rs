@@ -13,39 +13,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitcoin::secp256k1::PublicKey;
-use lanes_channel::router::synth::{self, GenParams, Rng};
+use lanes_channel::router::synth::{self, GenParams, NoFallback, NoLog, Rng};
 use lanes_channel::router::{LanesRouter, LiquidityScorer, RoutingGraph, ScorerParams};
-use lightning::blinded_path::payment::{BlindedPaymentPath, ReceiveTlvs};
-use lightning::ln::channel_state::ChannelDetails;
 use lightning::routing::gossip::NetworkGraph;
-use lightning::routing::router::{find_route, InFlightHtlcs, PaymentParameters, Route, RouteParameters, Router};
+use lightning::routing::router::{find_route, PaymentParameters, RouteParameters};
 use lightning::routing::scoring::{
     ProbabilisticScorer, ProbabilisticScoringDecayParameters, ProbabilisticScoringFeeParameters,
 };
 use lightning::types::features::Bolt11InvoiceFeatures;
-use lightning::util::logger::{Logger, Record};
 use lightning::util::ser::{ReadableArgs, Writeable};
 use rayon::prelude::*;
-
-struct NoLog;
-impl Logger for NoLog {
-    fn log(&self, _record: Record) {}
-}
-
-/// No blinded payees here: nothing to fall back to.
-struct NoFallback;
-impl Router for NoFallback {
-    fn find_route(
-        &self, _: &PublicKey, _: &RouteParameters, _: Option<&[&ChannelDetails]>, _: InFlightHtlcs,
-    ) -> Result<Route, &'static str> {
-        Err("no fallback")
-    }
-    fn create_blinded_payment_paths<T: bitcoin::secp256k1::Signing + bitcoin::secp256k1::Verification>(
-        &self, _: PublicKey, _: Vec<ChannelDetails>, _: ReceiveTlvs, _: Option<u64>, _: &bitcoin::secp256k1::Secp256k1<T>,
-    ) -> Result<Vec<BlindedPaymentPath>, ()> {
-        Err(())
-    }
-}
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

@@ -243,3 +243,36 @@ pub fn degrees(spec: &GraphSpec) -> Vec<u32> {
     }
     d
 }
+
+/// A logger that drops everything, for benches and tests that build LDK graphs and routers.
+pub struct NoLog;
+
+impl Logger for NoLog {
+    fn log(&self, _record: lightning::util::logger::Record) {}
+}
+
+/// The inner router of a [`crate::router::LanesRouter`] where no payee is blinded: nothing to fall back to.
+pub struct NoFallback;
+
+impl lightning::routing::router::Router for NoFallback {
+    fn find_route(
+        &self,
+        _: &PublicKey,
+        _: &lightning::routing::router::RouteParameters,
+        _: Option<&[&lightning::ln::channel_state::ChannelDetails]>,
+        _: lightning::routing::router::InFlightHtlcs,
+    ) -> Result<lightning::routing::router::Route, &'static str> {
+        Err("no fallback")
+    }
+
+    fn create_blinded_payment_paths<T: bitcoin::secp256k1::Signing + bitcoin::secp256k1::Verification>(
+        &self,
+        _: PublicKey,
+        _: Vec<lightning::ln::channel_state::ChannelDetails>,
+        _: lightning::blinded_path::payment::ReceiveTlvs,
+        _: Option<u64>,
+        _: &Secp256k1<T>,
+    ) -> Result<Vec<lightning::blinded_path::payment::BlindedPaymentPath>, ()> {
+        Err(())
+    }
+}
