@@ -202,7 +202,7 @@ fn main() {
         "lanes router",
         &queries,
         |payer, params| router.route(payer, params, None).ok().map(|r| r.route.get_total_fees()),
-        |qs| router.find_routes_batch(qs).iter().filter(|r| r.is_ok()).count(),
+        |qs| router.find_routes_batch(qs, None, None).iter().filter(|r| r.is_ok()).count(),
     );
 
     println!();

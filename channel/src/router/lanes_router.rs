@@ -210,22 +210,31 @@ where
         in_flight: &InFlightHtlcs,
     ) -> Result<RouteEstimate, &'static str> {
         let (graph, view) = self.views();
-        let mut q = query_from_ldk(&graph, payer, params, first_hops)?
-            .ok_or("Blinded payees are routed by the inner router")?;
-        q.in_flight = in_flight_list(in_flight);
-        let found = pathfind::find_route(&graph, &view, &q)?;
-        let route = to_ldk_route(&graph, &found, params)?;
-        Ok(RouteEstimate { route, probability: found.probability() })
+        route_in(&graph, &view, payer, params, first_hops, in_flight_list(in_flight))
     }
 
     /// Many route queries at once, on all cores.
     /// Each query is (payer, parameters); answers come back in the same order. All queries see the
-    /// same graph and scorer view.
+    /// same graph and scorer view. `first_hops` (our channels, as LDK's `list_usable_channels` gives
+    /// them) and `in_flight` (our HTLCs in flight) are this node's: they apply to the queries whose
+    /// payer is this router's node, as they do in [`Router::find_route`], and to no other.
     pub fn find_routes_batch(
-        &self, queries: &[(PublicKey, RouteParameters)],
+        &self, queries: &[(PublicKey, RouteParameters)], first_hops: Option<&[&ChannelDetails]>,
+        in_flight: Option<&InFlightHtlcs>,
     ) -> Vec<Result<RouteEstimate, &'static str>> {
         let (graph, view) = self.views();
-        queries.par_iter().map(|(payer, p)| route_on(&graph, &view, payer, p, None)).collect()
+        let in_flight = in_flight.map(in_flight_list).unwrap_or_default();
+        let us = self.our_node_id;
+        queries
+            .par_iter()
+            .map(|(payer, p)| {
+                if *payer == us {
+                    route_in(&graph, &view, payer, p, first_hops, in_flight.clone())
+                } else {
+                    route_on(&graph, &view, payer, p, None)
+                }
+            })
+            .collect()
     }
 }
 
@@ -399,7 +408,17 @@ pub fn route_on(
     graph: &RoutingGraph, view: &ScoreView, payer: &PublicKey, params: &RouteParameters,
     first_hops: Option<&[&ChannelDetails]>,
 ) -> Result<RouteEstimate, &'static str> {
-    let q = query_from_ldk(graph, payer, params, first_hops)?.ok_or("Blinded payees are routed by the inner router")?;
+    route_in(graph, view, payer, params, first_hops, Vec::new())
+}
+
+/// [`route_on`] with in-flight HTLCs as (scid, one_to_two, msat), see [`in_flight_list`].
+fn route_in(
+    graph: &RoutingGraph, view: &ScoreView, payer: &PublicKey, params: &RouteParameters,
+    first_hops: Option<&[&ChannelDetails]>, in_flight: Vec<(u64, bool, u64)>,
+) -> Result<RouteEstimate, &'static str> {
+    let mut q =
+        query_from_ldk(graph, payer, params, first_hops)?.ok_or("Blinded payees are routed by the inner router")?;
+    q.in_flight = in_flight;
     let found = pathfind::find_route(graph, view, &q)?;
     let route = to_ldk_route(graph, &found, params)?;
     Ok(RouteEstimate { route, probability: found.probability() })

@@ -711,3 +711,35 @@ fn shadow_cltv_stays_within_the_limit() {
     super::lanes_router::add_shadow_cltv(&mut r, 200, 10);
     assert_eq!(r.paths[0].hops[1].cltv_expiry_delta, 154);
 }
+
+/// The batch answers in order, each query on its own: one that cannot be routed does not fail the
+/// others, and queries from our node leave through our channels (first hops) only.
+#[test]
+fn batch_uses_our_first_hops_and_answers_each_query() {
+    let s = diamond(990_000, 40);
+    let (_, router) = lanes_router(&s);
+    let us = s.nodes[0];
+    let to3 = |amt| RouteParameters::from_payment_params_and_value(PaymentParameters::from_node_id(s.nodes[3], 144), amt);
+    // Our channel to node 2 has 50k sat outbound; the one to node 1 is not usable now.
+    let via2 = our_channel(s.nodes[2], s.channels[2].scid, 50_000_000);
+    let first_hops = [&via2];
+    let queries = vec![(us, to3(10_000_000)), (us, to3(60_000_000)), (us, to3(20_000_000)), (s.nodes[1], to3(1_000_000))];
+    let answers = router.find_routes_batch(&queries, Some(&first_hops[..]), None);
+    assert_eq!(answers.len(), 4);
+    let dear = vec![s.channels[2].scid, s.channels[3].scid];
+    assert_eq!(first_scids(&answers[0].as_ref().unwrap().route), dear);
+    assert!(answers[1].is_err(), "more than our channel can send");
+    assert_eq!(first_scids(&answers[2].as_ref().unwrap().route), dear);
+    assert_eq!(answers[2].as_ref().unwrap().route.get_total_amount(), 20_000_000);
+    // Another payer's query ignores our channels.
+    assert_eq!(first_scids(&answers[3].as_ref().unwrap().route), vec![s.channels[1].scid]);
+    // Without first hops our public channels are used, the cheap way.
+    let free = router.find_routes_batch(&queries[..1], None, None);
+    assert_eq!(first_scids(&free[0].as_ref().unwrap().route), vec![s.channels[0].scid, s.channels[1].scid]);
+    for (a, q) in answers.iter().zip(&queries) {
+        if let Ok(a) = a {
+            assert!(a.probability > 0.0 && a.probability <= 1.0);
+            assert_eq!(a.route.route_params.as_ref(), Some(&q.1));
+        }
+    }
+}
