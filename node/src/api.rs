@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 use crate::graph::{format_scid, parse_scid, ChannelView, NodeView, PolicyView};
 use crate::ids::hex;
 use crate::invoice::{self, InvoiceRecord, InvoiceState as State};
-use crate::payments::{PaymentRecord, PaymentStatus as PStatus};
+use crate::payments::{PaymentRecord, PaymentStatus as PStatus, RouteQuery};
 use crate::peers::{parse_node_id, parse_peer_address};
 use crate::{Node, NodeError};
 
@@ -155,6 +155,54 @@ fn payment(r: PaymentRecord) -> Payment {
     }
 }
 
+/// A found route as QueryRoutes answers it; `height` is the chain tip our HTLCs would start from.
+fn route_answer(est: &lanes_channel::router::lanes_router::RouteEstimate, height: u32) -> QueryRoutesResponse {
+    let paths: Vec<RoutePath> = est
+        .route
+        .paths
+        .iter()
+        .zip(est.path_probabilities.iter().copied().chain(std::iter::repeat(0.0)))
+        .map(|(p, success_probability)| {
+            let hops: Vec<RouteHop> = p
+                .hops
+                .iter()
+                .enumerate()
+                .map(|(i, h)| RouteHop {
+                    node_id: h.pubkey.to_string(),
+                    short_channel_id: format_scid(h.short_channel_id),
+                    // What the channel into this hop carries: its fee (or, last, the amount) and all later.
+                    amount_msat: p.hops[i..].iter().map(|x| x.fee_msat).fold(0u64, u64::saturating_add),
+                    fee_msat: if i + 1 < p.hops.len() { h.fee_msat } else { 0 },
+                    cltv_expiry_delta: h.cltv_expiry_delta,
+                })
+                .collect();
+            let amount_msat = p.final_value_msat();
+            let fee_msat = p.fee_msat();
+            let total_cltv_delta = p.hops.iter().map(|h| h.cltv_expiry_delta).fold(0u32, u32::saturating_add);
+            RoutePath {
+                hops,
+                amount_msat,
+                fee_msat,
+                total_amount_msat: amount_msat.saturating_add(fee_msat),
+                total_cltv_delta,
+                total_time_lock: height.saturating_add(1).saturating_add(total_cltv_delta),
+                success_probability,
+            }
+        })
+        .collect();
+    QueryRoutesResponse {
+        amount_msat: paths.iter().map(|p| p.amount_msat).sum(),
+        total_fees_msat: paths.iter().map(|p| p.fee_msat).sum(),
+        total_amount_msat: paths.iter().map(|p| p.total_amount_msat).sum(),
+        total_time_lock: paths.iter().map(|p| p.total_time_lock).max().unwrap_or(0),
+        success_probability: est.probability,
+        paths,
+    }
+}
+
+/// Most queries one BatchQueryRoutes may carry.
+const MAX_BATCH_QUERIES: usize = 10_000;
+
 /// The service over a running node. `stop` asks the daemon to shut down.
 pub struct Api {
     node: Arc<Node>,
@@ -179,6 +227,12 @@ impl Api {
             .serve_with_shutdown(addr, shutdown)
             .await
             .map_err(|e| NodeError::Internal(format!("gRPC server: {e}")))
+    }
+
+    /// A QueryRoutes request, checked (nothing here needs the router).
+    fn route_query(&self, r: QueryRoutesRequest) -> Result<RouteQuery, Status> {
+        let dest = parse_node_id(&r.node_id)?;
+        Ok(RouteQuery::new(&self.node, dest, r.amount_msat, r.amount_sat, r.final_cltv_delta, r.fee_limit_msat, r.max_parts)?)
     }
 
     /// Runs blocking wallet work off the async threads.
@@ -431,6 +485,49 @@ impl Lanes for Api {
         let dest = parse_node_id(&r.node_id)?;
         let rec = self.node.payments.keysend(&self.node, dest, r.amount_msat, secs(r.timeout_secs)).await?;
         Ok(Response::new(payment(rec)))
+    }
+
+    async fn query_routes(&self, req: Request<QueryRoutesRequest>) -> Result<Response<QueryRoutesResponse>, Status> {
+        let q = self.route_query(req.into_inner())?;
+        let answer = self
+            .blocking(move |n| {
+                let height = n.channel_manager.current_best_block().height;
+                let found = crate::payments::query_routes(n, std::slice::from_ref(&q)).pop();
+                let est = found.unwrap_or_else(|| Err(NodeError::Internal("the router gave no answer".into())))?;
+                Ok(route_answer(&est, height))
+            })
+            .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn batch_query_routes(&self, req: Request<BatchQueryRoutesRequest>) -> Result<Response<BatchQueryRoutesResponse>, Status> {
+        let queries = req.into_inner().queries;
+        if queries.len() > MAX_BATCH_QUERIES {
+            return Err(Status::invalid_argument(format!("{} queries: at most {MAX_BATCH_QUERIES} in one batch", queries.len())));
+        }
+        // Each query is checked on its own: a malformed one gets its error, the others their routes.
+        let checked: Vec<Result<RouteQuery, Status>> = queries.into_iter().map(|r| self.route_query(r)).collect();
+        let results = self
+            .blocking(move |n| {
+                let height = n.channel_manager.current_best_block().height;
+                let valid: Vec<RouteQuery> = checked.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
+                let mut found = crate::payments::query_routes(n, &valid).into_iter();
+                Ok(checked
+                    .into_iter()
+                    .map(|c| {
+                        let answer = c.and_then(|_| {
+                            let est = found.next().unwrap_or_else(|| Err(NodeError::Internal("the router gave no answer".into())));
+                            est.map_err(Status::from)
+                        });
+                        match answer {
+                            Ok(est) => QueryRoutesResult { route: Some(route_answer(&est, height)), ..Default::default() },
+                            Err(s) => QueryRoutesResult { route: None, error_code: s.code() as i32, error: s.message().to_string() },
+                        }
+                    })
+                    .collect())
+            })
+            .await?;
+        Ok(Response::new(BatchQueryRoutesResponse { results }))
     }
 
     async fn list_payments(&self, _: Request<ListPaymentsRequest>) -> Result<Response<ListPaymentsResponse>, Status> {

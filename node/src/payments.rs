@@ -1,4 +1,5 @@
-//! Outgoing payments: paying BOLT11 invoices and keysend, and the record of every payment's outcome.
+//! Outgoing payments: paying BOLT11 invoices and keysend, the record of every payment's outcome, and
+//! route queries (the route a payment would take, asked of the node's router without paying).
 //!
 //! Owns: checks before a payment starts (a malformed, foreign, expired or already-paid invoice, a zero
 //! or impossible amount never reaches LDK), the payment records and waiting for outcomes. Must never:
@@ -11,8 +12,11 @@ use std::time::Duration;
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::PublicKey;
 use lightning::ln::channelmanager::{Bolt11PaymentError, PaymentId, RecipientOnionFields, Retry, RetryableSendFailure};
-use lightning::routing::router::{Path, PaymentParameters, RouteParameters, RouteParametersConfig};
-use lightning::types::payment::{PaymentHash, PaymentPreimage};
+use lanes_channel::router::lanes_router::RouteEstimate;
+use lightning::routing::router::{
+    Path, PaymentParameters, RouteParameters, RouteParametersConfig, DEFAULT_MAX_TOTAL_CLTV_EXPIRY_DELTA,
+};
+use lightning::types::payment::{PaymentHash, PaymentPreimage, PaymentSecret};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -293,4 +297,78 @@ impl Payments {
         all.sort_by_key(|r| r.created_at);
         Ok(all)
     }
+}
+
+/// The final CLTV delta a route query assumes when none is given (what our keysend asks for).
+pub const DEFAULT_QUERY_FINAL_CLTV: u32 = 40;
+
+/// A route query (QueryRoutes), checked: the route a payment of `amount_msat` to `dest` would take.
+#[derive(Clone, Debug)]
+pub struct RouteQuery {
+    pub dest: PublicKey,
+    pub amount_msat: u64,
+    pub final_cltv_delta: u32,
+    pub fee_limit_msat: Option<u64>,
+    pub max_parts: u8,
+}
+
+impl RouteQuery {
+    /// Checks the request: one non-zero amount (msat or sat) within 21 million bitcoin, a final CLTV
+    /// delta below LDK's limit for a whole path, a destination other than us. Zero means default for
+    /// the other fields.
+    pub fn new(node: &Node, dest: PublicKey, amount_msat: u64, amount_sat: u64, final_cltv_delta: u32, fee_limit_msat: u64, max_parts: u32) -> Result<Self, NodeError> {
+        let amount_msat = match (amount_msat, amount_sat) {
+            (0, 0) => return Err(NodeError::Invalid("amount must be greater than 0 (amount_msat or amount_sat)".into())),
+            (m, 0) => m,
+            (0, s) => s.checked_mul(1000).ok_or_else(|| NodeError::Invalid(format!("{s} sat is more than 21 million bitcoin")))?,
+            (_, _) => return Err(NodeError::Invalid("give amount_msat or amount_sat, not both".into())),
+        };
+        if amount_msat > MAX_MSAT {
+            return Err(NodeError::Invalid(format!("{amount_msat} msat is more than 21 million bitcoin")));
+        }
+        if dest == node.node_id {
+            return Err(NodeError::Invalid("cannot route to ourselves".into()));
+        }
+        let final_cltv_delta = if final_cltv_delta == 0 { DEFAULT_QUERY_FINAL_CLTV } else { final_cltv_delta };
+        if final_cltv_delta >= DEFAULT_MAX_TOTAL_CLTV_EXPIRY_DELTA {
+            return Err(NodeError::Invalid(format!(
+                "final_cltv_delta {final_cltv_delta} leaves no room for hops: a path may lock funds for at most {DEFAULT_MAX_TOTAL_CLTV_EXPIRY_DELTA} blocks"
+            )));
+        }
+        let max_parts = u8::try_from(max_parts.max(1)).map_err(|_| NodeError::Invalid(format!("max_parts {max_parts} is more than 255")))?;
+        Ok(RouteQuery { dest, amount_msat, final_cltv_delta, fee_limit_msat: (fee_limit_msat > 0).then_some(fee_limit_msat), max_parts })
+    }
+
+    /// LDK's parameters for this query, as for paying an invoice of the destination's: LDK's default
+    /// limits, and the path length that fits the onion of such a payment at `height`.
+    fn params(&self, height: u32) -> RouteParameters {
+        let pp = PaymentParameters::from_node_id(self.dest, self.final_cltv_delta).with_max_path_count(self.max_parts);
+        let mut params = RouteParameters::from_payment_params_and_value(pp, self.amount_msat);
+        if self.fee_limit_msat.is_some() {
+            params.max_total_routing_fee_msat = self.fee_limit_msat;
+        }
+        // Cannot fail for a payee without blinded paths and an onion without custom data.
+        let _ = params.set_max_path_length(&RecipientOnionFields::secret_only(PaymentSecret([0; 32])), false, height);
+        params
+    }
+}
+
+/// Answers route queries the way lanesd routes its payments: lanes' router, leaving through our
+/// usable channels, with our HTLCs in flight taken off the channels they use; all queries at once on
+/// all cores, answers in order. LDK's router is not asked (it only backs payments up). No route is
+/// FAILED_PRECONDITION, as for a payment.
+pub fn query_routes(node: &Node, queries: &[RouteQuery]) -> Vec<Result<RouteEstimate, NodeError>> {
+    let height = node.channel_manager.current_best_block().height;
+    let first_hops = node.channel_manager.list_usable_channels();
+    let first_hops: Vec<_> = first_hops.iter().collect();
+    let in_flight = node.channel_manager.compute_inflight_htlcs();
+    let asked: Vec<_> = queries.iter().map(|q| (node.node_id, q.params(height))).collect();
+    node.router
+        .find_routes_batch(&asked, Some(&first_hops), Some(&in_flight))
+        .into_iter()
+        .zip(queries)
+        .map(|(r, q)| {
+            r.map_err(|why| NodeError::Precondition(format!("no route to {} for {} msat: {why}", q.dest, q.amount_msat)))
+        })
+        .collect()
 }

@@ -63,7 +63,10 @@ where
 #[derive(Clone, Debug)]
 pub struct RouteEstimate {
     pub route: Route,
+    /// Estimated probability that every path of the route has the liquidity.
     pub probability: f64,
+    /// The same for each path, in the order of `route.paths` (their product is `probability`).
+    pub path_probabilities: Vec<f64>,
 }
 
 impl<L: Deref, R: Router> LanesRouter<L, R>
@@ -421,7 +424,8 @@ fn route_in(
     q.in_flight = in_flight;
     let found = pathfind::find_route(graph, view, &q)?;
     let route = to_ldk_route(graph, &found, params)?;
-    Ok(RouteEstimate { route, probability: found.probability() })
+    let path_probabilities = found.paths.iter().map(|p| p.probability).collect();
+    Ok(RouteEstimate { route, probability: found.probability(), path_probabilities })
 }
 
 impl<L: Deref, R: Router> Router for LanesRouter<L, R>

@@ -26,7 +26,7 @@ macro_rules! scalar_json {
         })*
     };
 }
-scalar_json!(bool, u32, u64);
+scalar_json!(bool, i32, u32, u64, f64);
 
 impl<T: ToJson> ToJson for Vec<T> {
     fn to_json(&self) -> Value {
@@ -134,6 +134,12 @@ message_json! {
         failure_reason, created_at, paths, bolt11,
     }
     ListPaymentsResponse { payments }
+    RoutePath {
+        hops, amount_msat, fee_msat, total_amount_msat, total_cltv_delta, total_time_lock, success_probability,
+    }
+    QueryRoutesResponse { paths, amount_msat, total_fees_msat, total_amount_msat, total_time_lock, success_probability }
+    QueryRoutesResult { route, error_code, error }
+    BatchQueryRoutesResponse { results }
 
     Forward { timestamp, channel_in, channel_out, amount_in_msat, amount_out_msat, fee_msat }
     ForwardingHistoryResponse { forwards, total_fee_msat }
