@@ -228,6 +228,34 @@ pub enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 0)]
         timeout: u32,
     },
+    /// The route a payment would take now, without paying: each hop, the fees, the time lock and the
+    /// router's success estimate.
+    ///
+    /// The destination and amount are given as flags (`--dest K --amt SAT`) or positionally
+    /// (`queryroutes K SAT`), as with lncli.
+    Queryroutes {
+        /// The destination's node id.
+        #[arg(long, value_name = "NODE_ID")]
+        dest: Option<String>,
+        /// Amount to deliver, in satoshis.
+        #[arg(long, value_name = "SAT", conflicts_with = "amt_msat")]
+        amt: Option<u64>,
+        /// Amount to deliver, in millisatoshis.
+        #[arg(long = "amt_msat", alias = "amt-msat", value_name = "MSAT")]
+        amt_msat: Option<u64>,
+        /// CLTV delta the destination wants for the last hop (default: 40).
+        #[arg(long = "final_cltv_delta", alias = "final-cltv-delta", value_name = "BLOCKS", default_value_t = 0)]
+        final_cltv_delta: u32,
+        /// Most the routing fees may total, in satoshis (default: 1% + 50 sat).
+        #[arg(long = "fee_limit", alias = "fee-limit", value_name = "SAT")]
+        fee_limit: Option<u64>,
+        /// Most paths the amount may be split into (default: 1).
+        #[arg(long = "max_parts", alias = "max-parts", value_name = "N", default_value_t = 0)]
+        max_parts: u32,
+        /// NODE_ID and SAT, when not given as flags.
+        #[arg(value_name = "NODE_ID SAT", num_args = 0..=2)]
+        positional: Vec<String>,
+    },
     /// Payments sent by this node.
     Listpayments,
     /// Payments this node forwarded, and the fees it earned.
@@ -266,6 +294,28 @@ pub fn open_target(node_key: Option<&str>, local_amt: Option<u64>, positional: &
         return Err(format!("unexpected argument {extra:?}: the peer and the capacity are already given"));
     }
     Ok((node_id, sat))
+}
+
+/// queryroutes' destination and amount (msat), from flags or positional arguments: `--dest K --amt SAT`,
+/// `K SAT`, `--dest K SAT`, `--amt SAT K` (the positional amount is in satoshis, as lncli's).
+pub fn route_target(dest: Option<&str>, amt: Option<u64>, amt_msat: Option<u64>, positional: &[String]) -> Result<(String, u64), String> {
+    let mut rest = positional.iter();
+    let node_id = match dest {
+        Some(k) => k.to_string(),
+        None => rest.next().cloned().ok_or("give the destination: --dest NODE_ID (or NODE_ID as the first argument)")?,
+    };
+    let msat = match msat_from(amt, amt_msat)? {
+        Some(msat) => msat,
+        None => {
+            let text = rest.next().ok_or("give the amount: --amt SAT, --amt_msat MSAT (or SAT after the node id)")?;
+            let sat = text.parse::<u64>().map_err(|_| format!("the amount {text:?} is not a whole number of satoshis"))?;
+            msat_from(Some(sat), None)?.unwrap_or(0)
+        }
+    };
+    if let Some(extra) = rest.next() {
+        return Err(format!("unexpected argument {extra:?}: the destination and the amount are already given"));
+    }
+    Ok((node_id, msat))
 }
 
 #[cfg(test)]
@@ -322,6 +372,27 @@ mod tests {
         assert_eq!(msat_from(None, Some(5)), Ok(Some(5)));
         assert_eq!(msat_from(None, None), Ok(None));
         assert!(msat_from(Some(u64::MAX), None).is_err());
+    }
+
+    #[test]
+    fn queryroutes_takes_flags_positionals_or_both() {
+        let target = |args: &[&str]| match parse(args).map(|c| c.command) {
+            Ok(Command::Queryroutes { dest, amt, amt_msat, positional, .. }) => route_target(dest.as_deref(), amt, amt_msat, &positional),
+            Ok(_) => unreachable!(),
+            Err(e) => Err(e.to_string()),
+        };
+        let want = Ok(("K".to_string(), 5_000_000));
+        assert_eq!(target(&["queryroutes", "K", "5000"]), want);
+        assert_eq!(target(&["queryroutes", "--dest", "K", "--amt", "5000"]), want);
+        assert_eq!(target(&["queryroutes", "--dest", "K", "5000"]), want);
+        assert_eq!(target(&["queryroutes", "--amt", "5000", "K"]), want);
+        assert_eq!(target(&["queryroutes", "K", "--amt_msat", "5000000"]), want);
+        assert!(target(&["queryroutes", "K"]).unwrap_err().contains("amount"));
+        assert!(target(&["queryroutes"]).unwrap_err().contains("destination"));
+        assert!(target(&["queryroutes", "K", "lots"]).unwrap_err().contains("\"lots\""));
+        assert!(target(&["queryroutes", "--dest", "K", "--amt", "5", "X"]).unwrap_err().contains("\"X\""));
+        assert!(target(&["queryroutes", "K", "5", "X"]).is_err());
+        assert!(target(&["queryroutes", "K", "--amt", "1", "--amt_msat", "1000"]).is_err());
     }
 
     #[test]

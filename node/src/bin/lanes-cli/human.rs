@@ -491,6 +491,67 @@ pub fn payment(p: Payment) -> Output {
     Output { json: p.to_json(), human: l.0, verdict }
 }
 
+/// A node id shortened for a table: `0379bad0..7927`.
+fn short_id(node_id: &str) -> String {
+    match (node_id.get(..8), node_id.get(node_id.len().saturating_sub(4)..)) {
+        (Some(head), Some(tail)) if node_id.len() > 14 => format!("{head}..{tail}"),
+        _ => node_id.to_string(),
+    }
+}
+
+/// A probability as a percentage: `98.4%`.
+fn percent(p: f64) -> String {
+    format!("{:.1}%", p * 100.0)
+}
+
+/// Rows of text in columns, left-aligned, two spaces apart.
+fn table(l: &mut Lines, rows: &[Vec<String>]) {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|v| v.chars().count()).max().unwrap_or(0)).collect();
+    for r in rows {
+        let cells: Vec<String> = r.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect();
+        l.text(cells.join("  ").trim_end());
+    }
+}
+
+/// queryroutes: one line per hop (channel, node, amount, fee, CLTV delta), then the totals and the
+/// router's success estimate.
+pub fn queryroutes(r: QueryRoutesResponse) -> Output {
+    let mut l = Lines::default();
+    for (i, p) in r.paths.iter().enumerate() {
+        if r.paths.len() > 1 {
+            l.text(format!(
+                "path {} of {}: {}, fee {}, success {}",
+                i + 1,
+                r.paths.len(),
+                msat(p.amount_msat),
+                msat(p.fee_msat),
+                percent(p.success_probability)
+            ));
+        }
+        let mut rows = vec![["hop", "channel", "node", "amount", "fee", "cltv delta"].map(String::from).to_vec()];
+        for (j, h) in p.hops.iter().enumerate() {
+            rows.push(vec![
+                (j + 1).to_string(),
+                h.short_channel_id.clone(),
+                short_id(&h.node_id),
+                format!("{} msat", h.amount_msat),
+                format!("{} msat", h.fee_msat),
+                h.cltv_expiry_delta.to_string(),
+            ]);
+        }
+        table(&mut l, &rows);
+        l.blank();
+    }
+    let max_delta = r.paths.iter().map(|p| p.total_cltv_delta).max().unwrap_or(0);
+    l.kv("amount", msat(r.amount_msat))
+        .kv("fees", msat(r.total_fees_msat))
+        .kv("total", msat(r.total_amount_msat))
+        .kv("time lock", format!("block {} ({max_delta} blocks)", r.total_time_lock))
+        .kv("success", format!("{} (estimated)", percent(r.success_probability)));
+    Output::new(r.to_json(), l)
+}
+
 pub fn listpayments(r: ListPaymentsResponse) -> Output {
     let mut l = Lines::default();
     for p in &r.payments {
@@ -576,6 +637,46 @@ mod tests {
         let at = human.iter().position(|l| matches!(l, Line::Pair(k, _) if k == "route")).expect("a route line");
         assert!(matches!(&human[at], Line::Pair(_, v) if v.starts_with("1. bob via 101x1x0: 1000 msat, fee 1 msat")), "{human:?}");
         assert!(matches!(&human[at + 1], Line::More(v) if v.starts_with("2. carol via 101x1x0")), "{human:?}");
+    }
+
+    #[test]
+    fn queryroutes_prints_a_hop_table_then_totals() {
+        let bob = "0379bad075377b4d98b7d99890c4bf631197815b51b0875656f97719d4ec417927";
+        let carol = "032df943c4533d964fbd2e0c925e315d5bd6bc56e577e6cdb5752a779af6e27563";
+        let hop = |n: &str, amount_msat, fee_msat, cltv_expiry_delta| RouteHop {
+            node_id: n.into(),
+            short_channel_id: "103x1x0".into(),
+            amount_msat,
+            fee_msat,
+            cltv_expiry_delta,
+        };
+        let path = RoutePath {
+            hops: vec![hop(bob, 5_001_000, 1_000, 72), hop(carol, 5_000_000, 0, 40)],
+            amount_msat: 5_000_000,
+            fee_msat: 1_000,
+            total_amount_msat: 5_001_000,
+            total_cltv_delta: 112,
+            total_time_lock: 223,
+            success_probability: 0.984,
+        };
+        let r = QueryRoutesResponse {
+            paths: vec![path],
+            amount_msat: 5_000_000,
+            total_fees_msat: 1_000,
+            total_amount_msat: 5_001_000,
+            total_time_lock: 223,
+            success_probability: 0.984,
+        };
+        let out = queryroutes(r);
+        let text: Vec<String> = out.human.iter().filter_map(|l| if let Line::Text(t) = l { Some(t.clone()) } else { None }).collect();
+        assert_eq!(text[0], "hop  channel  node            amount        fee        cltv delta");
+        assert_eq!(text[1], "1    103x1x0  0379bad0..7927  5001000 msat  1000 msat  72");
+        assert_eq!(text[2], "2    103x1x0  032df943..7563  5000000 msat  0 msat     40");
+        assert!(out.human.contains(&Line::Pair("fees".into(), "1000 msat (1 sat)".into())));
+        assert!(out.human.contains(&Line::Pair("time lock".into(), "block 223 (112 blocks)".into())));
+        assert!(out.human.contains(&Line::Pair("success".into(), "98.4% (estimated)".into())));
+        assert_eq!(out.json["paths"][0]["hops"][1]["cltv_expiry_delta"], 40);
+        assert_eq!(out.json["success_probability"], 0.984);
     }
 
     #[test]

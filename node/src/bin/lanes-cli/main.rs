@@ -8,7 +8,7 @@
 //!   channels:  openchannel, listchannels, pendingchannels, closechannel, closedchannels, updatechanpolicy
 //!   gossip:    describegraph, getnodeinfo, getchaninfo
 //!   invoices:  addinvoice, decodepayreq, listinvoices, lookupinvoice, settleinvoice, cancelinvoice
-//!   payments:  payinvoice, sendkeysend, listpayments, fwdinghistory
+//!   payments:  payinvoice, sendkeysend, queryroutes, listpayments, fwdinghistory
 //!   events:    subscribe
 //! ```
 //!
@@ -33,7 +33,7 @@ use lanes_proto::v1::*;
 use lanes_proto::LanesClient;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::args::{msat_from, open_target, Cli, Command};
+use crate::args::{msat_from, open_target, route_target, Cli, Command};
 use crate::human::{Output, Verdict};
 use crate::json::ToJson;
 
@@ -230,6 +230,19 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
                 timeout_secs: *timeout,
             };
             human::payment(connect(rpc).await?.send_keysend(req).await?.into_inner())
+        }
+        Command::Queryroutes { dest, amt, amt_msat, final_cltv_delta, fee_limit, max_parts, positional } => {
+            let (node_id, amount_msat) = route_target(dest.as_deref(), *amt, *amt_msat, positional).map_err(Failure::Usage)?;
+            let fee_limit_msat = msat_from(*fee_limit, None).map_err(Failure::Usage)?.unwrap_or(0);
+            let req = QueryRoutesRequest {
+                node_id,
+                amount_msat,
+                amount_sat: 0,
+                final_cltv_delta: *final_cltv_delta,
+                fee_limit_msat,
+                max_parts: *max_parts,
+            };
+            human::queryroutes(connect(rpc).await?.query_routes(req).await?.into_inner())
         }
         Command::Listpayments => human::listpayments(connect(rpc).await?.list_payments(ListPaymentsRequest {}).await?.into_inner()),
         Command::Fwdinghistory => {
