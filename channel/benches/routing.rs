@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bitcoin::secp256k1::PublicKey;
 use lanes_channel::router::synth::{self, GenParams, NoFallback, NoLog, Rng};
+use lanes_channel::router::graph::fingerprint;
 use lanes_channel::router::{LanesRouter, LiquidityScorer, RoutingGraph, ScorerParams};
 use lightning::routing::gossip::NetworkGraph;
 use lightning::routing::router::{find_route, PaymentParameters, RouteParameters};
@@ -150,10 +151,18 @@ fn main() {
     let t = Instant::now();
     let graph = RoutingGraph::from_ldk(&ng.read_only());
     let build_time = t.elapsed();
+    // What the router pays to notice gossip: a digest of LDK's graph (once per refresh interval).
+    let t = Instant::now();
+    let rounds = 20;
+    for _ in 0..rounds {
+        std::hint::black_box(fingerprint(&ng.read_only()));
+    }
+    let fingerprint_time = t.elapsed() / rounds;
     let st = graph.stats();
     println!(
-        "graph: {source}: {} nodes, {} channels ({} usable directions); LDK graph built in {:.2?}, our view in {:.2?}",
-        st.nodes, st.channels, st.directed_edges, load_time, build_time
+        "graph: {source}: {} nodes, {} channels ({} usable directions); LDK graph built in {:.2?}, our view in {:.2?}, \
+         change check (fingerprint) {:.2?}",
+        st.nodes, st.channels, st.directed_edges, load_time, build_time, fingerprint_time
     );
 
     // Nodes with at least one usable channel, as payers and payees.

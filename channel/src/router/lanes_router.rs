@@ -1,12 +1,20 @@
 //! [`LanesRouter`]: our path search behind LDK's [`Router`] trait.
 //!
-//! It keeps a [`RoutingGraph`] built from LDK's `NetworkGraph` (rebuilt when older than the refresh
-//! interval, or on [`LanesRouter::refresh_graph`]) and a [`LiquidityScorer`] fed by
+//! It keeps a [`RoutingGraph`] built from LDK's `NetworkGraph` and a [`LiquidityScorer`] fed by
 //! [`LanesRouter::payment_path_failed`] / [`LanesRouter::payment_path_successful`]. Queries go through
 //! [`pathfind`](super::pathfind) and come back as LDK [`Route`]s built the way LDK's own router builds
 //! them: the last hop carries the amount and the final CLTV delta, every other hop the fee and CLTV
 //! delta of the next channel, and `route_params` echoes the request. Routes handed to LDK through the
 //! trait get a random shadow CLTV offset on the final hop ([`add_shadow_cltv`]), as LDK's own do.
+//!
+//! The graph view follows gossip without rebuilding at every query: it is rebuilt when LDK's graph
+//! gained or lost channels or nodes (compared at every query, free), when a route it gave uses a
+//! channel whose policy LDK's graph has changed since (checked on every answer, a lookup per hop),
+//! when it found no route and LDK's graph changed ([`graph::fingerprint`], a pass over the graph),
+//! and otherwise when the fingerprint changed, compared once per refresh interval (10 s). (What LDK
+//! itself takes out of its graph after a payment failure is a channel or a node: counted.) The
+//! affected queries are asked again on the new view. So a route is never computed from a policy LDK
+//! no longer has, and a channel gossiped a moment ago is used at once.
 //!
 //! Payments to blinded paths (BOLT12) and the creation of blinded receive paths are delegated to an
 //! inner router (LDK's `DefaultRouter` in lanesd): this router only finds clear paths.
@@ -19,19 +27,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bitcoin::secp256k1::{PublicKey, Secp256k1};
 use lightning::blinded_path::payment::{BlindedPaymentPath, ReceiveTlvs};
 use lightning::ln::channel_state::ChannelDetails;
-use lightning::routing::gossip::{NetworkGraph, NodeId};
+use lightning::routing::gossip::{NetworkGraph, NodeId, ReadOnlyNetworkGraph};
 use lightning::routing::router::{InFlightHtlcs, Path, Payee, Route, RouteHop, RouteParameters, Router};
 use lightning::types::features::NodeFeatures;
 use lightning::util::logger::Logger;
 use lightning::util::ser::{Readable, Writeable};
 use rayon::prelude::*;
 
-use super::graph::RoutingGraph;
+use super::graph::{self, RoutingGraph};
 use super::pathfind::{self, FirstHop, FoundRoute, HintHop, Query};
 use super::scorer::{LiquidityScorer, ScoreView, ScoredHop};
 
-/// How long a graph view may serve queries before it is rebuilt from LDK's graph.
-pub const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
+/// How often LDK's whole graph is compared with the view (a pass over every channel: about 10 ms on
+/// a graph of the public network's size); the view is rebuilt only when it changed.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(10);
 /// How long a scorer view (decayed bounds) may serve before it is recomputed.
 const VIEW_MAX_AGE: Duration = Duration::from_secs(30);
 
@@ -41,7 +50,11 @@ fn now_secs() -> u64 {
 
 struct Views {
     graph: Arc<RoutingGraph>,
-    graph_built: Instant,
+    /// [`graph::fingerprint`] of LDK's graph `graph` was built from, and when it was last compared.
+    fingerprint: u64,
+    /// How many channels and nodes LDK's graph had then (compared at every query: it costs nothing).
+    counts: (usize, usize),
+    graph_checked: Instant,
     score: Arc<ScoreView>,
     score_built: Instant,
     score_version: u64,
@@ -74,68 +87,116 @@ where
     L::Target: Logger,
 {
     pub fn new(network_graph: Arc<NetworkGraph<L>>, our_node_id: PublicKey, scorer: LiquidityScorer, fallback: R) -> Self {
-        let graph = Arc::new(RoutingGraph::from_ldk(&network_graph.read_only()));
+        let (graph, fingerprint, counts) = {
+            let ro = network_graph.read_only();
+            (Arc::new(RoutingGraph::from_ldk(&ro)), graph::fingerprint(&ro), counts(&ro))
+        };
         let score = Arc::new(scorer.view(&graph, now_secs()));
         let now = Instant::now();
         LanesRouter {
             network_graph,
             our_node_id,
             scorer: RwLock::new((scorer, 0)),
-            views: RwLock::new(Views { graph, graph_built: now, score, score_built: now, score_version: 0 }),
+            views: RwLock::new(Views {
+                graph,
+                fingerprint,
+                counts,
+                graph_checked: now,
+                score,
+                score_built: now,
+                score_version: 0,
+            }),
             refresh: DEFAULT_REFRESH,
             fallback,
         }
     }
 
+    /// How often LDK's graph is compared with the view (default [`DEFAULT_REFRESH`]).
     pub fn with_refresh_interval(mut self, refresh: Duration) -> Self {
         self.refresh = refresh;
         self
     }
 
-    /// Rebuilds the graph view from LDK's graph now (call after a gossip burst).
+    /// Rebuilds the graph view from LDK's graph now.
     pub fn refresh_graph(&self) {
-        let graph = Arc::new(RoutingGraph::from_ldk(&self.network_graph.read_only()));
+        let (graph, fingerprint, counts) = {
+            let ro = self.network_graph.read_only();
+            (Arc::new(RoutingGraph::from_ldk(&ro)), graph::fingerprint(&ro), counts(&ro))
+        };
+        self.install(graph, fingerprint, counts);
+    }
+
+    fn install(&self, graph: Arc<RoutingGraph>, fingerprint: u64, counts: (usize, usize)) {
         let (score, version) = match self.scorer.read() {
             Ok(s) => (s.0.view(&graph, now_secs()), s.1),
             Err(_) => (ScoreView::empty(&graph, Default::default()), 0),
         };
         if let Ok(mut v) = self.views.write() {
             let now = Instant::now();
-            *v = Views { graph, graph_built: now, score: Arc::new(score), score_built: now, score_version: version };
+            *v = Views {
+                graph,
+                fingerprint,
+                counts,
+                graph_checked: now,
+                score: Arc::new(score),
+                score_built: now,
+                score_version: version,
+            };
         }
     }
 
-    /// The current views, refreshed first if stale.
+    /// Compares LDK's graph with the view's and rebuilds the view if it changed. True if rebuilt.
+    pub fn refresh_graph_if_changed(&self) -> bool {
+        let known = match self.views.write() {
+            Ok(mut v) => {
+                v.graph_checked = Instant::now();
+                v.fingerprint
+            }
+            Err(_) => return false,
+        };
+        let ro = self.network_graph.read_only();
+        let now = graph::fingerprint(&ro);
+        if now == known {
+            return false;
+        }
+        let graph = Arc::new(RoutingGraph::from_ldk(&ro));
+        let counts = counts(&ro);
+        drop(ro);
+        self.install(graph, now, counts);
+        true
+    }
+
+    /// The current views, refreshed first if stale: the graph when LDK's changed (compared once per
+    /// refresh interval, and at once when channels or nodes came or went), the scores when the scorer
+    /// learned something.
     pub fn views(&self) -> (Arc<RoutingGraph>, Arc<ScoreView>) {
         let version = self.scorer.read().map(|s| s.1).unwrap_or(0);
-        let stale = match self.views.read() {
+        let ldk_counts = counts(&self.network_graph.read_only());
+        let (check_graph, score_stale) = match self.views.read() {
             Ok(v) => {
-                if v.graph_built.elapsed() > self.refresh {
-                    Some(true)
-                } else if v.score_version != version || v.score_built.elapsed() > VIEW_MAX_AGE {
-                    Some(false)
-                } else {
+                let check_graph = v.counts != ldk_counts || v.graph_checked.elapsed() >= self.refresh;
+                let score_stale = v.score_version != version || v.score_built.elapsed() > VIEW_MAX_AGE;
+                if !check_graph && !score_stale {
                     return (v.graph.clone(), v.score.clone());
                 }
+                (check_graph, score_stale)
             }
-            Err(_) => None,
+            Err(_) => (false, false),
         };
-        match stale {
-            Some(true) => self.refresh_graph(),
-            Some(false) => {
-                let graph = self.views.read().map(|v| v.graph.clone()).ok();
-                if let (Some(graph), Ok(s)) = (graph, self.scorer.read()) {
-                    let score = Arc::new(s.0.view(&graph, now_secs()));
-                    let version = s.1;
-                    drop(s);
-                    if let Ok(mut v) = self.views.write() {
-                        v.score = score;
-                        v.score_built = Instant::now();
-                        v.score_version = version;
-                    }
+        // A rebuilt graph comes with fresh scores.
+        let rebuilt = check_graph && self.refresh_graph_if_changed();
+        if score_stale && !rebuilt {
+            let graph = self.views.read().map(|v| v.graph.clone()).ok();
+            if let (Some(graph), Ok(s)) = (graph, self.scorer.read()) {
+                let score = Arc::new(s.0.view(&graph, now_secs()));
+                let version = s.1;
+                drop(s);
+                if let Ok(mut v) = self.views.write() {
+                    v.score = score;
+                    v.score_built = Instant::now();
+                    v.score_version = version;
                 }
             }
-            None => {}
         }
         match self.views.read() {
             Ok(v) => (v.graph.clone(), v.score.clone()),
@@ -203,8 +264,9 @@ where
     pub fn route(
         &self, payer: &PublicKey, params: &RouteParameters, first_hops: Option<&[&ChannelDetails]>,
     ) -> Result<RouteEstimate, &'static str> {
-        let (graph, view) = self.views();
-        route_on(&graph, &view, payer, params, first_hops)
+        let one = [(*payer, params.clone())];
+        let mut answers = self.answer_all(&one, |graph, view, (payer, p)| route_on(graph, view, payer, p, first_hops));
+        answers.pop().unwrap_or(Err(pathfind::ERR_NO_ROUTE))
     }
 
     /// [`Self::route`] with liquidity held by in-flight HTLCs taken off the channels they use.
@@ -212,8 +274,12 @@ where
         &self, payer: &PublicKey, params: &RouteParameters, first_hops: Option<&[&ChannelDetails]>,
         in_flight: &InFlightHtlcs,
     ) -> Result<RouteEstimate, &'static str> {
-        let (graph, view) = self.views();
-        route_in(&graph, &view, payer, params, first_hops, in_flight_list(in_flight))
+        let in_flight = in_flight_list(in_flight);
+        let one = [(*payer, params.clone())];
+        let mut answers = self.answer_all(&one, |graph, view, (payer, p)| {
+            route_in(graph, view, payer, p, first_hops, in_flight.clone())
+        });
+        answers.pop().unwrap_or(Err(pathfind::ERR_NO_ROUTE))
     }
 
     /// Many route queries at once, on all cores.
@@ -225,20 +291,74 @@ where
         &self, queries: &[(PublicKey, RouteParameters)], first_hops: Option<&[&ChannelDetails]>,
         in_flight: Option<&InFlightHtlcs>,
     ) -> Vec<Result<RouteEstimate, &'static str>> {
-        let (graph, view) = self.views();
         let in_flight = in_flight.map(in_flight_list).unwrap_or_default();
         let us = self.our_node_id;
-        queries
-            .par_iter()
-            .map(|(payer, p)| {
-                if *payer == us {
-                    route_in(&graph, &view, payer, p, first_hops, in_flight.clone())
-                } else {
-                    route_on(&graph, &view, payer, p, None)
-                }
-            })
-            .collect()
+        self.answer_all(queries, |graph, view, (payer, p)| {
+            if *payer == us {
+                route_in(graph, view, payer, p, first_hops, in_flight.clone())
+            } else {
+                route_on(graph, view, payer, p, None)
+            }
+        })
     }
+
+    /// Answers every query on the current views (in parallel when there are several), then makes sure
+    /// no answer rests on a view LDK's graph has moved past: a route over a channel whose policy
+    /// changed since the view was built, or no route while LDK's graph changed, is asked again once
+    /// on a rebuilt view.
+    fn answer_all<Q: Sync>(
+        &self, queries: &[Q],
+        answer: impl Fn(&RoutingGraph, &ScoreView, &Q) -> Result<RouteEstimate, &'static str> + Sync,
+    ) -> Vec<Result<RouteEstimate, &'static str>> {
+        let (graph, view) = self.views();
+        let run = |graph: &RoutingGraph, view: &ScoreView, q: &Q| answer(graph, view, q);
+        let mut answers: Vec<_> = if queries.len() == 1 {
+            queries.iter().map(|q| run(&graph, &view, q)).collect()
+        } else {
+            queries.par_iter().map(|q| run(&graph, &view, q)).collect()
+        };
+        let outdated: Vec<bool> = {
+            let ldk = self.network_graph.read_only();
+            answers.iter().map(|a| a.as_ref().is_ok_and(|e| !route_is_current(&graph, &ldk, &e.route))).collect()
+        };
+        let any_outdated = outdated.iter().any(|o| *o);
+        let any_failed = answers.iter().any(|a| a.is_err());
+        if !any_outdated && !any_failed {
+            return answers;
+        }
+        // A stale route means the view must go; a failure only if LDK's graph changed.
+        let rebuilt = if any_outdated {
+            self.refresh_graph();
+            true
+        } else {
+            self.refresh_graph_if_changed()
+        };
+        if rebuilt {
+            let (graph, view) = self.views();
+            for ((a, q), stale) in answers.iter_mut().zip(queries).zip(outdated) {
+                if stale || a.is_err() {
+                    *a = run(&graph, &view, q);
+                }
+            }
+        }
+        answers
+    }
+}
+
+/// How many channels and nodes LDK's graph has.
+fn counts(ldk: &ReadOnlyNetworkGraph<'_>) -> (usize, usize) {
+    (ldk.channels().len(), ldk.nodes().len())
+}
+
+/// Whether every public channel `route` uses after the payer's own first hop still has, in LDK's
+/// graph, the policy the route was computed with in `graph`.
+fn route_is_current(graph: &RoutingGraph, ldk: &ReadOnlyNetworkGraph<'_>, route: &Route) -> bool {
+    route.paths.iter().all(|p| {
+        p.hops.windows(2).all(|w| {
+            let (from, to) = (NodeId::from_pubkey(&w[0].pubkey), NodeId::from_pubkey(&w[1].pubkey));
+            graph.edge_is_current(ldk, w[1].short_channel_id, from < to)
+        })
+    })
 }
 
 /// Translates LDK's request into a [`Query`] (None for blinded payees).
@@ -446,7 +566,7 @@ where
                 Ok(route)
             }
             // A payment must never route worse than with LDK's own router: when ours finds nothing, ask
-            // it. (Seen for keysend on a 2-hop regtest path: to investigate; the log line says when.)
+            // it (the log line says when).
             Err(why) => {
                 tracing::info!(reason = why, amount_msat = route_params.final_value_msat, "lanes router found no route; trying LDK's");
                 self.fallback.find_route(payer, route_params, first_hops, inflight_htlcs)

@@ -472,6 +472,46 @@ fn router_trait_learns_from_failures_and_sees_in_flight_htlcs() {
     assert_eq!(back.known(), 2);
 }
 
+/// What gossip would bring: the channels of `s` that LDK's graph `ng` lacks, with both directions'
+/// updates, added to it.
+fn gossip_in(ng: &NetworkGraph<Arc<NoLog>>, s: &GraphSpec) {
+    gossip_directions(ng, s, &[0, 1]);
+}
+
+/// [`gossip_in`] with only the updates of the directions in `dirs` (0: node_one to node_two) that
+/// `ng` does not have yet.
+fn gossip_directions(ng: &NetworkGraph<Arc<NoLog>>, s: &GraphSpec, dirs: &[u8]) {
+    let later = build_ldk_graph(s, Arc::new(NoLog));
+    for scid in later.read_only().channels().unordered_keys() {
+        let c = later.read_only().channel(*scid).cloned().unwrap();
+        if ng.read_only().channel(*scid).is_none() {
+            ng.add_channel_from_partial_announcement(*scid, c.capacity_sats, 0, c.features.clone(), c.node_one, c.node_two)
+                .unwrap();
+        }
+        let have = ng.read_only().channel(*scid).cloned().unwrap();
+        for (dir, u, had) in [(0u8, c.one_to_two.as_ref(), have.one_to_two.is_some()), (1u8, c.two_to_one.as_ref(), have.two_to_one.is_some())] {
+            if had || !dirs.contains(&dir) {
+                continue;
+            }
+            let u = u.unwrap();
+            ng.update_channel_unsigned(&lightning::ln::msgs::UnsignedChannelUpdate {
+                chain_hash: bitcoin::constants::ChainHash::using_genesis_block(bitcoin::Network::Bitcoin),
+                short_channel_id: *scid,
+                timestamp: u.last_update,
+                message_flags: 1,
+                channel_flags: dir,
+                cltv_expiry_delta: u.cltv_expiry_delta,
+                htlc_minimum_msat: u.htlc_minimum_msat,
+                htlc_maximum_msat: u.htlc_maximum_msat,
+                fee_base_msat: u.fees.base_msat,
+                fee_proportional_millionths: u.fees.proportional_millionths,
+                excess_data: Vec::new(),
+            })
+            .unwrap();
+        }
+    }
+}
+
 #[test]
 fn router_trait_refreshes_graph_and_delegates_blinded() {
     use lightning::routing::router::{InFlightHtlcs, Router};
@@ -481,31 +521,7 @@ fn router_trait_refreshes_graph_and_delegates_blinded() {
     let (ng, router) = lanes_router(&first);
     let params = RouteParameters::from_payment_params_and_value(PaymentParameters::from_node_id(s.nodes[2], 144), 1_000_000);
     assert!(router.find_route(&s.nodes[0], &params, None, InFlightHtlcs::new()).is_err());
-    let later = build_ldk_graph(&s, Arc::new(NoLog));
-    for scid in later.read_only().channels().unordered_keys() {
-        let c = later.read_only().channel(*scid).cloned().unwrap();
-        if ng.read_only().channel(*scid).is_none() {
-            ng.add_channel_from_partial_announcement(*scid, c.capacity_sats, 0, c.features.clone(), c.node_one, c.node_two)
-                .unwrap();
-            for (dir, u) in [(0u8, c.one_to_two.as_ref()), (1u8, c.two_to_one.as_ref())] {
-                let u = u.unwrap();
-                ng.update_channel_unsigned(&lightning::ln::msgs::UnsignedChannelUpdate {
-                    chain_hash: bitcoin::constants::ChainHash::using_genesis_block(bitcoin::Network::Bitcoin),
-                    short_channel_id: *scid,
-                    timestamp: u.last_update,
-                    message_flags: 1,
-                    channel_flags: dir,
-                    cltv_expiry_delta: u.cltv_expiry_delta,
-                    htlc_minimum_msat: u.htlc_minimum_msat,
-                    htlc_maximum_msat: u.htlc_maximum_msat,
-                    fee_base_msat: u.fees.base_msat,
-                    fee_proportional_millionths: u.fees.proportional_millionths,
-                    excess_data: Vec::new(),
-                })
-                .unwrap();
-            }
-        }
-    }
+    gossip_in(&ng, &s);
     router.refresh_graph();
     let r = router.find_route(&s.nodes[0], &params, None, InFlightHtlcs::new()).unwrap();
     assert_eq!(r.paths[0].hops.len(), 2);
@@ -742,4 +758,88 @@ fn batch_uses_our_first_hops_and_answers_each_query() {
             assert_eq!(a.route.route_params.as_ref(), Some(&q.1));
         }
     }
+}
+
+/// lanesd's keysend alice -> bob -> carol, as LDK's ChannelManager asks for it (keysend parameters:
+/// final CLTV delta 40, no MPP; the onion-size path limit LDK sets for a keysend; alice's channel to
+/// bob as the only first hop), seconds after bob -- carol was gossiped. The router is built at
+/// start-up, before that gossip. In regtest our router answered "no route" here and LDK's routed it:
+/// invoices still went through ours (their route hint names bob -- carol), keysend has no hint.
+#[test]
+fn keysend_sees_channels_gossiped_after_start() {
+    use lightning::ln::channelmanager::RecipientOnionFields;
+    use lightning::routing::router::{InFlightHtlcs, Router};
+    // alice (0) - bob (1) - carol (2), LDK's default forwarding policy (1000 msat base, cltv 72).
+    let s = spec(3, &[(0, 1, 1_000_000, pol(1000, 0, 72, 990_000)), (1, 2, 1_000_000, pol(1000, 0, 72, 990_000))]);
+    let at_start = GraphSpec { channels: s.channels[..1].to_vec(), ..s.clone() };
+    let (ng, router) = lanes_router(&at_start);
+    gossip_in(&ng, &s);
+
+    let mut params =
+        RouteParameters::from_payment_params_and_value(PaymentParameters::for_keysend(s.nodes[2], 40, false), 5_000_000);
+    params.set_max_path_length(&RecipientOnionFields::spontaneous_empty(), true, 150).unwrap();
+    let mut alice_bob = our_channel(s.nodes[1], s.channels[0].scid, 500_000_000);
+    alice_bob.is_announced = true;
+    let r = router
+        .find_route(&s.nodes[0], &params, Some(&[&alice_bob][..]), InFlightHtlcs::new())
+        .expect("our router routes the keysend over the channel gossiped after it started");
+    assert_eq!(first_scids(&r), vec![s.channels[0].scid, s.channels[1].scid]);
+    assert_eq!(r.paths[0].hops[0].fee_msat, 1000);
+    assert_eq!(r.get_total_amount(), 5_000_000);
+    // QueryRoutes' way (a batch) sees it too.
+    let batch = router.find_routes_batch(&[(s.nodes[0], params.clone())], Some(&[&alice_bob][..]), None);
+    assert!(batch[0].is_ok(), "{:?}", batch[0]);
+
+    // Same, when bob -- carol was known at start-up with one direction's update only (no route
+    // through it yet) and the other direction's update arrives later: no channel or node is new.
+    let (ng, router) = lanes_router(&at_start);
+    gossip_directions(&ng, &s, &[if id(&s, 1) < id(&s, 2) { 1 } else { 0 }]);
+    let (chans, nodes) = (ng.read_only().channels().len(), ng.read_only().nodes().len());
+    router.refresh_graph();
+    assert!(router.find_route(&s.nodes[0], &params, Some(&[&alice_bob][..]), InFlightHtlcs::new()).is_err());
+    gossip_in(&ng, &s);
+    assert_eq!((ng.read_only().channels().len(), ng.read_only().nodes().len()), (chans, nodes));
+    let r = router.find_route(&s.nodes[0], &params, Some(&[&alice_bob][..]), InFlightHtlcs::new()).expect("routed");
+    assert_eq!(first_scids(&r), vec![s.channels[0].scid, s.channels[1].scid]);
+}
+
+/// A policy change gossiped after the view was built (same channels, new fee) is used by the very
+/// next query that routes over that channel, long before the refresh interval; an unchanged graph
+/// is never rebuilt.
+#[test]
+fn graph_view_follows_policy_updates() {
+    use lightning::routing::router::{InFlightHtlcs, Router};
+    let s = spec(3, &[(0, 1, 1_000_000, pol(1000, 0, 72, 990_000)), (1, 2, 1_000_000, pol(1000, 0, 72, 990_000))]);
+    let (ng, router) = lanes_router(&s);
+    let router = router.with_refresh_interval(std::time::Duration::from_secs(3600));
+    let fp = super::graph::fingerprint(&ng.read_only());
+    assert_eq!(fp, super::graph::fingerprint(&build_ldk_graph(&s, Arc::new(NoLog)).read_only()), "same graph, same digest");
+    assert!(!router.refresh_graph_if_changed(), "nothing changed");
+    let params = RouteParameters::from_payment_params_and_value(PaymentParameters::from_node_id(s.nodes[2], 144), 1_000_000);
+    let fee = |r: &lightning::routing::router::Route| r.paths[0].hops[0].fee_msat;
+    assert_eq!(fee(&router.find_route(&s.nodes[0], &params, None, InFlightHtlcs::new()).unwrap()), 1000);
+
+    // Node 1 raises its fee on 1 -> 2.
+    let scid = s.channels[1].scid;
+    let c = ng.read_only().channel(scid).cloned().unwrap();
+    let from_1 = if c.node_one == id(&s, 1) { c.one_to_two.clone().map(|u| (0u8, u)) } else { c.two_to_one.clone().map(|u| (1u8, u)) };
+    let (dir, u) = from_1.unwrap();
+    ng.update_channel_unsigned(&lightning::ln::msgs::UnsignedChannelUpdate {
+        chain_hash: bitcoin::constants::ChainHash::using_genesis_block(bitcoin::Network::Bitcoin),
+        short_channel_id: scid,
+        timestamp: u.last_update + 1,
+        message_flags: 1,
+        channel_flags: dir,
+        cltv_expiry_delta: u.cltv_expiry_delta,
+        htlc_minimum_msat: u.htlc_minimum_msat,
+        htlc_maximum_msat: u.htlc_maximum_msat,
+        fee_base_msat: 5000,
+        fee_proportional_millionths: 1000,
+        excess_data: Vec::new(),
+    })
+    .unwrap();
+    assert_ne!(super::graph::fingerprint(&ng.read_only()), fp);
+    // 5000 msat base + 1000 ppm of 1,000,000 msat.
+    assert_eq!(fee(&router.find_route(&s.nodes[0], &params, None, InFlightHtlcs::new()).unwrap()), 6000);
+    assert!(!router.refresh_graph_if_changed(), "the view already has it");
 }
