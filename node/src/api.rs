@@ -249,6 +249,7 @@ impl Api {
 impl Lanes for Api {
     async fn get_info(&self, _: Request<GetInfoRequest>) -> Result<Response<GetInfoResponse>, Status> {
         let i = self.node.info();
+        let routed = self.node.router.payment_route_counts();
         Ok(Response::new(GetInfoResponse {
             node_id: i.node_id.to_string(),
             network: i.network.to_string(),
@@ -262,6 +263,8 @@ impl Lanes for Api {
             listen_addr: i.listen_addr.to_string(),
             num_closing_channels: i.num_closing_channels,
             claimable_sat: i.claimable_sat,
+            routes_by_lanes: routed.found,
+            routes_by_ldk_fallback: routed.fell_back,
         }))
     }
 

@@ -21,6 +21,7 @@
 //! In-flight HTLCs (LDK's `InFlightHtlcs`) are taken off the liquidity of the channels they use.
 use std::collections::BTreeMap;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -70,6 +71,20 @@ where
     views: RwLock<Views>,
     refresh: Duration,
     fallback: R,
+    /// Routes asked through the `Router` trait (payments) that we found, and that we did not find
+    /// and passed to the inner router (see [`LanesRouter::payment_route_counts`]).
+    found: AtomicU64,
+    fell_back: AtomicU64,
+}
+
+/// Who routed the payments asked through the `Router` trait, since the router was created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PaymentRouteCounts {
+    /// Routes lanes' router found.
+    pub found: u64,
+    /// Times it found none and the inner router (LDK's) was asked instead. Blinded payees, which
+    /// only the inner router serves, are not counted.
+    pub fell_back: u64,
 }
 
 /// A route with what the router thinks of it, for QueryRoutes.
@@ -108,6 +123,8 @@ where
             }),
             refresh: DEFAULT_REFRESH,
             fallback,
+            found: AtomicU64::new(0),
+            fell_back: AtomicU64::new(0),
         }
     }
 
@@ -206,6 +223,11 @@ where
                 (g, s)
             }
         }
+    }
+
+    /// Who routed the payments LDK asked us to route so far.
+    pub fn payment_route_counts(&self) -> PaymentRouteCounts {
+        PaymentRouteCounts { found: self.found.load(Ordering::Relaxed), fell_back: self.fell_back.load(Ordering::Relaxed) }
     }
 
     /// A copy of the scorer's state (for persisting it).
@@ -561,6 +583,7 @@ where
         }
         match self.route_with_in_flight(payer, route_params, first_hops, &inflight_htlcs) {
             Ok(found) => {
+                self.found.fetch_add(1, Ordering::Relaxed);
                 let mut route = found.route;
                 add_shadow_cltv(&mut route, route_params.payment_params.max_total_cltv_expiry_delta, random_u64());
                 Ok(route)
@@ -568,6 +591,7 @@ where
             // A payment must never route worse than with LDK's own router: when ours finds nothing, ask
             // it (the log line says when).
             Err(why) => {
+                self.fell_back.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(reason = why, amount_msat = route_params.final_value_msat, "lanes router found no route; trying LDK's");
                 self.fallback.find_route(payer, route_params, first_hops, inflight_htlcs)
             }

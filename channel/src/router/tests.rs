@@ -689,6 +689,7 @@ fn router_trait_private_payer_to_private_payee() {
     let ours = our_channel(s.nodes[1], 66, 500_000_000);
     let first_hops = [&unusable, &ours];
     let r = router.find_route(&us, &params, Some(&first_hops[..]), InFlightHtlcs::new()).unwrap();
+    assert_eq!(router.payment_route_counts(), super::lanes_router::PaymentRouteCounts { found: 1, fell_back: 0 });
     assert_eq!(r.paths.len(), 1);
     let hops = &r.paths[0].hops;
     let got: Vec<_> = hops.iter().map(|h| (h.short_channel_id, h.pubkey, h.maybe_announced_channel)).collect();
@@ -703,9 +704,10 @@ fn router_trait_private_payer_to_private_payee() {
     assert_eq!((hops[0].cltv_expiry_delta, hops[1].cltv_expiry_delta), (40, 40));
     // The final delta gets a random shadow offset of at most 120 blocks, as with LDK's router.
     assert!((144..=144 + 120).contains(&hops[2].cltv_expiry_delta));
-    // Without our channels we cannot leave.
+    // Without our channels we cannot leave: the inner router is asked (and counted).
     assert!(router.find_route(&us, &params, Some(&[&unusable][..]), InFlightHtlcs::new()).is_err());
     assert!(router.find_route(&us, &params, None, InFlightHtlcs::new()).is_err());
+    assert_eq!(router.payment_route_counts(), super::lanes_router::PaymentRouteCounts { found: 1, fell_back: 2 });
 }
 
 #[test]

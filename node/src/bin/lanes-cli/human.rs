@@ -146,6 +146,7 @@ pub fn getinfo(r: GetInfoResponse) -> Output {
         .kv("pending channels", r.num_pending_channels.to_string())
         .kv("closing channels", format!("{}, {} still to claim", r.num_closing_channels, sat(r.claimable_sat)))
         .kv("listening on", &r.listen_addr)
+        .kv("payment routes", format!("{} by lanes' router, {} by LDK's (fallback)", r.routes_by_lanes, r.routes_by_ldk_fallback))
         .kv("version", &r.version);
     Output::new(r.to_json(), l)
 }

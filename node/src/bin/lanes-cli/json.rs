@@ -79,7 +79,8 @@ macro_rules! message_json {
 message_json! {
     GetInfoResponse {
         node_id, network, block_height, block_hash, synced_to_chain, num_peers, num_active_channels,
-        num_pending_channels, version, listen_addr, num_closing_channels, claimable_sat,
+        num_pending_channels, version, listen_addr, num_closing_channels, claimable_sat, routes_by_lanes,
+        routes_by_ldk_fallback,
     }
     StopResponse {}
     NewAddressResponse { address }
