@@ -113,6 +113,15 @@ async fn lanes_cli_drives_two_nodes() {
     assert_eq!(event["detail"], "keysend", "{event}");
     events.stop().await;
 
+    // ---- queryroutes: the route to bob is our channel, no fee; one line per hop ----
+    let route = json(&cli_ok(&alice, &["queryroutes", &bob.node_id(), "1000", "--json"]).await);
+    let scid = channel["short_channel_id"].as_str().expect("the channel's short channel id");
+    assert_eq!((route["paths"][0]["hops"][0]["node_id"].as_str(), route["paths"][0]["hops"][0]["short_channel_id"].as_str()), (Some(bob.node_id().as_str()), Some(scid)), "{route}");
+    assert_eq!((route["amount_msat"].as_u64(), route["total_fees_msat"].as_u64()), (Some(1_000_000), Some(0)), "{route}");
+    let text = cli_ok(&alice, &["queryroutes", "--dest", &bob.node_id(), "--amt", "1000"]).await;
+    assert!(text.contains("hop  channel") && text.contains(&format!("1    {scid}")) && text.contains("success:"), "queryroutes printed:\n{text}");
+    assert_failed(&cli(&alice, &["queryroutes", "nobody", "1000"]).await, "invalid argument");
+
     // ---- every listing answers in both forms ----
     let bob_id = bob.node_id();
     let listings: [&[&str]; 9] = [
