@@ -313,8 +313,14 @@ impl Lanes for Api {
             amount_sat: r.amount_sat,
             send_all: r.send_all,
             sat_per_vbyte: (!r.sat_per_vbyte.trim().is_empty()).then_some(r.sat_per_vbyte),
+            reserve_sat: 0,
         };
-        let sent = self.blocking(move |n| Ok(n.wallet().send(&send)?)).await?;
+        let sent = self
+            .blocking(move |n| {
+                let send = SendRequest { reserve_sat: crate::channels::anchor_reserve_sat(n, 0), ..send };
+                Ok(n.wallet().send(&send)?)
+            })
+            .await?;
         Ok(Response::new(SendCoinsResponse { txid: sent.txid.to_string(), amount_sat: sent.amount_sat, fee_sat: sent.fee_sat }))
     }
 

@@ -265,6 +265,7 @@ impl Builder {
             bus: EventBus::default(),
             sweeper,
             router,
+            bumper: crate::anchors::bumper(Arc::clone(&bitcoind), Arc::clone(&wallet), Arc::clone(&signer), Arc::clone(&logger)),
             persister,
             processor_store,
             user_config,
@@ -313,6 +314,11 @@ fn user_config() -> UserConfig {
     let mut c = UserConfig::default();
     c.accept_inbound_channels = true;
     c.channel_handshake_limits.force_announced_channel_preference = false;
+    // Anchor outputs let a channel's closing transactions get their fee when they are needed (from
+    // the wallet), instead of one guessed when the state was signed. LDK needs inbound anchor channels
+    // accepted by hand: the event handler accepts them (node::events).
+    c.channel_handshake_config.negotiate_anchors_zero_fee_htlc_tx = true;
+    c.manually_accept_inbound_channels = true;
     // LDK's default lets only 10% of a channel be in flight at once; LND and CLN allow all of it, and a
     // user opening a 1 BTC channel expects to be able to send most of it in one payment.
     c.channel_handshake_config.max_inbound_htlc_value_in_flight_percent_of_channel = 100;

@@ -97,7 +97,8 @@ impl Channels {
         if node.peer_manager.peer_by_node_id(&peer).is_none() {
             return Err(NodeError::Precondition(format!("peer {peer} is not connected: ConnectPeer first")));
         }
-        node.wallet.check_funds(amount_sat)?;
+        // The new channel will be an anchor channel if the peer agrees: keep its fee-bumping reserve too.
+        node.wallet.check_funds(amount_sat, anchor_reserve_sat(node, 1))?;
 
         let user_channel_id = u128::from_be_bytes(lightning::sign::EntropySource::get_secure_random_bytes(&*node.keys)[..16].try_into().expect("16 bytes"));
         let (tx, rx) = oneshot::channel();
@@ -125,7 +126,9 @@ impl Channels {
         let pending = self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).remove(&user_channel_id);
         let rate = pending.as_ref().and_then(|p| p.sat_per_vbyte.clone());
         let wallet = std::sync::Arc::clone(&node.wallet);
-        let built = tokio::task::spawn_blocking(move || wallet.build_funding_tx(script.clone(), value_sat, rate.as_deref()).map(|tx| (tx, script)))
+        // This channel is already in the list: the reserve counts it.
+        let reserve = anchor_reserve_sat(node, 0);
+        let built = tokio::task::spawn_blocking(move || wallet.build_funding_tx(script.clone(), value_sat, rate.as_deref(), reserve).map(|tx| (tx, script)))
             .await
             .map_err(|e| e.to_string())
             .and_then(|r| r.map_err(|e| e.to_string()));
@@ -246,11 +249,19 @@ impl Channels {
     }
 }
 
-/// Our and the peer's settled balance in a channel, in msat: our output of the current commitment plus
-/// the commitment fee we pay as its funder (what we would get closing at zero fee), and the rest of the
-/// capacity. HTLCs in flight count on the peer's side until they settle.
+/// Our and the peer's settled balance in a channel, in msat: what we would get if the channel closed
+/// cooperatively at zero fee, and the rest of the capacity. HTLCs in flight count on the peer's side
+/// until they settle.
+///
+/// LDK's monitor gives our output of the current commitment (`amount_satoshis`) and, when we are the
+/// funder, what we pay for that commitment on top (`transaction_fee_satoshis`: its fee plus trimmed
+/// outputs and *elided* anchors). An anchor channel's funder also pays the two 330-sat anchor outputs;
+/// a cooperative close has none, so they are ours too. When one side has no output its anchor is
+/// elided and already counted in the fee, hence the cap at the capacity.
 pub fn balances(node: &Node, c: &ChannelDetails) -> (u64, u64) {
     let capacity_msat = c.channel_value_satoshis * 1000;
+    let anchors = c.channel_type.as_ref().is_some_and(|t| t.supports_anchors_zero_fee_htlc_tx());
+    let funder_anchors_sat = if anchors && c.is_outbound { 2 * ANCHOR_OUTPUT_VALUE_SATOSHI } else { 0 };
     let local_sat = node
         .chain_monitor
         .get_monitor(c.channel_id)
@@ -260,7 +271,7 @@ pub fn balances(node: &Node, c: &ChannelDetails) -> (u64, u64) {
                 Balance::ClaimableOnChannelClose { balance_candidates, confirmed_balance_candidate_index, .. } => balance_candidates
                     .get(confirmed_balance_candidate_index)
                     .or(balance_candidates.last())
-                    .map(|h| h.amount_satoshis + h.transaction_fee_satoshis),
+                    .map(|h| h.amount_satoshis + h.transaction_fee_satoshis + funder_anchors_sat),
                 _ => None,
             })
         })
@@ -268,6 +279,27 @@ pub fn balances(node: &Node, c: &ChannelDetails) -> (u64, u64) {
     let local_msat = (local_sat * 1000).min(capacity_msat);
     (local_msat, capacity_msat - local_msat)
 }
+
+/// On-chain funds kept per anchor channel so its closing transactions can be fee-bumped (LND's value).
+pub const ANCHOR_RESERVE_PER_CHANNEL_SAT: u64 = 10_000;
+/// The reserve stops growing here (LND's cap): bumps rarely happen for many channels at once.
+pub const ANCHOR_RESERVE_MAX_SAT: u64 = 100_000;
+
+/// What the wallet must keep to bump the fees of our anchor channels' closing transactions, counting
+/// `extra` channels about to open. An anchor channel's commitment and HTLC transactions carry little or
+/// no fee of their own: without wallet coins to attach, a force close could not confirm in time.
+pub fn anchor_reserve_sat(node: &Node, extra: usize) -> u64 {
+    let anchors = node
+        .channel_manager
+        .list_channels()
+        .iter()
+        .filter(|c| c.channel_type.as_ref().is_some_and(|t| t.supports_anchors_zero_fee_htlc_tx()))
+        .count();
+    ((anchors + extra) as u64 * ANCHOR_RESERVE_PER_CHANNEL_SAT).min(ANCHOR_RESERVE_MAX_SAT)
+}
+
+/// The value of one anchor output (BOLT 3; LDK keeps its constant private).
+const ANCHOR_OUTPUT_VALUE_SATOSHI: u64 = 330;
 
 /// Sum of what is still ours to claim, and the last height at which part of it becomes claimable.
 fn claimable(balances: &[Balance]) -> (u64, u32) {

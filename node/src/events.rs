@@ -80,8 +80,20 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
                 }
             }
         }
-        Event::OpenChannelRequest { temporary_channel_id, counterparty_node_id, .. } => {
-            let _ = node.channel_manager.accept_inbound_channel(&temporary_channel_id, &counterparty_node_id, 0, None);
+        Event::OpenChannelRequest { temporary_channel_id, counterparty_node_id, funding_satoshis, channel_type, .. } => {
+            // Inbound channels are accepted by hand only because LDK requires it for anchor channels. Like
+            // LND, we accept them even when the wallet cannot cover their fee-bumping reserve, and say so:
+            // our side of such a channel could not be closed on-chain in time without wallet coins.
+            if channel_type.supports_anchors_zero_fee_htlc_tx() {
+                let (need, have) = (crate::channels::anchor_reserve_sat(node, 1), node.wallet.balance().confirmed);
+                if have < need {
+                    tracing::warn!(peer = %counterparty_node_id, reserve_sat = need, wallet_sat = have, "accepting an anchor channel while the wallet holds less than the reserve that bumps its closing fees: fund the wallet");
+                }
+            }
+            match node.channel_manager.accept_inbound_channel(&temporary_channel_id, &counterparty_node_id, 0, None) {
+                Ok(()) => tracing::info!(peer = %counterparty_node_id, capacity_sat = funding_satoshis, anchors = channel_type.supports_anchors_zero_fee_htlc_tx(), "inbound channel accepted"),
+                Err(e) => tracing::warn!(peer = %counterparty_node_id, error = ?e, "inbound channel could not be accepted"),
+            }
         }
         Event::PaymentClaimable { payment_hash, purpose, amount_msat, claim_deadline, .. } => {
             let canceled = node.invoices.is_canceled(payment_hash).map_err(|_| ReplayEvent())?;
@@ -175,12 +187,25 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
                 });
             }
         }
+        Event::BumpTransaction(bump) => {
+            // A closing anchor channel needs its fee now: LDK builds the bump from wallet coins.
+            tracing::info!(event = ?bump_kind(&bump), "paying a closing channel's fee from the wallet");
+            node.bumper.handle_event(&bump);
+        }
         Event::HTLCHandlingFailed { prev_channel_id, failure_type, .. } => {
             tracing::info!(channel_id = %prev_channel_id, failure = ?failure_type, "HTLC failed back");
         }
         other => tracing::debug!(event = ?other, "lightning event"),
     }
     Ok(())
+}
+
+fn bump_kind(b: &lightning::events::bump_transaction::BumpTransactionEvent) -> String {
+    use lightning::events::bump_transaction::BumpTransactionEvent as B;
+    match b {
+        B::ChannelClose { channel_id, commitment_tx, .. } => format!("commitment {} of channel {channel_id}", commitment_tx.compute_txid()),
+        B::HTLCResolution { channel_id, htlc_descriptors, .. } => format!("{} HTLC claim(s) of channel {channel_id}", htlc_descriptors.len()),
+    }
 }
 
 /// Why a payment failed, in words an operator can act on.

@@ -3,6 +3,7 @@
 //! Start reading at [`builder`]: it wires every component in order (config → stores → chain source →
 //! wallet → channel manager → router → watcher → API) and is the one place that knows them all.
 
+pub mod anchors;
 pub mod api;
 pub mod builder;
 pub mod channels;

@@ -50,6 +50,7 @@ pub struct Node {
     pub(crate) logger: Arc<LdkTracing>,
     pub(crate) sweeper: Arc<Sweeper>,
     pub(crate) router: Arc<lanes_channel::types::Router>,
+    pub(crate) bumper: crate::anchors::Bumper,
     pub(crate) persister: Arc<OrderedPersister>,
     /// What LDK's background processor and sweeper persist through (manager writes are ordered).
     pub(crate) processor_store: Arc<ProcessorStore>,

@@ -236,8 +236,56 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     net.mine((pending.claimable_at_height - height) as u64 + 1).await;
     bob.wait_until("the sweep in the mempool", || async { !net.mempool().await.is_empty() }).await;
     net.mine(1).await;
-    let swept = bob.wait_confirmed_at_least(b_wallet + pending.claimable_sat - 5_000).await;
+    // The wallet paid for the commitment's confirmation too: an anchor channel's commitment carries
+    // almost no fee, and the wallet's CPFP child through bob's anchor pays the package at LDK's urgent
+    // rate (20 sat/vB on a fresh regtest chain: about 9k sat), on top of the sweep's own fee.
+    let swept = bob.wait_confirmed_at_least(b_wallet + pending.claimable_sat - 15_000).await;
     assert!(swept.confirmed_sat <= b_wallet + b_local_sat, "{swept:?}");
     // alice's side of the forced close was hers at once (no delay for the non-broadcaster).
     assert!(alice.balance().await.total_sat > after.confirmed_sat, "alice received her share of the forced channel");
+}
+
+/// An anchor channel's closing transactions get their fees from the wallet when they are broadcast,
+/// so the wallet keeps a reserve (10,000 sat per anchor channel, as LND does) that sends and channel
+/// opens cannot spend. Refusals change nothing.
+#[tokio::test]
+async fn the_wallet_keeps_a_reserve_to_bump_anchor_channel_closes() {
+    const RESERVE: u64 = 10_000;
+    let net = start_net().await;
+    let (alice, bob) = (net.node("alice").await, net.node("bob").await);
+    alice.fund(1_000_000).await;
+    alice.connect(&bob).await;
+    let bob_id = bob.node_id();
+    // Funds for the channel, but not for the channel and its reserve.
+    assert_open_refused(&alice, &bob_id, 1_000_000 - RESERVE / 2, 0, Code::FailedPrecondition, "no room for the reserve").await;
+
+    let channel = alice.open_channel(&bob, 500_000).await;
+    net.mine(6).await;
+    alice.wait_channel_active(&channel).await;
+    let before = alice.wait_confirmed_at_least(1).await;
+    let to = bob.new_address().await;
+
+    // A payment that would dip into the reserve is refused.
+    let send = |amount_sat: u64, send_all: bool| SendCoinsRequest { address: to.clone(), amount_sat, send_all, sat_per_vbyte: String::new() };
+    let e = alice.client().send_coins(send(before.confirmed_sat - RESERVE / 2, false)).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("anchor"), "the refusal says why: {e:?}");
+    assert_eq!(alice.balance().await, before, "a refused payment changes nothing");
+    assert!(net.mempool().await.is_empty(), "nothing was broadcast");
+
+    // Sending everything sends everything but the reserve, which comes back as change.
+    let sent = alice.client().send_coins(send(0, true)).await.unwrap().into_inner();
+    assert_eq!(sent.amount_sat + sent.fee_sat + RESERVE, before.confirmed_sat, "{sent:?}");
+    net.mine(1).await;
+    let kept = alice
+        .wait_until("only the reserve left in a confirmed output", || async {
+            let utxos = alice.list_unspent(1).await;
+            match utxos.iter().map(|u| u.amount_sat).collect::<Vec<_>>()[..] {
+                [RESERVE] => Ok(utxos),
+                _ => Err(format!("{utxos:?}")),
+            }
+        })
+        .await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(bob.wait_confirmed_at_least(sent.amount_sat).await.confirmed_sat, sent.amount_sat, "bob received the rest");
 }

@@ -12,6 +12,8 @@ use lanes_regtest::{wait_until_logged, Net, Node, RpcApi, SYNC_TIMEOUT};
 const CAPACITY: u64 = 1_000_000;
 /// Upper bound on what alice pays in on-chain fees: funding, justice and sweep transactions.
 const FEES: u64 = 20_000;
+/// The value of an anchor output (BOLT 3).
+const ANCHOR_SAT: u64 = 330;
 
 async fn pay(from: &Node, to: &Node, msat: u64) {
     let inv = to.add_invoice(msat, "state").await;
@@ -86,11 +88,15 @@ async fn cheat_and_get_punished(honest_offline: bool, htlcs_in_flight: bool) {
     })
     .await;
     assert!(got <= wallet_before + CAPACITY, "alice cannot get more than the channel held: {got}");
-    // bob's stale commitment is confirmed and every output of it is spent (nothing left for bob).
+    // bob's stale commitment is confirmed and every output of it that holds value is spent (nothing
+    // left for bob). The two 330-sat anchor outputs are not value: spending one costs more than it holds.
     for txid in breach {
         let tx = net.rpc().get_raw_transaction(&txid, None).expect("the breach tx");
-        for vout in 0..tx.output.len() as u32 {
-            assert!(net.rpc().get_tx_out(&txid, vout, Some(false)).unwrap().is_none(), "output {vout} of the breach is spent");
+        let anchors = tx.output.iter().filter(|o| o.value.to_sat() == ANCHOR_SAT).count();
+        assert!(anchors >= 1, "an anchor channel's commitment has anchor outputs: {tx:?}");
+        for (vout, out) in tx.output.iter().enumerate().filter(|(_, o)| o.value.to_sat() != ANCHOR_SAT) {
+            let unspent = net.rpc().get_tx_out(&txid, vout as u32, Some(false)).unwrap();
+            assert!(unspent.is_none(), "output {vout} ({} sat) of the breach is spent", out.value.to_sat());
         }
     }
     let log = std::fs::read_to_string(alice.log_path()).unwrap();

@@ -12,6 +12,8 @@ use bitcoincore_rpc::{Client, RpcApi};
 use lanes_channel::logger::LdkTracing;
 use lanes_channel::store::SledStore;
 use lightning::chain::chaininterface::{BroadcasterInterface, ConfirmationTarget, FeeEstimator};
+use lightning::events::bump_transaction::BumpTransactionEvent;
+use lightning::events::Event;
 use lightning::sign::KeysManager;
 use lightning::util::persist::read_channel_monitors;
 
@@ -68,6 +70,15 @@ pub fn broadcast_stale_commitments(dir: &Path, network: Network, rpc: &Client) -
     let logger = LdkTracing;
     for (_, monitor) in &monitors {
         monitor.broadcast_latest_holder_commitment_txn(&&collect, &&FixedFee, &&logger);
+        // An anchor channel's commitment is not broadcast as is: LDK hands it, signed, to the fee bumper
+        // in a BumpTransaction event. Its own (low) fee is enough for regtest's mempool.
+        let take_commitment = |event: Event| {
+            if let Event::BumpTransaction(BumpTransactionEvent::ChannelClose { commitment_tx, .. }) = event {
+                collect.0.lock().unwrap().push(commitment_tx);
+            }
+            Ok(())
+        };
+        monitor.process_pending_events(&&take_commitment, &&logger).expect("read the snapshot's monitor events");
     }
     let txs = collect.0.into_inner().unwrap();
     // Commitments spend the funding output; HTLC transactions (if any) would spend the commitment: send

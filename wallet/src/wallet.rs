@@ -56,6 +56,9 @@ pub struct SendRequest {
     pub send_all: bool,
     /// sat/vB as a decimal string; `None` to estimate.
     pub sat_per_vbyte: Option<String>,
+    /// What must stay in the wallet afterwards (the fee-bumping reserve of anchor channels). With
+    /// `send_all`, everything but this is sent and this goes back to a change output.
+    pub reserve_sat: u64,
 }
 
 /// A payment that was broadcast.
@@ -219,7 +222,7 @@ impl OnchainWallet {
         let fee_rate = self.fee_rate(req.sat_per_vbyte.as_deref())?;
         let target = if req.send_all { Target::All } else { Target::Amount(req.amount_sat) };
         let mut w = self.wallet();
-        let (tx, fee) = self.build_signed(&mut w, address.script_pubkey(), target, fee_rate)?;
+        let (tx, fee) = self.build_signed(&mut w, address.script_pubkey(), target, fee_rate, req.reserve_sat)?;
         let sent = tx.output.iter().filter(|o| o.script_pubkey == address.script_pubkey()).map(|o| o.value.to_sat()).sum();
         let txid = self.rpc.send_raw_transaction(&tx).map_err(|e| WalletError::Bitcoind(format!("broadcast: {e}")))?;
         self.track_unconfirmed(&mut w, tx)?;
@@ -230,20 +233,26 @@ impl OnchainWallet {
     /// Builds and signs a channel funding transaction paying `amount_sat` to `script`, without
     /// broadcasting it (LDK does, once the peer has signed). Its inputs are marked spent in the wallet
     /// at once, so no other payment picks them meanwhile.
-    pub fn build_funding_tx(&self, script: ScriptBuf, amount_sat: u64, sat_per_vbyte: Option<&str>) -> Result<Transaction, WalletError> {
+    pub fn build_funding_tx(
+        &self, script: ScriptBuf, amount_sat: u64, sat_per_vbyte: Option<&str>, reserve_sat: u64,
+    ) -> Result<Transaction, WalletError> {
         let fee_rate = self.fee_rate(sat_per_vbyte)?;
         let mut w = self.wallet();
-        let (tx, fee) = self.build_signed(&mut w, script, Target::Amount(amount_sat), fee_rate)?;
+        let (tx, fee) = self.build_signed(&mut w, script, Target::Amount(amount_sat), fee_rate, reserve_sat)?;
         tracing::info!(txid = %tx.compute_txid(), amount_sat, fee_sat = fee, "channel funding transaction built");
         self.track_unconfirmed(&mut w, tx.clone())?;
         Ok(tx)
     }
 
-    /// Checks that a funding of `amount_sat` could be paid now, without building anything.
-    pub fn check_funds(&self, amount_sat: u64) -> Result<(), WalletError> {
+    /// Checks that a funding of `amount_sat` could be paid now, keeping `reserve_sat` in the wallet,
+    /// without building anything.
+    pub fn check_funds(&self, amount_sat: u64, reserve_sat: u64) -> Result<(), WalletError> {
         let available = self.balance().confirmed;
-        if amount_sat > available {
-            return Err(WalletError::InsufficientFunds(format!("need {amount_sat} sat plus fees, the wallet has {available} sat confirmed")));
+        if amount_sat.saturating_add(reserve_sat) > available {
+            return Err(WalletError::InsufficientFunds(match reserve_sat {
+                0 => format!("need {amount_sat} sat plus fees, the wallet has {available} sat confirmed"),
+                r => format!("need {amount_sat} sat plus fees plus the {r} sat kept to bump anchor channels' fees, the wallet has {available} sat confirmed"),
+            }));
         }
         Ok(())
     }
@@ -254,6 +263,25 @@ impl OnchainWallet {
         let mut w = self.wallet();
         w.apply_evicted_txs([(txid, now_secs())]);
         self.persist(&mut w)
+    }
+
+    /// Confirmed outputs the wallet can spend, for fee bumping (CPFP of a channel's anchor or HTLC
+    /// transactions). All wallet outputs are P2WPKH (BIP84).
+    pub fn confirmed_outputs(&self) -> Vec<(bitcoin::OutPoint, bitcoin::TxOut)> {
+        self.wallet()
+            .list_unspent()
+            .filter(|u| u.chain_position.is_confirmed())
+            .map(|u| (u.outpoint, u.txout))
+            .collect()
+    }
+
+    /// Signs the inputs of `psbt` that spend wallet outputs and returns the transaction; inputs that
+    /// are not ours (a channel anchor, an HTLC) are left for their owner to sign.
+    pub fn sign_own_inputs(&self, mut psbt: bitcoin::Psbt) -> Result<Transaction, WalletError> {
+        let w = self.wallet();
+        let opts = SignOptions { trust_witness_utxo: true, ..Default::default() };
+        w.sign(&mut psbt, opts).map_err(|e| WalletError::Build(format!("signing: {e}")))?;
+        Ok(psbt.extract_tx_unchecked_fee_rate())
     }
 
     /// A fresh change script (where LDK's sweeper sends funds claimed from channels).
@@ -279,19 +307,30 @@ impl OnchainWallet {
         script: ScriptBuf,
         target: Target,
         fee_rate: FeeRate,
+        reserve_sat: u64,
     ) -> Result<(Transaction, u64), WalletError> {
         if let Target::Amount(sat) = target {
             if Amount::from_sat(sat) > Amount::MAX_MONEY {
                 return Err(WalletError::InvalidAmount(format!("{sat} sat is more than 21 million bitcoin")));
             }
         }
+        // What the wallet holds before, to check the reserve is left (our unconfirmed change counts, as
+        // coin selection spends it too).
+        let before = { let b = w.balance(); (b.confirmed + b.trusted_pending).to_sat() };
+        let reserve_script = match (target, reserve_sat) {
+            (Target::All, 1..) => Some(w.reveal_next_address(KeychainKind::Internal).address.script_pubkey()),
+            _ => None,
+        };
         let mut builder = w.build_tx();
         match target {
             Target::All => {
-                builder.drain_wallet().drain_to(script);
+                builder.drain_wallet().drain_to(script.clone());
+                if let Some(reserve) = reserve_script {
+                    builder.add_recipient(reserve, Amount::from_sat(reserve_sat));
+                }
             }
             Target::Amount(sat) => {
-                builder.add_recipient(script, Amount::from_sat(sat));
+                builder.add_recipient(script.clone(), Amount::from_sat(sat));
             }
         }
         builder.fee_rate(fee_rate);
@@ -302,6 +341,14 @@ impl OnchainWallet {
         }
         let fee = psbt.fee().map_err(|e| WalletError::Build(e.to_string()))?;
         let tx = psbt.extract_tx().map_err(|e| WalletError::Build(e.to_string()))?;
+        let paid: u64 = tx.output.iter().filter(|o| o.script_pubkey == script).map(|o| o.value.to_sat()).sum();
+        let left = before.saturating_sub(paid).saturating_sub(fee.to_sat());
+        if left < reserve_sat {
+            // Nothing was persisted or broadcast: the refused payment changes nothing.
+            return Err(WalletError::InsufficientFunds(format!(
+                "this would leave {left} sat in the wallet, below the {reserve_sat} sat kept to bump anchor channels' fees"
+            )));
+        }
         self.persist(w)?;
         Ok((tx, fee.to_sat()))
     }
