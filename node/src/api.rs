@@ -55,6 +55,11 @@ fn channel(node: &Node, c: &ChannelDetails) -> Channel {
         fee_base_msat: cfg.forwarding_fee_base_msat,
         fee_rate_ppm: cfg.forwarding_fee_proportional_millionths,
         cltv_expiry_delta: cfg.cltv_expiry_delta as u32,
+        commitment_type: match &c.channel_type {
+            Some(t) if t.supports_anchors_zero_fee_htlc_tx() => CommitmentType::Anchors,
+            Some(t) if t.supports_static_remote_key() => CommitmentType::StaticRemoteKey,
+            _ => CommitmentType::Unknown,
+        } as i32,
     }
 }
 

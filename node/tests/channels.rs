@@ -30,6 +30,13 @@ async fn payments_across_a_three_node_network() {
     bob.wait_channel_active(&bc).await;
     carol.wait_channel_active(&bc).await;
     alice.wait_graph_channels(2).await;
+    // Anchor channels on both ends, and balances that add up to the capacity.
+    for (n, id) in [(&alice, &ab), (&bob, &ab), (&bob, &bc), (&carol, &bc)] {
+        let c = n.channel(id).await.expect("open");
+        assert_eq!(c.commitment_type, CommitmentType::Anchors as i32, "{}: {c:?}", n.name());
+        assert_eq!(c.local_balance_msat + c.remote_balance_msat, CHANNEL * 1000, "{}: {c:?}", n.name());
+    }
+    assert_eq!(local_msat(&alice, &ab).await, CHANNEL * 1000, "the funder holds it all before any payment");
 
     // carol's event stream, subscribed before anything happens to her.
     let mut carol_events = carol.client().subscribe_events(SubscribeEventsRequest {}).await.unwrap().into_inner();

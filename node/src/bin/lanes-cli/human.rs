@@ -233,7 +233,8 @@ fn channel_lines(l: &mut Lines, c: &Channel) {
         .kv("can send", msat(c.outbound_capacity_msat))
         .kv("can receive", msat(c.inbound_capacity_msat))
         .kv("opened by", if c.initiator { "us" } else { "the peer" })
-        .kv("announced", if c.public { "yes (public)" } else { "no (private)" });
+        .kv("announced", if c.public { "yes (public)" } else { "no (private)" })
+        .kv("commitment", CommitmentType::word(c.commitment_type));
     if !c.funding_txid.is_empty() {
         l.kv("funding", format!("{}:{}", c.funding_txid, c.funding_output_index));
     }

@@ -57,7 +57,7 @@ macro_rules! enum_word {
         })*
     };
 }
-enum_word!(PaymentStatus => "PAYMENT_STATUS_", InvoiceState => "INVOICE_STATE_");
+enum_word!(PaymentStatus => "PAYMENT_STATUS_", InvoiceState => "INVOICE_STATE_", CommitmentType => "COMMITMENT_TYPE_");
 
 /// `Message { field, enum_field: EnumType, ... }`: the message's fields in order, enum fields with their type.
 macro_rules! message_json {
@@ -99,6 +99,7 @@ message_json! {
         channel_id, short_channel_id, remote_node_id, capacity_sat, local_balance_msat, remote_balance_msat,
         outbound_capacity_msat, inbound_capacity_msat, active, public, pending, initiator, funding_txid,
         funding_output_index, confirmations, confirmations_required, fee_base_msat, fee_rate_ppm, cltv_expiry_delta,
+        commitment_type: CommitmentType,
     }
     ListChannelsResponse { channels }
     PendingChannelsResponse { pending_open, pending_close }
