@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use lanes_regtest::proto::v1::*;
-use lanes_regtest::{wait_until_logged, Net, Node, SYNC_TIMEOUT};
+use lanes_regtest::{wait_until_logged, Net, Node, Pair, SYNC_TIMEOUT};
 
 const CAPACITY: u64 = 1_000_000;
 const KILLS: usize = 20;
@@ -43,12 +43,7 @@ async fn payments_survive_kill_9_at_random_moments() {
     eprintln!("crash test seed: {SEED:#x}");
     let mut rng = Rng(SEED);
     let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
-    let (alice, bob) = (net.node("alice").await, net.node("bob").await);
-    alice.fund(2 * CAPACITY).await;
-    alice.connect(&bob).await;
-    let channel_id = alice.open_channel(&bob, CAPACITY).await;
-    net.mine(6).await;
-    wait_usable(&alice, &bob).await;
+    let Pair { alice, bob, channel: channel_id } = net.pair(2 * CAPACITY, CAPACITY).await;
     let alice_start = channel(&alice).await.unwrap().local_balance_msat;
     let (alice_wallet, bob_wallet) = (alice.balance().await, bob.balance().await);
 

@@ -6,7 +6,7 @@
 //! bob learns the preimage from the chain and is paid by alice. The second is never settled: once it
 //! expires bob takes it back on-chain with a timeout transaction and fails it back to alice.
 use lanes_regtest::proto::v1::*;
-use lanes_regtest::{wait_until_logged, Net, SYNC_TIMEOUT};
+use lanes_regtest::{wait_until_logged, Line, Net, SYNC_TIMEOUT};
 
 const CAPACITY: u64 = 1_000_000;
 const SETTLED_MSAT: u64 = 70_000_000;
@@ -19,18 +19,7 @@ const BLOCKS_PER_CHECK: u64 = 3;
 #[tokio::test]
 async fn htlcs_resolve_on_chain_after_a_force_close() {
     let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
-    let (alice, bob, carol) = (net.node("alice").await, net.node("bob").await, net.node("carol").await);
-    alice.fund(2 * CAPACITY).await;
-    bob.fund(2 * CAPACITY).await;
-    alice.connect(&bob).await;
-    bob.connect(&carol).await;
-    let ab = alice.open_channel(&bob, CAPACITY).await;
-    let bc = bob.open_channel(&carol, CAPACITY).await;
-    net.mine(6).await;
-    for (n, id) in [(&alice, &ab), (&bob, &ab), (&bob, &bc), (&carol, &bc)] {
-        n.wait_channel_active(id).await;
-    }
-    alice.wait_graph_channels(2).await;
+    let Line { alice, bob, carol, alice_bob: ab, bob_carol: bc } = net.line(2 * CAPACITY, CAPACITY).await;
 
     let to_settle = carol.held_payment_from(&alice, SETTLED_MSAT, [7; 32]).await;
     let to_expire = carol.held_payment_from(&alice, EXPIRED_MSAT, [9; 32]).await;

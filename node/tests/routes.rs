@@ -5,7 +5,7 @@
 //! BatchQueryRoutes answers many at once, each query on its own; and alice's payments, by invoice and by
 //! keysend, are routed by lanes' own router, LDK's never being asked (GetInfo counts both).
 use lanes_regtest::proto::v1::*;
-use lanes_regtest::{Net, Node};
+use lanes_regtest::{Line, Net, Node};
 use tonic::Code;
 
 const CHANNEL: u64 = 1_000_000;
@@ -30,18 +30,7 @@ fn fallback_lines(n: &Node) -> Vec<String> {
 #[tokio::test]
 async fn query_routes_and_who_routes_payments() {
     let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
-    let (alice, bob, carol) = (net.node("alice").await, net.node("bob").await, net.node("carol").await);
-    alice.fund(3_000_000).await;
-    bob.fund(2_000_000).await;
-    alice.connect(&bob).await;
-    bob.connect(&carol).await;
-    let ab = alice.open_channel(&bob, CHANNEL).await;
-    let bc = bob.open_channel(&carol, CHANNEL).await;
-    net.mine(6).await;
-    alice.wait_channel_active(&ab).await;
-    bob.wait_channel_active(&bc).await;
-    carol.wait_channel_active(&bc).await;
-    alice.wait_graph_channels(2).await;
+    let Line { alice, bob, carol, alice_bob: ab, bob_carol: bc } = net.line(3_000_000, CHANNEL).await;
     // Routing over a channel needs both of its directions' policies (LDK's rule, which lanes' router
     // follows). carol's first policy for bob -- carol reaches alice only through bob and may arrive
     // before the channel's announcement, and be dropped (see wait_graph_channels): a fresh one from

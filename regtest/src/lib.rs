@@ -14,7 +14,9 @@
 //! let info = alice.info().await;         // GetInfo
 //! let mut client = alice.client();       // the raw gRPC client, for anything else
 //!
-//! // Lightning, as a story (regtest/src/lightning.rs):
+//! // Lightning, as a story (regtest/src/lightning.rs). Common openings are one call:
+//! // net.pair(wallet_sat, capacity) -> Pair { alice, bob, channel }, and
+//! // net.line(wallet_sat, capacity) -> Line { alice, bob, carol, alice_bob, bob_carol }.
 //! let bob = net.node("bob").await;
 //! alice.connect(&bob).await;                                    // ConnectPeer to bob.peer_address()
 //! let channel = alice.open_channel(&bob, 500_000).await;        // returns once the funding tx is in the mempool
@@ -43,7 +45,7 @@ mod wait;
 
 pub use bitcoind::{bitcoind_exe, Bitcoind, MINER_WALLET, RPC_PASSWORD, RPC_USER};
 pub use net::{Net, KEEP_TMP_ENV, LANESD_EXE_ENV};
-pub use lightning::HeldPayment;
+pub use lightning::{HeldPayment, Line, Pair};
 pub use node::Node;
 pub use process::free_port;
 pub use wait::{log_tail, wait_until, wait_until_logged, Outcome, POLL_INTERVAL, START_TIMEOUT, STOP_TIMEOUT, SYNC_TIMEOUT};

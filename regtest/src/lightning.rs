@@ -16,7 +16,7 @@ use lanes_proto::v1::{
     SendKeysendRequest,
 };
 
-use crate::Node;
+use crate::{Net, Node};
 
 impl Node {
     /// Connects to `peer` (ConnectPeer, persistent: lanesd reconnects after restarts); panics if refused.
@@ -152,4 +152,56 @@ pub struct HeldPayment {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Two nodes and a channel between them, as [`Net::pair`] sets them up.
+pub struct Pair {
+    pub alice: Node,
+    pub bob: Node,
+    /// The channel alice opened to bob.
+    pub channel: String,
+}
+
+/// Three nodes in a line, alice — bob — carol, as [`Net::line`] sets them up.
+pub struct Line {
+    pub alice: Node,
+    pub bob: Node,
+    pub carol: Node,
+    /// The channel alice opened to bob, and the one bob opened to carol.
+    pub alice_bob: String,
+    pub bob_carol: String,
+}
+
+impl Net {
+    /// alice and bob; alice's wallet funded with `wallet_sat` (bob has nothing on-chain); a public channel
+    /// of `capacity` sat from alice to bob, confirmed (6 blocks) and active on both ends.
+    pub async fn pair(&self, wallet_sat: u64, capacity: u64) -> Pair {
+        let (alice, bob) = (self.node("alice").await, self.node("bob").await);
+        alice.fund(wallet_sat).await;
+        alice.connect(&bob).await;
+        let channel = alice.open_channel(&bob, capacity).await;
+        self.mine(6).await;
+        alice.wait_channel_active(&channel).await;
+        bob.wait_channel_active(&channel).await;
+        Pair { alice, bob, channel }
+    }
+
+    /// alice — bob — carol; alice's and bob's wallets funded with `wallet_sat` each (carol has nothing
+    /// on-chain); public channels of `capacity` sat from alice to bob and from bob to carol, confirmed,
+    /// active on both ends, and both in alice's graph, so alice can pay carol.
+    pub async fn line(&self, wallet_sat: u64, capacity: u64) -> Line {
+        let (alice, bob, carol) = (self.node("alice").await, self.node("bob").await, self.node("carol").await);
+        alice.fund(wallet_sat).await;
+        bob.fund(wallet_sat).await;
+        alice.connect(&bob).await;
+        bob.connect(&carol).await;
+        let alice_bob = alice.open_channel(&bob, capacity).await;
+        let bob_carol = bob.open_channel(&carol, capacity).await;
+        self.mine(6).await;
+        for (n, id) in [(&alice, &alice_bob), (&bob, &alice_bob), (&bob, &bob_carol), (&carol, &bob_carol)] {
+            n.wait_channel_active(id).await;
+        }
+        alice.wait_graph_channels(2).await;
+        Line { alice, bob, carol, alice_bob, bob_carol }
+    }
 }
