@@ -6,8 +6,8 @@
 //!
 //! Must never: block an LDK callback on the network. `FeeEstimator` answers from the cache and
 //! `BroadcasterInterface` hands the send to a tokio task.
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
 
 use base64::Engine;
 use bitcoin::consensus::encode::serialize_hex;
@@ -51,7 +51,13 @@ pub struct BitcoindClient {
     /// sat per 1000 weight, per target.
     fees: RwLock<HashMap<ConfirmationTarget, u32>>,
     runtime: tokio::runtime::Handle,
+    /// The last transactions LDK asked us to broadcast, oldest first, so the watcher can tell an operator
+    /// what they were (a justice transaction, say). Recorded before the network call, in LDK's call.
+    recent: Mutex<VecDeque<Transaction>>,
 }
+
+/// How many broadcasts [`BitcoindClient::recent_spenders_of`] remembers.
+const RECENT_BROADCASTS: usize = 256;
 
 /// The best block bitcoind knows.
 #[derive(Clone, Copy, Debug)]
@@ -70,6 +76,7 @@ impl BitcoindClient {
             network,
             fees: RwLock::new(TARGETS.iter().map(|(t, _, _, fallback)| (*t, *fallback)).collect()),
             runtime: tokio::runtime::Handle::current(),
+            recent: Mutex::new(VecDeque::new()),
         };
         let info = client.call("getblockchaininfo", &[]).await?;
         let chain = info["chain"].as_str().unwrap_or_default();
@@ -139,6 +146,14 @@ impl BitcoindClient {
     }
 }
 
+impl BitcoindClient {
+    /// Transactions among the recent broadcasts that spend an output of `txid`, oldest first.
+    pub fn recent_spenders_of(&self, txid: &Txid) -> Vec<Txid> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().filter(|tx| tx.input.iter().any(|i| i.previous_output.txid == *txid)).map(|tx| tx.compute_txid()).collect()
+    }
+}
+
 impl FeeEstimator for BitcoindClient {
     fn get_est_sat_per_1000_weight(&self, target: ConfirmationTarget) -> u32 {
         let fees = self.fees.read().unwrap_or_else(|p| p.into_inner());
@@ -150,6 +165,15 @@ impl BroadcasterInterface for BitcoindClient {
     fn broadcast_transactions(&self, txs: &[&Transaction]) {
         // LDK calls this from inside its own locks: hand the network call to a task. LDK re-broadcasts
         // what it still needs on every block, so a failed send is retried without us keeping a queue.
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            for tx in txs {
+                if recent.len() == RECENT_BROADCASTS {
+                    recent.pop_front();
+                }
+                recent.push_back((*tx).clone());
+            }
+        }
         for tx in txs {
             let tx = (*tx).clone();
             let rpc = Arc::clone(&self.rpc);

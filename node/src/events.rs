@@ -222,7 +222,7 @@ fn failure_words(r: lightning::events::PaymentFailureReason) -> String {
     }
 }
 
-fn output_value(d: &lightning::sign::SpendableOutputDescriptor) -> u64 {
+pub(crate) fn output_value(d: &lightning::sign::SpendableOutputDescriptor) -> u64 {
     use lightning::sign::SpendableOutputDescriptor as D;
     match d {
         D::StaticOutput { output, .. } => output.value.to_sat(),

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bitcoin::Txid;
 use lightning::chain::channelmonitor::Balance;
 use lightning::ln::types::ChannelId;
 use lightning_block_sync::poll::{ChainPoller, ValidatedBlockHeader};
@@ -55,7 +56,7 @@ pub async fn follow_chain(
     let listener = (Arc::clone(&chain_monitor), &rest);
     let mut spv = SpvClient::new(tip, poller, &mut cache, &listener);
     let mut last_logged = None;
-    let mut breaches = HashSet::new();
+    let mut reported = Reported::default();
     let mut first = true;
     loop {
         match spv.poll_best_tip().await {
@@ -63,8 +64,10 @@ pub async fn follow_chain(
                 status.lightning.store(true, Ordering::Release);
                 // Also on the first poll: a breach may have been mined while we were offline.
                 if connected || std::mem::take(&mut first) {
-                    report_breaches(&chain_monitor, &mut breaches);
+                    report_breaches(&bitcoind, &chain_monitor, &mut reported);
                 }
+                // The sweeper broadcasts on its own timer too: look every poll (a list copy).
+                report_sweeps(&rest.1, &mut reported);
                 let best = channel_manager.current_best_block();
                 if last_logged != Some(best.block_hash) {
                     tracing::debug!(height = best.height, hash = %best.block_hash, "lightning state at block");
@@ -82,13 +85,19 @@ pub async fn follow_chain(
     }
 }
 
-/// Logs, once per channel, that a peer published a revoked state. LDK's ChainMonitor has already seen
-/// it in the block and broadcasts the justice transaction itself; this is the operator's line.
-fn report_breaches(chain_monitor: &ChainMonitor, seen: &mut HashSet<ChannelId>) {
+/// What the operator has already been told about, so each line is logged once.
+#[derive(Default)]
+struct Reported {
+    breaches: HashSet<ChannelId>,
+    txids: HashSet<Txid>,
+}
+
+/// Logs, once each, that a peer published a revoked state (with the breach's txid) and every justice
+/// transaction LDK broadcast against it. LDK's ChainMonitor has already seen the breach in the block and
+/// broadcast the justice transaction itself (through the bitcoind client, which remembers recent
+/// broadcasts); these are the operator's lines.
+fn report_breaches(bitcoind: &BitcoindClient, chain_monitor: &ChainMonitor, reported: &mut Reported) {
     for id in chain_monitor.list_monitors() {
-        if seen.contains(&id) {
-            continue;
-        }
         let Ok(monitor) = chain_monitor.get_monitor(id) else { continue };
         let revoked: u64 = monitor
             .get_claimable_balances()
@@ -98,9 +107,48 @@ fn report_breaches(chain_monitor: &ChainMonitor, seen: &mut HashSet<ChannelId>) 
                 _ => None,
             })
             .sum();
-        if revoked > 0 {
-            tracing::warn!(channel_id = %id, peer = %monitor.get_counterparty_node_id(), claimable_sat = revoked, "breach detected: the peer published a revoked state; claiming it with a justice transaction");
-            seen.insert(id);
+        if revoked == 0 {
+            continue;
+        }
+        // Once a commitment is on-chain the monitor watches its outputs: the revoked commitment is the
+        // watched transaction, other than the funding, that our justice transactions spend.
+        let funding = monitor.get_funding_txo().txid;
+        let justice: Vec<(Txid, Txid)> = monitor
+            .get_outputs_to_watch()
+            .into_iter()
+            .map(|(txid, _)| txid)
+            .filter(|txid| *txid != funding)
+            .flat_map(|breach| bitcoind.recent_spenders_of(&breach).into_iter().map(move |j| (breach, j)))
+            .collect();
+        let peer = monitor.get_counterparty_node_id();
+        if reported.breaches.insert(id) {
+            let breach_txid = justice.first().map(|(b, _)| b.to_string()).unwrap_or_default();
+            tracing::warn!(channel_id = %id, peer = %peer, %breach_txid, claimable_sat = revoked, "breach detected: the peer published a revoked state; claiming it with a justice transaction");
+        }
+        for (breach_txid, justice_txid) in justice {
+            if reported.txids.insert(justice_txid) {
+                tracing::warn!(channel_id = %id, peer = %peer, %justice_txid, %breach_txid, "justice transaction broadcast");
+            }
+        }
+    }
+}
+
+/// Logs, once per transaction, each sweep LDK's OutputSweeper broadcast (outputs that need channel keys:
+/// our delayed to_local, HTLC claims), with what it sweeps.
+fn report_sweeps(sweeper: &crate::node::Sweeper, reported: &mut Reported) {
+    use lightning::util::sweep::OutputSpendStatus;
+    let mut sweeps: std::collections::BTreeMap<Txid, (u64, usize, Option<ChannelId>)> = Default::default();
+    for out in sweeper.tracked_spendable_outputs() {
+        if let OutputSpendStatus::PendingFirstConfirmation { latest_spending_tx, .. } = &out.status {
+            let e = sweeps.entry(latest_spending_tx.compute_txid()).or_insert((0, 0, out.channel_id));
+            e.0 += crate::events::output_value(&out.descriptor);
+            e.1 += 1;
+        }
+    }
+    for (txid, (amount_sat, outputs, channel_id)) in sweeps {
+        if reported.txids.insert(txid) {
+            let channel_id = channel_id.map(|c| c.to_string()).unwrap_or_default();
+            tracing::info!(%txid, %channel_id, outputs, amount_sat, "sweep broadcast: channel outputs on their way to the wallet");
         }
     }
 }

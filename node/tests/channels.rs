@@ -2,7 +2,7 @@
 //!
 //! alice — bob — carol, plus a direct alice — carol channel for multi-part payments.
 use lanes_regtest::proto::v1::*;
-use lanes_regtest::{Net, Node};
+use lanes_regtest::{Line, Net, Node};
 use tonic::Code;
 
 const CHANNEL: u64 = 1_000_000;
@@ -18,18 +18,8 @@ async fn local_msat(n: &Node, id: &str) -> u64 {
 #[tokio::test]
 async fn payments_across_a_three_node_network() {
     let net = start_net().await;
-    let (alice, bob, carol) = (net.node("alice").await, net.node("bob").await, net.node("carol").await);
-    alice.fund(3_000_000).await;
-    bob.fund(2_000_000).await;
-    alice.connect(&bob).await;
-    bob.connect(&carol).await;
-    let ab = alice.open_channel(&bob, CHANNEL).await;
-    let bc = bob.open_channel(&carol, CHANNEL).await;
-    net.mine(6).await;
-    alice.wait_channel_active(&ab).await;
-    bob.wait_channel_active(&bc).await;
-    carol.wait_channel_active(&bc).await;
-    alice.wait_graph_channels(2).await;
+    // alice keeps enough on-chain for a second channel, to carol, later.
+    let Line { alice, bob, carol, alice_bob: ab, bob_carol: bc } = net.line(3_000_000, CHANNEL).await;
     // Anchor channels on both ends, and balances that add up to the capacity.
     for (n, id) in [(&alice, &ab), (&bob, &ab), (&bob, &bc), (&carol, &bc)] {
         let c = n.channel(id).await.expect("open");
@@ -248,6 +238,11 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     // rate (20 sat/vB on a fresh regtest chain: about 9k sat), on top of the sweep's own fee.
     let swept = bob.wait_confirmed_at_least(b_wallet + pending.claimable_sat - 15_000).await;
     assert!(swept.confirmed_sat <= b_wallet + b_local_sat, "{swept:?}");
+    let log = std::fs::read_to_string(bob.log_path()).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("sweep broadcast") && l.contains(&format!("channel_id={forced}")) && l.contains("txid=")),
+        "bob's log names the sweep of the forced channel"
+    );
     // alice's side of the forced close was hers at once (no delay for the non-broadcaster).
     assert!(alice.balance().await.total_sat > after.confirmed_sat, "alice received her share of the forced channel");
 }

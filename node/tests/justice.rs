@@ -7,7 +7,7 @@
 use lanes_regtest::bitcoin::Network;
 use lanes_regtest::cheat::{broadcast_stale_commitments, snapshot};
 use lanes_regtest::proto::v1::*;
-use lanes_regtest::{wait_until_logged, Net, Node, RpcApi, SYNC_TIMEOUT};
+use lanes_regtest::{wait_until_logged, Net, Node, Pair, RpcApi, SYNC_TIMEOUT};
 
 const CAPACITY: u64 = 1_000_000;
 /// Upper bound on what alice pays in on-chain fees: funding, justice and sweep transactions.
@@ -23,12 +23,7 @@ async fn pay(from: &Node, to: &Node, msat: u64) {
 
 async fn cheat_and_get_punished(honest_offline: bool, htlcs_in_flight: bool) {
     let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
-    let (alice, bob) = (net.node("alice").await, net.node("bob").await);
-    alice.fund(2 * CAPACITY).await;
-    alice.connect(&bob).await;
-    let channel_id = alice.open_channel(&bob, CAPACITY).await;
-    net.mine(6).await;
-    alice.wait_channel_active(&channel_id).await;
+    let Pair { alice, bob, channel: channel_id } = net.pair(2 * CAPACITY, CAPACITY).await;
 
     // State N: bob holds 600k sat (and, in one story, an HTLC each way is in flight). He keeps a copy.
     pay(&alice, &bob, 600_000_000).await;
@@ -90,17 +85,38 @@ async fn cheat_and_get_punished(honest_offline: bool, htlcs_in_flight: bool) {
     assert!(got <= wallet_before + CAPACITY, "alice cannot get more than the channel held: {got}");
     // bob's stale commitment is confirmed and every output of it that holds value is spent (nothing
     // left for bob). The two 330-sat anchor outputs are not value: spending one costs more than it holds.
-    for txid in breach {
-        let tx = net.rpc().get_raw_transaction(&txid, None).expect("the breach tx");
+    for txid in &breach {
+        let tx = net.rpc().get_raw_transaction(txid, None).expect("the breach tx");
         let anchors = tx.output.iter().filter(|o| o.value.to_sat() == ANCHOR_SAT).count();
         assert!(anchors >= 1, "an anchor channel's commitment has anchor outputs: {tx:?}");
         for (vout, out) in tx.output.iter().enumerate().filter(|(_, o)| o.value.to_sat() != ANCHOR_SAT) {
-            let unspent = net.rpc().get_tx_out(&txid, vout as u32, Some(false)).unwrap();
+            let unspent = net.rpc().get_tx_out(txid, vout as u32, Some(false)).unwrap();
             assert!(unspent.is_none(), "output {vout} ({} sat) of the breach is spent", out.value.to_sat());
         }
     }
+    // The operator's lines name the breach and each justice transaction, which bitcoind has confirmed
+    // spending the breach.
     let log = std::fs::read_to_string(alice.log_path()).unwrap();
-    assert!(log.contains("breach detected"), "alice logs the breach");
+    let line = |what: &str| log.lines().filter(|l| l.contains(what)).map(String::from).collect::<Vec<_>>();
+    let breach_txid = breach[0].to_string();
+    let breach_lines = line("breach detected");
+    assert_eq!(breach_lines.len(), 1, "one breach line: {breach_lines:?}");
+    assert!(breach_lines[0].contains(&format!("breach_txid={breach_txid}")), "{breach_lines:?}");
+    // (A justice transaction LDK re-signed at a higher fee is logged again under its new txid; the
+    // replaced one is then unknown to bitcoind.)
+    let justice_lines = line("justice transaction broadcast");
+    let mut confirmed = 0;
+    for l in &justice_lines {
+        assert!(l.contains(&format!("breach_txid={breach_txid}")), "{l}");
+        let justice_txid: lanes_regtest::bitcoin::Txid = field(l, "justice_txid").parse().unwrap();
+        if let Ok(info) = net.rpc().get_raw_transaction_info(&justice_txid, None) {
+            if info.confirmations.unwrap_or(0) > 0 {
+                assert!(info.vin.iter().any(|i| i.txid == Some(breach[0])), "the justice transaction spends the breach: {info:?}");
+                confirmed += 1;
+            }
+        }
+    }
+    assert!(confirmed >= 1, "a logged justice transaction confirmed: {justice_lines:?}");
     let closed = alice.client().closed_channels(ClosedChannelsRequest {}).await.unwrap().into_inner().channels;
     assert!(closed.iter().any(|c| c.channel_id == channel_id), "{closed:?}");
 }
@@ -118,4 +134,10 @@ async fn a_cheater_with_htlcs_in_flight_both_ways_loses_every_output() {
 #[tokio::test]
 async fn a_cheater_is_punished_when_the_honest_node_comes_back_within_the_delay() {
     cheat_and_get_punished(true, false).await;
+}
+
+/// The value of `name=` in a log line.
+fn field<'a>(line: &'a str, name: &str) -> &'a str {
+    let start = line.find(&format!("{name}=")).unwrap_or_else(|| panic!("no {name} in {line}")) + name.len() + 1;
+    line[start..].split_whitespace().next().unwrap_or_default()
 }
