@@ -220,6 +220,7 @@ async fn describe_node(node: &Node, payee: &Node, channel: &str) {
     println!("  {cli} listchannels");
     println!("  {cli} addinvoice --amt {EXAMPLE_INVOICE_SAT} --memo \"for {}\"", node.name());
     println!("  {cli} payinvoice {}    # {EXAMPLE_INVOICE_SAT} sat to {}", invoice.bolt11, payee.name());
+    println!("  {cli} queryroutes {} {EXAMPLE_INVOICE_SAT}    # the route, fees and success estimate, without paying", payee.node_id());
     println!("  {cli} sendkeysend --dest {} --amt_msat 10000", payee.node_id());
     println!("  {cli} listpayments");
     println!("  {cli} fwdinghistory");
