@@ -139,10 +139,15 @@ fn report_sweeps(sweeper: &crate::node::Sweeper, reported: &mut Reported) {
     use lightning::util::sweep::OutputSpendStatus;
     let mut sweeps: std::collections::BTreeMap<Txid, (u64, usize, Option<ChannelId>)> = Default::default();
     for out in sweeper.tracked_spendable_outputs() {
-        if let OutputSpendStatus::PendingFirstConfirmation { latest_spending_tx, .. } = &out.status {
-            let e = sweeps.entry(latest_spending_tx.compute_txid()).or_insert((0, 0, out.channel_id));
-            e.0 += crate::events::output_value(&out.descriptor);
-            e.1 += 1;
+        // A sweep may confirm before a poll sees it unconfirmed: both states name it.
+        match &out.status {
+            OutputSpendStatus::PendingFirstConfirmation { latest_spending_tx, .. }
+            | OutputSpendStatus::PendingThresholdConfirmations { latest_spending_tx, .. } => {
+                let e = sweeps.entry(latest_spending_tx.compute_txid()).or_insert((0, 0, out.channel_id));
+                e.0 += crate::events::output_value(&out.descriptor);
+                e.1 += 1;
+            }
+            OutputSpendStatus::PendingInitialBroadcast { .. } => {}
         }
     }
     for (txid, (amount_sat, outputs, channel_id)) in sweeps {

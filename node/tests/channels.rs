@@ -238,11 +238,11 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     // rate (20 sat/vB on a fresh regtest chain: about 9k sat), on top of the sweep's own fee.
     let swept = bob.wait_confirmed_at_least(b_wallet + pending.claimable_sat - 15_000).await;
     assert!(swept.confirmed_sat <= b_wallet + b_local_sat, "{swept:?}");
-    let log = std::fs::read_to_string(bob.log_path()).unwrap();
-    assert!(
-        log.lines().any(|l| l.contains("sweep broadcast") && l.contains(&format!("channel_id={forced}")) && l.contains("txid=")),
-        "bob's log names the sweep of the forced channel"
-    );
+    bob.wait_until("bob's log to name the sweep of the forced channel", || async {
+        let log = std::fs::read_to_string(bob.log_path()).unwrap_or_default();
+        log.lines().any(|l| l.contains("sweep broadcast") && l.contains(&format!("channel_id={forced}")) && l.contains("txid="))
+    })
+    .await;
     // alice's side of the forced close was hers at once (no delay for the non-broadcaster).
     assert!(alice.balance().await.total_sat > after.confirmed_sat, "alice received her share of the forced channel");
 }
