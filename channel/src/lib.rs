@@ -8,6 +8,7 @@
 
 pub mod bitcoind;
 pub mod error;
+pub mod gossip;
 pub mod keys;
 pub mod logger;
 pub mod persist;

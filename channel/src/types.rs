@@ -89,11 +89,14 @@ pub type OnionMessenger = lightning::onion_message::messenger::OnionMessenger<
 >;
 
 pub type GossipSync = gossip::P2PGossipSync<Arc<NetworkGraph>, Arc<GossipVerifier>, Arc<Logger>>;
+/// What the peer manager hands gossip to: LDK's [`GossipSync`], keeping channel updates that came before
+/// their announcement (see [`crate::gossip`]).
+pub type GossipHandler = crate::gossip::GossipHandler<Arc<NetworkGraph>, Arc<GossipVerifier>, Arc<Logger>>;
 
 pub type PeerManager = lightning::ln::peer_handler::PeerManager<
     lightning_net_tokio::SocketDescriptor,
     Arc<ChannelManager>,
-    Arc<GossipSync>,
+    Arc<GossipHandler>,
     Arc<OnionMessenger>,
     Arc<Logger>,
     IgnoringMessageHandler,

@@ -31,7 +31,7 @@ use lanes_channel::logger::LdkTracing;
 use lanes_channel::persist::{OrderedPersister, ProcessorStore};
 use lanes_channel::store::SledStore;
 use lanes_channel::types::{
-    ChainMonitor, ChannelManager, GossipSync, GossipVerifier, LdkRouter, MessageRouter, NetworkGraph, OnionMessenger, PeerManager, Router, Scorer, TokioSpawner,
+    ChainMonitor, ChannelManager, GossipHandler, GossipSync, GossipVerifier, LdkRouter, MessageRouter, NetworkGraph, OnionMessenger, PeerManager, Router, Scorer, TokioSpawner,
 };
 use lanes_channel::router::{LiquidityScorer, ScorerParams};
 use lanes_channel::ChannelError;
@@ -239,7 +239,8 @@ impl Builder {
         ));
         let handlers = MessageHandler {
             chan_handler: Arc::clone(&channel_manager),
-            route_handler: Arc::clone(&gossip_sync),
+            // Early channel updates are kept until their announcement is in: see lanes_channel::gossip.
+            route_handler: Arc::new(GossipHandler::new(Arc::clone(&gossip_sync), Arc::clone(&network_graph))),
             onion_message_handler: Arc::clone(&onion_messenger),
             custom_message_handler: IgnoringMessageHandler {},
             send_only_message_handler: Arc::clone(&chain_monitor),

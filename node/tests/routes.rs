@@ -32,9 +32,8 @@ async fn query_routes_and_who_routes_payments() {
     let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
     let Line { alice, bob, carol, alice_bob: ab, bob_carol: bc } = net.line(3_000_000, CHANNEL).await;
     // Routing over a channel needs both of its directions' policies (LDK's rule, which lanes' router
-    // follows). carol's first policy for bob -- carol reaches alice only through bob and may arrive
-    // before the channel's announcement, and be dropped (see wait_graph_channels): a fresh one from
-    // carol gets there. Queries right after alice has it must see it.
+    // follows); net.line waited for both. carol now changes hers: queries right after alice has the
+    // new one must see it (the router's view follows gossip at once).
     let (ab_scid, bc_scid) = (alice.channel(&ab).await.unwrap().short_channel_id, bob.channel(&bc).await.unwrap().short_channel_id);
     let carol_policy = UpdateChannelPolicyRequest { channel_id: bc.clone(), fee_base_msat: 2_000, fee_rate_ppm: 1, cltv_expiry_delta: 0 };
     assert_eq!(carol.client().update_channel_policy(carol_policy).await.unwrap().into_inner().updated, 1);

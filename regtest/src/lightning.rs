@@ -83,18 +83,17 @@ impl Node {
         .await
     }
 
-    /// Waits until DescribeGraph has at least `n` channels with a routing policy, and returns the graph.
-    /// One direction is what can be relied on: the announcing side's update travels with the
-    /// announcement, while the other side's may reach a peer before the announcement and be dropped
-    /// there. Routing through a channel needs only the policy of the direction paid in.
+    /// Waits until DescribeGraph has at least `n` channels with the routing policies of both directions,
+    /// and returns the graph. (A side's update that overtakes the channel's announcement is kept by
+    /// lanesd until the announcement is in: see lanes_channel::gossip. So both arrive.)
     pub async fn wait_graph_channels(&self, n: usize) -> DescribeGraphResponse {
-        self.wait_until(format!("{n} channels with a policy in the graph"), || async {
+        self.wait_until(format!("{n} channels with both policies in the graph"), || async {
             let res = self.client().describe_graph(DescribeGraphRequest {}).await;
             let graph = self.ok("DescribeGraph", res);
-            let known = graph.channels.iter().filter(|c| c.node1_policy.is_some() || c.node2_policy.is_some()).count();
+            let known = graph.channels.iter().filter(|c| c.node1_policy.is_some() && c.node2_policy.is_some()).count();
             match known >= n {
                 true => Ok(graph),
-                false => Err(format!("{known} of {} channels with a policy", graph.channels.len())),
+                false => Err(format!("{known} of {} channels with both policies", graph.channels.len())),
             }
         })
         .await
