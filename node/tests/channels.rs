@@ -289,5 +289,9 @@ async fn the_wallet_keeps_a_reserve_to_bump_anchor_channel_closes() {
         })
         .await;
     assert_eq!(kept.len(), 1);
+    // Sending everything again: nothing is left to send.
+    let e = alice.client().send_coins(send(0, true)).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("anchor"), "the refusal says why: {e:?}");
     assert_eq!(bob.wait_confirmed_at_least(sent.amount_sat).await.confirmed_sat, sent.amount_sat, "bob received the rest");
 }

@@ -317,6 +317,11 @@ impl OnchainWallet {
         // What the wallet holds before, to check the reserve is left (our unconfirmed change counts, as
         // coin selection spends it too).
         let before = { let b = w.balance(); (b.confirmed + b.trusted_pending).to_sat() };
+        if reserve_sat > 0 && before <= reserve_sat {
+            return Err(WalletError::InsufficientFunds(format!(
+                "the wallet's {before} sat are all kept to bump anchor channels' fees (reserve: {reserve_sat} sat)"
+            )));
+        }
         let reserve_script = match (target, reserve_sat) {
             (Target::All, 1..) => Some(w.reveal_next_address(KeychainKind::Internal).address.script_pubkey()),
             _ => None,
