@@ -80,21 +80,9 @@ async fn payments_across_a_three_node_network() {
     assert_eq!(k.status, PaymentStatus::Succeeded as i32, "{k:?}");
 
     // bob raises his fee on bob-carol: the next payment pays it.
-    let updated = bob
-        .client()
-        .update_channel_policy(UpdateChannelPolicyRequest { channel_id: bc.clone(), fee_base_msat: 5_000, fee_rate_ppm: 1_000, cltv_expiry_delta: 0 })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(updated.updated, 1);
+    bob.set_channel_fee(&bc, 5_000, 1_000).await;
     assert_eq!(bob.channel(&bc).await.unwrap().fee_rate_ppm, 1_000);
-    alice
-        .wait_until("bob's new fee in alice's graph", || async {
-            let c = alice.client().get_chan_info(GetChanInfoRequest { short_channel_id: scid.clone() }).await.unwrap().into_inner();
-            let bobs = if c.node1 == bob_id { c.node1_policy } else { c.node2_policy };
-            bobs.map_or(false, |p| p.fee_rate_ppm == 1_000 && p.fee_base_msat == 5_000)
-        })
-        .await;
+    alice.wait_graph_fee(&bob, &scid, 5_000, 1_000).await;
     let dear = alice.pay_invoice(&carol.add_invoice(10_000_000, "test").await.bolt11).await.expect("pay at the new fee");
     assert_eq!(dear.fee_msat, 5_000 + 10_000, "base 5000 msat + 1000 ppm of 10,000,000 msat: {dear:?}");
 

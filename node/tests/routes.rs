@@ -35,17 +35,8 @@ async fn query_routes_and_who_routes_payments() {
     // follows); net.line waited for both. carol now changes hers: queries right after alice has the
     // new one must see it (the router's view follows gossip at once).
     let (ab_scid, bc_scid) = (alice.channel(&ab).await.unwrap().short_channel_id, bob.channel(&bc).await.unwrap().short_channel_id);
-    let carol_policy = UpdateChannelPolicyRequest { channel_id: bc.clone(), fee_base_msat: 2_000, fee_rate_ppm: 1, cltv_expiry_delta: 0 };
-    assert_eq!(carol.client().update_channel_policy(carol_policy).await.unwrap().into_inner().updated, 1);
-    alice
-        .wait_until("both policies of bob -- carol in alice's graph", || async {
-            let req = GetChanInfoRequest { short_channel_id: bc_scid.clone() };
-            match alice.client().get_chan_info(req).await.map(tonic::Response::into_inner) {
-                Ok(c) if c.node1_policy.is_some() && c.node2_policy.is_some() => Ok(()),
-                seen => Err(format!("{seen:?}")),
-            }
-        })
-        .await;
+    carol.set_channel_fee(&bc, 2_000, 1).await;
+    alice.wait_graph_fee(&carol, &bc_scid, 2_000, 1).await;
 
     // ---- QueryRoutes alice -> carol, 5000 sat: through bob, at bob's fee ----
     let amount_msat = 5_000_000;
@@ -117,21 +108,8 @@ async fn query_routes_and_who_routes_payments() {
     assert_eq!(k.fee_msat, quoted, "{k:?}");
 
     // bob raises his fee: as soon as alice's graph has it, QueryRoutes and the next payment use it.
-    let updated = bob
-        .client()
-        .update_channel_policy(UpdateChannelPolicyRequest { channel_id: bc.clone(), fee_base_msat: 5_000, fee_rate_ppm: 1_000, cltv_expiry_delta: 0 })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(updated.updated, 1);
-    let bob_id = bob.node_id();
-    alice
-        .wait_until("bob's new fee in alice's graph", || async {
-            let c = alice.client().get_chan_info(GetChanInfoRequest { short_channel_id: bc_scid.clone() }).await.unwrap().into_inner();
-            let bobs = if c.node1 == bob_id { c.node1_policy } else { c.node2_policy };
-            bobs.is_some_and(|p| p.fee_rate_ppm == 1_000 && p.fee_base_msat == 5_000)
-        })
-        .await;
+    bob.set_channel_fee(&bc, 5_000, 1_000).await;
+    alice.wait_graph_fee(&bob, &bc_scid, 5_000, 1_000).await;
     let dear = query(&alice, &carol, 10_000).await.unwrap();
     assert_eq!(dear.total_fees_msat, 5_000 + 10_000, "base 5000 msat + 1000 ppm of 10,000,000 msat: {dear:?}");
     let k = alice.keysend(&carol, 10_000_000).await.expect("keysend");

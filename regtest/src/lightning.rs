@@ -12,8 +12,8 @@ use bitcoin::hashes::{sha256, Hash};
 use bitcoin::Txid;
 use lanes_proto::v1::{
     AddInvoiceRequest, AddInvoiceResponse, Channel, ConnectPeerRequest, DescribeGraphRequest, DescribeGraphResponse,
-    InvoiceState, ListChannelsRequest, LookupInvoiceRequest, OpenChannelRequest, PayInvoiceRequest, Payment,
-    SendKeysendRequest,
+    GetChanInfoRequest, InvoiceState, ListChannelsRequest, LookupInvoiceRequest, OpenChannelRequest, PayInvoiceRequest,
+    Payment, SendKeysendRequest, UpdateChannelPolicyRequest,
 };
 
 use crate::{Net, Node};
@@ -139,6 +139,31 @@ impl Node {
     pub async fn keysend(&self, dest: &Node, amount_msat: u64) -> Result<Payment, tonic::Status> {
         let req = SendKeysendRequest { node_id: dest.node_id(), amount_msat, ..Default::default() };
         self.client().send_keysend(req).await.map(tonic::Response::into_inner)
+    }
+
+    /// Sets this node's forwarding fees on one of its channels (UpdateChannelPolicy; the CLTV delta is
+    /// kept); panics if refused or if it did not update exactly that channel.
+    pub async fn set_channel_fee(&self, channel_id: &str, base_msat: u32, ppm: u32) {
+        let req = UpdateChannelPolicyRequest { channel_id: channel_id.into(), fee_base_msat: base_msat, fee_rate_ppm: ppm, cltv_expiry_delta: 0 };
+        let res = self.client().update_channel_policy(req).await;
+        let updated = self.ok(&format!("UpdateChannelPolicy of {channel_id}"), res).updated;
+        assert_eq!(updated, 1, "{}: UpdateChannelPolicy of {channel_id} updated {updated} channels", self.name());
+    }
+
+    /// Waits until this node's graph has `owner`'s policy on channel `scid` with these fees (gossip
+    /// arrived).
+    pub async fn wait_graph_fee(&self, owner: &Node, scid: &str, base_msat: u32, ppm: u32) {
+        let owner_id = owner.node_id();
+        self.wait_until(format!("{}'s fee {base_msat} msat + {ppm} ppm on {scid} in the graph", owner.name()), || async {
+            let res = self.client().get_chan_info(GetChanInfoRequest { short_channel_id: scid.into() }).await;
+            let c = self.ok("GetChanInfo", res);
+            let policy = if c.node1 == owner_id { c.node1_policy } else { c.node2_policy };
+            match policy {
+                Some(p) if p.fee_base_msat == base_msat && p.fee_rate_ppm == ppm => Ok(()),
+                seen => Err(format!("{seen:?}")),
+            }
+        })
+        .await
     }
 }
 
