@@ -13,8 +13,14 @@
 //! monitors on restart; a crash after it leaves both in step. Either way no monitor is ahead of the
 //! manager, and the peer never sees a signature whose monitor state is not on disk.
 //!
-//! Must never: report an update completed before its monitor is on disk, or write a ChannelManager that
-//! was encoded before a monitor update it does not list.
+//! Chain sync (a block touching a monitor) also rewrites whole monitors, and LDK asks for that even while
+//! an update of the same monitor is queued: the monitor it hands over already holds that update. So those
+//! writes join the same queue instead of going straight to disk (returning `InProgress`, which for a
+//! chain-sync write needs no completion call); otherwise a block arriving mid-payment would put a monitor
+//! on disk ahead of the manager.
+//!
+//! Must never: report an update completed before its monitor is on disk, write a ChannelManager that
+//! was encoded before a monitor update it does not list, or write any monitor outside [`OrderedPersister::flush`].
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use lightning::chain::chainmonitor::Persist;
@@ -38,7 +44,8 @@ struct Queued {
     key: String,
     bytes: Vec<u8>,
     channel_id: ChannelId,
-    update_id: u64,
+    /// The update LDK waits on; `None` for a chain-sync write, which LDK does not wait on.
+    update_id: Option<u64>,
 }
 
 /// Orders ChannelManager and ChannelMonitor writes (see the module doc).
@@ -75,7 +82,7 @@ impl OrderedPersister {
         self.wake.notified().await
     }
 
-    fn queue(&self, name: MonitorName, monitor: &ChannelMonitor<InMemorySigner>, update_id: u64) -> ChannelMonitorUpdateStatus {
+    fn queue(&self, name: MonitorName, monitor: &ChannelMonitor<InMemorySigner>, update_id: Option<u64>) -> ChannelMonitorUpdateStatus {
         let q = Queued { key: name.to_string(), bytes: monitor.encode(), channel_id: monitor.channel_id(), update_id };
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(q);
         self.wake.notify_one();
@@ -87,25 +94,33 @@ impl OrderedPersister {
         let _one_at_a_time = self.flushing.lock().unwrap_or_else(|p| p.into_inner());
         // Take the batch before encoding the manager, so the manager lists every update in it.
         let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
+        // Put a batch back in front of anything queued since, for the next flush to write in order:
+        // nothing of it may be lost, nor reported completed.
+        let keep = |batch: Vec<Queued>| {
+            self.queue.lock().unwrap_or_else(|p| p.into_inner()).splice(0..0, batch);
+        };
         let Some(manager) = self.manager.get().and_then(Weak::upgrade) else {
             // Not wired yet (start-up): keep the batch for the first real flush.
-            self.queue.lock().unwrap_or_else(|p| p.into_inner()).splice(0..0, batch);
+            keep(batch);
             return Ok(());
         };
-        self.store.write(
-            CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
-            CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
-            CHANNEL_MANAGER_PERSISTENCE_KEY,
-            manager.encode(),
-        )?;
-        for q in &batch {
-            self.store.write(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE, &q.key, q.bytes.clone())?;
+        // (1) The manager, encoded after the batch was taken, so it lists every update in the batch.
+        let written = self
+            .store
+            .write(CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_KEY, manager.encode())
+            // (2) Then the monitors, in the order LDK produced them (a later encoding of a monitor holds
+            // everything an earlier one does, so the last write of each key wins).
+            .and_then(|()| batch.iter().try_for_each(|q| self.store.write(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE, &q.key, q.bytes.clone())));
+        if let Err(e) = written {
+            keep(batch);
+            return Err(e);
         }
-        // Only now, with both on disk, may LDK send what depends on these updates.
+        // (3) Only now, with both on disk, may LDK send what depends on these updates.
         if let Some(cm) = self.chain_monitor.get().and_then(Weak::upgrade) {
             for q in batch {
-                if let Err(e) = cm.channel_monitor_updated(q.channel_id, q.update_id) {
-                    tracing::warn!(channel_id = %q.channel_id, update_id = q.update_id, error = ?e, "completing a monitor update");
+                let Some(update_id) = q.update_id else { continue };
+                if let Err(e) = cm.channel_monitor_updated(q.channel_id, update_id) {
+                    tracing::warn!(channel_id = %q.channel_id, update_id, error = ?e, "completing a monitor update");
                 }
             }
         }
@@ -116,7 +131,7 @@ impl OrderedPersister {
 impl Persist<InMemorySigner> for OrderedPersister {
     fn persist_new_channel(&self, name: MonitorName, monitor: &ChannelMonitor<InMemorySigner>) -> ChannelMonitorUpdateStatus {
         // A new monitor without its channel in the manager on disk would be force-closed on restart too.
-        self.queue(name, monitor, monitor.get_latest_update_id())
+        self.queue(name, monitor, Some(monitor.get_latest_update_id()))
     }
 
     fn update_persisted_channel(
@@ -125,20 +140,16 @@ impl Persist<InMemorySigner> for OrderedPersister {
         update: Option<&ChannelMonitorUpdate>,
         monitor: &ChannelMonitor<InMemorySigner>,
     ) -> ChannelMonitorUpdateStatus {
-        match update {
-            Some(u) => self.queue(name, monitor, u.update_id),
-            // Chain sync: no new update id, so the monitor cannot get ahead of the manager. Write now.
-            None => match self.store.write(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE, &name.to_string(), monitor.encode()) {
-                Ok(()) => ChannelMonitorUpdateStatus::Completed,
-                Err(e) => {
-                    tracing::error!(error = %e, "persisting a channel monitor failed");
-                    ChannelMonitorUpdateStatus::UnrecoverableError
-                }
-            },
-        }
+        // Chain sync (`None`) too: the monitor LDK hands over may hold an update still queued, whose
+        // manager is not on disk yet, so it must not be written before the next flush either.
+        self.queue(name, monitor, update.map(|u| u.update_id))
     }
 
     fn archive_persisted_channel(&self, name: MonitorName) {
+        // A queued chain-sync write of this (fully resolved) monitor would put it back after the archive
+        // moved it away; LDK waits on none of those, so drop them.
+        let key = name.to_string();
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).retain(|q| q.key != key || q.update_id.is_some());
         <SledStore as Persist<InMemorySigner>>::archive_persisted_channel(&self.store, name)
     }
 }
@@ -166,5 +177,68 @@ impl KVStoreSync for ProcessorStore {
     }
     fn list(&self, p: &str, s: &str) -> io::Result<Vec<String>> {
         self.store.list(p, s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bitcoin::BlockHash;
+    use lightning::sign::KeysManager;
+    use lightning::util::ser::ReadableArgs;
+
+    use super::*;
+
+    /// A real anchor channel's ChannelMonitor and the 32-byte LDK seed of the node holding it: alice's
+    /// side of a 1,000,000 sat regtest channel right after `net.pair()` opened it, read from her sled
+    /// store (`ldk` tree, `monitors` namespace) once she had stopped.
+    const MONITOR: &[u8] = include_bytes!("../tests/data/anchor_channel_monitor");
+    const LDK_SEED: &[u8; 32] = include_bytes!("../tests/data/anchor_channel_ldk_seed");
+
+    fn monitor() -> ChannelMonitor<InMemorySigner> {
+        let keys = KeysManager::new(LDK_SEED, 1, 0, true);
+        let (_, monitor) = <(BlockHash, ChannelMonitor<InMemorySigner>)>::read(&mut &MONITOR[..], (&keys, &keys)).expect("the fixture is a ChannelMonitor");
+        monitor
+    }
+
+    fn persister() -> (tempfile::TempDir, Arc<SledStore>, OrderedPersister) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::new(sled::open(dir.path()).unwrap().open_tree("ldk").unwrap()));
+        let persister = OrderedPersister::new(Arc::clone(&store));
+        (dir, store, persister)
+    }
+
+    fn monitors_on_disk(store: &SledStore) -> Vec<String> {
+        store.list(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE).unwrap()
+    }
+
+    fn queued(p: &OrderedPersister) -> Vec<Option<u64>> {
+        p.queue.lock().unwrap().iter().map(|q| q.update_id).collect()
+    }
+
+    #[test]
+    fn no_monitor_reaches_the_disk_before_the_manager_that_lists_it() {
+        let (_dir, store, p) = persister();
+        let m = monitor();
+        let id = m.get_latest_update_id();
+        assert_eq!(p.persist_new_channel(m.persistence_key(), &m), ChannelMonitorUpdateStatus::InProgress);
+        // A block touching the monitor (chain sync, no update) while that write is still queued: the
+        // monitor LDK hands over holds everything queued, so it must wait for the flush as well.
+        assert_eq!(p.update_persisted_channel(m.persistence_key(), None, &m), ChannelMonitorUpdateStatus::InProgress);
+        assert!(monitors_on_disk(&store).is_empty(), "a monitor was written ahead of the ChannelManager");
+        assert_eq!(queued(&p), [Some(id), None], "both writes wait, in order; only the first is owed a completion");
+
+        // No ChannelManager wired yet (start-up): a flush writes nothing and loses nothing.
+        p.flush().unwrap();
+        assert!(monitors_on_disk(&store).is_empty());
+        assert_eq!(queued(&p), [Some(id), None]);
+    }
+
+    #[test]
+    fn an_archived_monitor_is_not_written_back_by_a_queued_chain_sync_write() {
+        let (_dir, _store, p) = persister();
+        let m = monitor();
+        p.update_persisted_channel(m.persistence_key(), None, &m);
+        p.archive_persisted_channel(m.persistence_key());
+        assert!(queued(&p).is_empty());
     }
 }
