@@ -1,6 +1,7 @@
 //! Crash safety: kill -9 a node at seeded random moments during a stream of payments.
 //!
-//! After every crash the node restarts from its data dir. At the end every payment has ended (settled or
+//! A block is mined during every round, so the chain moves while payments are under way. After every
+//! crash the node restarts from its data dir. At the end every payment has ended (settled or
 //! failed), the channel was never force-closed, and no msat appeared or vanished: what alice's succeeded
 //! payments sent is exactly what bob's settled invoices received and what moved across the channel.
 use std::time::Duration;
@@ -59,9 +60,19 @@ async fn payments_survive_kill_9_at_random_moments() {
             }));
         }
         // The kill point: somewhere while the payments' HTLCs and their monitor updates are under way.
+        // A block is mined at another random moment of the same window, so chain-sync writes of the
+        // monitors (LDK rewrites them as blocks arrive) race the payments' updates and the kill too.
         let victim = if rng.below(2) == 0 { &alice } else { &bob };
-        tokio::time::sleep(Duration::from_millis(rng.below(400))).await;
-        victim.kill().await;
+        let (kill_at, mine_at) = (Duration::from_millis(rng.below(400)), Duration::from_millis(rng.below(400)));
+        let kill = async {
+            tokio::time::sleep(kill_at).await;
+            victim.kill().await;
+        };
+        let mine = async {
+            tokio::time::sleep(mine_at).await;
+            net.mine_without_waiting(1).await;
+        };
+        tokio::join!(kill, mine);
         victim.start().await;
         for c in calls {
             let _ = c.await;

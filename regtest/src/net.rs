@@ -78,6 +78,12 @@ impl Net {
         self.shared.mine(n).await
     }
 
+    /// Mines `n` blocks and returns at once, without waiting for the nodes: for stories that kill or
+    /// restart a node meanwhile (a node catches up with the chain when it starts).
+    pub async fn mine_without_waiting(&self, n: u64) -> Vec<BlockHash> {
+        self.shared.bitcoind.mine(n).await
+    }
+
     /// The height of bitcoind's best block.
     pub async fn height(&self) -> u64 {
         self.shared.bitcoind.height().await
