@@ -204,14 +204,14 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     net.mine(1).await;
     let pending = bob
         .wait_until("the closed channel to show what is still to be claimed", || async {
-            let c = bob.client().closed_channels(ClosedChannelsRequest {}).await.unwrap().into_inner().channels;
+            let c = bob.closed_channels().await;
             c.into_iter().find(|c| c.channel_id == forced && c.claimable_sat > 0 && c.claimable_at_height > 0).ok_or("not yet")
         })
         .await;
     assert!(pending.claimable_sat <= b_local_sat, "{pending:?}");
     // GetInfo sums what ClosedChannels lists (the cooperative close's output counts too until it is
     // 6 blocks deep).
-    let closing: Vec<ClosedChannel> = bob.client().closed_channels(ClosedChannelsRequest {}).await.unwrap().into_inner().channels.into_iter().filter(|c| c.claimable_sat > 0).collect();
+    let closing: Vec<ClosedChannel> = bob.closed_channels().await.into_iter().filter(|c| c.claimable_sat > 0).collect();
     let info = bob.info().await;
     assert!(closing.iter().any(|c| c.channel_id == forced));
     assert_eq!(info.num_closing_channels as usize, closing.len(), "GetInfo shows the money on its way back");

@@ -111,7 +111,7 @@ async fn payments_survive_kill_9_at_random_moments() {
     let (a, b) = (channel(&alice).await.expect("alice's channel"), channel(&bob).await.expect("bob's channel"));
     assert_eq!(a.channel_id, channel_id);
     assert!(a.active && b.active);
-    assert!(alice.client().closed_channels(ClosedChannelsRequest {}).await.unwrap().into_inner().channels.is_empty(), "no channel closed");
+    assert!(alice.closed_channels().await.is_empty(), "no channel closed");
     assert_eq!(a.local_balance_msat, alice_start - received);
     assert_eq!(b.local_balance_msat, received);
     assert_eq!(a.local_balance_msat + b.local_balance_msat, CAPACITY * 1000, "nothing appeared or vanished");

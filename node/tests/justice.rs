@@ -117,7 +117,7 @@ async fn cheat_and_get_punished(honest_offline: bool, htlcs_in_flight: bool) {
         }
     }
     assert!(confirmed >= 1, "a logged justice transaction confirmed: {justice_lines:?}");
-    let closed = alice.client().closed_channels(ClosedChannelsRequest {}).await.unwrap().into_inner().channels;
+    let closed = alice.closed_channels().await;
     assert!(closed.iter().any(|c| c.channel_id == channel_id), "{closed:?}");
 }
 

@@ -65,7 +65,7 @@ async fn htlcs_resolve_on_chain_after_a_force_close() {
     // his delayed outputs are swept. Mine until they are.
     let bob_after = wait_until_logged(SYNC_TIMEOUT * 8, "bob to recover his side of the closed channel", &logs, || async {
         net.mine(BLOCKS_PER_CHECK).await;
-        let closed = bob.client().closed_channels(ClosedChannelsRequest {}).await.unwrap().into_inner().channels;
+        let closed = bob.closed_channels().await;
         let pending: u64 = closed.iter().map(|c| c.claimable_sat).sum();
         let have = bob.channel(&ab).await.unwrap().local_balance_msat / 1000 + bob.balance().await.confirmed_sat;
         match pending == 0 && have + FEES >= bob_before {

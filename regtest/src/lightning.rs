@@ -11,7 +11,7 @@
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::Txid;
 use lanes_proto::v1::{
-    AddInvoiceRequest, AddInvoiceResponse, Channel, ConnectPeerRequest, DescribeGraphRequest, DescribeGraphResponse,
+    AddInvoiceRequest, AddInvoiceResponse, Channel, ClosedChannel, ClosedChannelsRequest, ConnectPeerRequest, DescribeGraphRequest, DescribeGraphResponse,
     GetChanInfoRequest, InvoiceState, ListChannelsRequest, LookupInvoiceRequest, OpenChannelRequest, PayInvoiceRequest,
     Payment, SendKeysendRequest, UpdateChannelPolicyRequest,
 };
@@ -66,6 +66,12 @@ impl Node {
     /// The channel with this id, if ListChannels has it.
     pub async fn channel(&self, channel_id: &str) -> Option<Channel> {
         self.channels().await.into_iter().find(|c| c.channel_id == channel_id)
+    }
+
+    /// ClosedChannels: every closed channel, with what is still being claimed on-chain.
+    pub async fn closed_channels(&self) -> Vec<ClosedChannel> {
+        let res = self.client().closed_channels(ClosedChannelsRequest {}).await;
+        self.ok("ClosedChannels", res).channels
     }
 
     /// Waits until the channel is active (usable for payments) and returns it.

@@ -84,6 +84,35 @@ impl Net {
         self.shared.bitcoind.mine(n).await
     }
 
+    /// A reorg: replaces `block` and every block after it with `n` empty blocks (`n` more than were
+    /// replaced makes the new chain the longer one), then waits until every running node reports the new
+    /// tip and `synced_to_chain`. The replaced blocks' transactions go back to bitcoind's mempool, so the
+    /// next [`mine`](Net::mine) confirms them again. Returns the new tip.
+    pub async fn reorg(&self, block: BlockHash, n: u64) -> BlockHash {
+        let bitcoind = &self.shared.bitcoind;
+        bitcoind.call(&format!("invalidateblock {block}"), move |rpc| rpc.invalidate_block(&block)).await;
+        let miner = bitcoind.new_address().await.to_string();
+        let mut tip = block;
+        for _ in 0..n {
+            let miner = miner.clone();
+            let made: serde_json::Value = bitcoind
+                .call("generateblock (empty)", move |rpc| rpc.call("generateblock", &[miner.into(), serde_json::json!([])]))
+                .await;
+            tip = made["hash"].as_str().and_then(|h| h.parse().ok()).unwrap_or_else(|| panic!("generateblock returned {made}"));
+        }
+        for node in self.nodes().iter().filter(|node| node.is_running()) {
+            node.wait_until(format!("the node on the new tip {tip}"), || async {
+                let info = node.info().await;
+                match info.synced_to_chain && info.block_hash == tip.to_string() {
+                    true => Ok(()),
+                    false => Err(format!("at height {} ({}), synced_to_chain={}", info.block_height, info.block_hash, info.synced_to_chain)),
+                }
+            })
+            .await;
+        }
+        tip
+    }
+
     /// The height of bitcoind's best block.
     pub async fn height(&self) -> u64 {
         self.shared.bitcoind.height().await
