@@ -1,9 +1,11 @@
-//! A reorg undoes what the node saw. A payment confirmed in a block that a longer chain then replaces
-//! (a chain without the payment) is unconfirmed again on the node, which follows the new best chain, and
-//! it confirms again when a later block includes it.
-use lanes_regtest::{Net, RpcApi};
-use serde_json::{json, Value};
+//! A reorg undoes what the node saw, in its wallet and in its channels: lanesd follows bitcoind's best
+//! chain, handing LDK and the wallet the blocks a reorg disconnects as well as the ones it connects.
+use lanes_regtest::Net;
 
+const CAPACITY: u64 = 1_000_000;
+
+/// A payment confirmed in a block that a longer chain then replaces (a chain without the payment) is
+/// unconfirmed again on the node, and it confirms again when a later block includes it.
 #[tokio::test]
 async fn a_reorg_unconfirms_and_the_new_chain_confirms_again() {
     let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
@@ -15,27 +17,56 @@ async fn a_reorg_unconfirms_and_the_new_chain_confirms_again() {
     let height = alice.info().await.block_height;
 
     // Replace that block with a longer chain of two blocks that leave the payment out.
-    net.rpc().invalidate_block(&old_block).expect("invalidateblock");
-    let miner = net.new_address().await.to_string();
-    let mut new_tip = String::new();
-    for _ in 0..2 {
-        let b: Value = net.rpc().call("generateblock", &[json!(miner), json!([])]).expect("generateblock");
-        new_tip = b["hash"].as_str().unwrap().to_string();
-    }
+    net.reorg(old_block, 2).await;
     assert_eq!(net.tx_confirmations(txid).await, 0, "the payment is back in bitcoind's mempool");
-    alice
-        .wait_until("the node on the new chain, the payment unconfirmed again", || async {
-            let (b, i) = (alice.balance().await, alice.info().await);
-            match (b.confirmed_sat, b.unconfirmed_sat, i.block_height, i.block_hash == new_tip) {
-                (0, 500_000, h, true) if h == height + 1 => Ok(()),
-                seen => Err(format!("confirmed, unconfirmed, height, on the new tip = {seen:?}")),
-            }
-        })
-        .await;
+    let (b, i) = (alice.balance().await, alice.info().await);
+    assert_eq!((b.confirmed_sat, b.unconfirmed_sat), (0, 500_000), "the payment is unconfirmed again: {b:?}");
+    assert_eq!(i.block_height, height + 1);
 
     // The next block includes it: confirmed again.
     net.mine(1).await;
     alice.wait_confirmed_at_least(500_000).await;
     assert_eq!(alice.info().await.block_height, height + 2);
     assert_eq!(net.tx_confirmations(txid).await, 1);
+}
+
+/// A channel whose funding transaction a reorg takes out of the chain before the channel is ready counts
+/// its confirmations again on the new chain: it opens once the funding is 6 blocks deep there, not 6
+/// blocks after the replaced block, and nothing is closed on the way.
+#[tokio::test]
+async fn a_channel_whose_funding_is_reorged_out_counts_its_confirmations_on_the_new_chain() {
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let (alice, bob) = (net.node("alice").await, net.node("bob").await);
+    alice.fund(2 * CAPACITY).await;
+    alice.connect(&bob).await;
+    let channel_id = alice.open_channel(&bob, CAPACITY).await;
+    let funding_block = net.mine(3).await[0];
+    let before = alice.channel(&channel_id).await.expect("the pending channel");
+    assert_eq!((before.pending, before.confirmations, before.confirmations_required), (true, 3, 6), "{before:?}");
+
+    // Four empty blocks replace the three: the funding transaction is unconfirmed again.
+    net.reorg(funding_block, 4).await;
+    assert_eq!(net.tx_confirmations(before.funding_txid.parse().unwrap()).await, 0, "the funding is back in the mempool");
+    for n in [&alice, &bob] {
+        let c = n.channel(&channel_id).await.expect("still there, pending");
+        assert_eq!((c.pending, c.active, c.confirmations), (true, false, 0), "{}: {c:?}", n.name());
+    }
+
+    // Confirmed again, two blocks deep. Had the nodes missed the disconnected blocks they would count
+    // from the replaced one, six deep by now, and open the channel.
+    net.mine(2).await;
+    for n in [&alice, &bob] {
+        let c = n.channel(&channel_id).await.expect("the pending channel");
+        assert_eq!((c.pending, c.active, c.confirmations), (true, false, 2), "{}: {c:?}", n.name());
+    }
+
+    // Four blocks more: six deep on the new chain, and the channel opens with its whole capacity.
+    net.mine(4).await;
+    let opened = alice.wait_channel_active(&channel_id).await;
+    bob.wait_channel_active(&channel_id).await;
+    assert_eq!(opened.funding_txid, before.funding_txid);
+    assert_eq!(opened.local_balance_msat + opened.remote_balance_msat, CAPACITY * 1000);
+    for n in [&alice, &bob] {
+        assert!(n.closed_channels().await.is_empty(), "{}: nothing closed", n.name());
+    }
 }
