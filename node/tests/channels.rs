@@ -199,9 +199,38 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     // Force close by bob: his funds wait for the CSV delay, then the sweeper brings them to his wallet.
     let b_local_sat = local_msat(&bob, &forced).await / 1000;
     let b_wallet = bob.balance().await.confirmed_sat;
+    let funding = bob.channel(&forced).await.expect("the channel bob force-closes");
+    let funding = format!("{}:{}", funding.funding_txid, funding.funding_output_index);
+    let bob_coins: Vec<String> = bob.list_unspent(1).await.into_iter().map(|u| u.outpoint).collect();
     bob.client().close_channel(CloseChannelRequest { channel_id: forced.clone(), force: true, sat_per_vbyte: String::new() }).await.unwrap();
-    bob.wait_until("the commitment in the mempool", || async { !net.mempool().await.is_empty() }).await;
+    // An anchor channel's commitment carries almost no fee: bob's wallet pays for its confirmation with
+    // a child (CPFP) that spends bob's anchor output and one of his wallet's coins.
+    let (commitment, child) = bob
+        .wait_until("the commitment and the wallet's fee-paying child in the mempool", || async {
+            let mut txs = Vec::new();
+            for txid in net.mempool().await {
+                txs.push(net.transaction(txid).await);
+            }
+            let spends = |tx: &lanes_regtest::bitcoin::Transaction, outpoint: &str| tx.input.iter().any(|i| i.previous_output.to_string() == outpoint);
+            let commitment = txs.iter().find(|tx| spends(tx, &funding)).ok_or(format!("{} transactions, none spends the funding", txs.len()))?;
+            let outputs: Vec<String> = (0..commitment.output.len()).map(|v| format!("{}:{v}", commitment.compute_txid())).collect();
+            match txs.iter().find(|tx| outputs.iter().any(|o| spends(tx, o))) {
+                Some(child) => Ok((commitment.clone(), child.clone())),
+                None => Err(format!("no child of the commitment {} yet", commitment.compute_txid())),
+            }
+        })
+        .await;
+    let anchor = child.input.iter().find(|i| i.previous_output.txid == commitment.compute_txid()).unwrap().previous_output;
+    assert_eq!(commitment.output[anchor.vout as usize].value.to_sat(), 330, "the child spends an anchor output: {child:?}");
+    assert!(child.input.iter().any(|i| bob_coins.contains(&i.previous_output.to_string())), "the child spends a coin of bob's wallet: {child:?}");
+    let (c_fee, k_fee) = (net.fee_sat(&commitment).await, net.fee_sat(&child).await);
+    let (c_vsize, k_vsize) = (commitment.vsize() as u64, child.vsize() as u64);
+    assert!(
+        (c_fee + k_fee) * c_vsize > 2 * c_fee * (c_vsize + k_vsize),
+        "the child at least doubles the package's fee rate: commitment {c_fee} sat / {c_vsize} vB, child {k_fee} sat / {k_vsize} vB"
+    );
     net.mine(1).await;
+    assert_eq!(net.tx_confirmations(commitment.compute_txid()).await, 1, "the commitment confirmed with its child");
     let pending = bob
         .wait_until("the closed channel to show what is still to be claimed", || async {
             let c = bob.closed_channels().await;
@@ -221,9 +250,8 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     net.mine((pending.claimable_at_height - height) as u64 + 1).await;
     bob.wait_until("the sweep in the mempool", || async { !net.mempool().await.is_empty() }).await;
     net.mine(1).await;
-    // The wallet paid for the commitment's confirmation too: an anchor channel's commitment carries
-    // almost no fee, and the wallet's CPFP child through bob's anchor pays the package at LDK's urgent
-    // rate (20 sat/vB on a fresh regtest chain: about 9k sat), on top of the sweep's own fee.
+    // The wallet paid for the commitment's confirmation too (the child above pays the package at LDK's
+    // urgent rate, 20 sat/vB on a fresh regtest chain: about 9k sat), on top of the sweep's own fee.
     let swept = bob.wait_confirmed_at_least(b_wallet + pending.claimable_sat - 15_000).await;
     assert!(swept.confirmed_sat <= b_wallet + b_local_sat, "{swept:?}");
     bob.wait_until("bob's log to name the sweep of the forced channel", || async {

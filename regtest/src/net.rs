@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, Weak};
 
-use bitcoin::{Address, Amount, BlockHash, Network, Txid};
+use bitcoin::{Address, Amount, BlockHash, Network, Transaction, Txid};
 use bitcoincore_rpc::{Client, RpcApi};
 
 use crate::bitcoind::Bitcoind;
@@ -144,6 +144,21 @@ impl Net {
             .call(&format!("getrawtransaction {txid}"), move |rpc| rpc.call("getrawtransaction", &[txid.to_string().into(), true.into()]))
             .await;
         tx.get("confirmations").and_then(|c| c.as_u64()).unwrap_or(0) as u32
+    }
+
+    /// A transaction bitcoind knows (in the mempool or, with `-txindex`, in any block); panics if it does not.
+    pub async fn transaction(&self, txid: Txid) -> Transaction {
+        self.shared.bitcoind.call(&format!("getrawtransaction {txid}"), move |rpc| rpc.get_raw_transaction(&txid, None)).await
+    }
+
+    /// The fee `tx` pays: what its inputs spend minus what its outputs pay, in sat.
+    pub async fn fee_sat(&self, tx: &Transaction) -> u64 {
+        let mut spent = 0;
+        for input in &tx.input {
+            let prev = self.transaction(input.previous_output.txid).await;
+            spent += prev.output[input.previous_output.vout as usize].value.to_sat();
+        }
+        spent - tx.output.iter().map(|o| o.value.to_sat()).sum::<u64>()
     }
 
     /// The transactions in bitcoind's mempool.
