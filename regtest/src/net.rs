@@ -78,6 +78,14 @@ impl Net {
         self.shared.mine(n).await
     }
 
+    /// Mines `n` blocks that include no transaction (what is in the mempool stays there: a fee too low
+    /// to get in, as far as the nodes can tell) and waits until every running node has seen them.
+    pub async fn mine_empty(&self, n: u64) -> Vec<BlockHash> {
+        let hashes = self.shared.mine_empty(n).await;
+        self.shared.wait_synced().await;
+        hashes
+    }
+
     /// Mines `n` blocks and returns at once, without waiting for the nodes: for stories that kill or
     /// restart a node meanwhile (a node catches up with the chain when it starts).
     pub async fn mine_without_waiting(&self, n: u64) -> Vec<BlockHash> {
@@ -89,17 +97,8 @@ impl Net {
     /// tip and `synced_to_chain`. The replaced blocks' transactions go back to bitcoind's mempool, so the
     /// next [`mine`](Net::mine) confirms them again. Returns the new tip.
     pub async fn reorg(&self, block: BlockHash, n: u64) -> BlockHash {
-        let bitcoind = &self.shared.bitcoind;
-        bitcoind.call(&format!("invalidateblock {block}"), move |rpc| rpc.invalidate_block(&block)).await;
-        let miner = bitcoind.new_address().await.to_string();
-        let mut tip = block;
-        for _ in 0..n {
-            let miner = miner.clone();
-            let made: serde_json::Value = bitcoind
-                .call("generateblock (empty)", move |rpc| rpc.call("generateblock", &[miner.into(), serde_json::json!([])]))
-                .await;
-            tip = made["hash"].as_str().and_then(|h| h.parse().ok()).unwrap_or_else(|| panic!("generateblock returned {made}"));
-        }
+        self.shared.bitcoind.call(&format!("invalidateblock {block}"), move |rpc| rpc.invalidate_block(&block)).await;
+        let tip = self.shared.mine_empty(n).await.pop().unwrap_or(block);
         for node in self.nodes().iter().filter(|node| node.is_running()) {
             node.wait_until(format!("the node on the new tip {tip}"), || async {
                 let info = node.info().await;
@@ -190,8 +189,25 @@ impl Shared {
 
     pub(crate) async fn mine(&self, n: u64) -> Vec<BlockHash> {
         let hashes = self.bitcoind.mine(n).await;
+        self.wait_synced().await;
+        hashes
+    }
+
+    async fn wait_synced(&self) {
         for node in self.nodes().iter().filter(|node| node.is_running()) {
             node.wait_synced().await;
+        }
+    }
+
+    /// Mines `n` empty blocks (generateblock with no transaction); waits for no node.
+    async fn mine_empty(&self, n: u64) -> Vec<BlockHash> {
+        let miner = self.bitcoind.new_address().await.to_string();
+        let mut hashes = Vec::new();
+        for _ in 0..n {
+            let miner = miner.clone();
+            let made: serde_json::Value =
+                self.bitcoind.call("generateblock (empty)", move |rpc| rpc.call("generateblock", &[miner.into(), serde_json::json!([])])).await;
+            hashes.push(made["hash"].as_str().and_then(|h| h.parse().ok()).unwrap_or_else(|| panic!("generateblock returned {made}")));
         }
         hashes
     }
