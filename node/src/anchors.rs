@@ -36,7 +36,7 @@ impl WalletSourceSync for WalletUtxos {
     fn list_confirmed_utxos(&self) -> Result<Vec<Utxo>, ()> {
         Ok(self
             .0
-            .confirmed_outputs()
+            .fee_bump_outputs()
             .into_iter()
             .filter_map(|(outpoint, txout)| {
                 // BIP84 outputs: OP_0 <20-byte key hash>.
@@ -51,7 +51,7 @@ impl WalletSourceSync for WalletUtxos {
     }
 
     fn get_change_script(&self) -> Result<ScriptBuf, ()> {
-        self.0.new_change_script().map_err(|e| tracing::error!(error = %e, "no change script for a fee bump"))
+        self.0.fee_bump_change_script().map_err(|e| tracing::error!(error = %e, "no change script for a fee bump"))
     }
 
     fn sign_psbt(&self, psbt: Psbt) -> Result<Transaction, ()> {

@@ -1,8 +1,9 @@
 //! Channels and payments as a user sees them: three real lanesd nodes on a real regtest chain.
 //!
 //! alice — bob — carol, plus a direct alice — carol channel for multi-part payments.
+use lanes_regtest::bitcoin::{OutPoint, Transaction, Txid};
 use lanes_regtest::proto::v1::*;
-use lanes_regtest::{Line, Net, Node};
+use lanes_regtest::{Line, Net, Node, Pair};
 use tonic::Code;
 
 const CHANNEL: u64 = 1_000_000;
@@ -199,35 +200,18 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     // Force close by bob: his funds wait for the CSV delay, then the sweeper brings them to his wallet.
     let b_local_sat = local_msat(&bob, &forced).await / 1000;
     let b_wallet = bob.balance().await.confirmed_sat;
-    let funding = bob.channel(&forced).await.expect("the channel bob force-closes");
-    let funding = format!("{}:{}", funding.funding_txid, funding.funding_output_index);
-    let bob_coins: Vec<String> = bob.list_unspent(1).await.into_iter().map(|u| u.outpoint).collect();
+    let funding = funding_outpoint(&bob, &forced).await;
+    let bob_coins = coins(&bob).await;
     bob.client().close_channel(CloseChannelRequest { channel_id: forced.clone(), force: true, sat_per_vbyte: String::new() }).await.unwrap();
     // An anchor channel's commitment carries almost no fee: bob's wallet pays for its confirmation with
     // a child (CPFP) that spends bob's anchor output and one of his wallet's coins.
-    let (commitment, child) = bob
-        .wait_until("the commitment and the wallet's fee-paying child in the mempool", || async {
-            let mut txs = Vec::new();
-            for txid in net.mempool().await {
-                txs.push(net.transaction(txid).await);
-            }
-            let spends = |tx: &lanes_regtest::bitcoin::Transaction, outpoint: &str| tx.input.iter().any(|i| i.previous_output.to_string() == outpoint);
-            let commitment = txs.iter().find(|tx| spends(tx, &funding)).ok_or(format!("{} transactions, none spends the funding", txs.len()))?;
-            let outputs: Vec<String> = (0..commitment.output.len()).map(|v| format!("{}:{v}", commitment.compute_txid())).collect();
-            match txs.iter().find(|tx| outputs.iter().any(|o| spends(tx, o))) {
-                Some(child) => Ok((commitment.clone(), child.clone())),
-                None => Err(format!("no child of the commitment {} yet", commitment.compute_txid())),
-            }
-        })
-        .await;
-    let anchor = child.input.iter().find(|i| i.previous_output.txid == commitment.compute_txid()).unwrap().previous_output;
-    assert_eq!(commitment.output[anchor.vout as usize].value.to_sat(), 330, "the child spends an anchor output: {child:?}");
-    assert!(child.input.iter().any(|i| bob_coins.contains(&i.previous_output.to_string())), "the child spends a coin of bob's wallet: {child:?}");
-    let (c_fee, k_fee) = (net.fee_sat(&commitment).await, net.fee_sat(&child).await);
-    let (c_vsize, k_vsize) = (commitment.vsize() as u64, child.vsize() as u64);
+    let ClosePackage { commitment, child } = ClosePackage::wait_in_mempool(&net, &bob, &funding, None).await;
+    let coin = wallet_coin_of(&commitment, &child, &bob_coins);
+    let (c_fee, c_vsize) = (net.fee_sat(&commitment).await, commitment.vsize() as u64);
+    let (k_fee, k_vsize) = (net.fee_sat(&child).await, child.vsize() as u64);
     assert!(
         (c_fee + k_fee) * c_vsize > 2 * c_fee * (c_vsize + k_vsize),
-        "the child at least doubles the package's fee rate: commitment {c_fee} sat / {c_vsize} vB, child {k_fee} sat / {k_vsize} vB"
+        "the child at least doubles the package's fee rate: commitment {c_fee} sat / {c_vsize} vB, child {k_fee} sat / {k_vsize} vB (pays with {coin})"
     );
     net.mine(1).await;
     assert_eq!(net.tx_confirmations(commitment.compute_txid()).await, 1, "the commitment confirmed with its child");
@@ -310,4 +294,86 @@ async fn the_wallet_keeps_a_reserve_to_bump_anchor_channel_closes() {
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     assert!(e.message().contains("anchor"), "the refusal says why: {e:?}");
     assert_eq!(bob.wait_confirmed_at_least(sent.amount_sat).await.confirmed_sat, sent.amount_sat, "bob received the rest");
+}
+
+/// A closing anchor channel whose commitment does not confirm (blocks leave it out, as they would a fee
+/// too low) gets a higher fee: LDK bumps it again and the wallet's child is replaced (RBF) by one that
+/// spends the same coin and pays more; that one confirms, with the commitment.
+///
+/// An HTLC is in flight, which is what makes the close urgent to LDK (with none, the commitment's own
+/// fee is enough and no child is built).
+#[tokio::test]
+async fn an_urgent_anchor_close_left_out_of_blocks_is_bumped_again_with_the_same_coin() {
+    let net = start_net().await;
+    let Pair { alice, bob, channel } = net.pair(2 * CHANNEL, CHANNEL).await;
+    let _in_flight = bob.held_payment_from(&alice, 50_000_000, [5; 32]).await;
+    let funding = funding_outpoint(&alice, &channel).await;
+    let alice_coins = coins(&alice).await;
+    // bob is gone (the usual reason to force-close), so only alice's commitment is broadcast.
+    bob.stop().await;
+    alice.client().close_channel(CloseChannelRequest { channel_id: channel.clone(), force: true, sat_per_vbyte: String::new() }).await.unwrap();
+    let first = ClosePackage::wait_in_mempool(&net, &alice, &funding, None).await;
+    let coin = wallet_coin_of(&first.commitment, &first.child, &alice_coins);
+
+    net.mine_empty(15).await;
+    let second = ClosePackage::wait_in_mempool(&net, &alice, &funding, Some(first.child.compute_txid())).await;
+    assert_eq!(second.commitment, first.commitment, "the same commitment");
+    assert_eq!(wallet_coin_of(&second.commitment, &second.child, &alice_coins), coin, "the replacement spends the same wallet coin");
+    let (first_fee, second_fee) = (net.fee_sat(&first.child).await, net.fee_sat(&second.child).await);
+    let (first_vsize, second_vsize) = (first.child.vsize() as u64, second.child.vsize() as u64);
+    assert!(second_fee * first_vsize > first_fee * second_vsize, "a higher fee rate: {second_fee} sat / {second_vsize} vB, was {first_fee} sat / {first_vsize} vB");
+    assert!(!net.mempool().await.contains(&first.child.compute_txid()), "the first child was replaced");
+
+    net.mine(1).await;
+    assert_eq!(net.tx_confirmations(second.commitment.compute_txid()).await, 1);
+    assert_eq!(net.tx_confirmations(second.child.compute_txid()).await, 1);
+}
+
+/// The funding outpoint of a channel, as "txid:vout".
+async fn funding_outpoint(n: &Node, channel_id: &str) -> String {
+    let c = n.channel(channel_id).await.expect("the channel");
+    format!("{}:{}", c.funding_txid, c.funding_output_index)
+}
+
+/// The node's confirmed wallet coins, as "txid:vout".
+async fn coins(n: &Node) -> Vec<String> {
+    n.list_unspent(1).await.into_iter().map(|u| u.outpoint).collect()
+}
+
+/// The one coin of `coins` that `child` spends besides an anchor output of `commitment`; panics unless
+/// the child is that: a CPFP of the commitment paid by the wallet.
+fn wallet_coin_of(commitment: &Transaction, child: &Transaction, coins: &[String]) -> OutPoint {
+    let anchor = child.input.iter().find(|i| i.previous_output.txid == commitment.compute_txid()).expect("a child of the commitment").previous_output;
+    assert_eq!(commitment.output[anchor.vout as usize].value.to_sat(), 330, "the child spends an anchor output: {child:?}");
+    let paid: Vec<OutPoint> = child.input.iter().map(|i| i.previous_output).filter(|p| coins.contains(&p.to_string())).collect();
+    assert_eq!(paid.len(), 1, "the child spends one coin of the wallet {coins:?}: {child:?}");
+    paid[0]
+}
+
+/// A force-closed channel's commitment and the child that pays its fee, as bitcoind's mempool holds them.
+struct ClosePackage {
+    commitment: Transaction,
+    child: Transaction,
+}
+
+impl ClosePackage {
+    /// Waits until the mempool holds the commitment spending `funding` ("txid:vout") and a child of it
+    /// other than `replaced`.
+    async fn wait_in_mempool(net: &Net, closer: &Node, funding: &str, replaced: Option<Txid>) -> ClosePackage {
+        closer
+            .wait_until("the commitment and the wallet's fee-paying child in the mempool", || async {
+                let mut txs = Vec::new();
+                for txid in net.mempool().await {
+                    txs.push(net.transaction(txid).await);
+                }
+                let spends = |tx: &Transaction, outpoint: &str| tx.input.iter().any(|i| i.previous_output.to_string() == outpoint);
+                let commitment = txs.iter().find(|tx| spends(tx, funding)).ok_or(format!("{} transactions, none spends the funding", txs.len()))?;
+                let outputs: Vec<String> = (0..commitment.output.len()).map(|v| format!("{}:{v}", commitment.compute_txid())).collect();
+                match txs.iter().find(|tx| outputs.iter().any(|o| spends(tx, o)) && Some(tx.compute_txid()) != replaced) {
+                    Some(child) => Ok(ClosePackage { commitment: commitment.clone(), child: child.clone() }),
+                    None => Err(format!("no child of the commitment {} (other than {replaced:?})", commitment.compute_txid())),
+                }
+            })
+            .await
+    }
 }

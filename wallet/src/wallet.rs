@@ -6,6 +6,7 @@
 //! persist first, or change any state when a send is refused.
 //!
 //! Every method here blocks (bitcoind's RPC client is synchronous): async callers use `spawn_blocking`.
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -265,14 +266,38 @@ impl OnchainWallet {
         self.persist(&mut w)
     }
 
-    /// Confirmed outputs the wallet can spend, for fee bumping (CPFP of a channel's anchor or HTLC
-    /// transactions). All wallet outputs are P2WPKH (BIP84).
-    pub fn confirmed_outputs(&self) -> Vec<(bitcoin::OutPoint, bitcoin::TxOut)> {
-        self.wallet()
-            .list_unspent()
-            .filter(|u| u.chain_position.is_confirmed())
-            .map(|u| (u.outpoint, u.txout))
+    /// Confirmed outputs the wallet can spend on fee bumps (a CPFP child of a closing channel's anchor,
+    /// inputs added to its HTLC transactions). All wallet outputs are P2WPKH (BIP84).
+    ///
+    /// Besides unspent ones, this offers confirmed outputs that only an unconfirmed fee bump spends: LDK
+    /// bumps a close that has not confirmed again by replacing its own earlier bump (RBF) with the same
+    /// coins, and without them it has nothing to pay with. A fee bump is told apart from other spends by
+    /// also spending an output that is not the wallet's (the anchor or HTLC it pays for); payments and
+    /// channel fundings spend only the wallet's own coins, so theirs are never offered.
+    pub fn fee_bump_outputs(&self) -> Vec<(bitcoin::OutPoint, bitcoin::TxOut)> {
+        let w = self.wallet();
+        let ours: HashSet<bitcoin::OutPoint> = w.list_output().map(|o| o.outpoint).collect();
+        let pending_bumps: HashSet<bitcoin::OutPoint> = w
+            .transactions()
+            .filter(|t| !t.chain_position.is_confirmed())
+            .map(|t| Arc::clone(&t.tx_node.tx))
+            .filter(|tx| tx.input.iter().any(|i| !ours.contains(&i.previous_output)))
+            .flat_map(|tx| tx.input.iter().map(|i| i.previous_output).filter(|p| ours.contains(p)).collect::<Vec<_>>())
+            .collect();
+        w.list_output()
+            .filter(|o| o.chain_position.is_confirmed() && (!o.is_spent || pending_bumps.contains(&o.outpoint)))
+            .map(|o| (o.outpoint, o.txout))
             .collect()
+    }
+
+    /// The change script for a fee bump: the first change address no transaction has used yet. LDK asks
+    /// for one at every attempt to bump a close, and an attempt bitcoind refuses (an RBF that does not
+    /// pay more) leaves it unused, so retries reuse it instead of revealing a new address each time.
+    pub fn fee_bump_change_script(&self) -> Result<ScriptBuf, WalletError> {
+        let mut w = self.wallet();
+        let info = w.next_unused_address(KeychainKind::Internal);
+        self.persist(&mut w)?;
+        Ok(info.address.script_pubkey())
     }
 
     /// Signs the inputs of `psbt` that spend wallet outputs and returns the transaction; inputs that
