@@ -209,9 +209,11 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     let coin = wallet_coin_of(&commitment, &child, &bob_coins);
     let (c_fee, c_vsize) = (net.fee_sat(&commitment).await, commitment.vsize() as u64);
     let (k_fee, k_vsize) = (net.fee_sat(&child).await, child.vsize() as u64);
+    // The package pays LDK's target for the close: 20 sat/vB on a fresh regtest chain when an HTLC of
+    // the last states may still be claimable, else 4 sat/vB (the commitment alone pays about 2).
     assert!(
-        (c_fee + k_fee) * c_vsize > 2 * c_fee * (c_vsize + k_vsize),
-        "the child at least doubles the package's fee rate: commitment {c_fee} sat / {c_vsize} vB, child {k_fee} sat / {k_vsize} vB (pays with {coin})"
+        (c_fee + k_fee) * c_vsize > c_fee * (c_vsize + k_vsize),
+        "the child raises the package's fee rate: commitment {c_fee} sat / {c_vsize} vB, child {k_fee} sat / {k_vsize} vB (pays with {coin})"
     );
     net.mine(1).await;
     assert_eq!(net.tx_confirmations(commitment.compute_txid()).await, 1, "the commitment confirmed with its child");
@@ -234,8 +236,8 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     net.mine((pending.claimable_at_height - height) as u64 + 1).await;
     bob.wait_until("the sweep in the mempool", || async { !net.mempool().await.is_empty() }).await;
     net.mine(1).await;
-    // The wallet paid for the commitment's confirmation too (the child above pays the package at LDK's
-    // urgent rate, 20 sat/vB on a fresh regtest chain: about 9k sat), on top of the sweep's own fee.
+    // The wallet paid for the commitment's confirmation too (the child above: at most about 9k sat, at
+    // LDK's urgent rate), on top of the sweep's own fee.
     let swept = bob.wait_confirmed_at_least(b_wallet + pending.claimable_sat - 15_000).await;
     assert!(swept.confirmed_sat <= b_wallet + b_local_sat, "{swept:?}");
     bob.wait_until("bob's log to name the sweep of the forced channel", || async {
