@@ -276,7 +276,8 @@ impl OnchainWallet {
     /// channel fundings spend only the wallet's own coins, so theirs are never offered.
     pub fn fee_bump_outputs(&self) -> Vec<(bitcoin::OutPoint, bitcoin::TxOut)> {
         let w = self.wallet();
-        let ours: HashSet<bitcoin::OutPoint> = w.list_output().map(|o| o.outpoint).collect();
+        let outputs: Vec<_> = w.list_output().collect();
+        let ours: HashSet<bitcoin::OutPoint> = outputs.iter().map(|o| o.outpoint).collect();
         let pending_bumps: HashSet<bitcoin::OutPoint> = w
             .transactions()
             .filter(|t| !t.chain_position.is_confirmed())
@@ -284,7 +285,8 @@ impl OnchainWallet {
             .filter(|tx| tx.input.iter().any(|i| !ours.contains(&i.previous_output)))
             .flat_map(|tx| tx.input.iter().map(|i| i.previous_output).filter(|p| ours.contains(p)).collect::<Vec<_>>())
             .collect();
-        w.list_output()
+        outputs
+            .into_iter()
             .filter(|o| o.chain_position.is_confirmed() && (!o.is_spent || pending_bumps.contains(&o.outpoint)))
             .map(|o| (o.outpoint, o.txout))
             .collect()
