@@ -29,6 +29,9 @@
 //! # }
 //! ```
 //!
+//! Other implementations, for interop stories: `net.electrum("eve")` starts an Electrum wallet (with its own
+//! ElectrumX) on the net (regtest/src/electrum.rs).
+//!
 //! Everything waits by polling with a deadline ([`wait_until`]); a wait that times out panics naming what
 //! it waited for, with the tail of the relevant log. Everything runs on 127.0.0.1 in one temporary directory,
 //! removed at the end unless `LANES_KEEP_TMP=1` is set or the test panicked (its path is printed then).
@@ -37,12 +40,14 @@
 //! directories it did not create itself.
 mod bitcoind;
 pub mod cheat;
+mod electrum;
 mod lightning;
 mod net;
 mod node;
 mod process;
 mod wait;
 
+pub use electrum::{btc_to_sat, electrum_exes, sat_to_btc, Electrum, ElectrumBalance, ElectrumChannel, ElectrumInvoice, ElectrumPayment, ELECTRUM_FEE_ETAS};
 pub use bitcoind::{bitcoind_exe, Bitcoind, MINER_WALLET, RPC_PASSWORD, RPC_USER};
 pub use net::{Net, KEEP_TMP_ENV, LANESD_EXE_ENV};
 pub use lightning::{HeldPayment, Line, Pair};

@@ -24,7 +24,7 @@ pub const KEEP_TMP_ENV: &str = "LANES_KEEP_TMP";
 
 /// A running regtest network. See the crate docs for a walk through.
 pub struct Net {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// What a `Net` and its nodes share. Fields drop in order: bitcoind stops before the directory goes.
@@ -182,6 +182,11 @@ impl Net {
 }
 
 impl Shared {
+    /// The net's temporary directory.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
     fn nodes(&self) -> Vec<Node> {
         let nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
         nodes.iter().filter_map(Weak::upgrade).map(Node::from_inner).collect()

@@ -79,6 +79,31 @@ pub fn terminate_blocking(child: &mut Child, grace: Duration) -> ExitStatus {
     child.wait().expect("cannot reap a killed child")
 }
 
+/// Stops a child and everything in its process group (it leads one: see [`spawn_logged`]) from synchronous
+/// code (Drop): SIGTERM to the group, up to `grace` for the child to exit, then SIGKILL to the group. For
+/// daemons that may start helpers of their own (Python servers). The group is signalled only while the
+/// child is not reaped, so its id cannot have been reused.
+pub fn terminate_group_blocking(child: &mut Child, grace: Duration) -> ExitStatus {
+    signal_group(child, libc::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal_group(child, libc::SIGKILL);
+    child.wait().expect("cannot reap a killed child")
+}
+
+/// Sends `signal` to the process group a child the harness spawned leads, unless the child has exited.
+pub fn signal_group(child: &mut Child, signal: libc::c_int) {
+    if matches!(child.try_wait(), Ok(None)) {
+        // SAFETY: kill(2) on the group of our own, not yet reaped child, which leads it (process_group(0)).
+        unsafe { libc::kill(-(child.id() as libc::pid_t), signal) };
+    }
+}
+
 /// Waits (polling, async) up to `timeout` for a child to exit; `None` if it is still running then.
 pub async fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
