@@ -7,7 +7,7 @@
 //! Must never: block an LDK callback on the network. `FeeEstimator` answers from the cache and
 //! `BroadcasterInterface` hands the send to a tokio task.
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use base64::Engine;
 use bitcoin::consensus::encode::serialize_hex;
@@ -17,6 +17,7 @@ use lightning_block_sync::http::HttpEndpoint;
 use lightning_block_sync::rpc::RpcClient;
 use serde_json::{json, Value};
 
+use crate::broadcast::{BroadcastJournal, Outcome};
 use crate::ChannelError;
 
 /// LDK's floor for fee rates: 253 sat per 1000 weight units (just above 1 sat/vB).
@@ -25,8 +26,9 @@ pub const MIN_FEERATE_SAT_PER_KW: u32 = 253;
 /// Every fee target LDK asks for, with the `estimatesmartfee` parameters we answer it with and the
 /// fallback (sat per 1000 weight) used while bitcoind has no estimate, as on a fresh regtest chain.
 const TARGETS: [(ConfirmationTarget, u16, &str, u32); 8] = [
-    (ConfirmationTarget::MaximumFeeEstimate, 1, "CONSERVATIVE", 5_000),
-    (ConfirmationTarget::UrgentOnChainSweep, 6, "CONSERVATIVE", 5_000),
+    // These two fallbacks are the operator's (FeeFallbacks); the numbers here are unused.
+    (ConfirmationTarget::MaximumFeeEstimate, 1, "CONSERVATIVE", 0),
+    (ConfirmationTarget::UrgentOnChainSweep, 6, "CONSERVATIVE", 0),
     (ConfirmationTarget::MinAllowedAnchorChannelRemoteFee, 1008, "ECONOMICAL", MIN_FEERATE_SAT_PER_KW),
     (ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee, 1008, "ECONOMICAL", MIN_FEERATE_SAT_PER_KW),
     (ConfirmationTarget::AnchorChannelFee, 1008, "ECONOMICAL", 500),
@@ -34,6 +36,26 @@ const TARGETS: [(ConfirmationTarget, u16, &str, u32); 8] = [
     (ConfirmationTarget::ChannelCloseMinimum, 144, "ECONOMICAL", MIN_FEERATE_SAT_PER_KW),
     (ConfirmationTarget::OutputSpendingFee, 12, "ECONOMICAL", 1_000),
 ];
+
+/// Fee rates (sat per 1000 weight) used while bitcoind has no estimate for the target, set by the operator.
+#[derive(Clone, Copy, Debug)]
+pub struct FeeFallbacks {
+    /// [`ConfirmationTarget::MaximumFeeEstimate`]: the highest rate we expect an honest peer to use.
+    pub maximum_sat_per_kw: u32,
+    /// [`ConfirmationTarget::UrgentOnChainSweep`].
+    pub urgent_sat_per_kw: u32,
+}
+
+impl Default for FeeFallbacks {
+    fn default() -> Self {
+        FeeFallbacks { maximum_sat_per_kw: 62_500, urgent_sat_per_kw: 5_000 }
+    }
+}
+
+/// Headroom added to twice bitcoind's next-block estimate for [`ConfirmationTarget::MaximumFeeEstimate`]
+/// (10 sat/vB): LDK asks for a value above any honest peer's estimate, since it judges peers' fee rates
+/// (through the dust exposure cap) against it.
+const MAXIMUM_HEADROOM_SAT_PER_KW: u32 = 2_500;
 
 /// Where bitcoind's JSON-RPC interface is and how to log in.
 #[derive(Clone, Debug)]
@@ -50,10 +72,13 @@ pub struct BitcoindClient {
     network: Network,
     /// sat per 1000 weight, per target.
     fees: RwLock<HashMap<ConfirmationTarget, u32>>,
+    fallbacks: FeeFallbacks,
     runtime: tokio::runtime::Handle,
     /// The last transactions LDK asked us to broadcast, oldest first, so the watcher can tell an operator
     /// what they were (a justice transaction, say). Recorded before the network call, in LDK's call.
     recent: Mutex<VecDeque<Transaction>>,
+    /// Every transaction handed to us is journaled here before its first broadcast (set once by the builder).
+    journal: OnceLock<Arc<BroadcastJournal>>,
 }
 
 /// How many broadcasts [`BitcoindClient::recent_spenders_of`] remembers.
@@ -68,15 +93,17 @@ pub struct Tip {
 
 impl BitcoindClient {
     /// Connects and checks that bitcoind runs the chain we expect.
-    pub async fn connect(cfg: &RpcConfig, network: Network) -> Result<Self, ChannelError> {
+    pub async fn connect(cfg: &RpcConfig, network: Network, fallbacks: FeeFallbacks) -> Result<Self, ChannelError> {
         let endpoint = endpoint(&cfg.url)?;
         let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", cfg.user, cfg.password));
         let client = Self {
             rpc: Arc::new(RpcClient::new(&credentials, endpoint)),
             network,
-            fees: RwLock::new(TARGETS.iter().map(|(t, _, _, fallback)| (*t, *fallback)).collect()),
+            fees: RwLock::new(TARGETS.iter().map(|(t, _, _, fallback)| (*t, fallback_for(*t, *fallback, &fallbacks))).collect()),
+            fallbacks,
             runtime: tokio::runtime::Handle::current(),
             recent: Mutex::new(VecDeque::new()),
+            journal: OnceLock::new(),
         };
         let info = client.call("getblockchaininfo", &[]).await?;
         let chain = info["chain"].as_str().unwrap_or_default();
@@ -127,10 +154,12 @@ impl BitcoindClient {
         let mut fresh = HashMap::new();
         for (target, blocks, mode, fallback) in TARGETS {
             let res = self.call("estimatesmartfee", &[json!(blocks), json!(mode)]).await?;
-            let rate = res["feerate"]
-                .as_f64()
-                .map(|btc_per_kvb| (btc_per_kvb * 100_000_000.0 / 4.0).round() as u32)
-                .unwrap_or(fallback);
+            let estimate = res["feerate"].as_f64().map(|btc_per_kvb| (btc_per_kvb * 100_000_000.0 / 4.0).round() as u32);
+            let rate = match (target, estimate) {
+                (ConfirmationTarget::MaximumFeeEstimate, Some(e)) => e.saturating_mul(2).saturating_add(MAXIMUM_HEADROOM_SAT_PER_KW),
+                (_, Some(e)) => e,
+                (_, None) => fallback_for(target, fallback, &self.fallbacks),
+            };
             fresh.insert(target, rate.max(MIN_FEERATE_SAT_PER_KW));
         }
         *self.fees.write().unwrap_or_else(|p| p.into_inner()) = fresh;
@@ -147,6 +176,29 @@ impl BitcoindClient {
 }
 
 impl BitcoindClient {
+    /// From now on, every transaction LDK hands over is journaled before it is sent, and re-sent by
+    /// [`BitcoindClient::rebroadcast`] until it is buried.
+    pub fn keep_journal(&self, journal: Arc<BroadcastJournal>) {
+        let _ = self.journal.set(journal);
+    }
+
+    /// Sends every journaled transaction that is not buried yet again (in the order they were first handed
+    /// over), at chain height `height`. Logs once per change of what bitcoind says about each.
+    pub async fn rebroadcast(&self, height: u32) {
+        let Some(journal) = self.journal.get() else { return };
+        for tx in journal.due() {
+            let txid = tx.compute_txid();
+            let outcome = Outcome::of(self.send_raw_transaction(&tx).await.map(|_| ()).map_err(|e| e.to_string()));
+            match journal.settle(txid, outcome, height) {
+                Some(Outcome::InMempool) => tracing::info!(%txid, "transaction broadcast (re-sent: bitcoind did not have it)"),
+                Some(Outcome::Confirmed) => tracing::debug!(%txid, height, "journaled transaction confirmed"),
+                Some(Outcome::InputsSpent) => tracing::info!(%txid, "transaction no longer re-broadcast: its inputs are spent (confirmed and spent, or replaced)"),
+                Some(Outcome::Refused(why)) => tracing::warn!(%txid, error = %why, "broadcast not accepted; will retry on the next block"),
+                None => {}
+            }
+        }
+    }
+
     /// Transactions among the recent broadcasts that spend an output of `txid`, oldest first.
     pub fn recent_spenders_of(&self, txid: &Txid) -> Vec<Txid> {
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
@@ -163,8 +215,9 @@ impl FeeEstimator for BitcoindClient {
 
 impl BroadcasterInterface for BitcoindClient {
     fn broadcast_transactions(&self, txs: &[&Transaction]) {
-        // LDK calls this from inside its own locks: hand the network call to a task. LDK re-broadcasts
-        // what it still needs on every block, so a failed send is retried without us keeping a queue.
+        // LDK calls this from inside its own locks: the journal write is local (and must be on disk before
+        // LDK persists state that assumes the broadcast); the network call goes to a task. The journal
+        // re-sends what bitcoind did not take on every block (see `rebroadcast`).
         {
             let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
             for tx in txs {
@@ -174,18 +227,35 @@ impl BroadcasterInterface for BitcoindClient {
                 recent.push_back((*tx).clone());
             }
         }
+        if let Some(journal) = self.journal.get() {
+            for tx in txs {
+                if let Err(e) = journal.record(tx) {
+                    tracing::error!(txid = %tx.compute_txid(), error = %e, "could not journal a transaction before broadcasting it");
+                }
+            }
+        }
         for tx in txs {
             let tx = (*tx).clone();
             let rpc = Arc::clone(&self.rpc);
             self.runtime.spawn(async move {
                 let txid = tx.compute_txid();
-                match rpc.call_method::<Value>("sendrawtransaction", &[json!(serialize_hex(&tx))]).await {
-                    Ok(_) => tracing::info!(%txid, "transaction broadcast"),
-                    // "already in block chain"/"already in mempool" are expected on re-broadcasts.
-                    Err(e) => tracing::debug!(%txid, error = %e, "broadcast not accepted"),
+                let sent = rpc.call_method::<Value>("sendrawtransaction", &[json!(serialize_hex(&tx))]).await;
+                match Outcome::of(sent.map(|_| ()).map_err(|e| e.to_string())) {
+                    Outcome::InMempool => tracing::info!(%txid, "transaction broadcast"),
+                    // Re-broadcasts of what already confirmed, or of what a later transaction replaced.
+                    Outcome::Confirmed | Outcome::InputsSpent => tracing::debug!(%txid, "broadcast not needed"),
+                    Outcome::Refused(why) => tracing::warn!(%txid, error = %why, "broadcast not accepted; will retry on the next block"),
                 }
             });
         }
+    }
+}
+
+fn fallback_for(target: ConfirmationTarget, fixed: u32, f: &FeeFallbacks) -> u32 {
+    match target {
+        ConfirmationTarget::MaximumFeeEstimate => f.maximum_sat_per_kw,
+        ConfirmationTarget::UrgentOnChainSweep => f.urgent_sat_per_kw,
+        _ => fixed,
     }
 }
 

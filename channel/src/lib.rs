@@ -7,6 +7,7 @@
 //! transactions or decides channel state, and nothing here talks to the API.
 
 pub mod bitcoind;
+pub mod broadcast;
 pub mod error;
 pub mod gossip;
 pub mod keys;

@@ -25,7 +25,8 @@ use lightning::util::persist::{
 use lightning::util::ser::ReadableArgs;
 use lightning_block_sync::{init, UnboundedCache};
 
-use lanes_channel::bitcoind::{BitcoindClient, RpcConfig};
+use lanes_channel::bitcoind::{BitcoindClient, FeeFallbacks, RpcConfig};
+use lanes_channel::broadcast::BroadcastJournal;
 use lanes_channel::keys::WalletSignerProvider;
 use lanes_channel::logger::LdkTracing;
 use lanes_channel::persist::{OrderedPersister, ProcessorStore};
@@ -74,7 +75,11 @@ impl Builder {
             user: config.bitcoind_rpc_user.clone(),
             password: config.bitcoind_rpc_password.clone(),
         };
-        let bitcoind = Arc::new(BitcoindClient::connect(&rpc, network).await?);
+        let fallbacks = FeeFallbacks {
+            maximum_sat_per_kw: sat_per_vb_to_kw(config.fees.max_fee_rate_fallback),
+            urgent_sat_per_kw: sat_per_vb_to_kw(config.fees.urgent_fee_rate_fallback),
+        };
+        let bitcoind = Arc::new(BitcoindClient::connect(&rpc, network, fallbacks).await?);
         bitcoind.refresh_fees().await?;
 
         // Wallet: the seed first, every key comes from it.
@@ -90,6 +95,17 @@ impl Builder {
                 .map_err(|e| NodeError::Internal(e.to_string()))??
         };
         let wallet = Arc::new(wallet);
+
+        // Every transaction LDK hands over is journaled before its first broadcast and re-sent until it is
+        // buried; the wallet keeps the inputs of journaled transactions spent meanwhile, across restarts.
+        let journal = Arc::new(
+            BroadcastJournal::load(Arc::clone(&store) as Arc<dyn KVStoreSync + Send + Sync>).map_err(|e| ChannelError::Store(e.into()))?,
+        );
+        {
+            let wallet = Arc::clone(&wallet);
+            journal.set_hook(Box::new(move |txid, keep| wallet.keep_unconfirmed(txid, keep)));
+        }
+        bitcoind.keep_journal(journal);
 
         // Channel manager and everything it needs.
         let logger = Arc::new(LdkTracing);
@@ -134,7 +150,7 @@ impl Builder {
         let signer = Arc::new(WalletSignerProvider::new(Arc::clone(&keys), Arc::new(WalletChange(Arc::clone(&wallet)))));
         let mut monitors = read_channel_monitors(Arc::clone(&store), Arc::clone(&keys), Arc::clone(&signer))
             .map_err(|e| ChannelError::Decode { what: "channel monitors", reason: e.to_string() })?;
-        let user_config = user_config();
+        let user_config = user_config(&config);
         let tip = bitcoind.tip().await?;
         let (manager_hash, channel_manager) =
             match store.read(CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_KEY) {
@@ -181,6 +197,7 @@ impl Builder {
             };
         let channel_manager = Arc::new(channel_manager);
         persister.attach(&chain_monitor, &channel_manager);
+        apply_dust_policy(&channel_manager, &user_config);
 
         // The sweeper claims what closed channels leave us into the wallet; it follows the chain too.
         let (sweeper_hash, sweeper) = read_sweeper(&processor_store, &bitcoind, &keys, &wallet, &logger, tip)?;
@@ -310,9 +327,38 @@ type MonitorListener = (
     Arc<LdkTracing>,
 );
 
-/// Channel policy defaults, as an LND or ldk-node user would expect them.
-fn user_config() -> UserConfig {
+/// sat/vB to sat per 1000 weight units.
+fn sat_per_vb_to_kw(sat_per_vb: u64) -> u32 {
+    (sat_per_vb.saturating_mul(250)).min(u32::MAX as u64) as u32
+}
+
+/// The operator's dust exposure policy holds for channels opened before it was set too (LDK keeps a
+/// per-channel copy of the policy it was opened with).
+fn apply_dust_policy(cm: &ChannelManager, config: &UserConfig) {
+    let wanted = config.channel_config.max_dust_htlc_exposure;
+    let mut by_peer: std::collections::HashMap<_, Vec<_>> = std::collections::HashMap::new();
+    for c in cm.list_channels() {
+        if c.config.is_some_and(|cfg| cfg.max_dust_htlc_exposure != wanted) {
+            by_peer.entry(c.counterparty.node_id).or_default().push(c.channel_id);
+        }
+    }
+    let update = lightning::util::config::ChannelConfigUpdate { max_dust_htlc_exposure_msat: Some(wanted), ..Default::default() };
+    for (peer, ids) in by_peer {
+        if let Err(e) = cm.update_partial_channel_config(&peer, &ids, &update) {
+            tracing::warn!(peer = %peer, error = ?e, "could not apply the dust exposure policy to existing channels");
+        }
+    }
+}
+
+/// Channel policy defaults, as an LND or ldk-node user would expect them, with the operator's settings.
+fn user_config(config: &Config) -> UserConfig {
     let mut c = UserConfig::default();
+    // LND and CLN forward into private channels (wallets such as Electrum have only those).
+    c.accept_forwards_to_priv_channels = config.forward_to_private_channels;
+    c.channel_config.max_dust_htlc_exposure = match config.fees.dust_exposure {
+        crate::config::DustExposure::Multiplier(m) => lightning::util::config::MaxDustHTLCExposure::FeeRateMultiplier(m),
+        crate::config::DustExposure::FixedMsat(msat) => lightning::util::config::MaxDustHTLCExposure::FixedLimitMsat(msat),
+    };
     c.accept_inbound_channels = true;
     c.channel_handshake_limits.force_announced_channel_preference = false;
     // Anchor outputs let a channel's closing transactions get their fee when they are needed (from

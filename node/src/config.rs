@@ -35,6 +35,9 @@ pub struct Args {
     pub bitcoind_rpc_user: Option<String>,
     #[arg(long, env = "LANES_BITCOIND_RPC_PASSWORD", hide_env_values = true)]
     pub bitcoind_rpc_password: Option<String>,
+    /// A file holding bitcoind's RPC password (first line), so it never appears in argv.
+    #[arg(long)]
+    pub bitcoind_rpc_password_file: Option<PathBuf>,
     /// bitcoind's .cookie file, used when no user/password is given.
     #[arg(long)]
     pub bitcoind_rpc_cookie: Option<PathBuf>,
@@ -47,6 +50,23 @@ pub struct Args {
     /// Node alias announced to the network (at most 32 bytes).
     #[arg(long)]
     pub alias: Option<String>,
+    /// Forward payments into private (unannounced) channels, as LND and CLN do. Default: true.
+    #[arg(long)]
+    pub forward_to_private_channels: Option<bool>,
+    /// The highest fee rate (sat/vB) we expect an honest peer to use, when bitcoind has no estimate yet
+    /// (a fresh regtest or signet chain). Default: 250.
+    #[arg(long)]
+    pub max_fee_rate_fallback: Option<u64>,
+    /// The fee rate (sat/vB) for urgent on-chain claims when bitcoind has no estimate. Default: 20.
+    #[arg(long)]
+    pub urgent_fee_rate_fallback: Option<u64>,
+    /// Dust exposure cap as a multiple of the highest fee rate we expect (sat per 1000 weight), LDK's
+    /// FeeRateMultiplier. Default: 10000.
+    #[arg(long)]
+    pub dust_exposure_multiplier: Option<u64>,
+    /// A fixed dust exposure cap in msat (CLN's max-dust-htlc-exposure-msat), instead of the multiplier.
+    #[arg(long)]
+    pub max_dust_htlc_exposure_msat: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -60,6 +80,38 @@ pub struct Config {
     pub listen: SocketAddr,
     pub grpc_listen: SocketAddr,
     pub alias: String,
+    pub forward_to_private_channels: bool,
+    pub fees: FeePolicy,
+}
+
+/// How fee estimates and peers' fee rates are judged. See [`FeePolicy::default`] for the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeePolicy {
+    /// sat/vB: our "highest plausible fee rate" while bitcoind has no estimate.
+    pub max_fee_rate_fallback: u64,
+    /// sat/vB: urgent claims while bitcoind has no estimate.
+    pub urgent_fee_rate_fallback: u64,
+    pub dust_exposure: DustExposure,
+}
+
+/// The cap on what dust HTLCs and excess commitment fees may put at risk in one channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DustExposure {
+    /// Times the highest plausible fee rate in sat per 1000 weight, in msat (LDK's FeeRateMultiplier).
+    Multiplier(u64),
+    FixedMsat(u64),
+}
+
+impl Default for FeePolicy {
+    /// The rule: a peer's `update_fee` is only refused when the commitment fee above our "highest plausible
+    /// fee rate" plus its dust HTLCs would put more than the cap at risk. LDK caps that at 10,000 x that rate
+    /// (in sat/kW, as msat), so an empty anchor channel accepts a peer rate up to about 10x ours. Our
+    /// highest plausible rate is twice bitcoind's next-block conservative estimate plus 10 sat/vB (LDK
+    /// asks for headroom over the estimate); with no estimate (fresh regtest, signet) it is 250 sat/vB, so
+    /// wallets that use a static high fallback there (Electrum: 56,250 sat/kW) are not force-closed.
+    fn default() -> Self {
+        FeePolicy { max_fee_rate_fallback: 250, urgent_fee_rate_fallback: 20, dust_exposure: DustExposure::Multiplier(10_000) }
+    }
 }
 
 impl Config {
@@ -85,7 +137,12 @@ impl Config {
         let bitcoind_rpc_url = pick(args.bitcoind_rpc_url, file.bitcoind_rpc_url)
             .unwrap_or_else(|| format!("http://127.0.0.1:{}", default_rpc_port(network)));
         let user = pick(args.bitcoind_rpc_user, file.bitcoind_rpc_user);
-        let password = pick(args.bitcoind_rpc_password, file.bitcoind_rpc_password);
+        let password = match (pick(args.bitcoind_rpc_password, file.bitcoind_rpc_password), args.bitcoind_rpc_password_file.or(file.bitcoind_rpc_password_file)) {
+            (Some(_), Some(_)) => return Err(NodeError::Config("give --bitcoind-rpc-password or --bitcoind-rpc-password-file, not both".into())),
+            (Some(p), None) => Some(p),
+            (None, Some(path)) => Some(read_password_file(&path)?),
+            (None, None) => None,
+        };
         let (bitcoind_rpc_user, bitcoind_rpc_password) = match (user, password) {
             (Some(u), Some(p)) => (u, p),
             (None, None) => {
@@ -100,7 +157,31 @@ impl Config {
         if alias.len() > 32 {
             return Err(NodeError::Config(format!("alias {alias:?} is longer than 32 bytes")));
         }
+        let defaults = FeePolicy::default();
+        let dust_exposure = match (
+            args.dust_exposure_multiplier.or(file.dust_exposure_multiplier),
+            args.max_dust_htlc_exposure_msat.or(file.max_dust_htlc_exposure_msat),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(NodeError::Config("give --dust-exposure-multiplier or --max-dust-htlc-exposure-msat, not both".into()))
+            }
+            (Some(m), None) => DustExposure::Multiplier(m),
+            (None, Some(msat)) => DustExposure::FixedMsat(msat),
+            (None, None) => defaults.dust_exposure,
+        };
+        let fees = FeePolicy {
+            max_fee_rate_fallback: args.max_fee_rate_fallback.or(file.max_fee_rate_fallback).unwrap_or(defaults.max_fee_rate_fallback),
+            urgent_fee_rate_fallback: args.urgent_fee_rate_fallback.or(file.urgent_fee_rate_fallback).unwrap_or(defaults.urgent_fee_rate_fallback),
+            dust_exposure,
+        };
+        for (name, rate) in [("max-fee-rate-fallback", fees.max_fee_rate_fallback), ("urgent-fee-rate-fallback", fees.urgent_fee_rate_fallback)] {
+            if !(1..=10_000).contains(&rate) {
+                return Err(NodeError::Config(format!("--{name} {rate} sat/vB is outside 1..=10000")));
+            }
+        }
         Ok(Self {
+            forward_to_private_channels: args.forward_to_private_channels.or(file.forward_to_private_channels).unwrap_or(true),
+            fees,
             network,
             data_dir,
             bitcoind_rpc_url,
@@ -152,6 +233,15 @@ fn read_file(path: &Path) -> Result<Args, NodeError> {
     toml::from_str(&text).map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))
 }
 
+fn read_password_file(path: &Path) -> Result<String, NodeError> {
+    let text = std::fs::read_to_string(path).map_err(|e| NodeError::Config(format!("reading password file {}: {e}", path.display())))?;
+    let password = text.lines().next().unwrap_or("").trim_end_matches('\r').to_string();
+    if password.is_empty() {
+        return Err(NodeError::Config(format!("password file {} is empty", path.display())));
+    }
+    Ok(password)
+}
+
 fn read_cookie(path: &Path) -> Result<(String, String), NodeError> {
     let text = std::fs::read_to_string(path).map_err(|e| NodeError::Config(format!("reading cookie {}: {e}", path.display())))?;
     let (u, p) = text
@@ -178,6 +268,37 @@ mod tests {
         assert_eq!(c.bitcoind_rpc_url, "http://127.0.0.1:18443");
         assert_eq!(c.grpc_listen.to_string(), "127.0.0.1:10009");
         assert_eq!(c.listen.port(), 9735);
+        assert!(c.forward_to_private_channels, "LND and CLN forward into private channels by default");
+        assert_eq!(c.fees, FeePolicy::default());
+    }
+
+    #[test]
+    fn fee_policy_and_private_forwarding_can_be_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let base = ["--data-dir", d, "--bitcoind-rpc-user", "u", "--bitcoind-rpc-password", "p"];
+        let with = |extra: &[&str]| Config::from_args(args(&[&base[..], extra].concat()));
+        let c = with(&["--forward-to-private-channels", "false", "--max-fee-rate-fallback", "50", "--max-dust-htlc-exposure-msat", "5000000"]).unwrap();
+        assert!(!c.forward_to_private_channels);
+        assert_eq!(c.fees.max_fee_rate_fallback, 50);
+        assert_eq!(c.fees.dust_exposure, DustExposure::FixedMsat(5_000_000));
+        assert_eq!(with(&["--dust-exposure-multiplier", "20000"]).unwrap().fees.dust_exposure, DustExposure::Multiplier(20_000));
+        assert!(with(&["--dust-exposure-multiplier", "1", "--max-dust-htlc-exposure-msat", "1"]).is_err(), "one dust policy at a time");
+        assert!(with(&["--max-fee-rate-fallback", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_password_can_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let file = dir.path().join("rpcpass");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let f = file.to_str().unwrap();
+        let c = Config::from_args(args(&["--data-dir", d, "--bitcoind-rpc-user", "u", "--bitcoind-rpc-password-file", f])).unwrap();
+        assert_eq!(c.bitcoind_rpc_password, "s3cret");
+        assert!(Config::from_args(args(&["--data-dir", d, "--bitcoind-rpc-user", "u", "--bitcoind-rpc-password", "x", "--bitcoind-rpc-password-file", f])).is_err());
+        std::fs::write(&file, "").unwrap();
+        assert!(Config::from_args(args(&["--data-dir", d, "--bitcoind-rpc-user", "u", "--bitcoind-rpc-password-file", f])).is_err());
     }
 
     #[test]

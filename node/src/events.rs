@@ -62,7 +62,17 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
             node.bus.publish(NodeEvent { kind: "channel_opened", node_id: counterparty_node_id.to_string(), channel_id: channel_id.to_string(), ..Default::default() });
         }
         Event::ChannelClosed { channel_id, reason, counterparty_node_id, channel_capacity_sats, channel_funding_txo, .. } => {
-            tracing::info!(%channel_id, peer = ?counterparty_node_id, %reason, "channel closed");
+            let peer = counterparty_node_id.map(|p| p.to_string()).unwrap_or_default();
+            if let Some(peer_rate) = refused_peer_fee(&reason) {
+                // The peer's fee rate was above what our dust exposure cap allows: say so with the numbers,
+                // so an operator can raise --max-fee-rate-fallback or the dust cap if the peer was honest.
+                let ours = lightning::chain::chaininterface::FeeEstimator::get_est_sat_per_1000_weight(
+                    &*node.bitcoind,
+                    lightning::chain::chaininterface::ConfirmationTarget::MaximumFeeEstimate,
+                );
+                tracing::warn!(%channel_id, peer = %peer, peer_sat_per_kw = peer_rate, our_max_sat_per_kw = ours, dust_policy = ?node.user_config.channel_config.max_dust_htlc_exposure, %reason, "peer's update_fee refused: it would over-expose the channel to dust");
+            }
+            tracing::info!(%channel_id, peer = %peer, %reason, "channel closed");
             node.channels.closed(channel_id, &reason, counterparty_node_id, channel_capacity_sats, channel_funding_txo.map(|o| o.into_bitcoin_outpoint()));
             node.bus.publish(NodeEvent {
                 kind: "channel_closed",
@@ -200,6 +210,13 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
     Ok(())
 }
 
+/// The fee rate (sat per 1000 weight) of a peer's update_fee that made LDK close the channel, if that was why.
+fn refused_peer_fee(reason: &lightning::events::ClosureReason) -> Option<u64> {
+    let text = reason.to_string();
+    let rest = &text[text.find("update_fee with a feerate (")? + "update_fee with a feerate (".len()..];
+    rest[..rest.find(')')?].parse().ok()
+}
+
 fn bump_kind(b: &lightning::events::bump_transaction::BumpTransactionEvent) -> String {
     use lightning::events::bump_transaction::BumpTransactionEvent as B;
     match b {
@@ -228,5 +245,18 @@ pub(crate) fn output_value(d: &lightning::sign::SpendableOutputDescriptor) -> u6
         D::StaticOutput { output, .. } => output.value.to_sat(),
         D::DelayedPaymentOutput(o) => o.output.value.to_sat(),
         D::StaticPaymentOutput(o) => o.output.value.to_sat(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lightning::events::ClosureReason;
+
+    #[test]
+    fn a_refused_peer_fee_is_recognised_with_its_rate() {
+        let err = "Peer sent update_fee with a feerate (56250) which may over-expose us to dust-in-flight on our own transactions (totaling 57605000 msat)".to_string();
+        assert_eq!(refused_peer_fee(&ClosureReason::ProcessingError { err }), Some(56_250));
+        assert_eq!(refused_peer_fee(&ClosureReason::LocallyInitiatedCooperativeClosure), None);
     }
 }

@@ -117,6 +117,10 @@ impl Node {
         ));
         tasks.push(("wallet", tokio::spawn(watcher::follow_wallet(Arc::clone(&self.wallet), Arc::clone(&self.sync), CHAIN_POLL, rx()))));
         tasks.push(("fees", tokio::spawn(watcher::follow_fees(Arc::clone(&self.bitcoind), FEE_REFRESH, rx()))));
+        tasks.push((
+            "rebroadcast",
+            tokio::spawn(watcher::rebroadcast(Arc::clone(&self.bitcoind), Arc::clone(&self.channel_manager), CHAIN_POLL, rx())),
+        ));
 
         let listener = tokio::net::TcpListener::bind(self.config.listen).await?;
         tracing::info!(addr = %self.config.listen, "listening for Lightning peers");

@@ -85,6 +85,29 @@ pub async fn follow_chain(
     }
 }
 
+/// How often journaled transactions are re-sent when no block arrives.
+const REBROADCAST_EVERY: Duration = Duration::from_secs(60);
+
+/// Until shutdown: re-sends the journaled transactions that are not buried yet at start-up, on every new
+/// block, and every minute (bitcoind may have been down when a block did not come).
+pub async fn rebroadcast(bitcoind: Arc<BitcoindClient>, channel_manager: Arc<ChannelManager>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut last: Option<(bitcoin::BlockHash, std::time::Instant)> = None;
+    loop {
+        let best = channel_manager.current_best_block();
+        let due = match last {
+            None => true,
+            Some((hash, at)) => hash != best.block_hash || at.elapsed() >= REBROADCAST_EVERY,
+        };
+        if due {
+            bitcoind.rebroadcast(best.height).await;
+            last = Some((best.block_hash, std::time::Instant::now()));
+        }
+        if wait(&mut shutdown, interval).await {
+            return;
+        }
+    }
+}
+
 /// What the operator has already been told about, so each line is logged once.
 #[derive(Default)]
 struct Reported {

@@ -379,3 +379,38 @@ impl ClosePackage {
             .await
     }
 }
+
+/// A wallet (carol) behind a routing node (bob) on a private channel, as every Electrum wallet is: alice pays
+/// carol's invoice through bob (found through the invoice's route hint), and carol pays alice back.
+#[tokio::test]
+async fn a_wallet_behind_a_private_channel_is_paid_through_its_node_and_pays_back() {
+    let net = start_net().await;
+    let Pair { alice, bob, channel: ab } = net.pair(2_000_000, CHANNEL).await;
+    let carol = net.node("carol").await;
+    bob.fund(2_000_000).await;
+    bob.connect(&carol).await;
+    let req = OpenChannelRequest { local_funding_sat: CHANNEL, private: true, push_msat: 200_000_000, ..Default::default() };
+    let bc = bob.open_channel_with(&carol, req).await;
+    net.mine(6).await;
+    bob.wait_channel_active(&bc).await;
+    let c = carol.wait_channel_active(&bc).await;
+    assert!(!c.public, "{c:?}");
+    carol.wait_graph_channels(1).await;
+
+    // alice -> bob -> carol: bob forwards into the private channel.
+    let carol_before = local_msat(&carol, &bc).await;
+    let inv = carol.add_invoice(50_000_000, "to a wallet").await;
+    let decoded = alice.client().decode_invoice(DecodeInvoiceRequest { bolt11: inv.bolt11.clone() }).await.unwrap().into_inner();
+    assert!(!decoded.route_hints.is_empty(), "the invoice carries a hint to carol's private channel: {decoded:?}");
+    let paid = alice.pay_invoice(&inv.bolt11).await.expect("not refused");
+    assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
+    assert_eq!(local_msat(&carol, &bc).await, carol_before + 50_000_000);
+
+    // carol -> bob -> alice, out through her private channel.
+    let alice_before = local_msat(&alice, &ab).await;
+    let inv = alice.add_invoice(20_000_000, "from a wallet").await;
+    let paid = carol.pay_invoice(&inv.bolt11).await.expect("not refused");
+    assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
+    assert_eq!(local_msat(&alice, &ab).await, alice_before + 20_000_000);
+    assert_eq!(local_msat(&carol, &bc).await, carol_before + 50_000_000 - 20_000_000 - paid.fee_msat);
+}

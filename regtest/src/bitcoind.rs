@@ -60,6 +60,7 @@ pub struct Bitcoind {
     exe: PathBuf,
     dir: PathBuf,
     rpc_port: u16,
+    p2p_port: u16,
     child: Mutex<Child>,
     rpc: Arc<Client>,
 }
@@ -73,11 +74,33 @@ impl Bitcoind {
         let child = spawn_logged(&mut bitcoind_command(&exe, &dir, rpc_port, p2p_port), &dir.join("bitcoind.log"));
         let url = format!("http://127.0.0.1:{rpc_port}/wallet/{MINER_WALLET}");
         let rpc = Client::new(&url, Auth::UserPass(RPC_USER.into(), RPC_PASSWORD.into())).expect("cannot build an RPC client");
-        let bitcoind = Bitcoind { exe, dir, rpc_port, child: Mutex::new(child), rpc: Arc::new(rpc) };
+        let bitcoind = Bitcoind { exe, dir, rpc_port, p2p_port, child: Mutex::new(child), rpc: Arc::new(rpc) };
         bitcoind.wait_for_rpc().await;
         bitcoind.call("createwallet miner", |rpc| rpc.create_wallet(MINER_WALLET, None, None, None, None)).await;
         bitcoind.mine(INITIAL_BLOCKS).await;
         bitcoind
+    }
+
+    /// Stops bitcoind (SIGTERM, as an operator's restart or an outage would), keeping its data and ports; nodes
+    /// see "connection refused" until [`Bitcoind::resume`].
+    pub async fn pause(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let status = terminate_blocking(&mut child, BITCOIND_GRACE);
+        assert!(status.success(), "bitcoind did not stop cleanly: {status}");
+    }
+
+    /// Starts bitcoind again on the same data and ports after [`Bitcoind::pause`], with the miner wallet loaded.
+    pub async fn resume(&self) {
+        {
+            let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+            assert!(!matches!(child.try_wait(), Ok(None)), "bitcoind is still running");
+            *child = spawn_logged(&mut bitcoind_command(&self.exe, &self.dir, self.rpc_port, self.p2p_port), &self.dir.join("bitcoind.log"));
+        }
+        self.wait_for_rpc().await;
+        let loaded: Vec<String> = self.call("listwallets", |rpc| rpc.list_wallets()).await;
+        if !loaded.iter().any(|w| w == MINER_WALLET) {
+            self.call("loadwallet miner", |rpc| rpc.load_wallet(MINER_WALLET)).await;
+        }
     }
 
     /// The RPC client, on the miner wallet's endpoint (non-wallet calls work there too). It blocks: from async

@@ -267,6 +267,20 @@ impl Node {
         wait_until_logged(SYNC_TIMEOUT, format!("{}: {what}", self.name()), &[self.log_path()], check).await
     }
 
+    /// Waits until a line of the node's log contains every one of `parts` (what an operator would grep for),
+    /// and returns that line.
+    pub async fn wait_log_line(&self, parts: &[&str]) -> String {
+        let path = self.log_path();
+        self.wait_until(format!("a log line with {parts:?}"), || {
+            let path = path.clone();
+            async move {
+                let log = std::fs::read_to_string(&path).unwrap_or_default();
+                log.lines().find(|l| parts.iter().all(|p| l.contains(p))).map(str::to_string).ok_or("not logged yet")
+            }
+        })
+        .await
+    }
+
     /// Waits until the node reports `synced_to_chain` at bitcoind's current height.
     pub async fn wait_synced(&self) {
         let tip = self.inner.net.bitcoind.height().await;

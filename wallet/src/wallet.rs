@@ -78,6 +78,9 @@ pub struct OnchainWallet {
     rpc: Arc<Client>,
     network: Network,
     synced_height: AtomicU32,
+    /// Our unconfirmed transactions that must stay canonical even while bitcoind's mempool lacks them (a
+    /// channel funding being re-broadcast): their inputs stay spent, so no other payment can take them.
+    kept: Mutex<HashSet<Txid>>,
 }
 
 impl OnchainWallet {
@@ -132,6 +135,7 @@ impl OnchainWallet {
             rpc,
             network,
             synced_height: AtomicU32::new(height),
+            kept: Mutex::new(HashSet::new()),
         })
     }
 
@@ -160,7 +164,8 @@ impl OnchainWallet {
         let mempool = emitter.mempool().map_err(btc)?;
         let mut w = self.wallet();
         w.apply_unconfirmed_txs(mempool.update);
-        w.apply_evicted_txs(mempool.evicted);
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        w.apply_evicted_txs(mempool.evicted.into_iter().filter(|(txid, _)| !kept.contains(txid)));
         self.persist(&mut w)?;
         let height = w.latest_checkpoint().height();
         self.synced_height.store(height, Ordering::Release);
@@ -256,6 +261,17 @@ impl OnchainWallet {
             }));
         }
         Ok(())
+    }
+
+    /// Keeps (`true`) or stops keeping (`false`) our unconfirmed transaction `txid` spending its inputs while
+    /// bitcoind's mempool lacks it: it is being re-broadcast until it confirms or is replaced.
+    pub fn keep_unconfirmed(&self, txid: Txid, keep: bool) {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        if keep {
+            kept.insert(txid);
+        } else {
+            kept.remove(&txid);
+        }
     }
 
     /// Forgets a transaction we built that will never be broadcast (a funding LDK discarded), so its

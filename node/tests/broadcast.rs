@@ -1,0 +1,75 @@
+//! Transactions the node depends on reach the chain even when their first broadcast did not: bitcoind
+//! down while a channel is funded, and lanesd killed before it could try again.
+use lanes_regtest::bitcoin::Txid;
+use lanes_regtest::proto::v1::*;
+use lanes_regtest::{Net, Node};
+
+const WALLET: u64 = 1_000_000;
+const CAPACITY: u64 = 400_000;
+
+/// Opens a channel while bitcoind is down: OpenChannel answers, the broadcast is refused (a WARN line with
+/// the funding txid), and the funding is not in any mempool. Returns the channel id and funding txid.
+async fn open_while_bitcoind_is_down(net: &Net, funder: &Node, peer: &Node) -> (String, Txid) {
+    net.bitcoind().pause().await;
+    let opened = funder
+        .client()
+        .open_channel(OpenChannelRequest { node_id: peer.node_id(), local_funding_sat: CAPACITY, ..Default::default() })
+        .await
+        .expect("OpenChannel answers while bitcoind is down: the peer signs, the broadcast waits")
+        .into_inner();
+    let txid: Txid = opened.funding_txid.parse().expect("a funding txid");
+    funder.wait_log_line(&["broadcast not accepted", &txid.to_string()]).await;
+    (opened.channel_id, txid)
+}
+
+async fn wait_in_mempool(net: &Net, node: &Node, txid: Txid) {
+    node.wait_until(format!("funding {txid} in bitcoind's mempool"), || async { net.mempool().await.contains(&txid) }).await;
+}
+
+#[tokio::test]
+async fn a_funding_whose_broadcast_failed_is_sent_again_and_its_coins_stay_spent() {
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let alice = net.node("alice").await;
+    let bob = net.node("bob").await;
+    alice.fund(WALLET).await;
+    bob.fund(WALLET).await;
+    alice.connect(&bob).await;
+
+    // bitcoind goes down while alice funds a channel, and alice is killed before it is back: the only
+    // broadcast attempt failed, and the process that made it is gone.
+    let (ab, ab_funding) = open_while_bitcoind_is_down(&net, &alice, &bob).await;
+    alice.kill().await;
+    net.bitcoind().resume().await;
+    alice.start().await;
+
+    // After the restart the wallet still counts the funding's coins as spent (they must never pay anything
+    // else), and the funding is sent again without waiting for a block.
+    let b = alice.balance().await;
+    assert!(b.total_sat <= WALLET - CAPACITY, "alice's wallet counts the funding's inputs as spendable again: {b:?}");
+    wait_in_mempool(&net, &alice, ab_funding).await;
+    alice.wait_log_line(&["transaction broadcast", &ab_funding.to_string()]).await;
+    net.mine(6).await;
+    alice.wait_channel_active(&ab).await;
+    bob.wait_channel_active(&ab).await;
+    assert_eq!(net.tx_confirmations(ab_funding).await, 6);
+
+    // Without a restart: bob funds a channel while bitcoind is down; once it is back, the next block has
+    // bob send the funding again, and the channel opens.
+    let (ba, ba_funding) = open_while_bitcoind_is_down(&net, &bob, &alice).await;
+    net.bitcoind().resume().await;
+    net.mine(1).await;
+    wait_in_mempool(&net, &bob, ba_funding).await;
+    net.mine(6).await;
+    bob.wait_channel_active(&ba).await;
+    alice.wait_channel_active(&ba).await;
+
+    // Both channels carry payments, and each funder's wallet paid exactly one funding.
+    let inv = bob.add_invoice(10_000_000, "after the outage").await;
+    let paid = alice.pay_invoice(&inv.bolt11).await.expect("pay");
+    assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
+    for (n, funding) in [(&alice, ab_funding), (&bob, ba_funding)] {
+        let fee = net.fee_sat(&net.transaction(funding).await).await;
+        let b = n.balance().await;
+        assert_eq!(b.total_sat, WALLET - CAPACITY - fee, "{}: {b:?}", n.name());
+    }
+}
