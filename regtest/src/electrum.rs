@@ -375,10 +375,13 @@ impl Electrum {
         wait_until_logged(timeout, format!("{} (Electrum): {what}", self.name), &self.logs(), check).await
     }
 
-    /// Waits until Electrum's headers reach bitcoind's tip and its wallet is synchronized.
+    /// Waits until Electrum's headers reach bitcoind's tip and its wallet is synchronized. Electrum takes
+    /// headers about five blocks a second from ElectrumX when far behind, so the deadline grows with the gap.
     pub async fn wait_synced(&self) {
         let tip = self.net.bitcoind.height().await;
-        self.wait_until(format!("synced at height {tip}"), || async {
+        let seen = self.rpc("getinfo", json!({})).await.ok().and_then(|i| i["blockchain_height"].as_u64()).unwrap_or(0);
+        let timeout = SYNC_TIMEOUT + Duration::from_millis(400 * tip.saturating_sub(seen));
+        self.wait_until_for(timeout, format!("synced at height {tip}"), || async {
             self.panic_if_exited();
             let info = self.rpc("getinfo", json!({})).await?;
             let height = info["blockchain_height"].as_u64().unwrap_or(0);
