@@ -108,7 +108,7 @@ impl Builder {
         bitcoind.keep_journal(journal);
 
         // Channel manager and everything it needs.
-        let logger = Arc::new(LdkTracing);
+        let logger = Arc::new(LdkTracing::default());
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| NodeError::Internal(e.to_string()))?;
         let keys = Arc::new(KeysManager::new(&seed.ldk_seed(network), now.as_secs(), now.subsec_nanos(), true));
         let network_graph = Arc::new(read_network_graph(&store, network, &logger)?);

@@ -380,22 +380,34 @@ impl ClosePackage {
     }
 }
 
-/// A wallet (carol) behind a routing node (bob) on a private channel, as every Electrum wallet is: alice pays
-/// carol's invoice through bob (found through the invoice's route hint), and carol pays alice back.
-#[tokio::test]
-async fn a_wallet_behind_a_private_channel_is_paid_through_its_node_and_pays_back() {
-    let net = start_net().await;
-    let Pair { alice, bob, channel: ab } = net.pair(2_000_000, CHANNEL).await;
-    let carol = net.node("carol").await;
+/// alice — bob public, and carol, a wallet behind bob on a private channel that bob opened (pushing carol 200k
+/// sat so she can pay too), as every Electrum wallet is. bob runs with `bob_args`.
+async fn wallet_behind_a_private_channel(net: &Net, bob_args: &[&str]) -> (Node, Node, Node, String, String) {
+    let (alice, bob, carol) = (net.node("alice").await, net.node_with("bob", bob_args).await, net.node("carol").await);
+    alice.fund(2_000_000).await;
     bob.fund(2_000_000).await;
+    alice.connect(&bob).await;
     bob.connect(&carol).await;
+    let ab = alice.open_channel(&bob, CHANNEL).await;
     let req = OpenChannelRequest { local_funding_sat: CHANNEL, private: true, push_msat: 200_000_000, ..Default::default() };
     let bc = bob.open_channel_with(&carol, req).await;
     net.mine(6).await;
-    bob.wait_channel_active(&bc).await;
+    for (n, id) in [(&alice, &ab), (&bob, &ab), (&bob, &bc)] {
+        n.wait_channel_active(id).await;
+    }
     let c = carol.wait_channel_active(&bc).await;
     assert!(!c.public, "{c:?}");
+    alice.wait_graph_channels(1).await;
     carol.wait_graph_channels(1).await;
+    (alice, bob, carol, ab, bc)
+}
+
+/// A wallet (carol) behind a routing node (bob) on a private channel: alice pays carol's invoice through bob
+/// (found through the invoice's route hint), and carol pays alice back.
+#[tokio::test]
+async fn a_wallet_behind_a_private_channel_is_paid_through_its_node_and_pays_back() {
+    let net = start_net().await;
+    let (alice, _bob, carol, ab, bc) = wallet_behind_a_private_channel(&net, &[]).await;
 
     // alice -> bob -> carol: bob forwards into the private channel.
     let carol_before = local_msat(&carol, &bc).await;
@@ -413,4 +425,23 @@ async fn a_wallet_behind_a_private_channel_is_paid_through_its_node_and_pays_bac
     assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
     assert_eq!(local_msat(&alice, &ab).await, alice_before + 20_000_000);
     assert_eq!(local_msat(&carol, &bc).await, carol_before + 50_000_000 - 20_000_000 - paid.fee_msat);
+}
+
+/// When a hop refuses a payment, the payer says which hop, with its BOLT 4 code and in words, in the API and in
+/// one INFO line, instead of only "no route". bob is set not to forward into private channels.
+#[tokio::test]
+async fn a_failed_payment_names_the_hop_that_refused_it_and_why() {
+    let net = start_net().await;
+    let (alice, bob, carol, ab, _bc) = wallet_behind_a_private_channel(&net, &["--forward-to-private-channels", "false"]).await;
+    let before = local_msat(&alice, &ab).await;
+    let inv = carol.add_invoice(50_000_000, "refused").await;
+    let failed = alice.pay_invoice(&inv.bolt11).await.expect("an answer, not a refusal");
+    assert_eq!(failed.status, PaymentStatus::Failed as i32, "{failed:?}");
+    let why = &failed.failure_reason;
+    assert!(why.contains(&bob.node_id()) && why.contains("UnknownNextPeer (0x400a)"), "the reason names bob and his answer: {why}");
+    let line = alice.wait_log_line(&["payment failed", &inv.payment_hash, "failure_code"]).await;
+    assert!(line.contains("INFO") && line.contains(&bob.node_id()) && line.contains("0x400a"), "{line}");
+    assert_eq!(local_msat(&alice, &ab).await, before, "nothing left alice's channel");
+    // bob's own log says why he refused.
+    bob.wait_log_line(&["HTLC failed back", &carol.node_id(), "PrivateChannelForward"]).await;
 }

@@ -59,10 +59,15 @@ impl Net {
     /// Starts a lanesd node called `name` (its data dir is `<net dir>/<name>`), and waits until it answers and
     /// has synced to the chain.
     pub async fn node(&self, name: &str) -> Node {
+        self.node_with(name, &[]).await
+    }
+
+    /// Like [`Net::node`], with extra lanesd flags (kept across restarts), e.g. `&["--forward-to-private-channels", "false"]`.
+    pub async fn node_with(&self, name: &str, args: &[&str]) -> Node {
         let dir = self.shared.root.join(name);
         assert!(!dir.exists(), "a node called {name} already exists in this net");
         std::fs::create_dir_all(&dir).expect("cannot create the node's data dir");
-        let node = Node::new(self.shared.clone(), name, dir, self.shared.lanesd_exe(), free_port(), free_port());
+        let node = Node::new(self.shared.clone(), name, dir, self.shared.lanesd_exe(), free_port(), free_port(), args);
         self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner()).push(node.downgrade());
         node.start().await;
         node

@@ -36,6 +36,8 @@ pub(crate) struct NodeInner {
     p2p_port: u16,
     grpc_port: u16,
     lanesd_exe: PathBuf,
+    /// Extra lanesd flags given at creation (settings a story needs), on every start.
+    args: Vec<String>,
     child: Mutex<Option<Child>>,
     /// The node id, from the first GetInfo that answered (it comes from the seed, so restarts keep it).
     node_id: OnceLock<String>,
@@ -43,13 +45,14 @@ pub(crate) struct NodeInner {
 }
 
 impl Node {
-    pub(crate) fn new(net: Arc<Shared>, name: &str, dir: PathBuf, lanesd_exe: PathBuf, p2p_port: u16, grpc_port: u16) -> Node {
+    pub(crate) fn new(net: Arc<Shared>, name: &str, dir: PathBuf, lanesd_exe: PathBuf, p2p_port: u16, grpc_port: u16, args: &[&str]) -> Node {
         let inner = NodeInner {
             name: name.into(),
             dir,
             p2p_port,
             grpc_port,
             lanesd_exe,
+            args: args.iter().map(|a| a.to_string()).collect(),
             child: Mutex::new(None),
             node_id: OnceLock::new(),
             net,
@@ -195,6 +198,7 @@ impl Node {
             .arg("--listen").arg(self.p2p_addr().to_string())
             .arg("--grpc-listen").arg(self.grpc_addr().to_string())
             .arg("--alias").arg(&self.inner.name)
+            .args(&self.inner.args)
             .env("RUST_BACKTRACE", "1");
         cmd
     }
