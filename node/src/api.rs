@@ -69,7 +69,7 @@ fn closed(v: crate::channels::ClosedView) -> ClosedChannel {
         remote_node_id: v.record.remote_node_id,
         capacity_sat: v.record.capacity_sat,
         reason: v.record.reason,
-        closing_txid: String::new(),
+        closing_txid: v.record.closing_txid,
         claimable_sat: v.claimable_sat,
         claimable_at_height: v.claimable_at_height,
     }
@@ -387,8 +387,8 @@ impl Lanes for Api {
     async fn close_channel(&self, req: Request<CloseChannelRequest>) -> Result<Response<CloseChannelResponse>, Status> {
         let r = req.into_inner();
         let rate = opt(r.sat_per_vbyte);
-        self.node.channels.close(&self.node, &r.channel_id, r.force, rate.as_deref())?;
-        Ok(Response::new(CloseChannelResponse {}))
+        let txid = self.node.channels.close(&self.node, &r.channel_id, r.force, rate.as_deref()).await?;
+        Ok(Response::new(CloseChannelResponse { closing_txid: txid.map(|t| t.to_string()).unwrap_or_default() }))
     }
 
     async fn closed_channels(&self, _: Request<ClosedChannelsRequest>) -> Result<Response<ClosedChannelsResponse>, Status> {

@@ -190,9 +190,14 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     // Cooperative close: alice's share comes back to her wallet after one block.
     let a_local_sat = local_msat(&alice, &coop).await / 1000;
     let a_wallet = alice.balance().await.confirmed_sat;
-    alice.client().close_channel(CloseChannelRequest { channel_id: coop.clone(), force: false, sat_per_vbyte: String::new() }).await.unwrap();
+    let closed = alice.client().close_channel(CloseChannelRequest { channel_id: coop.clone(), force: false, sat_per_vbyte: String::new() }).await.unwrap().into_inner();
+    let closing: Txid = closed.closing_txid.parse().expect("CloseChannel returns the closing txid");
     alice.wait_until("the cooperative close to leave the channel list", || async { alice.channel(&coop).await.is_none() }).await;
-    alice.wait_until("the closing transaction in the mempool", || async { !net.mempool().await.is_empty() }).await;
+    alice.wait_until("the closing transaction in the mempool", || async { net.mempool().await.contains(&closing) }).await;
+    for n in [&alice, &bob] {
+        let listed = n.closed_channels().await.into_iter().find(|c| c.channel_id == coop).expect("listed as closed");
+        assert_eq!(listed.closing_txid, closing.to_string(), "{}: {listed:?}", n.name());
+    }
     net.mine(1).await;
     let after = alice.wait_confirmed_at_least(a_wallet + a_local_sat - 5_000).await;
     assert!(after.confirmed_sat <= a_wallet + a_local_sat, "{after:?}");
@@ -202,10 +207,11 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     let b_wallet = bob.balance().await.confirmed_sat;
     let funding = funding_outpoint(&bob, &forced).await;
     let bob_coins = coins(&bob).await;
-    bob.client().close_channel(CloseChannelRequest { channel_id: forced.clone(), force: true, sat_per_vbyte: String::new() }).await.unwrap();
+    let closed = bob.client().close_channel(CloseChannelRequest { channel_id: forced.clone(), force: true, sat_per_vbyte: String::new() }).await.unwrap().into_inner();
     // An anchor channel's commitment carries almost no fee: bob's wallet pays for its confirmation with
     // a child (CPFP) that spends bob's anchor output and one of his wallet's coins.
     let ClosePackage { commitment, child } = ClosePackage::wait_in_mempool(&net, &bob, &funding, None).await;
+    assert_eq!(closed.closing_txid, commitment.compute_txid().to_string(), "CloseChannel returns our commitment's txid");
     let coin = wallet_coin_of(&commitment, &child, &bob_coins);
     let (c_fee, c_vsize) = (net.fee_sat(&commitment).await, commitment.vsize() as u64);
     let (k_fee, k_vsize) = (net.fee_sat(&child).await, child.vsize() as u64);
@@ -224,6 +230,9 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
         })
         .await;
     assert!(pending.claimable_sat <= b_local_sat, "{pending:?}");
+    assert_eq!(pending.closing_txid, commitment.compute_txid().to_string(), "{pending:?}");
+    let alice_view = alice.closed_channels().await.into_iter().find(|c| c.channel_id == forced).expect("alice lists it too");
+    assert_eq!(alice_view.closing_txid, commitment.compute_txid().to_string(), "alice found bob's commitment on-chain: {alice_view:?}");
     // GetInfo sums what ClosedChannels lists (the cooperative close's output counts too until it is
     // 6 blocks deep).
     let closing: Vec<ClosedChannel> = bob.closed_channels().await.into_iter().filter(|c| c.claimable_sat > 0).collect();
