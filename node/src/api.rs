@@ -227,7 +227,7 @@ impl Api {
             .map_err(|e| NodeError::Internal(format!("reflection: {e}")))?;
         tracing::info!(%addr, "gRPC API listening");
         tonic::transport::Server::builder()
-            .add_service(LanesServer::new(self))
+            .add_service(LanesServer::new(self).max_decoding_message_size(lanes_proto::MAX_MESSAGE_BYTES).max_encoding_message_size(lanes_proto::MAX_MESSAGE_BYTES))
             .add_service(reflection)
             .serve_with_shutdown(addr, shutdown)
             .await

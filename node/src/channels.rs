@@ -100,6 +100,9 @@ impl Channels {
         if let Some(rate) = &sat_per_vbyte {
             lanes_wallet::wallet::parse_fee_rate(rate)?;
         }
+        if peer == node.node_id {
+            return Err(NodeError::Invalid("cannot open a channel to ourselves: give another node's id".into()));
+        }
         if node.peer_manager.peer_by_node_id(&peer).is_none() {
             return Err(NodeError::Precondition(format!("peer {peer} is not connected: ConnectPeer first")));
         }
@@ -254,8 +257,17 @@ impl Channels {
 
     /// Sets the forwarding policy of one channel, or of all when `id` is empty. Returns how many.
     pub fn update_policy(&self, node: &Node, id: &str, base_msat: u32, ppm: u32, cltv_delta: u32) -> Result<u32, NodeError> {
-        if cltv_delta > u16::MAX as u32 {
-            return Err(NodeError::Invalid(format!("cltv_expiry_delta {cltv_delta} is above {}", u16::MAX)));
+        // LND's bounds: a CLTV delta from LDK's minimum to 2016 blocks (two weeks), fees that cannot exceed
+        // the amount forwarded (1,000,000 ppm), a base fee of at most 1,000,000 sat. 0 keeps the current CLTV delta.
+        let min_cltv = lightning::ln::channelmanager::MIN_CLTV_EXPIRY_DELTA as u32;
+        if cltv_delta != 0 && !(min_cltv..=MAX_CLTV_EXPIRY_DELTA).contains(&cltv_delta) {
+            return Err(NodeError::Invalid(format!("cltv_expiry_delta {cltv_delta} is outside {min_cltv}..={MAX_CLTV_EXPIRY_DELTA} blocks")));
+        }
+        if ppm > MAX_FEE_RATE_PPM {
+            return Err(NodeError::Invalid(format!("fee_rate_ppm {ppm} is above {MAX_FEE_RATE_PPM} (100% of the amount)")));
+        }
+        if base_msat > MAX_BASE_FEE_MSAT {
+            return Err(NodeError::Invalid(format!("fee_base_msat {base_msat} is above {MAX_BASE_FEE_MSAT} msat (1,000,000 sat)")));
         }
         let chans = if id.trim().is_empty() { node.channel_manager.list_channels() } else { vec![self.find(node, id)?] };
         let update = ChannelConfigUpdate {
@@ -319,6 +331,13 @@ pub fn balances(node: &Node, c: &ChannelDetails) -> (u64, u64) {
     let local_msat = (local_sat * 1000).min(capacity_msat);
     (local_msat, capacity_msat - local_msat)
 }
+
+/// The largest CLTV delta a channel policy may ask (LND's limit: two weeks of blocks).
+pub const MAX_CLTV_EXPIRY_DELTA: u32 = 2016;
+/// The largest proportional forwarding fee: all of the amount.
+pub const MAX_FEE_RATE_PPM: u32 = 1_000_000;
+/// The largest base forwarding fee: 1,000,000 sat (0.01 BTC), far above any fee on the network.
+pub const MAX_BASE_FEE_MSAT: u32 = 1_000_000_000;
 
 /// On-chain funds kept per anchor channel so its closing transactions can be fee-bumped (LND's value).
 pub const ANCHOR_RESERVE_PER_CHANNEL_SAT: u64 = 10_000;

@@ -187,6 +187,26 @@ impl Node {
         }
     }
 
+    /// The file holding bitcoind's RPC password for lanesd, written (0600) next to the data dir.
+    fn password_file(&self) -> PathBuf {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.inner.dir.with_file_name(format!("{}.rpcpassword", self.inner.name));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        std::io::Write::write_all(&mut f, RPC_PASSWORD.as_bytes()).expect("cannot write the password file");
+        path
+    }
+
+    /// The running lanesd's process id.
+    pub fn pid(&self) -> u32 {
+        self.lock_child().as_ref().map(|c| c.id()).unwrap_or_else(|| panic!("{} is not running", self.name()))
+    }
+
     fn lanesd_command(&self) -> Command {
         let bitcoind = &self.inner.net.bitcoind;
         let mut cmd = Command::new(&self.inner.lanesd_exe);
@@ -194,7 +214,8 @@ impl Node {
             .arg("--data-dir").arg(&self.inner.dir)
             .arg("--bitcoind-rpc-url").arg(bitcoind.rpc_url())
             .arg("--bitcoind-rpc-user").arg(RPC_USER)
-            .arg("--bitcoind-rpc-password").arg(RPC_PASSWORD)
+            // The password from a file, never in argv (where any local user could read it).
+            .arg("--bitcoind-rpc-password-file").arg(self.password_file())
             .arg("--listen").arg(self.p2p_addr().to_string())
             .arg("--grpc-listen").arg(self.grpc_addr().to_string())
             .arg("--alias").arg(&self.inner.name)
@@ -211,7 +232,7 @@ impl Node {
             .expect("a valid endpoint")
             .connect_timeout(Duration::from_secs(5))
             .connect_lazy();
-        LanesClient::new(channel)
+        LanesClient::new(channel).max_decoding_message_size(lanes_proto::MAX_MESSAGE_BYTES).max_encoding_message_size(lanes_proto::MAX_MESSAGE_BYTES)
     }
 
     /// GetInfo; panics (with the log tail) on an error.

@@ -1,0 +1,113 @@
+//! Hostile or careless input, as an adversarial probe sends it: each refused with a clear status, nothing
+//! changed, and the node's files and secrets private to its user.
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use bytes::{Buf, BufMut};
+use lanes_regtest::proto::v1::*;
+use lanes_regtest::{Net, Pair, RPC_PASSWORD};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::Code;
+
+/// Sends raw bytes as a request body, as a broken or hostile client would.
+#[derive(Default)]
+struct Raw;
+struct RawCoder;
+
+impl Codec for Raw {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCoder;
+    type Decoder = RawCoder;
+    fn encoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+    fn decoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+}
+
+impl Encoder for RawCoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, buf: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        buf.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        Ok(Some(buf.copy_to_bytes(buf.remaining()).to_vec()))
+    }
+}
+
+async fn raw_call(rpcserver: &str, method: &'static str, body: Vec<u8>) -> tonic::Status {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{rpcserver}")).unwrap().connect().await.expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(method);
+    grpc.unary(tonic::Request::new(body), path, Raw).await.expect_err("malformed input must be refused")
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn hostile_api_input_is_refused_clearly_and_files_are_private() {
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let Pair { alice, bob, channel } = net.pair(1_000_000, 500_000).await;
+
+    // A body that is not protobuf: INVALID_ARGUMENT, as for any malformed input.
+    let s = raw_call(&alice.rpcserver(), "/lanes.v1.Lanes/GetNodeInfo", vec![0x0a, 0x05, b'a']).await;
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert!(s.message().contains("malformed"), "{s:?}");
+
+    // A 16 KB id is refused without echoing it whole into the status (clients fail on large metadata).
+    let huge = "ab".repeat(8 * 1024);
+    let s = alice.client().get_node_info(GetNodeInfoRequest { node_id: huge.clone() }).await.unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(s.message().len() <= 512, "{} bytes echoed", s.message().len());
+    let s = alice.client().close_channel(CloseChannelRequest { channel_id: huge, ..Default::default() }).await.unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(s.message().len() <= 512, "{} bytes echoed", s.message().len());
+
+    // Forwarding policies within LND's bounds; a refused update changes nothing.
+    let before = alice.channel(&channel).await.expect("open");
+    for (base, ppm, cltv, what) in [(1_000, 1, 65_535, "CLTV delta 65535"), (1_000, u32::MAX, 80, "fee rate u32::MAX"), (u32::MAX, 1, 80, "base fee u32::MAX"), (1_000, 1, 3, "CLTV delta 3")] {
+        let req = UpdateChannelPolicyRequest { channel_id: channel.clone(), fee_base_msat: base, fee_rate_ppm: ppm, cltv_expiry_delta: cltv };
+        let s = alice.client().update_channel_policy(req).await.expect_err(what);
+        assert_eq!(s.code(), Code::InvalidArgument, "{what}: {s:?}");
+    }
+    let after = alice.channel(&channel).await.expect("open");
+    assert_eq!((after.fee_base_msat, after.fee_rate_ppm, after.cltv_expiry_delta), (before.fee_base_msat, before.fee_rate_ppm, before.cltv_expiry_delta));
+    let ok = UpdateChannelPolicyRequest { channel_id: channel.clone(), fee_base_msat: 2_000, fee_rate_ppm: 10, cltv_expiry_delta: 144 };
+    assert_eq!(alice.client().update_channel_policy(ok).await.expect("within bounds").into_inner().updated, 1);
+
+    // A channel to ourselves is refused for what it is.
+    let s = alice
+        .client()
+        .open_channel(OpenChannelRequest { node_id: alice.node_id(), local_funding_sat: 100_000, ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(s.message().contains("ourselves"), "{s:?}");
+
+    // The node's files are its user's alone, and bitcoind's password is not in its command line.
+    for n in [&alice, &bob] {
+        let dir = n.data_dir();
+        assert_eq!(mode(dir), 0o700, "{}", dir.display());
+        assert_eq!(mode(&dir.join("db")), 0o700);
+        assert_eq!(mode(&dir.join("seed")), 0o600);
+        for f in std::fs::read_dir(dir.join("db")).unwrap().flatten().filter(|f| f.path().is_file()) {
+            assert_eq!(mode(&f.path()), 0o600, "{}", f.path().display());
+        }
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", n.pid())).expect("lanesd's command line");
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        assert!(!args.iter().any(|a| a.ends_with(RPC_PASSWORD.as_bytes()) && !a.starts_with(b"/")), "the RPC password is visible in argv: {args:?}");
+        assert!(args.iter().any(|a| *a == b"--bitcoind-rpc-password-file"), "{args:?}");
+    }
+}
