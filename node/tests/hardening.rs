@@ -96,6 +96,18 @@ async fn hostile_api_input_is_refused_clearly_and_files_are_private() {
     assert_eq!(s.code(), Code::InvalidArgument);
     assert!(s.message().contains("ourselves"), "{s:?}");
 
+    // ConnectPeer: addresses that cannot be dialed are refused, and an address given for a peer we are already
+    // connected to (so not dialed) never replaces the stored one that works: after a restart alice still
+    // reconnects to bob.
+    let bob_id = bob.node_id();
+    for bad in ["256.256.256.256:1", "127.0.0.1:0", "127.0.0.1"] {
+        let s = alice.client().connect_peer(ConnectPeerRequest { address: format!("{bob_id}@{bad}"), persist: true }).await.unwrap_err();
+        assert_eq!(s.code(), Code::InvalidArgument, "{bad}: {s:?}");
+    }
+    alice.client().connect_peer(ConnectPeerRequest { address: format!("{bob_id}@127.0.0.1:1"), persist: true }).await.expect("already connected");
+    alice.restart().await;
+    alice.wait_channel_active(&channel).await;
+
     // The node's files are its user's alone, and bitcoind's password is not in its command line.
     for n in [&alice, &bob] {
         let dir = n.data_dir();
