@@ -303,6 +303,7 @@ impl Builder {
             logger,
             sync: Arc::new(SyncStatus::default()),
             shutdown: tokio::sync::watch::channel(false).0,
+            fatal: tokio::sync::watch::channel(None).0,
             tasks: Default::default(),
         });
         let known: Vec<_> = node.channel_manager.list_recent_payments().iter().filter_map(recent_payment_id).collect();

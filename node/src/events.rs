@@ -125,7 +125,7 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
             let keysend = matches!(purpose, PaymentPurpose::SpontaneousPayment(_));
             tracing::info!(payment_hash = %payment_hash, amount_msat, keysend, "payment received");
             if let Err(e) = node.invoices.settled(payment_hash, amount_msat, purpose.preimage()) {
-                tracing::error!(error = %e, "recording a settled invoice failed");
+                node.fail(format!("recording a settled invoice failed: {e}"));
                 return Err(ReplayEvent());
             }
             node.bus.publish(NodeEvent { kind: "invoice_settled", payment_hash: payment_hash.to_string(), amount_msat, detail: if keysend { "keysend".into() } else { String::new() }, ..Default::default() });
@@ -133,7 +133,7 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
         Event::PaymentSent { payment_id, payment_preimage, payment_hash, fee_paid_msat, amount_msat, .. } => {
             tracing::info!(payment_hash = %payment_hash, fee_msat = fee_paid_msat.unwrap_or(0), "payment sent");
             if let Err(e) = node.payments.succeeded(payment_id, payment_hash, payment_preimage, amount_msat, fee_paid_msat) {
-                tracing::error!(error = %e, "recording a sent payment failed");
+                node.fail(format!("recording a sent payment failed: {e}"));
                 return Err(ReplayEvent());
             }
             node.bus.publish(NodeEvent { kind: "payment_sent", payment_hash: payment_hash.to_string(), amount_msat: amount_msat.unwrap_or(0), ..Default::default() });
@@ -148,7 +148,7 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
             let (failing_node, failure_code) = hops.last().map(|f| (f.node_id.clone(), format!("{:#06x} {}", f.code, f.name))).unwrap_or_default();
             tracing::info!(payment_id = %payment_id, payment_hash = %payment_hash.map(|h| h.to_string()).unwrap_or_default(), reason = %why, failing_node, failure_code, "payment failed");
             if let Err(e) = node.payments.failed(payment_id, &why) {
-                tracing::error!(error = %e, "recording a failed payment failed");
+                node.fail(format!("recording a failed payment failed: {e}"));
                 return Err(ReplayEvent());
             }
             node.bus.publish(NodeEvent { kind: "payment_failed", payment_hash: payment_hash.map(|h| h.to_string()).unwrap_or_default(), detail: why, ..Default::default() });
@@ -172,7 +172,7 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
             let out = outbound_amount_forwarded_msat.unwrap_or(0);
             tracing::info!(from = %shown(prev_channel_id), to = %shown(next_channel_id), amount_msat = out, fee_msat = fee, "payment forwarded");
             if let Err(e) = node.forwards.record(prev_channel_id, next_channel_id, out, fee) {
-                tracing::error!(error = %e, "recording a forward failed");
+                node.fail(format!("recording a forward failed: {e}"));
                 return Err(ReplayEvent());
             }
             node.bus.publish(NodeEvent {

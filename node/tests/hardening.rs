@@ -123,3 +123,59 @@ async fn hostile_api_input_is_refused_clearly_and_files_are_private() {
         assert!(args.iter().any(|a| *a == b"--bitcoind-rpc-password-file"), "{args:?}");
     }
 }
+
+/// Fills `dir`'s file system with a file of zeros until it is full; returns the file.
+fn fill_disk(dir: &Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).expect("filler");
+    let chunk = vec![0u8; 64 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
+/// A full disk stops the node with a fatal log line and a non-zero exit, so a supervisor restarts it, instead
+/// of leaving a zombie that refuses every write; once space is back, nothing it acknowledged is lost.
+#[tokio::test]
+async fn a_full_disk_stops_the_node_and_nothing_acknowledged_is_lost() {
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let alice = net.node("alice").await;
+    let bob = net.node_on_small_disk("bob", 32 << 20).await;
+    alice.fund(1_000_000).await;
+    alice.connect(&bob).await;
+    let channel = alice.open_channel(&bob, 500_000).await;
+    net.mine(6).await;
+    alice.wait_channel_active(&channel).await;
+    bob.wait_channel_active(&channel).await;
+    let paid = alice.keysend(&bob, 1_000_000).await.expect("keysend");
+    assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
+
+    // bob's disk fills up; the next payment needs a write bob cannot make.
+    let filler = fill_disk(bob.data_dir());
+    let payer = alice.clone();
+    let bob_for_task = bob.clone();
+    let in_flight = tokio::spawn(async move { payer.keysend(&bob_for_task, 2_000_000).await });
+    let status = bob.wait_for_exit(lanes_regtest::SYNC_TIMEOUT).await;
+    assert!(!status.success(), "bob must exit with an error: {status:?}");
+    let log = std::fs::read_to_string(bob.log_path()).unwrap();
+    assert!(log.contains("fatal: the node cannot persist its state"), "no fatal line in bob's log");
+    let fatal_lines = log.lines().filter(|l| l.contains("ERROR")).count();
+    assert!(fatal_lines < 50, "{fatal_lines} ERROR lines: the node spun instead of stopping");
+
+    // Space is back: bob starts, the channel is whole, and the first payment is still bob's.
+    std::fs::remove_file(filler).unwrap();
+    bob.start().await;
+    bob.wait_channel_active(&channel).await;
+    alice.wait_channel_active(&channel).await;
+    let second = in_flight.await.expect("task");
+    let second_paid = matches!(&second, Ok(p) if p.status == PaymentStatus::Succeeded as i32);
+    let expected_bob = 1_000_000 + if second_paid { 2_000_000 } else { 0 };
+    let b = bob.channel(&channel).await.expect("still open");
+    let a = alice.channel(&channel).await.expect("still open");
+    assert_eq!(b.local_balance_msat, expected_bob, "bob: {b:?} (second payment: {second:?})");
+    assert_eq!(a.remote_balance_msat, expected_bob, "alice sees the same: {a:?}");
+    assert!(bob.closed_channels().await.is_empty() && alice.closed_channels().await.is_empty(), "no channel closed");
+    let again = alice.keysend(&bob, 3_000_000).await.expect("keysend after restart");
+    assert_eq!(again.status, PaymentStatus::Succeeded as i32, "{again:?}");
+}

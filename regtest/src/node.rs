@@ -38,6 +38,8 @@ pub(crate) struct NodeInner {
     lanesd_exe: PathBuf,
     /// Extra lanesd flags given at creation (settings a story needs), on every start.
     args: Vec<String>,
+    /// The data dir is a tmpfs the harness mounted (unmounted once the process is gone).
+    tmpfs: bool,
     child: Mutex<Option<Child>>,
     /// The node id, from the first GetInfo that answered (it comes from the seed, so restarts keep it).
     node_id: OnceLock<String>,
@@ -45,7 +47,7 @@ pub(crate) struct NodeInner {
 }
 
 impl Node {
-    pub(crate) fn new(net: Arc<Shared>, name: &str, dir: PathBuf, lanesd_exe: PathBuf, p2p_port: u16, grpc_port: u16, args: &[&str]) -> Node {
+    pub(crate) fn new(net: Arc<Shared>, name: &str, dir: PathBuf, lanesd_exe: PathBuf, p2p_port: u16, grpc_port: u16, args: &[&str], tmpfs: bool) -> Node {
         let inner = NodeInner {
             name: name.into(),
             dir,
@@ -53,6 +55,7 @@ impl Node {
             grpc_port,
             lanesd_exe,
             args: args.iter().map(|a| a.to_string()).collect(),
+            tmpfs,
             child: Mutex::new(None),
             node_id: OnceLock::new(),
             net,
@@ -376,6 +379,9 @@ impl Drop for NodeInner {
         let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
         if let Some(mut child) = child.take() {
             terminate_blocking(&mut child, KILL_GRACE);
+        }
+        if self.tmpfs {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.dir).status();
         }
         if std::thread::panicking() {
             // CI keeps only the test's output: show the end of the log, not just where it was.
