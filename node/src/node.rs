@@ -124,28 +124,10 @@ impl Node {
             tokio::spawn(watcher::rebroadcast(Arc::clone(&self.bitcoind), Arc::clone(&self.channel_manager), CHAIN_POLL, rx())),
         ));
 
+        let fd_limit = crate::listener::raise_fd_limit();
         let listener = tokio::net::TcpListener::bind(self.config.listen).await?;
-        tracing::info!(addr = %self.config.listen, "listening for Lightning peers");
-        let pm = Arc::clone(&self.peer_manager);
-        let mut stop = rx();
-        tasks.push((
-            "p2p",
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = stop.wait_for(|s| *s) => return,
-                        accepted = listener.accept() => match accepted {
-                            Ok((stream, addr)) => {
-                                let Ok(stream) = stream.into_std() else { continue };
-                                tracing::debug!(%addr, "inbound connection");
-                                tokio::spawn(lightning_net_tokio::setup_inbound(Arc::clone(&pm), stream));
-                            }
-                            Err(e) => tracing::warn!(error = %e, "accepting a peer connection failed"),
-                        }
-                    }
-                }
-            }),
-        ));
+        tracing::info!(addr = %self.config.listen, open_file_limit = fd_limit, "listening for Lightning peers");
+        tasks.push(("p2p", tokio::spawn(crate::listener::accept_peers(listener, Arc::clone(&self.peer_manager), fd_limit, rx()))));
 
         tasks.push(("peers", tokio::spawn(Peers::maintain(Arc::clone(self), rx()))));
         tasks.push(("persist", tokio::spawn(flush_on_demand(Arc::clone(&self.persister), self.fatal.clone(), rx()))));

@@ -179,3 +179,66 @@ async fn a_full_disk_stops_the_node_and_nothing_acknowledged_is_lost() {
     let again = alice.keysend(&bob, 3_000_000).await.expect("keysend after restart");
     assert_eq!(again.status, PaymentStatus::Succeeded as i32, "{again:?}");
 }
+
+/// Raises this test process's own open-file limit so it can hold the flood's connections.
+fn raise_own_fd_limit(want: u64) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit of this process with valid pointers.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        assert!(lim.rlim_max >= want, "the test needs {want} open files; the hard limit is {}", lim.rlim_max);
+        lim.rlim_cur = lim.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+}
+
+/// More idle connections to bob's P2P port than his open-file limit allows, from one address (127.0.0.2): bob
+/// stays responsive (GetInfo under 100 ms), does not spin or flood his log, and alice can still reconnect from
+/// her own address and pay.
+#[tokio::test]
+async fn a_connection_flood_beyond_the_fd_limit_does_not_take_the_node_down() {
+    const LIMIT: u64 = 1024;
+    const FLOOD: usize = 1_100;
+    raise_own_fd_limit(FLOOD as u64 + 512);
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let alice = net.node("alice").await;
+    let bob = net.node_with_fd_limit("bob", LIMIT).await;
+    alice.fund(1_000_000).await;
+    alice.connect(&bob).await;
+    let channel = alice.open_channel(&bob, 500_000).await;
+    net.mine(6).await;
+    alice.wait_channel_active(&channel).await;
+
+    // The flood: idle TCP connections that never start the handshake, all held open.
+    let mut held = Vec::new();
+    for _ in 0..FLOOD {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        if let Ok(Ok(stream)) = tokio::time::timeout(std::time::Duration::from_millis(200), socket.connect(bob.p2p_addr())).await {
+            held.push(stream);
+        }
+    }
+    assert!(held.len() > LIMIT as usize / 2, "only {} flood connections got through", held.len());
+
+    // bob answers quickly while the flood is held.
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        let info = bob.info().await;
+        assert!(t.elapsed() < std::time::Duration::from_millis(100), "GetInfo took {:?}", t.elapsed());
+        assert!(info.synced_to_chain);
+    }
+    // alice reconnects (from 127.0.0.1) and pays.
+    alice.client().disconnect_peer(DisconnectPeerRequest { node_id: bob.node_id() }).await.expect("disconnect");
+    alice.wait_until("bob to be gone from alice's peers", || async { alice.client().list_peers(ListPeersRequest {}).await.unwrap().into_inner().peers.is_empty() }).await;
+    alice.connect(&bob).await;
+    alice.wait_channel_active(&channel).await;
+    let paid = alice.keysend(&bob, 1_000_000).await.expect("keysend");
+    assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
+
+    // bob said what he refused, without flooding his log.
+    let log = std::fs::read_to_string(bob.log_path()).unwrap();
+    assert!(log.contains("inbound connection refused"), "bob did not say he refused connections");
+    let lines = log.lines().filter(|l| l.contains("inbound connection refused") || l.contains("accepting a peer connection failed")).count();
+    assert!(lines < 20, "{lines} lines about refused connections");
+    drop(held);
+}

@@ -64,16 +64,21 @@ impl Net {
 
     /// Like [`Net::node`], with extra lanesd flags (kept across restarts), e.g. `&["--forward-to-private-channels", "false"]`.
     pub async fn node_with(&self, name: &str, args: &[&str]) -> Node {
-        self.node_inner(name, args, None).await
+        self.node_inner(name, args, None, None).await
+    }
+
+    /// Like [`Net::node`], with lanesd's open-file limit (soft and hard) set to `limit`.
+    pub async fn node_with_fd_limit(&self, name: &str, limit: u64) -> Node {
+        self.node_inner(name, &[], None, Some(limit)).await
     }
 
     /// Like [`Net::node`], with the data dir on a tmpfs of `bytes` (mounted by the harness, which must run as
     /// root; unmounted when the node goes): a small disk that a story can fill.
     pub async fn node_on_small_disk(&self, name: &str, bytes: u64) -> Node {
-        self.node_inner(name, &[], Some(bytes)).await
+        self.node_inner(name, &[], Some(bytes), None).await
     }
 
-    async fn node_inner(&self, name: &str, args: &[&str], tmpfs: Option<u64>) -> Node {
+    async fn node_inner(&self, name: &str, args: &[&str], tmpfs: Option<u64>, fd_limit: Option<u64>) -> Node {
         let dir = self.shared.root.join(name);
         assert!(!dir.exists(), "a node called {name} already exists in this net");
         std::fs::create_dir_all(&dir).expect("cannot create the node's data dir");
@@ -85,7 +90,7 @@ impl Net {
                 .expect("cannot run mount");
             assert!(out.status.success(), "cannot mount a tmpfs at {} (the harness must run as root): {}", dir.display(), String::from_utf8_lossy(&out.stderr));
         }
-        let node = Node::new(self.shared.clone(), name, dir, self.shared.lanesd_exe(), free_port(), free_port(), args, tmpfs.is_some());
+        let node = Node::new(self.shared.clone(), name, dir, self.shared.lanesd_exe(), free_port(), free_port(), args, tmpfs.is_some(), fd_limit);
         self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner()).push(node.downgrade());
         node.start().await;
         node

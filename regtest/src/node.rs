@@ -40,6 +40,8 @@ pub(crate) struct NodeInner {
     args: Vec<String>,
     /// The data dir is a tmpfs the harness mounted (unmounted once the process is gone).
     tmpfs: bool,
+    /// Soft and hard limit on lanesd's open files, when a story sets one.
+    fd_limit: Option<u64>,
     child: Mutex<Option<Child>>,
     /// The node id, from the first GetInfo that answered (it comes from the seed, so restarts keep it).
     node_id: OnceLock<String>,
@@ -47,7 +49,7 @@ pub(crate) struct NodeInner {
 }
 
 impl Node {
-    pub(crate) fn new(net: Arc<Shared>, name: &str, dir: PathBuf, lanesd_exe: PathBuf, p2p_port: u16, grpc_port: u16, args: &[&str], tmpfs: bool) -> Node {
+    pub(crate) fn new(net: Arc<Shared>, name: &str, dir: PathBuf, lanesd_exe: PathBuf, p2p_port: u16, grpc_port: u16, args: &[&str], tmpfs: bool, fd_limit: Option<u64>) -> Node {
         let inner = NodeInner {
             name: name.into(),
             dir,
@@ -56,6 +58,7 @@ impl Node {
             lanesd_exe,
             args: args.iter().map(|a| a.to_string()).collect(),
             tmpfs,
+            fd_limit,
             child: Mutex::new(None),
             node_id: OnceLock::new(),
             net,
@@ -224,6 +227,19 @@ impl Node {
             .arg("--alias").arg(&self.inner.name)
             .args(&self.inner.args)
             .env("RUST_BACKTRACE", "1");
+        if let Some(limit) = self.inner.fd_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec, setrlimit(2) only, which is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         cmd
     }
 
