@@ -6,6 +6,7 @@
 //! directory or on anything but 127.0.0.1, and never outlive its processes: dropping the last `Net`/`Node`
 //! handle stops nodes first, then bitcoind.
 use std::fmt::Display;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, Weak};
@@ -287,7 +288,8 @@ impl Drop for Shared {
         let keep = std::env::var(KEEP_TMP_ENV).is_ok_and(|v| v == "1");
         if keep || std::thread::panicking() {
             self.tmp.disable_cleanup(true);
-            eprintln!("lanes-regtest: kept {} (bitcoind in bitcoind/, each node in <name>/, logs: lanesd.log)", self.root.display());
+            // Never panics (a closed stderr must not abort a harness that is cleaning up).
+            let _ = writeln!(std::io::stderr(), "lanes-regtest: kept {} (bitcoind in bitcoind/, each node in <name>/, logs: lanesd.log)", self.root.display());
         }
     }
 }

@@ -5,6 +5,7 @@
 //! into lanesd's data directory behind the daemon's back (reading the seed file to compare it is the one
 //! exception), never leave its process running after the `Node` is gone, and never decide by sleeping.
 use std::fmt::Display;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
@@ -402,7 +403,8 @@ impl Drop for NodeInner {
         if std::thread::panicking() {
             // CI keeps only the test's output: show the end of the log, not just where it was.
             let log = self.dir.join("lanesd.log");
-            eprintln!("lanes-regtest: {}'s lanesd log: {}\n{}", self.name, log.display(), log_tail(&log));
+            // Never panics: printing to a closed stderr while unwinding would abort and orphan bitcoind.
+            let _ = writeln!(std::io::stderr(), "lanes-regtest: {}'s lanesd log: {}\n{}", self.name, log.display(), log_tail(&log));
         }
     }
 }
