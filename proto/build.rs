@@ -13,6 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // prost's codec, with malformed input reported as INVALID_ARGUMENT (src/codec.rs).
+        .codec_path("crate::codec::LanesCodec")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -199,6 +199,15 @@ impl BitcoindClient {
         }
     }
 
+    /// The transaction we broadcast (journaled, or among the recent broadcasts) that spends `outpoint`.
+    pub fn broadcast_spender_of(&self, outpoint: bitcoin::OutPoint) -> Option<Txid> {
+        if let Some(txid) = self.journal.get().and_then(|j| j.spender_of(outpoint)) {
+            return Some(txid);
+        }
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().find(|tx| tx.input.iter().any(|i| i.previous_output == outpoint)).map(|tx| tx.compute_txid())
+    }
+
     /// Transactions among the recent broadcasts that spend an output of `txid`, oldest first.
     pub fn recent_spenders_of(&self, txid: &Txid) -> Vec<Txid> {
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());

@@ -124,6 +124,12 @@ impl BroadcastJournal {
         Ok(())
     }
 
+    /// A journaled transaction that spends `outpoint` (a channel's closing transaction spends its funding).
+    pub fn spender_of(&self, outpoint: bitcoin::OutPoint) -> Option<Txid> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.values().find(|e| e.tx.input.iter().any(|i| i.previous_output == outpoint)).map(|e| e.tx.compute_txid())
+    }
+
     /// The transactions to send now, in order (everything not yet buried).
     pub fn due(&self) -> Vec<Transaction> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).values().map(|e| e.tx.clone()).collect()

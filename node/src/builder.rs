@@ -62,7 +62,7 @@ impl Builder {
     pub async fn build(self) -> Result<Arc<Node>, NodeError> {
         let config = self.config;
         let network = config.network;
-        std::fs::create_dir_all(&config.data_dir)?;
+        make_private(&config.data_dir)?;
 
         // Stores: one sled database, a tree per owner.
         let db = sled::open(config.db_path())?;
@@ -108,7 +108,7 @@ impl Builder {
         bitcoind.keep_journal(journal);
 
         // Channel manager and everything it needs.
-        let logger = Arc::new(LdkTracing);
+        let logger = Arc::new(LdkTracing::default());
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| NodeError::Internal(e.to_string()))?;
         let keys = Arc::new(KeysManager::new(&seed.ldk_seed(network), now.as_secs(), now.subsec_nanos(), true));
         let network_graph = Arc::new(read_network_graph(&store, network, &logger)?);
@@ -303,6 +303,7 @@ impl Builder {
             logger,
             sync: Arc::new(SyncStatus::default()),
             shutdown: tokio::sync::watch::channel(false).0,
+            fatal: tokio::sync::watch::channel(None).0,
             tasks: Default::default(),
         });
         let known: Vec<_> = node.channel_manager.list_recent_payments().iter().filter_map(recent_payment_id).collect();
@@ -326,6 +327,36 @@ type MonitorListener = (
     Arc<BitcoindClient>,
     Arc<LdkTracing>,
 );
+
+/// Everything lanesd writes is the node's user's alone: the data dir is 0700 and files made from now on are
+/// 0600 (umask 077; sled and the seed create their files below it). A data dir or seed readable by others
+/// (made by an older version, or by hand) is tightened, with a warning.
+fn make_private(dir: &std::path::Path) -> Result<(), NodeError> {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: umask(2) only sets this process's file mode mask; it cannot fail.
+    unsafe { libc::umask(0o077) };
+    std::fs::create_dir_all(dir)?;
+    let tighten = |path: &std::path::Path, mode: u32| -> Result<(), NodeError> {
+        let Ok(meta) = std::fs::metadata(path) else { return Ok(()) };
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), mode = format!("{:o}", meta.permissions().mode() & 0o777), "readable by other users: making it private");
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        }
+        Ok(())
+    };
+    tighten(dir, 0o700)?;
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let path = entry.path();
+        tighten(&path, if path.is_dir() { 0o700 } else { 0o600 })?;
+        if path.is_dir() {
+            for inner in std::fs::read_dir(&path)?.flatten() {
+                let p = inner.path();
+                tighten(&p, if p.is_dir() { 0o700 } else { 0o600 })?;
+            }
+        }
+    }
+    Ok(())
+}
 
 /// sat/vB to sat per 1000 weight units.
 fn sat_per_vb_to_kw(sat_per_vb: u64) -> u32 {

@@ -26,6 +26,9 @@ use crate::NodeError;
 
 /// How long OpenChannel waits for the peer to accept and the funding to be built.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long CloseChannel waits for the closing transaction to be broadcast (a cooperative close negotiates
+/// its fee with the peer first).
+const CLOSE_TXID_WAIT: Duration = Duration::from_secs(30);
 
 /// A channel that closed, as recorded when LDK told us.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -36,6 +39,9 @@ pub struct ClosedRecord {
     pub reason: String,
     pub funding_txo: String,
     pub closed_at: u64,
+    /// The transaction that spent the funding output, once known (records before this field read as empty).
+    #[serde(default)]
+    pub closing_txid: String,
 }
 
 /// A closed channel with what is still to be claimed on-chain.
@@ -93,6 +99,9 @@ impl Channels {
         }
         if let Some(rate) = &sat_per_vbyte {
             lanes_wallet::wallet::parse_fee_rate(rate)?;
+        }
+        if peer == node.node_id {
+            return Err(NodeError::Invalid("cannot open a channel to ourselves: give another node's id".into()));
         }
         if node.peer_manager.peer_by_node_id(&peer).is_none() {
             return Err(NodeError::Precondition(format!("peer {peer} is not connected: ConnectPeer first")));
@@ -166,23 +175,36 @@ impl Channels {
             .ok_or_else(|| NodeError::NotFound(format!("no open channel {id}")))
     }
 
-    /// Closes a channel: cooperatively (the peer must be connected), or by force.
-    pub fn close(&self, node: &Node, id: &str, force: bool, sat_per_vbyte: Option<&str>) -> Result<(), NodeError> {
+    /// Closes a channel: cooperatively (the peer must be connected), or by force. Returns the closing
+    /// transaction's id once it is broadcast (None if that takes longer than [`CLOSE_TXID_WAIT`]).
+    pub async fn close(&self, node: &Node, id: &str, force: bool, sat_per_vbyte: Option<&str>) -> Result<Option<bitcoin::Txid>, NodeError> {
         let c = self.find(node, id)?;
         let peer = c.counterparty.node_id;
         if force {
             tracing::info!(channel_id = %c.channel_id, peer = %peer, "force-closing channel");
-            return node.channel_manager.force_close_broadcasting_latest_txn(&c.channel_id, &peer, "force-closed by the operator".into()).map_err(api_error);
+            node.channel_manager.force_close_broadcasting_latest_txn(&c.channel_id, &peer, "force-closed by the operator".into()).map_err(api_error)?;
+        } else {
+            let feerate = match sat_per_vbyte {
+                Some(r) => Some((lanes_wallet::wallet::parse_fee_rate(r)?.to_sat_per_kwu()) as u32),
+                None => None,
+            };
+            if node.peer_manager.peer_by_node_id(&peer).is_none() {
+                return Err(NodeError::Precondition(format!("peer {peer} is not connected: a cooperative close needs it (or use force)")));
+            }
+            tracing::info!(channel_id = %c.channel_id, peer = %peer, "closing channel cooperatively");
+            node.channel_manager.close_channel_with_feerate_and_script(&c.channel_id, &peer, feerate, None).map_err(api_error)?;
         }
-        let feerate = match sat_per_vbyte {
-            Some(r) => Some((lanes_wallet::wallet::parse_fee_rate(r)?.to_sat_per_kwu()) as u32),
-            None => None,
-        };
-        if node.peer_manager.peer_by_node_id(&peer).is_none() {
-            return Err(NodeError::Precondition(format!("peer {peer} is not connected: a cooperative close needs it (or use force)")));
+        let Some(funding) = c.funding_txo.map(|f| f.into_bitcoin_outpoint()) else { return Ok(None) };
+        let deadline = tokio::time::Instant::now() + CLOSE_TXID_WAIT;
+        loop {
+            if let Some(txid) = node.bitcoind.broadcast_spender_of(funding) {
+                return Ok(Some(txid));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tracing::info!(channel_id = %c.channel_id, peer = %peer, "closing channel cooperatively");
-        node.channel_manager.close_channel_with_feerate_and_script(&c.channel_id, &peer, feerate, None).map_err(api_error)
     }
 
     /// Records a closed channel (from LDK's ChannelClosed event).
@@ -201,6 +223,7 @@ impl Channels {
             reason: reason.to_string(),
             funding_txo: funding.map(|f| f.to_string()).unwrap_or_default(),
             closed_at: now_secs(),
+            closing_txid: String::new(),
         };
         if let Err(e) = self.closed.put(&id.0, &rec) {
             tracing::error!(channel_id = %id, error = %e, "recording the closed channel failed");
@@ -213,11 +236,18 @@ impl Channels {
             .closed
             .all()?
             .into_iter()
-            .map(|record| {
-                let (claimable_sat, claimable_at_height) = parse_channel_id(&record.channel_id)
-                    .ok()
-                    .and_then(|id| node.chain_monitor.get_monitor(id).ok().map(|m| claimable(&m.get_claimable_balances())))
-                    .unwrap_or((0, 0));
+            .map(|mut record| {
+                let monitor = parse_channel_id(&record.channel_id).ok().and_then(|id| node.chain_monitor.get_monitor(id).ok());
+                let (claimable_sat, claimable_at_height) = monitor.as_ref().map(|m| claimable(&m.get_claimable_balances())).unwrap_or((0, 0));
+                if let Some(txid) = closing_txid(node, &record, monitor.as_deref()).map(|t| t.to_string()) {
+                    if txid != record.closing_txid {
+                        record.closing_txid = txid;
+                        let key = parse_channel_id(&record.channel_id).map(|id| id.0).unwrap_or_default();
+                        if let Err(e) = self.closed.put(&key, &record) {
+                            tracing::warn!(channel_id = %record.channel_id, error = %e, "recording the closing txid failed");
+                        }
+                    }
+                }
                 ClosedView { record, claimable_sat, claimable_at_height }
             })
             .collect();
@@ -227,8 +257,17 @@ impl Channels {
 
     /// Sets the forwarding policy of one channel, or of all when `id` is empty. Returns how many.
     pub fn update_policy(&self, node: &Node, id: &str, base_msat: u32, ppm: u32, cltv_delta: u32) -> Result<u32, NodeError> {
-        if cltv_delta > u16::MAX as u32 {
-            return Err(NodeError::Invalid(format!("cltv_expiry_delta {cltv_delta} is above {}", u16::MAX)));
+        // LND's bounds: a CLTV delta from LDK's minimum to 2016 blocks (two weeks), fees that cannot exceed
+        // the amount forwarded (1,000,000 ppm), a base fee of at most 1,000,000 sat. 0 keeps the current CLTV delta.
+        let min_cltv = lightning::ln::channelmanager::MIN_CLTV_EXPIRY_DELTA as u32;
+        if cltv_delta != 0 && !(min_cltv..=MAX_CLTV_EXPIRY_DELTA).contains(&cltv_delta) {
+            return Err(NodeError::Invalid(format!("cltv_expiry_delta {cltv_delta} is outside {min_cltv}..={MAX_CLTV_EXPIRY_DELTA} blocks")));
+        }
+        if ppm > MAX_FEE_RATE_PPM {
+            return Err(NodeError::Invalid(format!("fee_rate_ppm {ppm} is above {MAX_FEE_RATE_PPM} (100% of the amount)")));
+        }
+        if base_msat > MAX_BASE_FEE_MSAT {
+            return Err(NodeError::Invalid(format!("fee_base_msat {base_msat} is above {MAX_BASE_FEE_MSAT} msat (1,000,000 sat)")));
         }
         let chans = if id.trim().is_empty() { node.channel_manager.list_channels() } else { vec![self.find(node, id)?] };
         let update = ChannelConfigUpdate {
@@ -247,6 +286,19 @@ impl Channels {
         tracing::info!(channels = chans.len(), base_msat, ppm, cltv_delta, "channel policy updated");
         Ok(chans.len() as u32)
     }
+}
+
+/// The transaction that spent a closed channel's funding: the commitment the ChannelMonitor saw confirmed
+/// (it then watches that transaction's outputs), else the one already recorded, else one we broadcast (a
+/// cooperative close, or our commitment, which may still lose the race to the peer's).
+fn closing_txid(
+    node: &Node,
+    record: &ClosedRecord,
+    monitor: Option<&lightning::chain::channelmonitor::ChannelMonitor<lightning::sign::InMemorySigner>>,
+) -> Option<bitcoin::Txid> {
+    let funding: bitcoin::OutPoint = record.funding_txo.parse().ok()?;
+    let confirmed = monitor.and_then(|m| m.get_outputs_to_watch().into_iter().map(|(txid, _)| txid).find(|txid| *txid != funding.txid));
+    confirmed.or_else(|| record.closing_txid.parse().ok()).or_else(|| node.bitcoind.broadcast_spender_of(funding))
 }
 
 /// Our and the peer's settled balance in a channel, in msat: what we would get if the channel closed
@@ -279,6 +331,13 @@ pub fn balances(node: &Node, c: &ChannelDetails) -> (u64, u64) {
     let local_msat = (local_sat * 1000).min(capacity_msat);
     (local_msat, capacity_msat - local_msat)
 }
+
+/// The largest CLTV delta a channel policy may ask (LND's limit: two weeks of blocks).
+pub const MAX_CLTV_EXPIRY_DELTA: u32 = 2016;
+/// The largest proportional forwarding fee: all of the amount.
+pub const MAX_FEE_RATE_PPM: u32 = 1_000_000;
+/// The largest base forwarding fee: 1,000,000 sat (0.01 BTC), far above any fee on the network.
+pub const MAX_BASE_FEE_MSAT: u32 = 1_000_000_000;
 
 /// On-chain funds kept per anchor channel so its closing transactions can be fee-bumped (LND's value).
 pub const ANCHOR_RESERVE_PER_CHANNEL_SAT: u64 = 10_000;

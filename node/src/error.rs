@@ -61,6 +61,36 @@ impl From<NodeError> for Status {
             NodeError::Config(_) => Code::InvalidArgument,
             NodeError::Channel(_) | NodeError::Store(_) | NodeError::Io(_) | NodeError::Internal(_) => Code::Internal,
         };
-        Status::new(code, e.to_string())
+        Status::new(code, bounded(e.to_string()))
+    }
+}
+
+/// Longest status message sent: messages echo the input they refuse, and a client would fail on a
+/// 16 KB id echoed whole in a gRPC header.
+pub const MAX_STATUS_MESSAGE: usize = 512;
+
+/// `message`, cut to [`MAX_STATUS_MESSAGE`] bytes (at a character boundary) with a note of what was cut.
+pub fn bounded(message: String) -> String {
+    if message.len() <= MAX_STATUS_MESSAGE {
+        return message;
+    }
+    let mut end = MAX_STATUS_MESSAGE - 40;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} more bytes cut)", &message[..end], message.len() - end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_echoes_are_cut() {
+        let id = "é".repeat(10_000);
+        let s = Status::from(NodeError::Invalid(format!("{id:?} is not a node id")));
+        assert!(s.message().len() <= MAX_STATUS_MESSAGE, "{}", s.message().len());
+        assert!(s.message().ends_with("more bytes cut)"));
+        assert_eq!(Status::from(NodeError::Invalid("short".into())).message(), "short");
     }
 }

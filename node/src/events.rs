@@ -112,7 +112,7 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
                 Some(preimage) if !canceled => node.channel_manager.claim_funds(preimage),
                 // A hold invoice: the caller has the preimage and settles or cancels later.
                 None if node.invoices.hold_payment(payment_hash, amount_msat).map_err(|_| ReplayEvent())? => {
-                    tracing::info!(payment_hash = %payment_hash, amount_msat, claim_deadline = ?claim_deadline, "payment held for a hold invoice");
+                    tracing::info!(payment_hash = %payment_hash, amount_msat, claim_deadline_height = %shown(claim_deadline), "payment held for a hold invoice");
                     node.bus.publish(NodeEvent { kind: "invoice_accepted", payment_hash: payment_hash.to_string(), amount_msat, ..Default::default() });
                 }
                 _ => {
@@ -125,7 +125,7 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
             let keysend = matches!(purpose, PaymentPurpose::SpontaneousPayment(_));
             tracing::info!(payment_hash = %payment_hash, amount_msat, keysend, "payment received");
             if let Err(e) = node.invoices.settled(payment_hash, amount_msat, purpose.preimage()) {
-                tracing::error!(error = %e, "recording a settled invoice failed");
+                node.fail(format!("recording a settled invoice failed: {e}"));
                 return Err(ReplayEvent());
             }
             node.bus.publish(NodeEvent { kind: "invoice_settled", payment_hash: payment_hash.to_string(), amount_msat, detail: if keysend { "keysend".into() } else { String::new() }, ..Default::default() });
@@ -133,16 +133,22 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
         Event::PaymentSent { payment_id, payment_preimage, payment_hash, fee_paid_msat, amount_msat, .. } => {
             tracing::info!(payment_hash = %payment_hash, fee_msat = fee_paid_msat.unwrap_or(0), "payment sent");
             if let Err(e) = node.payments.succeeded(payment_id, payment_hash, payment_preimage, amount_msat, fee_paid_msat) {
-                tracing::error!(error = %e, "recording a sent payment failed");
+                node.fail(format!("recording a sent payment failed: {e}"));
                 return Err(ReplayEvent());
             }
             node.bus.publish(NodeEvent { kind: "payment_sent", payment_hash: payment_hash.to_string(), amount_msat: amount_msat.unwrap_or(0), ..Default::default() });
         }
         Event::PaymentFailed { payment_id, payment_hash, reason } => {
-            let why = reason.map(failure_words).unwrap_or_else(|| "unknown reason".into());
-            tracing::info!(payment_id = %payment_id, payment_hash = ?payment_hash, reason = %why, "payment failed");
+            let mut why = reason.map(failure_words).unwrap_or_else(|| "unknown reason".into());
+            // Which hop failed it and why, when a hop answered (LDK reports that only in its log).
+            let hops = payment_hash.map(|h| node.logger.take_onion_failures(&h)).unwrap_or_default();
+            if let Some(last) = hops.last() {
+                why = format!("{why}; last failure: {}", last.words());
+            }
+            let (failing_node, failure_code) = hops.last().map(|f| (f.node_id.clone(), format!("{:#06x} {}", f.code, f.name))).unwrap_or_default();
+            tracing::info!(payment_id = %payment_id, payment_hash = %payment_hash.map(|h| h.to_string()).unwrap_or_default(), reason = %why, failing_node, failure_code, "payment failed");
             if let Err(e) = node.payments.failed(payment_id, &why) {
-                tracing::error!(error = %e, "recording a failed payment failed");
+                node.fail(format!("recording a failed payment failed: {e}"));
                 return Err(ReplayEvent());
             }
             node.bus.publish(NodeEvent { kind: "payment_failed", payment_hash: payment_hash.map(|h| h.to_string()).unwrap_or_default(), detail: why, ..Default::default() });
@@ -164,9 +170,9 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
         Event::PaymentForwarded { prev_channel_id, next_channel_id, total_fee_earned_msat, outbound_amount_forwarded_msat, .. } => {
             let fee = total_fee_earned_msat.unwrap_or(0);
             let out = outbound_amount_forwarded_msat.unwrap_or(0);
-            tracing::info!(from = ?prev_channel_id, to = ?next_channel_id, amount_msat = out, fee_msat = fee, "payment forwarded");
+            tracing::info!(from = %shown(prev_channel_id), to = %shown(next_channel_id), amount_msat = out, fee_msat = fee, "payment forwarded");
             if let Err(e) = node.forwards.record(prev_channel_id, next_channel_id, out, fee) {
-                tracing::error!(error = %e, "recording a forward failed");
+                node.fail(format!("recording a forward failed: {e}"));
                 return Err(ReplayEvent());
             }
             node.bus.publish(NodeEvent {
@@ -179,11 +185,11 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
         }
         Event::SpendableOutputs { outputs, channel_id } => {
             let total: u64 = outputs.iter().map(output_value).sum();
-            tracing::info!(channel_id = ?channel_id, outputs = outputs.len(), amount_sat = total, "sweeping channel outputs to the wallet");
+            tracing::info!(channel_id = %shown(channel_id), outputs = outputs.len(), amount_sat = total, "sweeping channel outputs to the wallet");
             // Static outputs already pay a wallet script (see lanes_channel::keys): BDK sees them; the
             // sweeper only spends the ones that need channel keys (delayed to_local, HTLC outputs).
             if node.sweeper.track_spendable_outputs(outputs, channel_id, true, None).is_err() {
-                tracing::error!(channel_id = ?channel_id, "the sweeper could not persist the outputs; will retry");
+                tracing::error!(channel_id = %shown(channel_id), "the sweeper could not persist the outputs; will retry");
                 return Err(ReplayEvent());
             }
             node.bus.publish(NodeEvent { kind: "onchain_sweep", channel_id: channel_id.map(|c| c.to_string()).unwrap_or_default(), amount_msat: total * 1000, ..Default::default() });
@@ -202,12 +208,33 @@ pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
             tracing::info!(event = ?bump_kind(&bump), "paying a closing channel's fee from the wallet");
             node.bumper.handle_event(&bump);
         }
-        Event::HTLCHandlingFailed { prev_channel_id, failure_type, .. } => {
-            tracing::info!(channel_id = %prev_channel_id, failure = ?failure_type, "HTLC failed back");
+        Event::HTLCHandlingFailed { prev_channel_id, failure_type, failure_reason } => {
+            use lightning::events::{HTLCHandlingFailureReason as Why, HTLCHandlingFailureType as What};
+            let what = match failure_type {
+                What::Forward { node_id, channel_id } => {
+                    format!("forward to {} over channel {channel_id}", node_id.map(|n| n.to_string()).unwrap_or_else(|| "an unknown peer".into()))
+                }
+                What::UnknownNextHop { requested_forward_scid } | What::InvalidForward { requested_forward_scid } => {
+                    format!("forward over unknown channel {}", crate::graph::format_scid(requested_forward_scid))
+                }
+                What::InvalidOnion => "an onion we could not read".into(),
+                What::Receive { payment_hash } => format!("receive of payment {payment_hash}"),
+            };
+            let why = match failure_reason {
+                Some(Why::Local { reason }) => format!("{reason:?}"),
+                Some(Why::Downstream) => "failed by the next hop".into(),
+                None => "unknown".into(),
+            };
+            tracing::info!(channel_id = %prev_channel_id, htlc = %what, reason = %why, "HTLC failed back");
         }
         other => tracing::debug!(event = ?other, "lightning event"),
     }
     Ok(())
+}
+
+/// An optional id for a log line: the id itself (hex), or "unknown".
+fn shown<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "unknown".into())
 }
 
 /// The fee rate (sat per 1000 weight) of a peer's update_fee that made LDK close the channel, if that was why.

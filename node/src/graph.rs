@@ -90,7 +90,15 @@ fn channel_view(scid: u64, c: &ChannelInfo) -> ChannelView {
 }
 
 pub fn describe(node: &Node) -> (Vec<NodeView>, Vec<ChannelView>) {
-    let g = node.network_graph.read_only();
+    describe_graph(&node.network_graph)
+}
+
+/// Every node and channel of `graph`.
+pub fn describe_graph<L: std::ops::Deref>(graph: &lightning::routing::gossip::NetworkGraph<L>) -> (Vec<NodeView>, Vec<ChannelView>)
+where
+    L::Target: lightning::util::logger::Logger,
+{
+    let g = graph.read_only();
     let nodes = g.nodes().unordered_iter().map(|(id, info)| node_view(id, info)).collect();
     let channels = g.channels().unordered_iter().map(|(scid, c)| channel_view(*scid, c)).collect();
     (nodes, channels)

@@ -14,6 +14,7 @@ pub mod forwards;
 pub mod graph;
 pub mod ids;
 pub mod invoice;
+pub mod listener;
 pub mod node;
 pub mod payments;
 pub mod peers;

@@ -63,6 +63,8 @@ pub struct Node {
     pub(crate) forwards: Forwards,
     pub(crate) bus: EventBus,
     pub(crate) shutdown: watch::Sender<bool>,
+    /// Set once, when the node can no longer persist: the daemon then exits at once with an error.
+    pub(crate) fatal: watch::Sender<Option<String>>,
     pub(crate) tasks: Mutex<Vec<(&'static str, JoinHandle<()>)>>,
 }
 
@@ -122,33 +124,16 @@ impl Node {
             tokio::spawn(watcher::rebroadcast(Arc::clone(&self.bitcoind), Arc::clone(&self.channel_manager), CHAIN_POLL, rx())),
         ));
 
+        let fd_limit = crate::listener::raise_fd_limit();
         let listener = tokio::net::TcpListener::bind(self.config.listen).await?;
-        tracing::info!(addr = %self.config.listen, "listening for Lightning peers");
-        let pm = Arc::clone(&self.peer_manager);
-        let mut stop = rx();
-        tasks.push((
-            "p2p",
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = stop.wait_for(|s| *s) => return,
-                        accepted = listener.accept() => match accepted {
-                            Ok((stream, addr)) => {
-                                let Ok(stream) = stream.into_std() else { continue };
-                                tracing::debug!(%addr, "inbound connection");
-                                tokio::spawn(lightning_net_tokio::setup_inbound(Arc::clone(&pm), stream));
-                            }
-                            Err(e) => tracing::warn!(error = %e, "accepting a peer connection failed"),
-                        }
-                    }
-                }
-            }),
-        ));
+        tracing::info!(addr = %self.config.listen, open_file_limit = fd_limit, "listening for Lightning peers");
+        tasks.push(("p2p", tokio::spawn(crate::listener::accept_peers(listener, Arc::clone(&self.peer_manager), fd_limit, rx()))));
 
         tasks.push(("peers", tokio::spawn(Peers::maintain(Arc::clone(self), rx()))));
-        tasks.push(("persist", tokio::spawn(flush_on_demand(Arc::clone(&self.persister), rx()))));
+        tasks.push(("persist", tokio::spawn(flush_on_demand(Arc::clone(&self.persister), self.fatal.clone(), rx()))));
 
         let handler_node = Arc::clone(self);
+        let fatal_tx = self.fatal.clone();
         let stop = rx();
         let sleeper = move |d: Duration| {
             let mut stop = stop.clone();
@@ -178,7 +163,7 @@ impl Node {
             tokio::spawn(async move {
                 if let Err(e) = bp.await {
                     // Persisting failed: the node must not go on acknowledging state it cannot store.
-                    tracing::error!(error = %e, "background processing stopped: persistence failed");
+                    fatal(&fatal_tx, format!("persisting the channel state failed: {e}"));
                 }
             }),
         ));
@@ -260,8 +245,44 @@ impl Node {
     }
 }
 
-/// Flushes queued channel state (manager, then monitors) as soon as there is some, until shutdown.
-async fn flush_on_demand(persister: Arc<OrderedPersister>, mut shutdown: watch::Receiver<bool>) {
+/// Records that the node cannot go on (it can no longer persist), once, with an ERROR line; the daemon exits
+/// with an error at once, and a supervisor restarts it. Nothing acknowledged to a peer or a caller is lost:
+/// what could not be written was never acknowledged (LDK holds the messages that depend on it).
+pub(crate) fn fatal(tx: &watch::Sender<Option<String>>, reason: String) {
+    tx.send_if_modified(|current| {
+        if current.is_some() {
+            return false;
+        }
+        tracing::error!(reason = %reason, "fatal: the node cannot persist its state; stopping");
+        *current = Some(reason);
+        true
+    });
+}
+
+impl Node {
+    /// Stops the node as unable to go on (see [`fatal`]).
+    pub(crate) fn fail(&self, reason: String) {
+        fatal(&self.fatal, reason)
+    }
+
+    /// Waits until the node hits a fatal error; returns why.
+    pub async fn fatal_error(&self) -> String {
+        let mut rx = self.fatal.subscribe();
+        let reason = match rx.wait_for(|f| f.is_some()).await {
+            Ok(f) => f.clone().unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if reason.is_empty() {
+            return std::future::pending().await;
+        }
+        reason
+    }
+}
+
+/// Flushes queued channel state (manager, then monitors) as soon as there is some, until shutdown. A flush
+/// that fails is fatal: sled's errors are sticky (a full disk stays an error after space is freed), so
+/// retrying would only keep a zombie that acknowledges nothing.
+async fn flush_on_demand(persister: Arc<OrderedPersister>, fatal_tx: watch::Sender<Option<String>>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = persister.wanted() => {}
@@ -271,7 +292,10 @@ async fn flush_on_demand(persister: Arc<OrderedPersister>, mut shutdown: watch::
         match tokio::task::spawn_blocking(move || p.flush()).await {
             Ok(Ok(())) => {}
             // Updates stay queued and LDK keeps holding the messages that depend on them.
-            Ok(Err(e)) => tracing::error!(error = %e, "persisting channel state failed; will retry"),
+            Ok(Err(e)) => {
+                fatal(&fatal_tx, format!("writing channel state failed: {e}"));
+                return;
+            }
             Err(e) => tracing::error!(error = %e, "the persist task failed"),
         }
     }

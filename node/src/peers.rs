@@ -18,10 +18,65 @@ use crate::node::Node;
 use crate::store::Records;
 use crate::{watcher, NodeError};
 
-#[derive(Clone, Serialize, Deserialize)]
+/// Where a peer can be reached: the addresses that worked, most recent first, then ones given but not
+/// tried yet. (Records written before several addresses were kept have only `address`.)
+#[derive(Clone, Default, Serialize, Deserialize)]
 struct PeerAddress {
     node_id: String,
+    /// The address that last worked (kept for older readers).
     address: String,
+    #[serde(default)]
+    addresses: Vec<String>,
+}
+
+/// How many addresses are kept per peer.
+const MAX_ADDRESSES: usize = 8;
+
+impl PeerAddress {
+    fn all(&self) -> Vec<String> {
+        let mut all = self.addresses.clone();
+        if !self.address.is_empty() && !all.contains(&self.address) {
+            all.insert(0, self.address.clone());
+        }
+        all
+    }
+
+    /// `addr` worked: it goes first.
+    fn worked(mut self, addr: &str) -> Self {
+        let mut all = self.all();
+        all.retain(|a| a != addr);
+        all.insert(0, addr.to_string());
+        all.truncate(MAX_ADDRESSES);
+        self.address = addr.to_string();
+        self.addresses = all;
+        self
+    }
+
+    /// `addr` was given but not tried: it goes after the ones known to work, never replacing them.
+    fn heard(mut self, addr: &str) -> Self {
+        let mut all = self.all();
+        if !all.iter().any(|a| a == addr) {
+            all.push(addr.to_string());
+        }
+        all.truncate(MAX_ADDRESSES);
+        if self.address.is_empty() {
+            self.address = all[0].clone();
+        }
+        self.addresses = all;
+        self
+    }
+}
+
+/// The addresses to try for a channel peer, in order: those we know (worked first), then those it announces
+/// in gossip, without repeats.
+fn candidates(known: Option<&PeerAddress>, announced: &[String]) -> Vec<String> {
+    let mut out = known.map(PeerAddress::all).unwrap_or_default();
+    for a in announced {
+        if !out.contains(a) && check_address(a).is_ok() {
+            out.push(a.clone());
+        }
+    }
+    out
 }
 
 /// A connected peer.
@@ -40,10 +95,29 @@ pub struct Peers {
 pub fn parse_peer_address(s: &str) -> Result<(PublicKey, String), NodeError> {
     let (id, addr) = s.trim().split_once('@').ok_or_else(|| NodeError::Invalid(format!("peer address {s:?} is not node_id@host:port")))?;
     let node_id = parse_node_id(id)?;
-    if addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
-        return Err(NodeError::Invalid(format!("peer address {s:?}: {addr:?} is not host:port")));
-    }
+    check_address(addr).map_err(|why| NodeError::Invalid(format!("peer address {s:?}: {why}")))?;
     Ok((node_id, addr.to_string()))
+}
+
+/// Checks `host:port` (an IPv4 or [IPv6] address, or a host name) the way a dial would need it.
+fn check_address(addr: &str) -> Result<(), String> {
+    use lightning::ln::msgs::SocketAddress;
+    let parsed = SocketAddress::from_str(addr).map_err(|e| format!("{addr:?} is not host:port ({e})"))?;
+    let port = match &parsed {
+        SocketAddress::TcpIpV4 { port, .. } | SocketAddress::TcpIpV6 { port, .. } => *port,
+        SocketAddress::Hostname { hostname, port } => {
+            // Digits and dots only is meant as an IPv4 address, and must be one (256.256.256.256 is not).
+            if hostname.as_str().bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                return Err(format!("{:?} is not an IPv4 address", hostname.as_str()));
+            }
+            *port
+        }
+        SocketAddress::OnionV2(_) | SocketAddress::OnionV3 { .. } => return Err("Tor (.onion) addresses are not supported".into()),
+    };
+    if port == 0 {
+        return Err("port 0 is not a port to dial".into());
+    }
+    Ok(())
 }
 
 pub fn parse_node_id(s: &str) -> Result<PublicKey, NodeError> {
@@ -60,8 +134,10 @@ impl Peers {
         if node_id == node.node_id {
             return Err(NodeError::Invalid("cannot connect to ourselves".into()));
         }
+        check_address(addr).map_err(NodeError::Invalid)?;
         let pm = Arc::clone(&node.peer_manager);
-        if pm.peer_by_node_id(&node_id).is_none() {
+        let already = pm.peer_by_node_id(&node_id).is_some();
+        if !already {
             let sock: SocketAddr = tokio::net::lookup_host(addr)
                 .await
                 .map_err(|e| NodeError::Invalid(format!("cannot resolve {addr}: {e}")))?
@@ -88,8 +164,14 @@ impl Peers {
             // The connection future drives the socket; keep it running.
             tokio::spawn(conn);
         }
-        if persist || self.addresses.get(&node_id.serialize())?.is_none() {
-            self.addresses.put(&node_id.serialize(), &PeerAddress { node_id: node_id.to_string(), address: addr.to_string() })?;
+        // An address we dialed and that answered goes first; one given for a peer that was already
+        // connected (not dialed, so not known to work) is kept behind the ones that worked, never replacing them.
+        let dialed = !already;
+        if dialed || persist {
+            self.addresses.update(&node_id.serialize(), |rec| {
+                let rec = rec.unwrap_or_else(|| PeerAddress { node_id: node_id.to_string(), ..Default::default() });
+                Some(if dialed { rec.worked(addr) } else { rec.heard(addr) })
+            })?;
         }
         Ok(())
     }
@@ -153,11 +235,57 @@ impl Peers {
             if node.peer_manager.peer_by_node_id(&peer).is_some() {
                 continue;
             }
-            let Ok(Some(rec)) = self.addresses.get(&peer.serialize()) else { continue };
-            match self.connect(node, peer, &rec.address, false).await {
-                Ok(()) => tracing::info!(peer = %peer, address = %rec.address, "reconnected to channel peer"),
-                Err(e) => tracing::debug!(peer = %peer, error = %e, "reconnect failed; will retry"),
+            // What we know, then what the peer announces (an inbound peer's only usable addresses).
+            let known = self.addresses.get(&peer.serialize()).ok().flatten();
+            let announced = announced_addresses(node, &peer);
+            for address in candidates(known.as_ref(), &announced) {
+                match self.connect(node, peer, &address, false).await {
+                    Ok(()) => {
+                        tracing::info!(peer = %peer, address = %address, "reconnected to channel peer");
+                        break;
+                    }
+                    Err(e) => tracing::debug!(peer = %peer, address = %address, error = %e, "reconnect failed; will retry"),
+                }
             }
         }
+    }
+}
+
+/// The addresses `peer` announces in its node_announcement, as host:port.
+fn announced_addresses(node: &Node, peer: &PublicKey) -> Vec<String> {
+    let g = node.network_graph.read_only();
+    g.node(&lightning::routing::gossip::NodeId::from_pubkey(peer))
+        .and_then(|n| n.announcement_info.as_ref().map(|a| a.addresses().iter().map(|a| a.to_string()).collect()))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "02eec7245d6b7d2ccb30380bfbe2a3648cd7a942653f5aa340edcea1f283686619";
+
+    #[test]
+    fn addresses_are_checked() {
+        for good in ["127.0.0.1:9735", "[::1]:9735", "node.example.com:9735"] {
+            assert!(parse_peer_address(&format!("{ID}@{good}")).is_ok(), "{good}");
+        }
+        for bad in ["256.256.256.256:1", "127.0.0.1:0", "127.0.0.1", "127.0.0.1:99999", "x:y", "aaaa.onion:9735"] {
+            assert!(matches!(parse_peer_address(&format!("{ID}@{bad}")), Err(NodeError::Invalid(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_untried_address_never_replaces_one_that_worked() {
+        let rec = PeerAddress::default().worked("127.0.0.1:9735").heard("127.0.0.1:1");
+        assert_eq!(rec.address, "127.0.0.1:9735");
+        assert_eq!(rec.all(), vec!["127.0.0.1:9735", "127.0.0.1:1"]);
+        let rec = rec.worked("10.0.0.1:9735");
+        assert_eq!(rec.all()[0], "10.0.0.1:9735");
+        // An old record (one address) reads as a list of one; announced ones come after, without repeats.
+        let old: PeerAddress = serde_json::from_str(r#"{"node_id":"x","address":"127.0.0.1:5"}"#).unwrap();
+        let got = candidates(Some(&old), &["127.0.0.1:5".into(), "127.0.0.1:6".into(), "256.1.1.1:7".into()]);
+        assert_eq!(got, vec!["127.0.0.1:5", "127.0.0.1:6"]);
+        assert_eq!(candidates(None, &["127.0.0.1:6".into()]), vec!["127.0.0.1:6"]);
     }
 }

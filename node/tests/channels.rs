@@ -190,9 +190,14 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     // Cooperative close: alice's share comes back to her wallet after one block.
     let a_local_sat = local_msat(&alice, &coop).await / 1000;
     let a_wallet = alice.balance().await.confirmed_sat;
-    alice.client().close_channel(CloseChannelRequest { channel_id: coop.clone(), force: false, sat_per_vbyte: String::new() }).await.unwrap();
+    let closed = alice.client().close_channel(CloseChannelRequest { channel_id: coop.clone(), force: false, sat_per_vbyte: String::new() }).await.unwrap().into_inner();
+    let closing: Txid = closed.closing_txid.parse().expect("CloseChannel returns the closing txid");
     alice.wait_until("the cooperative close to leave the channel list", || async { alice.channel(&coop).await.is_none() }).await;
-    alice.wait_until("the closing transaction in the mempool", || async { !net.mempool().await.is_empty() }).await;
+    alice.wait_until("the closing transaction in the mempool", || async { net.mempool().await.contains(&closing) }).await;
+    for n in [&alice, &bob] {
+        let listed = n.closed_channels().await.into_iter().find(|c| c.channel_id == coop).expect("listed as closed");
+        assert_eq!(listed.closing_txid, closing.to_string(), "{}: {listed:?}", n.name());
+    }
     net.mine(1).await;
     let after = alice.wait_confirmed_at_least(a_wallet + a_local_sat - 5_000).await;
     assert!(after.confirmed_sat <= a_wallet + a_local_sat, "{after:?}");
@@ -202,10 +207,11 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     let b_wallet = bob.balance().await.confirmed_sat;
     let funding = funding_outpoint(&bob, &forced).await;
     let bob_coins = coins(&bob).await;
-    bob.client().close_channel(CloseChannelRequest { channel_id: forced.clone(), force: true, sat_per_vbyte: String::new() }).await.unwrap();
+    let closed = bob.client().close_channel(CloseChannelRequest { channel_id: forced.clone(), force: true, sat_per_vbyte: String::new() }).await.unwrap().into_inner();
     // An anchor channel's commitment carries almost no fee: bob's wallet pays for its confirmation with
     // a child (CPFP) that spends bob's anchor output and one of his wallet's coins.
     let ClosePackage { commitment, child } = ClosePackage::wait_in_mempool(&net, &bob, &funding, None).await;
+    assert_eq!(closed.closing_txid, commitment.compute_txid().to_string(), "CloseChannel returns our commitment's txid");
     let coin = wallet_coin_of(&commitment, &child, &bob_coins);
     let (c_fee, c_vsize) = (net.fee_sat(&commitment).await, commitment.vsize() as u64);
     let (k_fee, k_vsize) = (net.fee_sat(&child).await, child.vsize() as u64);
@@ -224,6 +230,9 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
         })
         .await;
     assert!(pending.claimable_sat <= b_local_sat, "{pending:?}");
+    assert_eq!(pending.closing_txid, commitment.compute_txid().to_string(), "{pending:?}");
+    let alice_view = alice.closed_channels().await.into_iter().find(|c| c.channel_id == forced).expect("alice lists it too");
+    assert_eq!(alice_view.closing_txid, commitment.compute_txid().to_string(), "alice found bob's commitment on-chain: {alice_view:?}");
     // GetInfo sums what ClosedChannels lists (the cooperative close's output counts too until it is
     // 6 blocks deep).
     let closing: Vec<ClosedChannel> = bob.closed_channels().await.into_iter().filter(|c| c.claimable_sat > 0).collect();
@@ -380,22 +389,34 @@ impl ClosePackage {
     }
 }
 
-/// A wallet (carol) behind a routing node (bob) on a private channel, as every Electrum wallet is: alice pays
-/// carol's invoice through bob (found through the invoice's route hint), and carol pays alice back.
-#[tokio::test]
-async fn a_wallet_behind_a_private_channel_is_paid_through_its_node_and_pays_back() {
-    let net = start_net().await;
-    let Pair { alice, bob, channel: ab } = net.pair(2_000_000, CHANNEL).await;
-    let carol = net.node("carol").await;
+/// alice — bob public, and carol, a wallet behind bob on a private channel that bob opened (pushing carol 200k
+/// sat so she can pay too), as every Electrum wallet is. bob runs with `bob_args`.
+async fn wallet_behind_a_private_channel(net: &Net, bob_args: &[&str]) -> (Node, Node, Node, String, String) {
+    let (alice, bob, carol) = (net.node("alice").await, net.node_with("bob", bob_args).await, net.node("carol").await);
+    alice.fund(2_000_000).await;
     bob.fund(2_000_000).await;
+    alice.connect(&bob).await;
     bob.connect(&carol).await;
+    let ab = alice.open_channel(&bob, CHANNEL).await;
     let req = OpenChannelRequest { local_funding_sat: CHANNEL, private: true, push_msat: 200_000_000, ..Default::default() };
     let bc = bob.open_channel_with(&carol, req).await;
     net.mine(6).await;
-    bob.wait_channel_active(&bc).await;
+    for (n, id) in [(&alice, &ab), (&bob, &ab), (&bob, &bc)] {
+        n.wait_channel_active(id).await;
+    }
     let c = carol.wait_channel_active(&bc).await;
     assert!(!c.public, "{c:?}");
+    alice.wait_graph_channels(1).await;
     carol.wait_graph_channels(1).await;
+    (alice, bob, carol, ab, bc)
+}
+
+/// A wallet (carol) behind a routing node (bob) on a private channel: alice pays carol's invoice through bob
+/// (found through the invoice's route hint), and carol pays alice back.
+#[tokio::test]
+async fn a_wallet_behind_a_private_channel_is_paid_through_its_node_and_pays_back() {
+    let net = start_net().await;
+    let (alice, _bob, carol, ab, bc) = wallet_behind_a_private_channel(&net, &[]).await;
 
     // alice -> bob -> carol: bob forwards into the private channel.
     let carol_before = local_msat(&carol, &bc).await;
@@ -413,4 +434,23 @@ async fn a_wallet_behind_a_private_channel_is_paid_through_its_node_and_pays_bac
     assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
     assert_eq!(local_msat(&alice, &ab).await, alice_before + 20_000_000);
     assert_eq!(local_msat(&carol, &bc).await, carol_before + 50_000_000 - 20_000_000 - paid.fee_msat);
+}
+
+/// When a hop refuses a payment, the payer says which hop, with its BOLT 4 code and in words, in the API and in
+/// one INFO line, instead of only "no route". bob is set not to forward into private channels.
+#[tokio::test]
+async fn a_failed_payment_names_the_hop_that_refused_it_and_why() {
+    let net = start_net().await;
+    let (alice, bob, carol, ab, _bc) = wallet_behind_a_private_channel(&net, &["--forward-to-private-channels", "false"]).await;
+    let before = local_msat(&alice, &ab).await;
+    let inv = carol.add_invoice(50_000_000, "refused").await;
+    let failed = alice.pay_invoice(&inv.bolt11).await.expect("an answer, not a refusal");
+    assert_eq!(failed.status, PaymentStatus::Failed as i32, "{failed:?}");
+    let why = &failed.failure_reason;
+    assert!(why.contains(&bob.node_id()) && why.contains("UnknownNextPeer (0x400a)"), "the reason names bob and his answer: {why}");
+    let line = alice.wait_log_line(&["payment failed", &inv.payment_hash, "failure_code"]).await;
+    assert!(line.contains("INFO") && line.contains(&bob.node_id()) && line.contains("0x400a"), "{line}");
+    assert_eq!(local_msat(&alice, &ab).await, before, "nothing left alice's channel");
+    // bob's own log says why he refused.
+    bob.wait_log_line(&["HTLC failed back", &carol.node_id(), "PrivateChannelForward"]).await;
 }

@@ -2,6 +2,9 @@
 //!
 //! This crate owns the wire contract only; it must never contain node logic.
 
+pub mod codec;
+pub use codec::MAX_MESSAGE_BYTES;
+
 /// Generated messages and the `Lanes` service (`lanes.v1`).
 pub mod v1 {
     tonic::include_proto!("lanes.v1");

@@ -67,7 +67,7 @@ pub fn broadcast_stale_commitments(dir: &Path, network: Network, rpc: &Client) -
     let monitors = read_channel_monitors(store, std::sync::Arc::clone(&keys), std::sync::Arc::clone(&keys)).expect("read the snapshot's monitors");
     assert!(!monitors.is_empty(), "the snapshot at {} has no channel", dir.display());
     let collect = Collect::default();
-    let logger = LdkTracing;
+    let logger = LdkTracing::default();
     for (_, monitor) in &monitors {
         monitor.broadcast_latest_holder_commitment_txn(&&collect, &&FixedFee, &&logger);
         // An anchor channel's commitment is not broadcast as is: LDK hands it, signed, to the fee bumper

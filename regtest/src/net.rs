@@ -6,6 +6,7 @@
 //! directory or on anything but 127.0.0.1, and never outlive its processes: dropping the last `Net`/`Node`
 //! handle stops nodes first, then bitcoind.
 use std::fmt::Display;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, Weak};
@@ -59,10 +60,38 @@ impl Net {
     /// Starts a lanesd node called `name` (its data dir is `<net dir>/<name>`), and waits until it answers and
     /// has synced to the chain.
     pub async fn node(&self, name: &str) -> Node {
+        self.node_with(name, &[]).await
+    }
+
+    /// Like [`Net::node`], with extra lanesd flags (kept across restarts), e.g. `&["--forward-to-private-channels", "false"]`.
+    pub async fn node_with(&self, name: &str, args: &[&str]) -> Node {
+        self.node_inner(name, args, None, None).await
+    }
+
+    /// Like [`Net::node`], with lanesd's open-file limit (soft and hard) set to `limit`.
+    pub async fn node_with_fd_limit(&self, name: &str, limit: u64) -> Node {
+        self.node_inner(name, &[], None, Some(limit)).await
+    }
+
+    /// Like [`Net::node`], with the data dir on a tmpfs of `bytes` (mounted by the harness, which must run as
+    /// root; unmounted when the node goes): a small disk that a story can fill.
+    pub async fn node_on_small_disk(&self, name: &str, bytes: u64) -> Node {
+        self.node_inner(name, &[], Some(bytes), None).await
+    }
+
+    async fn node_inner(&self, name: &str, args: &[&str], tmpfs: Option<u64>, fd_limit: Option<u64>) -> Node {
         let dir = self.shared.root.join(name);
         assert!(!dir.exists(), "a node called {name} already exists in this net");
         std::fs::create_dir_all(&dir).expect("cannot create the node's data dir");
-        let node = Node::new(self.shared.clone(), name, dir, self.shared.lanesd_exe(), free_port(), free_port());
+        if let Some(bytes) = tmpfs {
+            let out = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={bytes},mode=0700"), "tmpfs"])
+                .arg(&dir)
+                .output()
+                .expect("cannot run mount");
+            assert!(out.status.success(), "cannot mount a tmpfs at {} (the harness must run as root): {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+        }
+        let node = Node::new(self.shared.clone(), name, dir, self.shared.lanesd_exe(), free_port(), free_port(), args, tmpfs.is_some(), fd_limit);
         self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner()).push(node.downgrade());
         node.start().await;
         node
@@ -264,7 +293,8 @@ impl Drop for Shared {
         let keep = std::env::var(KEEP_TMP_ENV).is_ok_and(|v| v == "1");
         if keep || std::thread::panicking() {
             self.tmp.disable_cleanup(true);
-            eprintln!("lanes-regtest: kept {} (bitcoind in bitcoind/, each node in <name>/, logs: lanesd.log)", self.root.display());
+            // Never panics (a closed stderr must not abort a harness that is cleaning up).
+            let _ = writeln!(std::io::stderr(), "lanes-regtest: kept {} (bitcoind in bitcoind/, each node in <name>/, logs: lanesd.log)", self.root.display());
         }
     }
 }

@@ -5,6 +5,7 @@
 //! into lanesd's data directory behind the daemon's back (reading the seed file to compare it is the one
 //! exception), never leave its process running after the `Node` is gone, and never decide by sleeping.
 use std::fmt::Display;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
@@ -36,6 +37,12 @@ pub(crate) struct NodeInner {
     p2p_port: u16,
     grpc_port: u16,
     lanesd_exe: PathBuf,
+    /// Extra lanesd flags given at creation (settings a story needs), on every start.
+    args: Vec<String>,
+    /// The data dir is a tmpfs the harness mounted (unmounted once the process is gone).
+    tmpfs: bool,
+    /// Soft and hard limit on lanesd's open files, when a story sets one.
+    fd_limit: Option<u64>,
     child: Mutex<Option<Child>>,
     /// The node id, from the first GetInfo that answered (it comes from the seed, so restarts keep it).
     node_id: OnceLock<String>,
@@ -43,13 +50,16 @@ pub(crate) struct NodeInner {
 }
 
 impl Node {
-    pub(crate) fn new(net: Arc<Shared>, name: &str, dir: PathBuf, lanesd_exe: PathBuf, p2p_port: u16, grpc_port: u16) -> Node {
+    pub(crate) fn new(net: Arc<Shared>, name: &str, dir: PathBuf, lanesd_exe: PathBuf, p2p_port: u16, grpc_port: u16, args: &[&str], tmpfs: bool, fd_limit: Option<u64>) -> Node {
         let inner = NodeInner {
             name: name.into(),
             dir,
             p2p_port,
             grpc_port,
             lanesd_exe,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            tmpfs,
+            fd_limit,
             child: Mutex::new(None),
             node_id: OnceLock::new(),
             net,
@@ -184,6 +194,26 @@ impl Node {
         }
     }
 
+    /// The file holding bitcoind's RPC password for lanesd, written (0600) next to the data dir.
+    fn password_file(&self) -> PathBuf {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.inner.dir.with_file_name(format!("{}.rpcpassword", self.inner.name));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        std::io::Write::write_all(&mut f, RPC_PASSWORD.as_bytes()).expect("cannot write the password file");
+        path
+    }
+
+    /// The running lanesd's process id.
+    pub fn pid(&self) -> u32 {
+        self.lock_child().as_ref().map(|c| c.id()).unwrap_or_else(|| panic!("{} is not running", self.name()))
+    }
+
     fn lanesd_command(&self) -> Command {
         let bitcoind = &self.inner.net.bitcoind;
         let mut cmd = Command::new(&self.inner.lanesd_exe);
@@ -191,11 +221,26 @@ impl Node {
             .arg("--data-dir").arg(&self.inner.dir)
             .arg("--bitcoind-rpc-url").arg(bitcoind.rpc_url())
             .arg("--bitcoind-rpc-user").arg(RPC_USER)
-            .arg("--bitcoind-rpc-password").arg(RPC_PASSWORD)
+            // The password from a file, never in argv (where any local user could read it).
+            .arg("--bitcoind-rpc-password-file").arg(self.password_file())
             .arg("--listen").arg(self.p2p_addr().to_string())
             .arg("--grpc-listen").arg(self.grpc_addr().to_string())
             .arg("--alias").arg(&self.inner.name)
+            .args(&self.inner.args)
             .env("RUST_BACKTRACE", "1");
+        if let Some(limit) = self.inner.fd_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec, setrlimit(2) only, which is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         cmd
     }
 
@@ -207,7 +252,7 @@ impl Node {
             .expect("a valid endpoint")
             .connect_timeout(Duration::from_secs(5))
             .connect_lazy();
-        LanesClient::new(channel)
+        LanesClient::new(channel).max_decoding_message_size(lanes_proto::MAX_MESSAGE_BYTES).max_encoding_message_size(lanes_proto::MAX_MESSAGE_BYTES)
     }
 
     /// GetInfo; panics (with the log tail) on an error.
@@ -352,10 +397,14 @@ impl Drop for NodeInner {
         if let Some(mut child) = child.take() {
             terminate_blocking(&mut child, KILL_GRACE);
         }
+        if self.tmpfs {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
         if std::thread::panicking() {
             // CI keeps only the test's output: show the end of the log, not just where it was.
             let log = self.dir.join("lanesd.log");
-            eprintln!("lanes-regtest: {}'s lanesd log: {}\n{}", self.name, log.display(), log_tail(&log));
+            // Never panics: printing to a closed stderr while unwinding would abort and orphan bitcoind.
+            let _ = writeln!(std::io::stderr(), "lanes-regtest: {}'s lanesd log: {}\n{}", self.name, log.display(), log_tail(&log));
         }
     }
 }

@@ -40,7 +40,8 @@ pub fn free_port() -> u16 {
 /// Spawns `cmd` with stdout and stderr appended to `log` (after a header line saying what was started).
 ///
 /// The child gets its own process group, so a Ctrl-C in the terminal reaches only the harness, which then
-/// stops its children in order (nodes before bitcoind).
+/// stops its children in order (nodes before bitcoind). And it is asked to get SIGTERM when the harness dies
+/// (Linux's PR_SET_PDEATHSIG), so even a harness killed with SIGKILL, or aborted, leaves nothing running.
 pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
     let mut out = OpenOptions::new()
         .create(true)
@@ -49,12 +50,51 @@ pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
         .unwrap_or_else(|e| panic!("cannot open log {}: {e}", log.display()));
     let _ = writeln!(out, "=== lanes-regtest: starting {:?} ===", cmd);
     let err: File = out.try_clone().expect("cannot duplicate a log file handle");
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", cmd.get_program()))
+    // SAFETY: between fork and exec, only prctl(2) and getppid(2), both async-signal-safe.
+    let harness = std::process::id() as libc::pid_t;
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The harness may have died between fork and prctl: then nobody would send the signal.
+            if libc::getppid() != harness {
+                return Err(std::io::Error::other("the harness is gone"));
+            }
+            Ok(())
+        });
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::from(out)).stderr(Stdio::from(err)).process_group(0);
+    spawn_from_long_lived_thread(cmd).unwrap_or_else(|e| panic!("cannot start {:?}: {e}", cmd.get_program()))
+}
+
+/// Spawns `cmd` from one thread that lives as long as the process. PR_SET_PDEATHSIG fires when the thread that
+/// forked the child ends, not the process: a child spawned from a short-lived thread (tokio's blocking pool
+/// ends idle threads) would be killed too early.
+fn spawn_from_long_lived_thread(cmd: &mut Command) -> std::io::Result<Child> {
+    type Job = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: std::sync::OnceLock<Mutex<std::sync::mpsc::Sender<Job>>> = std::sync::OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("lanes-regtest-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+                // Never end while the process lives: children spawned here must outlive nothing but it.
+                loop {
+                    std::thread::park();
+                }
+            })
+            .expect("cannot start the spawner thread");
+        Mutex::new(tx)
+    });
+    // Command is not Clone: move it to the spawner and leave an equivalent one behind for the caller.
+    let moved = std::mem::replace(cmd, Command::new(cmd.get_program()));
+    let (reply_tx, reply_rx) = std::sync::mpsc::channel();
+    spawner.lock().unwrap_or_else(|e| e.into_inner()).send((moved, reply_tx)).map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+    reply_rx.recv().map_err(|_| std::io::Error::other("the spawner thread is gone"))?
 }
 
 /// Sends `signal` (e.g. `libc::SIGTERM`) to a child the harness spawned, unless it has already exited.
@@ -76,7 +116,8 @@ pub fn terminate_blocking(child: &mut Child, grace: Duration) -> ExitStatus {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
-    child.wait().expect("cannot reap a killed child")
+    // Called from Drop, possibly while unwinding: must not panic (that would abort and orphan the rest).
+    child.wait().unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL))
 }
 
 /// Stops a child and everything in its process group (it leads one: see [`spawn_logged`]) from synchronous

@@ -43,6 +43,12 @@ async fn run() -> Result<(), lanes_node::NodeError> {
         _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); None }
         _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); None }
         _ = stop_rx.recv() => None,
+        // The node can no longer persist: exit now with an error (as LND does), so a supervisor restarts it.
+        // Nothing more is written or sent: everything acknowledged is already on disk.
+        reason = node.fatal_error() => {
+            eprintln!("lanesd: fatal: {reason}");
+            std::process::exit(2);
+        }
         // The API is the only way to drive the node: if it cannot serve, stop (safely) and say why.
         res = &mut server => Some(res),
     };

@@ -2,7 +2,7 @@
 //!
 //! Starts bitcoind and three funded lanesd nodes (alice, bob, carol), connects them and opens alice→bob and
 //! bob→carol channels, has alice pay an invoice of carol's through bob, and prints that payment, how to drive
-//! each node with lanes-cli and how to mine with bitcoin-cli. Then it waits for Ctrl-C (or SIGTERM) and stops
+//! each node with lanes-cli and how to mine with bitcoin-cli. Then it waits for Ctrl-C (or SIGTERM, SIGHUP) and stops
 //! everything: nodes first, then bitcoind. `--exit-after-setup` stops right after printing, for a CI smoke run.
 //! A step that fails ends the run with exit code 1, saying which step, after the harness's own message (what
 //! it waited for, the tail of the node's log); the data directory is kept then.
@@ -13,6 +13,16 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use clap::Parser;
+
+// Printing never panics here: when the terminal or a `| tee` goes away (Ctrl-C), a panic while printing, and
+// a second one while unwinding, aborted the harness and orphaned bitcoind and the nodes. What cannot be
+// printed is dropped; stopping everything matters more.
+macro_rules! println {
+    ($($t:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stdout(), $($t)*); }};
+}
+macro_rules! eprintln {
+    ($($t:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stderr(), $($t)*); }};
+}
 use lanes_regtest::proto::v1::{Payment, PaymentStatus};
 use lanes_regtest::{Net, Node};
 
@@ -239,8 +249,11 @@ fn sibling_dir() -> Option<PathBuf> {
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("cannot listen for SIGTERM");
+    let mut hup = signal(SignalKind::hangup()).expect("cannot listen for SIGHUP");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        // The terminal closed.
+        _ = hup.recv() => {}
     }
 }

@@ -256,7 +256,7 @@ pub fn listchannels(r: ListChannelsResponse) -> Output {
 pub fn closechannel(r: CloseChannelResponse, channel_id: &str, force: bool) -> Output {
     let mut l = Lines::default();
     let how = if force { "force-closing: our commitment is broadcast" } else { "closing cooperatively" };
-    l.kv("channel id", channel_id).kv("state", how).text("pendingchannels shows the funds on their way back.");
+    l.kv("channel id", channel_id).kv("state", how).kv_some("closing txid", &r.closing_txid).text("pendingchannels shows the funds on their way back.");
     Output::new(r.to_json(), l)
 }
 

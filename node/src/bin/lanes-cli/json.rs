@@ -103,7 +103,7 @@ message_json! {
     }
     ListChannelsResponse { channels }
     PendingChannelsResponse { pending_open, pending_close }
-    CloseChannelResponse {}
+    CloseChannelResponse { closing_txid }
     ClosedChannel { channel_id, remote_node_id, capacity_sat, reason, closing_txid, claimable_sat, claimable_at_height }
     ClosedChannelsResponse { channels }
     UpdateChannelPolicyResponse { updated }

@@ -285,7 +285,7 @@ async fn connect(rpcserver: &str) -> Result<LanesClient<Channel>, Failure> {
     let endpoint = Endpoint::from_shared(url)
         .map_err(|e| Failure::BadAddress { rpcserver: rpcserver.clone(), cause: e.to_string() })?;
     match endpoint.connect_timeout(Duration::from_secs(5)).connect().await {
-        Ok(channel) => Ok(LanesClient::new(channel)),
+        Ok(channel) => Ok(LanesClient::new(channel).max_decoding_message_size(lanes_proto::MAX_MESSAGE_BYTES).max_encoding_message_size(lanes_proto::MAX_MESSAGE_BYTES)),
         Err(e) if io_error_kind(&e) == Some(std::io::ErrorKind::ConnectionRefused) => Err(Failure::Refused { rpcserver }),
         Err(e) => Err(Failure::Connect { rpcserver, cause: error_chain(&e) }),
     }

@@ -1,0 +1,244 @@
+//! Hostile or careless input, as an adversarial probe sends it: each refused with a clear status, nothing
+//! changed, and the node's files and secrets private to its user.
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use bytes::{Buf, BufMut};
+use lanes_regtest::proto::v1::*;
+use lanes_regtest::{Net, Pair, RPC_PASSWORD};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::Code;
+
+/// Sends raw bytes as a request body, as a broken or hostile client would.
+#[derive(Default)]
+struct Raw;
+struct RawCoder;
+
+impl Codec for Raw {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCoder;
+    type Decoder = RawCoder;
+    fn encoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+    fn decoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+}
+
+impl Encoder for RawCoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, buf: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        buf.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        Ok(Some(buf.copy_to_bytes(buf.remaining()).to_vec()))
+    }
+}
+
+async fn raw_call(rpcserver: &str, method: &'static str, body: Vec<u8>) -> tonic::Status {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{rpcserver}")).unwrap().connect().await.expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(method);
+    grpc.unary(tonic::Request::new(body), path, Raw).await.expect_err("malformed input must be refused")
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn hostile_api_input_is_refused_clearly_and_files_are_private() {
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let Pair { alice, bob, channel } = net.pair(1_000_000, 500_000).await;
+
+    // A body that is not protobuf: INVALID_ARGUMENT, as for any malformed input.
+    let s = raw_call(&alice.rpcserver(), "/lanes.v1.Lanes/GetNodeInfo", vec![0x0a, 0x05, b'a']).await;
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert!(s.message().contains("malformed"), "{s:?}");
+
+    // A 16 KB id is refused without echoing it whole into the status (clients fail on large metadata).
+    let huge = "ab".repeat(8 * 1024);
+    let s = alice.client().get_node_info(GetNodeInfoRequest { node_id: huge.clone() }).await.unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(s.message().len() <= 512, "{} bytes echoed", s.message().len());
+    let s = alice.client().close_channel(CloseChannelRequest { channel_id: huge, ..Default::default() }).await.unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(s.message().len() <= 512, "{} bytes echoed", s.message().len());
+
+    // Forwarding policies within LND's bounds; a refused update changes nothing.
+    let before = alice.channel(&channel).await.expect("open");
+    for (base, ppm, cltv, what) in [(1_000, 1, 65_535, "CLTV delta 65535"), (1_000, u32::MAX, 80, "fee rate u32::MAX"), (u32::MAX, 1, 80, "base fee u32::MAX"), (1_000, 1, 3, "CLTV delta 3")] {
+        let req = UpdateChannelPolicyRequest { channel_id: channel.clone(), fee_base_msat: base, fee_rate_ppm: ppm, cltv_expiry_delta: cltv };
+        let s = alice.client().update_channel_policy(req).await.expect_err(what);
+        assert_eq!(s.code(), Code::InvalidArgument, "{what}: {s:?}");
+    }
+    let after = alice.channel(&channel).await.expect("open");
+    assert_eq!((after.fee_base_msat, after.fee_rate_ppm, after.cltv_expiry_delta), (before.fee_base_msat, before.fee_rate_ppm, before.cltv_expiry_delta));
+    let ok = UpdateChannelPolicyRequest { channel_id: channel.clone(), fee_base_msat: 2_000, fee_rate_ppm: 10, cltv_expiry_delta: 144 };
+    assert_eq!(alice.client().update_channel_policy(ok).await.expect("within bounds").into_inner().updated, 1);
+
+    // A channel to ourselves is refused for what it is.
+    let s = alice
+        .client()
+        .open_channel(OpenChannelRequest { node_id: alice.node_id(), local_funding_sat: 100_000, ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(s.message().contains("ourselves"), "{s:?}");
+
+    // ConnectPeer: addresses that cannot be dialed are refused, and an address given for a peer we are already
+    // connected to (so not dialed) never replaces the stored one that works: after a restart alice still
+    // reconnects to bob.
+    let bob_id = bob.node_id();
+    for bad in ["256.256.256.256:1", "127.0.0.1:0", "127.0.0.1"] {
+        let s = alice.client().connect_peer(ConnectPeerRequest { address: format!("{bob_id}@{bad}"), persist: true }).await.unwrap_err();
+        assert_eq!(s.code(), Code::InvalidArgument, "{bad}: {s:?}");
+    }
+    alice.client().connect_peer(ConnectPeerRequest { address: format!("{bob_id}@127.0.0.1:1"), persist: true }).await.expect("already connected");
+    alice.restart().await;
+    alice.wait_channel_active(&channel).await;
+
+    // The node's files are its user's alone, and bitcoind's password is not in its command line.
+    for n in [&alice, &bob] {
+        let dir = n.data_dir();
+        assert_eq!(mode(dir), 0o700, "{}", dir.display());
+        assert_eq!(mode(&dir.join("db")), 0o700);
+        assert_eq!(mode(&dir.join("seed")), 0o600);
+        for f in std::fs::read_dir(dir.join("db")).unwrap().flatten().filter(|f| f.path().is_file()) {
+            assert_eq!(mode(&f.path()), 0o600, "{}", f.path().display());
+        }
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", n.pid())).expect("lanesd's command line");
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        assert!(!args.iter().any(|a| a.ends_with(RPC_PASSWORD.as_bytes()) && !a.starts_with(b"/")), "the RPC password is visible in argv: {args:?}");
+        assert!(args.iter().any(|a| *a == b"--bitcoind-rpc-password-file"), "{args:?}");
+    }
+}
+
+/// Fills `dir`'s file system with a file of zeros until it is full; returns the file.
+fn fill_disk(dir: &Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).expect("filler");
+    let chunk = vec![0u8; 64 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
+/// A full disk stops the node with a fatal log line and a non-zero exit, so a supervisor restarts it, instead
+/// of leaving a zombie that refuses every write; once space is back, nothing it acknowledged is lost.
+#[tokio::test]
+async fn a_full_disk_stops_the_node_and_nothing_acknowledged_is_lost() {
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let alice = net.node("alice").await;
+    let bob = net.node_on_small_disk("bob", 32 << 20).await;
+    alice.fund(1_000_000).await;
+    alice.connect(&bob).await;
+    let channel = alice.open_channel(&bob, 500_000).await;
+    net.mine(6).await;
+    alice.wait_channel_active(&channel).await;
+    bob.wait_channel_active(&channel).await;
+    let paid = alice.keysend(&bob, 1_000_000).await.expect("keysend");
+    assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
+
+    // bob's disk fills up; the next payment needs a write bob cannot make.
+    let filler = fill_disk(bob.data_dir());
+    let payer = alice.clone();
+    let bob_for_task = bob.clone();
+    let in_flight = tokio::spawn(async move { payer.keysend(&bob_for_task, 2_000_000).await });
+    let status = bob.wait_for_exit(lanes_regtest::SYNC_TIMEOUT).await;
+    assert!(!status.success(), "bob must exit with an error: {status:?}");
+    let log = std::fs::read_to_string(bob.log_path()).unwrap();
+    assert!(log.contains("fatal: the node cannot persist its state"), "no fatal line in bob's log");
+    let fatal_lines = log.lines().filter(|l| l.contains("ERROR")).count();
+    assert!(fatal_lines < 50, "{fatal_lines} ERROR lines: the node spun instead of stopping");
+
+    // Space is back: bob starts, the channel is whole, and the first payment is still bob's.
+    std::fs::remove_file(filler).unwrap();
+    bob.start().await;
+    bob.wait_channel_active(&channel).await;
+    alice.wait_channel_active(&channel).await;
+    let second = in_flight.await.expect("task");
+    let second_paid = matches!(&second, Ok(p) if p.status == PaymentStatus::Succeeded as i32);
+    let expected_bob = 1_000_000 + if second_paid { 2_000_000 } else { 0 };
+    let b = bob.channel(&channel).await.expect("still open");
+    let a = alice.channel(&channel).await.expect("still open");
+    assert_eq!(b.local_balance_msat, expected_bob, "bob: {b:?} (second payment: {second:?})");
+    assert_eq!(a.remote_balance_msat, expected_bob, "alice sees the same: {a:?}");
+    assert!(bob.closed_channels().await.is_empty() && alice.closed_channels().await.is_empty(), "no channel closed");
+    let again = alice.keysend(&bob, 3_000_000).await.expect("keysend after restart");
+    assert_eq!(again.status, PaymentStatus::Succeeded as i32, "{again:?}");
+}
+
+/// Raises this test process's own open-file limit so it can hold the flood's connections.
+fn raise_own_fd_limit(want: u64) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit of this process with valid pointers.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        assert!(lim.rlim_max >= want, "the test needs {want} open files; the hard limit is {}", lim.rlim_max);
+        lim.rlim_cur = lim.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+}
+
+/// More idle connections to bob's P2P port than his open-file limit allows, from one address (127.0.0.2): bob
+/// stays responsive (GetInfo under 100 ms), does not spin or flood his log, and alice can still reconnect from
+/// her own address and pay.
+#[tokio::test]
+async fn a_connection_flood_beyond_the_fd_limit_does_not_take_the_node_down() {
+    const LIMIT: u64 = 1024;
+    const FLOOD: usize = 1_100;
+    raise_own_fd_limit(FLOOD as u64 + 512);
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let alice = net.node("alice").await;
+    let bob = net.node_with_fd_limit("bob", LIMIT).await;
+    alice.fund(1_000_000).await;
+    alice.connect(&bob).await;
+    let channel = alice.open_channel(&bob, 500_000).await;
+    net.mine(6).await;
+    alice.wait_channel_active(&channel).await;
+
+    // The flood: idle TCP connections that never start the handshake, all held open.
+    let mut held = Vec::new();
+    for _ in 0..FLOOD {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        if let Ok(Ok(stream)) = tokio::time::timeout(std::time::Duration::from_millis(200), socket.connect(bob.p2p_addr())).await {
+            held.push(stream);
+        }
+    }
+    assert!(held.len() > LIMIT as usize / 2, "only {} flood connections got through", held.len());
+
+    // bob answers quickly while the flood is held.
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        let info = bob.info().await;
+        assert!(t.elapsed() < std::time::Duration::from_millis(100), "GetInfo took {:?}", t.elapsed());
+        assert!(info.synced_to_chain);
+    }
+    // alice reconnects (from 127.0.0.1) and pays.
+    alice.client().disconnect_peer(DisconnectPeerRequest { node_id: bob.node_id() }).await.expect("disconnect");
+    alice.wait_until("bob to be gone from alice's peers", || async { alice.client().list_peers(ListPeersRequest {}).await.unwrap().into_inner().peers.is_empty() }).await;
+    alice.connect(&bob).await;
+    alice.wait_channel_active(&channel).await;
+    let paid = alice.keysend(&bob, 1_000_000).await.expect("keysend");
+    assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
+
+    // bob said what he refused, without flooding his log.
+    let log = std::fs::read_to_string(bob.log_path()).unwrap();
+    assert!(log.contains("inbound connection refused"), "bob did not say he refused connections");
+    let lines = log.lines().filter(|l| l.contains("inbound connection refused") || l.contains("accepting a peer connection failed")).count();
+    assert!(lines < 20, "{lines} lines about refused connections");
+    drop(held);
+}
