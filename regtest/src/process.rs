@@ -134,7 +134,8 @@ pub fn terminate_group_blocking(child: &mut Child, grace: Duration) -> ExitStatu
         std::thread::sleep(Duration::from_millis(50));
     }
     signal_group(child, libc::SIGKILL);
-    child.wait().expect("cannot reap a killed child")
+    // Called from Drop, possibly while unwinding: must not panic (that would abort and orphan the rest).
+    child.wait().unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL))
 }
 
 /// Sends `signal` to the process group a child the harness spawned leads, unless the child has exited.
