@@ -366,7 +366,8 @@ impl Electrum {
         self.wait_until_for(SYNC_TIMEOUT, what, check).await
     }
 
-    async fn wait_until_for<O, F, Fut>(&self, timeout: Duration, what: impl std::fmt::Display, check: F) -> O::Value
+    /// [`wait_until`](Electrum::wait_until) with its own deadline.
+    pub async fn wait_until_for<O, F, Fut>(&self, timeout: Duration, what: impl std::fmt::Display, check: F) -> O::Value
     where
         O: crate::Outcome,
         F: FnMut() -> Fut,
