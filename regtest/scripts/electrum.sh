@@ -38,6 +38,11 @@ e_wrapper="$e_dir/electrum"
 x_wrapper="$x_dir/electrumx_server"
 python="${LANES_PYTHON:-python3}"
 
+# One provisioning at a time (test binaries or CI steps running side by side wait for each other).
+mkdir -p "$cache"
+exec 9>"$cache/electrum.lock"
+flock 9
+
 command -v "$python" >/dev/null 2>&1 || die "no $python on PATH (Electrum and ElectrumX need Python >= 3.10)"
 "$python" -c 'import sys, venv; sys.exit(sys.version_info < (3, 10))' \
   || die "$python is $("$python" --version 2>&1); Electrum 4.8 and ElectrumX 1.20 need >= 3.10 with the venv module"
