@@ -99,7 +99,8 @@ pub type PeerManager = lightning::ln::peer_handler::PeerManager<
     Arc<GossipHandler>,
     Arc<OnionMessenger>,
     Arc<Logger>,
-    IgnoringMessageHandler,
+    // Custom-message slot: the gossip handler's answers to query_short_channel_ids (see crate::gossip).
+    Arc<GossipHandler>,
     Arc<KeysManager>,
     Arc<ChainMonitor>,
 >;
