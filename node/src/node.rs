@@ -144,6 +144,7 @@ impl Node {
         ));
 
         tasks.push(("peers", tokio::spawn(Peers::maintain(Arc::clone(self), rx()))));
+        tasks.push(("announce", tokio::spawn(crate::announce::maintain(Arc::clone(self), rx()))));
         tasks.push(("persist", tokio::spawn(flush_on_demand(Arc::clone(&self.persister), rx()))));
 
         let handler_node = Arc::clone(self);
