@@ -95,7 +95,8 @@ pub type GossipHandler = crate::gossip::GossipHandler<Arc<NetworkGraph>, Arc<Gos
 
 pub type PeerManager = lightning::ln::peer_handler::PeerManager<
     lightning_net_tokio::SocketDescriptor,
-    Arc<ChannelManager>,
+    // The ChannelManager, behind a test-only knob that is off on real nodes (see crate::test_knobs).
+    Arc<crate::test_knobs::ChannelHandler>,
     Arc<GossipHandler>,
     Arc<OnionMessenger>,
     Arc<Logger>,

@@ -241,7 +241,7 @@ impl Builder {
         // are answered (through the custom-message slot): see lanes_channel::gossip.
         let gossip_handler = Arc::new(GossipHandler::new(Arc::clone(&gossip_sync), Arc::clone(&network_graph)));
         let handlers = MessageHandler {
-            chan_handler: Arc::clone(&channel_manager),
+            chan_handler: Arc::new(lanes_channel::test_knobs::ChannelHandler::new(Arc::clone(&channel_manager))),
             route_handler: Arc::clone(&gossip_handler),
             onion_message_handler: Arc::clone(&onion_messenger),
             custom_message_handler: Arc::clone(&gossip_handler),
