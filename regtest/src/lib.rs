@@ -37,6 +37,7 @@
 //! directories it did not create itself.
 mod bitcoind;
 pub mod cheat;
+pub mod gossip_peer;
 mod lightning;
 mod net;
 mod node;

@@ -59,10 +59,17 @@ impl Net {
     /// Starts a lanesd node called `name` (its data dir is `<net dir>/<name>`), and waits until it answers and
     /// has synced to the chain.
     pub async fn node(&self, name: &str) -> Node {
+        self.node_with_env(name, &[]).await
+    }
+
+    /// [`node`](Net::node), with extra environment variables for lanesd, kept across restarts: the
+    /// test-only knobs of `lanes_channel::test_knobs` (e.g. dropping an announcement_signatures).
+    pub async fn node_with_env(&self, name: &str, env: &[(&str, &str)]) -> Node {
         let dir = self.shared.root.join(name);
         assert!(!dir.exists(), "a node called {name} already exists in this net");
         std::fs::create_dir_all(&dir).expect("cannot create the node's data dir");
-        let node = Node::new(self.shared.clone(), name, dir, self.shared.lanesd_exe(), free_port(), free_port());
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let node = Node::new(self.shared.clone(), name, dir, self.shared.lanesd_exe(), free_port(), free_port(), env);
         self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner()).push(node.downgrade());
         node.start().await;
         node

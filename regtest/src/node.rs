@@ -37,13 +37,23 @@ pub(crate) struct NodeInner {
     grpc_port: u16,
     lanesd_exe: PathBuf,
     child: Mutex<Option<Child>>,
+    /// Extra environment for lanesd (test-only knobs, see `lanes_channel::test_knobs`).
+    env: Vec<(String, String)>,
     /// The node id, from the first GetInfo that answered (it comes from the seed, so restarts keep it).
     node_id: OnceLock<String>,
     net: Arc<Shared>,
 }
 
 impl Node {
-    pub(crate) fn new(net: Arc<Shared>, name: &str, dir: PathBuf, lanesd_exe: PathBuf, p2p_port: u16, grpc_port: u16) -> Node {
+    pub(crate) fn new(
+        net: Arc<Shared>,
+        name: &str,
+        dir: PathBuf,
+        lanesd_exe: PathBuf,
+        p2p_port: u16,
+        grpc_port: u16,
+        env: Vec<(String, String)>,
+    ) -> Node {
         let inner = NodeInner {
             name: name.into(),
             dir,
@@ -51,6 +61,7 @@ impl Node {
             grpc_port,
             lanesd_exe,
             child: Mutex::new(None),
+            env,
             node_id: OnceLock::new(),
             net,
         };
@@ -195,7 +206,8 @@ impl Node {
             .arg("--listen").arg(self.p2p_addr().to_string())
             .arg("--grpc-listen").arg(self.grpc_addr().to_string())
             .arg("--alias").arg(&self.inner.name)
-            .env("RUST_BACKTRACE", "1");
+            .env("RUST_BACKTRACE", "1")
+            .envs(self.inner.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
