@@ -19,7 +19,7 @@
 //! Owns: the per-channel record of what was announced and sent, and those decisions ([`OwnGossip::step`],
 //! pure, so tests drive it with a clock). Must never: build or sign gossip (every message sent is the one
 //! LDK signed and keeps in our graph), nor touch a channel's state: the only lever is a reconnection.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -140,13 +140,17 @@ impl OwnGossip {
 }
 
 /// Our public channels with a short channel id, as [`OwnGossip::step`] takes them.
+///
+/// The channel manager and the peer manager are asked first, and the graph's read lock is held only
+/// while nothing else is called: LDK's peer manager takes the graph's write lock while holding its
+/// peer locks, so calling it under the graph lock could deadlock.
 fn seen(node: &Node) -> Vec<Seen> {
-    let channels = node.channel_manager.list_channels();
-    let graph = node.network_graph.read_only();
+    let channels: Vec<_> = node.channel_manager.list_channels().into_iter().filter(|c| c.is_announced).collect();
+    let connected: HashSet<PublicKey> = node.peer_manager.list_peers().into_iter().map(|p| p.counterparty_node_id).collect();
     let us = NodeId::from_pubkey(&node.node_id);
+    let graph = node.network_graph.read_only();
     channels
         .into_iter()
-        .filter(|c| c.is_announced)
         .filter_map(|c| {
             let scid = c.short_channel_id?;
             let info = graph.channel(scid).filter(|i| i.announcement_message.is_some());
@@ -155,7 +159,7 @@ fn seen(node: &Node) -> Vec<Seen> {
                 scid,
                 channel_id: c.channel_id.to_string(),
                 peer: c.counterparty.node_id,
-                peer_connected: node.peer_manager.peer_by_node_id(&c.counterparty.node_id).is_some(),
+                peer_connected: connected.contains(&c.counterparty.node_id),
                 past_depth: c.is_channel_ready && c.confirmations.unwrap_or(0) >= ANNOUNCEMENT_DEPTH,
                 announced: info.is_some(),
                 our_update: ours.and_then(|u| u.last_update_message.as_ref()).map(|m| m.contents.timestamp),
