@@ -254,12 +254,14 @@ impl Builder {
             IgnoringMessageHandler {},
             IgnoringMessageHandler {},
         ));
+        // Early channel updates are kept until their announcement is in, and queries by short channel id
+        // are answered (through the custom-message slot): see lanes_channel::gossip.
+        let gossip_handler = Arc::new(GossipHandler::new(Arc::clone(&gossip_sync), Arc::clone(&network_graph)));
         let handlers = MessageHandler {
-            chan_handler: Arc::clone(&channel_manager),
-            // Early channel updates are kept until their announcement is in: see lanes_channel::gossip.
-            route_handler: Arc::new(GossipHandler::new(Arc::clone(&gossip_sync), Arc::clone(&network_graph))),
+            chan_handler: Arc::new(lanes_channel::test_knobs::ChannelHandler::new(Arc::clone(&channel_manager))),
+            route_handler: Arc::clone(&gossip_handler),
             onion_message_handler: Arc::clone(&onion_messenger),
-            custom_message_handler: IgnoringMessageHandler {},
+            custom_message_handler: Arc::clone(&gossip_handler),
             send_only_message_handler: Arc::clone(&chain_monitor),
         };
         let peer_manager: Arc<PeerManager> =
@@ -298,6 +300,7 @@ impl Builder {
             peer_manager,
             onion_messenger,
             gossip_sync,
+            gossip_handler,
             network_graph,
             scorer,
             logger,
