@@ -22,6 +22,23 @@ use lightning::types::features::{InitFeatures, NodeFeatures};
 
 use crate::types::ChannelManager;
 
+/// Set to a path: the first time a new channel's first ChannelMonitor is on disk but its persistence not yet
+/// reported to LDK, lanesd writes that file and aborts, as a kill -9 at that moment would (tests only). It
+/// does not act again while the file exists, so the restarted node runs normally.
+pub const CRASH_BEFORE_COMPLETING_A_NEW_MONITOR_ENV: &str = "LANES_TEST_CRASH_BEFORE_COMPLETING_A_NEW_MONITOR";
+
+/// See [`CRASH_BEFORE_COMPLETING_A_NEW_MONITOR_ENV`].
+pub fn crash_before_completing_a_new_monitor() {
+    let Some(marker) = std::env::var_os(CRASH_BEFORE_COMPLETING_A_NEW_MONITOR_ENV) else { return };
+    let marker = std::path::PathBuf::from(marker);
+    if marker.exists() {
+        return;
+    }
+    tracing::warn!(knob = CRASH_BEFORE_COMPLETING_A_NEW_MONITOR_ENV, "TEST KNOB: crashing with a new channel's monitor on disk, its persistence not reported");
+    let _ = std::fs::write(&marker, b"fired");
+    std::process::abort();
+}
+
 /// Set to `1`: lanesd drops the first announcement_signatures it receives (tests only).
 pub const DROP_FIRST_ANNOUNCEMENT_SIGNATURES_ENV: &str = "LANES_TEST_DROP_FIRST_ANNOUNCEMENT_SIGNATURES";
 

@@ -232,10 +232,21 @@ impl Builder {
             };
             for (_, (monitor, ..)) in listeners.drain(..) {
                 let id = monitor.channel_id();
+                let on_disk = monitor.get_latest_update_id();
                 // Already on disk: loaded, not written again.
                 match chain_monitor.load_existing_monitor(id, monitor) {
                     Ok(ChannelMonitorUpdateStatus::Completed) => {}
                     other => return Err(NodeError::Internal(format!("could not watch channel {id}: {other:?}"))),
+                }
+                // Tell the ChannelManager this monitor is durable up to its latest update. A crash after a new
+                // channel's first monitor reached the disk but before its persistence was reported complete left
+                // the manager waiting for that completion forever: LDK tracks no in-flight update for a new
+                // monitor, so nothing replays it ("Not producing channel_ready: a monitor update is in progress",
+                // the funding never broadcast or the channel pending at any depth). Safe: the monitor was just
+                // read from disk; updates the manager still lists beyond it keep the channel waiting until
+                // they are replayed and persisted.
+                if let Err(e) = chain_monitor.channel_monitor_updated(id, on_disk) {
+                    return Err(NodeError::Internal(format!("could not resume channel {id}: {e:?}")));
                 }
             }
             tip
