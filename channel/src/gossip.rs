@@ -1,5 +1,6 @@
 //! Gossip in, as the peer manager hands it over: LDK's `P2PGossipSync`, plus a cache of channel updates
-//! that arrived before their channel's announcement.
+//! that arrived before their channel's announcement; and gossip out to a peer that asks for it by short
+//! channel id.
 //!
 //! Gossip has no ordering guarantee: the update of a channel's non-announcing side often travels faster
 //! than the announcement (which waits for its funding output to be checked against bitcoind). LDK drops
@@ -8,27 +9,47 @@
 //! keeps these updates for a while and hands them to LDK again once the announcement is in the graph;
 //! replayed updates that LDK accepts are forwarded to our peers, as they would have been.
 //!
-//! Owns: that cache (bounded in size and age). Must never: check or accept gossip itself. Every message
-//! goes through LDK's `P2PGossipSync`, which verifies signatures and keeps the graph.
-use std::collections::HashMap;
+//! LDK answers `query_channel_range` itself but refuses `query_short_channel_ids` ("Not implemented"),
+//! which is how CLN (and LND, when it syncs by queries) asks for channels it misses. [`GossipHandler`]
+//! answers it from the graph, as LND and CLN do: for each requested channel its `channel_announcement`,
+//! the latest `channel_update` of each direction and the `node_announcement` of each end (each node
+//! once per query), then `reply_short_channel_ids_end`. The answer goes out in rounds of
+//! [`REPLY_CHANNELS_PER_ROUND`] channels each time the peer manager collects messages, so a large query
+//! never blocks it nor fills a peer's buffer at once; a query holds at most [`MAX_QUERY_SCIDS`] ids. LDK
+//! has no message event for these replies, so they go out through the peer manager's custom-message
+//! slot ([`GossipReply`], encoded exactly as the BOLT 7 messages).
+//!
+//! Owns: that cache (bounded in size and age), the queries being answered (one per peer, bounded), and
+//! our own gossip the node asks to send ([`GossipHandler::send`]). Must never: check or accept gossip
+//! itself, nor sign any: every message in goes through LDK's `P2PGossipSync`, which verifies signatures
+//! and keeps the graph, and every message out is one LDK signed and keeps in that graph.
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bitcoin::secp256k1::PublicKey;
 use lightning::ln::msgs::{
-    BaseMessageHandler, ChannelAnnouncement, ChannelUpdate, Init, LightningError, MessageSendEvent, NodeAnnouncement,
-    QueryChannelRange, QueryShortChannelIds, ReplyChannelRange, ReplyShortChannelIdsEnd, RoutingMessageHandler,
+    BaseMessageHandler, ChannelAnnouncement, ChannelUpdate, DecodeError, ErrorAction, Init, LightningError, MessageSendEvent,
+    NodeAnnouncement, QueryChannelRange, QueryShortChannelIds, ReplyChannelRange, ReplyShortChannelIdsEnd, RoutingMessageHandler,
 };
-use lightning::routing::gossip::{NetworkGraph, NodeId, P2PGossipSync};
+use lightning::ln::peer_handler::CustomMessageHandler;
+use lightning::ln::wire::{CustomMessageReader, Type};
+use lightning::routing::gossip::{NetworkGraph, NodeAnnouncementInfo, NodeId, P2PGossipSync};
 use lightning::routing::utxo::UtxoLookup;
 use lightning::types::features::{InitFeatures, NodeFeatures};
-use lightning::util::logger::Logger;
+use lightning::util::logger::{Level, Logger};
+use lightning::util::ser::{LengthLimitedRead, Writeable, Writer};
 use std::ops::Deref;
 
 /// How long an update waits for its channel's announcement.
 pub const PREMATURE_UPDATE_TTL: Duration = Duration::from_secs(10 * 60);
 /// How many early updates are kept at most (the oldest are dropped first).
 pub const MAX_PREMATURE_UPDATES: usize = 10_000;
+/// How many short channel ids of one `query_short_channel_ids` are answered at most. A query is one
+/// message of at most 65,535 bytes, i.e. about 8,190 ids in the uncompressed encoding LDK reads.
+pub const MAX_QUERY_SCIDS: usize = 8_192;
+/// How many requested channels are answered per round (each time the peer manager collects messages).
+pub const REPLY_CHANNELS_PER_ROUND: usize = 200;
 
 /// LDK's gossip handler, with early channel updates kept until their channel is announced.
 pub struct GossipHandler<G, U, L>
@@ -42,6 +63,52 @@ where
     inner: Arc<P2PGossipSync<G, U, L>>,
     graph: G,
     early: Mutex<Early>,
+    /// Per peer, the `query_short_channel_ids` being answered.
+    queries: Mutex<HashMap<PublicKey, Query>>,
+    /// Messages the node asked to send (our own channel updates).
+    outbox: Mutex<Vec<MessageSendEvent>>,
+}
+
+/// A `query_short_channel_ids` being answered.
+struct Query {
+    scids: VecDeque<u64>,
+    /// Nodes whose announcement this answer already carries.
+    nodes_sent: HashSet<NodeId>,
+    chain_hash: bitcoin::constants::ChainHash,
+    full_information: bool,
+}
+
+/// Gossip sent to one peer in answer to its query, through the peer manager's custom-message slot: each
+/// variant is written exactly as the BOLT 7 message of the same type.
+#[derive(Clone, Debug)]
+pub enum GossipReply {
+    ChannelAnnouncement(ChannelAnnouncement),
+    NodeAnnouncement(NodeAnnouncement),
+    ChannelUpdate(ChannelUpdate),
+    End(ReplyShortChannelIdsEnd),
+}
+
+impl Type for GossipReply {
+    fn type_id(&self) -> u16 {
+        // BOLT 7 message types.
+        match self {
+            GossipReply::ChannelAnnouncement(_) => 256,
+            GossipReply::NodeAnnouncement(_) => 257,
+            GossipReply::ChannelUpdate(_) => 258,
+            GossipReply::End(_) => 262,
+        }
+    }
+}
+
+impl Writeable for GossipReply {
+    fn write<W: Writer>(&self, w: &mut W) -> Result<(), lightning::io::Error> {
+        match self {
+            GossipReply::ChannelAnnouncement(m) => m.write(w),
+            GossipReply::NodeAnnouncement(m) => m.write(w),
+            GossipReply::ChannelUpdate(m) => m.write(w),
+            GossipReply::End(m) => m.write(w),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -62,7 +129,69 @@ where
     L::Target: Logger,
 {
     pub fn new(inner: Arc<P2PGossipSync<G, U, L>>, graph: G) -> Self {
-        GossipHandler { inner, graph, early: Mutex::new(Early::default()) }
+        GossipHandler {
+            inner,
+            graph,
+            early: Mutex::new(Early::default()),
+            queries: Mutex::new(HashMap::new()),
+            outbox: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Queues a message of the node's own (e.g. our channel update, to our counterparty) for the peer
+    /// manager's next round. The caller should then call its `process_events`.
+    pub fn send(&self, event: MessageSendEvent) {
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+    }
+
+    /// True while some peer's query is still being answered: the peer manager should collect messages
+    /// again soon (see [`REPLY_CHANNELS_PER_ROUND`]).
+    pub fn answering_queries(&self) -> bool {
+        !self.queries.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
+    /// The next round of answers: up to [`REPLY_CHANNELS_PER_ROUND`] requested channels per peer, and the
+    /// end marker once a peer's query is fully answered.
+    fn next_replies(&self) -> Vec<(PublicKey, GossipReply)> {
+        let mut queries = self.queries.lock().unwrap_or_else(|p| p.into_inner());
+        if queries.is_empty() {
+            return Vec::new();
+        }
+        let graph = self.graph.read_only();
+        let mut out = Vec::new();
+        let mut done = Vec::new();
+        for (peer, q) in queries.iter_mut() {
+            for _ in 0..REPLY_CHANNELS_PER_ROUND {
+                let Some(scid) = q.scids.pop_front() else { break };
+                // Only announced channels: a private one (or one we only know from our own side) is
+                // not gossip.
+                let Some(chan) = graph.channel(scid) else { continue };
+                let Some(ann) = chan.announcement_message.as_ref() else { continue };
+                out.push((*peer, GossipReply::ChannelAnnouncement(ann.clone())));
+                for dir in [chan.one_to_two.as_ref(), chan.two_to_one.as_ref()] {
+                    if let Some(update) = dir.and_then(|d| d.last_update_message.as_ref()) {
+                        out.push((*peer, GossipReply::ChannelUpdate(update.clone())));
+                    }
+                }
+                for node in [chan.node_one, chan.node_two] {
+                    if !q.nodes_sent.insert(node) {
+                        continue;
+                    }
+                    if let Some(NodeAnnouncementInfo::Relayed(na)) = graph.node(&node).and_then(|n| n.announcement_info.as_ref()) {
+                        out.push((*peer, GossipReply::NodeAnnouncement(na.clone())));
+                    }
+                }
+            }
+            if q.scids.is_empty() {
+                let end = ReplyShortChannelIdsEnd { chain_hash: q.chain_hash, full_information: q.full_information };
+                out.push((*peer, GossipReply::End(end)));
+                done.push(*peer);
+            }
+        }
+        for peer in done {
+            queries.remove(&peer);
+        }
+        out
     }
 
     /// LDK's handler (for the background processor's graph pruning and the gossip verifier).
@@ -157,10 +286,12 @@ where
         let mut events = self.inner.get_and_clear_pending_msg_events();
         let forward = std::mem::take(&mut self.early.lock().unwrap_or_else(|p| p.into_inner()).forward);
         events.extend(forward.into_iter().map(|msg| MessageSendEvent::BroadcastChannelUpdate { msg }));
+        events.append(&mut self.outbox.lock().unwrap_or_else(|p| p.into_inner()));
         events
     }
 
     fn peer_disconnected(&self, their_node_id: PublicKey) {
+        self.queries.lock().unwrap_or_else(|p| p.into_inner()).remove(&their_node_id);
         self.inner.peer_disconnected(their_node_id)
     }
 
@@ -225,12 +356,80 @@ where
         self.inner.handle_query_channel_range(their_node_id, msg)
     }
 
+    /// LDK answers "Not implemented"; we answer from the graph, in rounds (see the module docs).
     fn handle_query_short_channel_ids(&self, their_node_id: PublicKey, msg: QueryShortChannelIds) -> Result<(), LightningError> {
-        self.inner.handle_query_short_channel_ids(their_node_id, msg)
+        let mut queries = self.queries.lock().unwrap_or_else(|p| p.into_inner());
+        if queries.contains_key(&their_node_id) {
+            // BOLT 7: a peer must wait for reply_short_channel_ids_end before querying again.
+            return Err(LightningError {
+                err: "query_short_channel_ids before the previous one was answered".into(),
+                action: ErrorAction::IgnoreAndLog(Level::Debug),
+            });
+        }
+        let ours = msg.chain_hash == self.graph.get_chain_hash();
+        let mut scids: VecDeque<u64> = if ours { msg.short_channel_ids.into_iter().take(MAX_QUERY_SCIDS).collect() } else { VecDeque::new() };
+        // Asked twice in one query: answered once.
+        let mut seen = HashSet::new();
+        scids.retain(|s| seen.insert(*s));
+        tracing::debug!(peer = %their_node_id, channels = scids.len(), "answering query_short_channel_ids");
+        let query = Query { scids, nodes_sent: HashSet::new(), chain_hash: msg.chain_hash, full_information: ours };
+        queries.insert(their_node_id, query);
+        Ok(())
     }
 
     fn processing_queue_high(&self) -> bool {
         self.inner.processing_queue_high()
+    }
+}
+
+/// The peer manager's custom-message slot: used only to send [`GossipReply`]s. It reads no message type
+/// (every unknown type stays unknown to the peer manager, as with LDK's `IgnoringMessageHandler`).
+impl<G, U, L> CustomMessageReader for GossipHandler<G, U, L>
+where
+    G: Deref<Target = NetworkGraph<L>>,
+    U: Deref,
+    U::Target: UtxoLookup,
+    L: Deref,
+    L::Target: Logger,
+{
+    type CustomMessage = GossipReply;
+
+    fn read<R: LengthLimitedRead>(&self, _message_type: u16, _buffer: &mut R) -> Result<Option<GossipReply>, DecodeError> {
+        Ok(None)
+    }
+}
+
+impl<G, U, L> CustomMessageHandler for GossipHandler<G, U, L>
+where
+    G: Deref<Target = NetworkGraph<L>>,
+    U: Deref,
+    U::Target: UtxoLookup,
+    L: Deref,
+    L::Target: Logger,
+{
+    fn handle_custom_message(&self, _msg: GossipReply, _sender_node_id: PublicKey) -> Result<(), LightningError> {
+        // Never read (see CustomMessageReader above), so never handed to us.
+        Ok(())
+    }
+
+    fn get_and_clear_pending_msg(&self) -> Vec<(PublicKey, GossipReply)> {
+        self.next_replies()
+    }
+
+    fn peer_disconnected(&self, their_node_id: PublicKey) {
+        self.queries.lock().unwrap_or_else(|p| p.into_inner()).remove(&their_node_id);
+    }
+
+    fn peer_connected(&self, _their_node_id: PublicKey, _msg: &Init, _inbound: bool) -> Result<(), ()> {
+        Ok(())
+    }
+
+    fn provided_node_features(&self) -> NodeFeatures {
+        NodeFeatures::empty()
+    }
+
+    fn provided_init_features(&self, _their_node_id: PublicKey) -> InitFeatures {
+        InitFeatures::empty()
     }
 }
 
@@ -241,7 +440,8 @@ mod tests {
     use bitcoin::hashes::{sha256d, Hash};
     use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
     use bitcoin::Network;
-    use lightning::ln::msgs::{UnsignedChannelAnnouncement, UnsignedChannelUpdate};
+    use lightning::ln::msgs::{UnsignedChannelAnnouncement, UnsignedChannelUpdate, UnsignedNodeAnnouncement};
+    use lightning::routing::gossip::NodeAlias;
     use lightning::routing::utxo::{UtxoLookupError, UtxoResult};
     use lightning::types::features::ChannelFeatures;
     use lightning::util::ser::Writeable;
@@ -279,12 +479,16 @@ mod tests {
     }
 
     fn announcement(keys: &[SecretKey; 2]) -> ChannelAnnouncement {
+        announcement_of(keys, SCID)
+    }
+
+    fn announcement_of(keys: &[SecretKey; 2], scid: u64) -> ChannelAnnouncement {
         let secp = Secp256k1::new();
         let ids = keys.map(|k| NodeId::from_pubkey(&PublicKey::from_secret_key(&secp, &k)));
         let contents = UnsignedChannelAnnouncement {
             features: ChannelFeatures::empty(),
             chain_hash: ChainHash::using_genesis_block(Network::Regtest),
-            short_channel_id: SCID,
+            short_channel_id: scid,
             node_id_1: ids[0],
             node_id_2: ids[1],
             bitcoin_key_1: ids[0],
@@ -311,6 +515,120 @@ mod tests {
             excess_data: Vec::new(),
         };
         ChannelUpdate { signature: sign(contents.encode(), &keys[dir as usize]), contents }
+    }
+
+    fn node_announcement(key: &SecretKey, name: &str) -> NodeAnnouncement {
+        let mut alias = [0u8; 32];
+        alias[..name.len()].copy_from_slice(name.as_bytes());
+        let contents = UnsignedNodeAnnouncement {
+            features: NodeFeatures::empty(),
+            timestamp: ts(5),
+            node_id: NodeId::from_pubkey(&PublicKey::from_secret_key(&Secp256k1::new(), key)),
+            rgb: [0; 3],
+            alias: NodeAlias(alias),
+            addresses: Vec::new(),
+            excess_address_data: Vec::new(),
+            excess_data: Vec::new(),
+        };
+        NodeAnnouncement { signature: sign(contents.encode(), key), contents }
+    }
+
+    fn query(scids: Vec<u64>) -> QueryShortChannelIds {
+        QueryShortChannelIds { chain_hash: ChainHash::using_genesis_block(Network::Regtest), short_channel_ids: scids }
+    }
+
+    fn peer() -> PublicKey {
+        PublicKey::from_secret_key(&Secp256k1::new(), &SecretKey::from_slice(&[9; 32]).unwrap())
+    }
+
+    /// What one round sends, as (type, short channel id or 0) pairs.
+    fn round(handler: &Handler) -> Vec<(u16, u64)> {
+        handler
+            .get_and_clear_pending_msg()
+            .into_iter()
+            .map(|(to, m)| {
+                assert_eq!(to, peer());
+                let scid = match &m {
+                    GossipReply::ChannelAnnouncement(a) => a.contents.short_channel_id,
+                    GossipReply::ChannelUpdate(u) => u.contents.short_channel_id,
+                    GossipReply::NodeAnnouncement(_) => 0,
+                    GossipReply::End(e) => e.full_information as u64,
+                };
+                (m.type_id(), scid)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_query_by_short_channel_id_is_answered_with_the_channel_both_updates_and_both_nodes() {
+        let (handler, _, keys) = setup();
+        assert!(handler.handle_channel_announcement(None, &announcement(&keys)).unwrap());
+        assert!(handler.handle_channel_update(None, &update(&keys, 0, 10, 5)).unwrap());
+        assert!(handler.handle_channel_update(None, &update(&keys, 1, 10, 6)).unwrap());
+        assert!(handler.handle_node_announcement(None, &node_announcement(&keys[0], "one")).unwrap());
+        assert!(handler.handle_node_announcement(None, &node_announcement(&keys[1], "two")).unwrap());
+
+        // LDK alone refuses the query.
+        assert!(handler.inner().handle_query_short_channel_ids(peer(), query(vec![SCID])).is_err());
+
+        // One channel we know, one we do not, and the known one again.
+        handler.handle_query_short_channel_ids(peer(), query(vec![SCID, SCID + 1, SCID])).unwrap();
+        assert!(handler.answering_queries());
+        assert_eq!(
+            round(&handler),
+            vec![(256, SCID), (258, SCID), (258, SCID), (257, 0), (257, 0), (262, 1)],
+            "announcement, both updates, both nodes, then the end (full information)"
+        );
+        assert!(!handler.answering_queries());
+        assert!(round(&handler).is_empty(), "answered once");
+
+        // On the wire each reply is the BOLT 7 message LDK would write.
+        let end = ReplyShortChannelIdsEnd { chain_hash: ChainHash::using_genesis_block(Network::Regtest), full_information: true };
+        assert_eq!(GossipReply::End(end.clone()).encode(), end.encode());
+        let u = update(&keys, 0, 10, 5);
+        assert_eq!(GossipReply::ChannelUpdate(u.clone()).encode(), u.encode());
+    }
+
+    #[test]
+    fn a_large_query_is_answered_in_bounded_rounds_and_one_query_at_a_time() {
+        let (handler, _, keys) = setup();
+        let n = REPLY_CHANNELS_PER_ROUND as u64 * 2 + 10;
+        for i in 0..n {
+            assert!(handler.handle_channel_announcement(None, &announcement_of(&keys, SCID + i)).unwrap());
+        }
+        handler.handle_query_short_channel_ids(peer(), query((0..n).map(|i| SCID + i).collect())).unwrap();
+        // A second query before the first is answered is refused (BOLT 7: one at a time).
+        assert!(handler.handle_query_short_channel_ids(peer(), query(vec![SCID])).is_err());
+
+        let mut announced = 0;
+        let mut rounds = 0;
+        loop {
+            let msgs = round(&handler);
+            rounds += 1;
+            let anns = msgs.iter().filter(|(t, _)| *t == 256).count();
+            assert!(anns <= REPLY_CHANNELS_PER_ROUND, "at most {REPLY_CHANNELS_PER_ROUND} channels per round, got {anns}");
+            announced += anns;
+            if msgs.last() == Some(&(262, 1)) {
+                break;
+            }
+            assert!(rounds < 10, "the answer ends");
+        }
+        assert_eq!((announced as u64, rounds), (n, 3));
+
+        // An oversized query is cut at MAX_QUERY_SCIDS; a disconnect forgets the query.
+        handler.handle_query_short_channel_ids(peer(), query((0..MAX_QUERY_SCIDS as u64 + 100).map(|i| SCID + i).collect())).unwrap();
+        assert_eq!(handler.queries.lock().unwrap()[&peer()].scids.len(), MAX_QUERY_SCIDS);
+        CustomMessageHandler::peer_disconnected(&handler, peer());
+        assert!(!handler.answering_queries());
+    }
+
+    #[test]
+    fn a_query_for_another_chain_gets_an_empty_answer_without_full_information() {
+        let (handler, _, keys) = setup();
+        assert!(handler.handle_channel_announcement(None, &announcement(&keys)).unwrap());
+        let q = QueryShortChannelIds { chain_hash: ChainHash::using_genesis_block(Network::Bitcoin), short_channel_ids: vec![SCID] };
+        handler.handle_query_short_channel_ids(peer(), q).unwrap();
+        assert_eq!(round(&handler), vec![(262, 0)]);
     }
 
     fn fee_ppm(graph: &NetworkGraph<Arc<NoLog>>, dir: u8) -> Option<u32> {

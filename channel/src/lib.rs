@@ -15,6 +15,7 @@ pub mod logger;
 pub mod persist;
 pub mod router;
 pub mod store;
+pub mod test_knobs;
 pub mod types;
 
 pub use error::ChannelError;

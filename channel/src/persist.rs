@@ -46,6 +46,8 @@ struct Queued {
     channel_id: ChannelId,
     /// The update LDK waits on; `None` for a chain-sync write, which LDK does not wait on.
     update_id: Option<u64>,
+    /// A new channel's first monitor.
+    new_channel: bool,
 }
 
 /// Orders ChannelManager and ChannelMonitor writes (see the module doc).
@@ -82,8 +84,8 @@ impl OrderedPersister {
         self.wake.notified().await
     }
 
-    fn queue(&self, name: MonitorName, monitor: &ChannelMonitor<InMemorySigner>, update_id: Option<u64>) -> ChannelMonitorUpdateStatus {
-        let q = Queued { key: name.to_string(), bytes: monitor.encode(), channel_id: monitor.channel_id(), update_id };
+    fn queue(&self, name: MonitorName, monitor: &ChannelMonitor<InMemorySigner>, update_id: Option<u64>, new_channel: bool) -> ChannelMonitorUpdateStatus {
+        let q = Queued { key: name.to_string(), bytes: monitor.encode(), channel_id: monitor.channel_id(), update_id, new_channel };
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(q);
         self.wake.notify_one();
         ChannelMonitorUpdateStatus::InProgress
@@ -115,6 +117,9 @@ impl OrderedPersister {
             keep(batch);
             return Err(e);
         }
+        if batch.iter().any(|q| q.new_channel) {
+            crate::test_knobs::crash_before_completing_a_new_monitor();
+        }
         // (3) Only now, with both on disk, may LDK send what depends on these updates.
         if let Some(cm) = self.chain_monitor.get().and_then(Weak::upgrade) {
             for q in batch {
@@ -131,7 +136,7 @@ impl OrderedPersister {
 impl Persist<InMemorySigner> for OrderedPersister {
     fn persist_new_channel(&self, name: MonitorName, monitor: &ChannelMonitor<InMemorySigner>) -> ChannelMonitorUpdateStatus {
         // A new monitor without its channel in the manager on disk would be force-closed on restart too.
-        self.queue(name, monitor, Some(monitor.get_latest_update_id()))
+        self.queue(name, monitor, Some(monitor.get_latest_update_id()), true)
     }
 
     fn update_persisted_channel(
@@ -142,7 +147,7 @@ impl Persist<InMemorySigner> for OrderedPersister {
     ) -> ChannelMonitorUpdateStatus {
         // Chain sync (`None`) too: the monitor LDK hands over may hold an update still queued, whose
         // manager is not on disk yet, so it must not be written before the next flush either.
-        self.queue(name, monitor, update.map(|u| u.update_id))
+        self.queue(name, monitor, update.map(|u| u.update_id), false)
     }
 
     fn archive_persisted_channel(&self, name: MonitorName) {

@@ -95,11 +95,13 @@ pub type GossipHandler = crate::gossip::GossipHandler<Arc<NetworkGraph>, Arc<Gos
 
 pub type PeerManager = lightning::ln::peer_handler::PeerManager<
     lightning_net_tokio::SocketDescriptor,
-    Arc<ChannelManager>,
+    // The ChannelManager, behind a test-only knob that is off on real nodes (see crate::test_knobs).
+    Arc<crate::test_knobs::ChannelHandler>,
     Arc<GossipHandler>,
     Arc<OnionMessenger>,
     Arc<Logger>,
-    IgnoringMessageHandler,
+    // Custom-message slot: the gossip handler's answers to query_short_channel_ids (see crate::gossip).
+    Arc<GossipHandler>,
     Arc<KeysManager>,
     Arc<ChainMonitor>,
 >;

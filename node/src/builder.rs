@@ -232,10 +232,21 @@ impl Builder {
             };
             for (_, (monitor, ..)) in listeners.drain(..) {
                 let id = monitor.channel_id();
+                let on_disk = monitor.get_latest_update_id();
                 // Already on disk: loaded, not written again.
                 match chain_monitor.load_existing_monitor(id, monitor) {
                     Ok(ChannelMonitorUpdateStatus::Completed) => {}
                     other => return Err(NodeError::Internal(format!("could not watch channel {id}: {other:?}"))),
+                }
+                // Tell the ChannelManager this monitor is durable up to its latest update. A crash after a new
+                // channel's first monitor reached the disk but before its persistence was reported complete left
+                // the manager waiting for that completion forever: LDK tracks no in-flight update for a new
+                // monitor, so nothing replays it ("Not producing channel_ready: a monitor update is in progress",
+                // the funding never broadcast or the channel pending at any depth). Safe: the monitor was just
+                // read from disk; updates the manager still lists beyond it keep the channel waiting until
+                // they are replayed and persisted.
+                if let Err(e) = chain_monitor.channel_monitor_updated(id, on_disk) {
+                    return Err(NodeError::Internal(format!("could not resume channel {id}: {e:?}")));
                 }
             }
             tip
@@ -254,12 +265,14 @@ impl Builder {
             IgnoringMessageHandler {},
             IgnoringMessageHandler {},
         ));
+        // Early channel updates are kept until their announcement is in, and queries by short channel id
+        // are answered (through the custom-message slot): see lanes_channel::gossip.
+        let gossip_handler = Arc::new(GossipHandler::new(Arc::clone(&gossip_sync), Arc::clone(&network_graph)));
         let handlers = MessageHandler {
-            chan_handler: Arc::clone(&channel_manager),
-            // Early channel updates are kept until their announcement is in: see lanes_channel::gossip.
-            route_handler: Arc::new(GossipHandler::new(Arc::clone(&gossip_sync), Arc::clone(&network_graph))),
+            chan_handler: Arc::new(lanes_channel::test_knobs::ChannelHandler::new(Arc::clone(&channel_manager))),
+            route_handler: Arc::clone(&gossip_handler),
             onion_message_handler: Arc::clone(&onion_messenger),
-            custom_message_handler: IgnoringMessageHandler {},
+            custom_message_handler: Arc::clone(&gossip_handler),
             send_only_message_handler: Arc::clone(&chain_monitor),
         };
         let peer_manager: Arc<PeerManager> =
@@ -298,6 +311,7 @@ impl Builder {
             peer_manager,
             onion_messenger,
             gossip_sync,
+            gossip_handler,
             network_graph,
             scorer,
             logger,

@@ -4,6 +4,7 @@
 //! wallet → channel manager → router → watcher → API) and is the one place that knows them all.
 
 pub mod anchors;
+pub mod announce;
 pub mod api;
 pub mod builder;
 pub mod channels;

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use lanes_channel::bitcoind::BitcoindClient;
 use lanes_channel::logger::LdkTracing;
 use lanes_channel::persist::{OrderedPersister, ProcessorStore};
-use lanes_channel::types::{ChainMonitor, ChannelManager, GossipSync, NetworkGraph, OnionMessenger, PeerManager, Scorer};
+use lanes_channel::types::{ChainMonitor, ChannelManager, GossipHandler, GossipSync, NetworkGraph, OnionMessenger, PeerManager, Scorer};
 use lanes_wallet::OnchainWallet;
 
 use crate::builder::CHAIN_POLL;
@@ -45,6 +45,8 @@ pub struct Node {
     pub(crate) peer_manager: Arc<PeerManager>,
     pub(crate) onion_messenger: Arc<OnionMessenger>,
     pub(crate) gossip_sync: Arc<GossipSync>,
+    /// What the peer manager hands gossip to, and sends our own gossip through.
+    pub(crate) gossip_handler: Arc<GossipHandler>,
     pub(crate) network_graph: Arc<NetworkGraph>,
     pub(crate) scorer: Arc<RwLock<Scorer>>,
     pub(crate) logger: Arc<LdkTracing>,
@@ -130,6 +132,7 @@ impl Node {
         tasks.push(("p2p", tokio::spawn(crate::listener::accept_peers(listener, Arc::clone(&self.peer_manager), fd_limit, rx()))));
 
         tasks.push(("peers", tokio::spawn(Peers::maintain(Arc::clone(self), rx()))));
+        tasks.push(("announce", tokio::spawn(crate::announce::maintain(Arc::clone(self), rx()))));
         tasks.push(("persist", tokio::spawn(flush_on_demand(Arc::clone(&self.persister), self.fatal.clone(), rx()))));
 
         let handler_node = Arc::clone(self);

@@ -22,8 +22,14 @@ async fn open_while_bitcoind_is_down(net: &Net, funder: &Node, peer: &Node) -> (
     (opened.channel_id, txid)
 }
 
-async fn wait_in_mempool(net: &Net, node: &Node, txid: Txid) {
-    node.wait_until(format!("funding {txid} in bitcoind's mempool"), || async { net.mempool().await.contains(&txid) }).await;
+/// Waits until bitcoind has `txid`, in its mempool or already in a block (a re-broadcast may beat a block we mine).
+async fn wait_sent(net: &Net, node: &Node, txid: Txid) {
+    use lanes_regtest::RpcApi;
+    node.wait_until(format!("funding {txid} in bitcoind's mempool or a block"), || async {
+        // A local RPC of a few ms: fine to make from the test's thread.
+        net.mempool().await.contains(&txid) || net.rpc().get_raw_transaction_info(&txid, None).is_ok()
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -46,7 +52,7 @@ async fn a_funding_whose_broadcast_failed_is_sent_again_and_its_coins_stay_spent
     // else), and the funding is sent again without waiting for a block.
     let b = alice.balance().await;
     assert!(b.total_sat <= WALLET - CAPACITY, "alice's wallet counts the funding's inputs as spendable again: {b:?}");
-    wait_in_mempool(&net, &alice, ab_funding).await;
+    wait_sent(&net, &alice, ab_funding).await;
     alice.wait_log_line(&["transaction broadcast", &ab_funding.to_string()]).await;
     net.mine(6).await;
     alice.wait_channel_active(&ab).await;
@@ -58,7 +64,7 @@ async fn a_funding_whose_broadcast_failed_is_sent_again_and_its_coins_stay_spent
     let (ba, ba_funding) = open_while_bitcoind_is_down(&net, &bob, &alice).await;
     net.bitcoind().resume().await;
     net.mine(1).await;
-    wait_in_mempool(&net, &bob, ba_funding).await;
+    wait_sent(&net, &bob, ba_funding).await;
     net.mine(6).await;
     bob.wait_channel_active(&ba).await;
     alice.wait_channel_active(&ba).await;

@@ -26,6 +26,10 @@
 //! let invoice = bob.add_invoice(10_000_000, "coffee").await;    // msat
 //! let payment = alice.pay_invoice(&invoice.bolt11).await.expect("not refused");
 //! let keysend = alice.keysend(&bob, 5_000).await;               // Result<Payment, tonic::Status>
+//!
+//! // Misbehaving peers, for recovery stories: test-only knobs (lanes_channel::test_knobs) by environment,
+//! // net.node_with_env("bob", &[(KNOB, "1")]); and an in-process peer that syncs gossip by queries only,
+//! // as CLN does: lanes_regtest::gossip_peer::GossipPeer::new().connect(&alice).
 //! # }
 //! ```
 //!
@@ -41,6 +45,7 @@
 mod bitcoind;
 pub mod cheat;
 mod electrum;
+pub mod gossip_peer;
 mod lightning;
 mod net;
 mod node;

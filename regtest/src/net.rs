@@ -15,7 +15,7 @@ use bitcoin::{Address, Amount, BlockHash, Network, Transaction, Txid};
 use bitcoincore_rpc::{Client, RpcApi};
 
 use crate::bitcoind::Bitcoind;
-use crate::node::{Node, NodeInner};
+use crate::node::{Node, NodeInner, NodeOptions};
 use crate::process::free_port;
 
 /// Environment variable naming the lanesd executable, for [`Net::start`].
@@ -60,30 +60,37 @@ impl Net {
     /// Starts a lanesd node called `name` (its data dir is `<net dir>/<name>`), and waits until it answers and
     /// has synced to the chain.
     pub async fn node(&self, name: &str) -> Node {
-        self.node_with(name, &[]).await
+        self.node_inner(name, &NodeOptions::default()).await
     }
 
     /// Like [`Net::node`], with extra lanesd flags (kept across restarts), e.g. `&["--forward-to-private-channels", "false"]`.
     pub async fn node_with(&self, name: &str, args: &[&str]) -> Node {
-        self.node_inner(name, args, None, None).await
+        self.node_inner(name, &NodeOptions { args: args.iter().map(|a| a.to_string()).collect(), ..Default::default() }).await
+    }
+
+    /// [`node`](Net::node), with extra environment variables for lanesd, kept across restarts: the
+    /// test-only knobs of `lanes_channel::test_knobs` (e.g. dropping an announcement_signatures).
+    pub async fn node_with_env(&self, name: &str, env: &[(&str, &str)]) -> Node {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.node_inner(name, &NodeOptions { env, ..Default::default() }).await
     }
 
     /// Like [`Net::node`], with lanesd's open-file limit (soft and hard) set to `limit`.
     pub async fn node_with_fd_limit(&self, name: &str, limit: u64) -> Node {
-        self.node_inner(name, &[], None, Some(limit)).await
+        self.node_inner(name, &NodeOptions { fd_limit: Some(limit), ..Default::default() }).await
     }
 
     /// Like [`Net::node`], with the data dir on a tmpfs of `bytes` (mounted by the harness, which must run as
     /// root; unmounted when the node goes): a small disk that a story can fill.
     pub async fn node_on_small_disk(&self, name: &str, bytes: u64) -> Node {
-        self.node_inner(name, &[], Some(bytes), None).await
+        self.node_inner(name, &NodeOptions { tmpfs_bytes: Some(bytes), ..Default::default() }).await
     }
 
-    async fn node_inner(&self, name: &str, args: &[&str], tmpfs: Option<u64>, fd_limit: Option<u64>) -> Node {
+    async fn node_inner(&self, name: &str, opts: &NodeOptions) -> Node {
         let dir = self.shared.root.join(name);
         assert!(!dir.exists(), "a node called {name} already exists in this net");
         std::fs::create_dir_all(&dir).expect("cannot create the node's data dir");
-        if let Some(bytes) = tmpfs {
+        if let Some(bytes) = opts.tmpfs_bytes {
             let out = std::process::Command::new("mount")
                 .args(["-t", "tmpfs", "-o", &format!("size={bytes},mode=0700"), "tmpfs"])
                 .arg(&dir)
@@ -91,7 +98,7 @@ impl Net {
                 .expect("cannot run mount");
             assert!(out.status.success(), "cannot mount a tmpfs at {} (the harness must run as root): {}", dir.display(), String::from_utf8_lossy(&out.stderr));
         }
-        let node = Node::new(self.shared.clone(), name, dir, self.shared.lanesd_exe(), free_port(), free_port(), args, tmpfs.is_some(), fd_limit);
+        let node = Node::new(self.shared.clone(), name, dir, self.shared.lanesd_exe(), free_port(), free_port(), opts.clone());
         self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner()).push(node.downgrade());
         node.start().await;
         node

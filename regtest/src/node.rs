@@ -25,6 +25,19 @@ use crate::net::Shared;
 use crate::process::{describe_exit, panic_exited, signal, spawn_logged, terminate_blocking, wait_exit, KILL_GRACE};
 use crate::wait::{log_tail, wait_until_logged, START_TIMEOUT, STOP_TIMEOUT, SYNC_TIMEOUT};
 
+/// What a story may ask of a node beyond the defaults (see the `Net::node_*` constructors).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NodeOptions {
+    /// Extra lanesd flags, e.g. `--forward-to-private-channels false`.
+    pub args: Vec<String>,
+    /// Extra environment (test-only knobs, see `lanes_channel::test_knobs`).
+    pub env: Vec<(String, String)>,
+    /// The data dir on a tmpfs of this size, mounted by the harness (unmounted once the process is gone).
+    pub tmpfs_bytes: Option<u64>,
+    /// Soft and hard limit on lanesd's open files.
+    pub fd_limit: Option<u64>,
+}
+
 /// A lanesd node. Cheap to clone (a handle); the process is stopped when the last handle is dropped.
 #[derive(Clone)]
 pub struct Node {
@@ -37,12 +50,8 @@ pub(crate) struct NodeInner {
     p2p_port: u16,
     grpc_port: u16,
     lanesd_exe: PathBuf,
-    /// Extra lanesd flags given at creation (settings a story needs), on every start.
-    args: Vec<String>,
-    /// The data dir is a tmpfs the harness mounted (unmounted once the process is gone).
-    tmpfs: bool,
-    /// Soft and hard limit on lanesd's open files, when a story sets one.
-    fd_limit: Option<u64>,
+    /// What the story asked of this node beyond the defaults, on every start.
+    opts: NodeOptions,
     child: Mutex<Option<Child>>,
     /// The node id, from the first GetInfo that answered (it comes from the seed, so restarts keep it).
     node_id: OnceLock<String>,
@@ -50,16 +59,14 @@ pub(crate) struct NodeInner {
 }
 
 impl Node {
-    pub(crate) fn new(net: Arc<Shared>, name: &str, dir: PathBuf, lanesd_exe: PathBuf, p2p_port: u16, grpc_port: u16, args: &[&str], tmpfs: bool, fd_limit: Option<u64>) -> Node {
+    pub(crate) fn new(net: Arc<Shared>, name: &str, dir: PathBuf, lanesd_exe: PathBuf, p2p_port: u16, grpc_port: u16, opts: NodeOptions) -> Node {
         let inner = NodeInner {
             name: name.into(),
             dir,
             p2p_port,
             grpc_port,
             lanesd_exe,
-            args: args.iter().map(|a| a.to_string()).collect(),
-            tmpfs,
-            fd_limit,
+            opts,
             child: Mutex::new(None),
             node_id: OnceLock::new(),
             net,
@@ -226,9 +233,10 @@ impl Node {
             .arg("--listen").arg(self.p2p_addr().to_string())
             .arg("--grpc-listen").arg(self.grpc_addr().to_string())
             .arg("--alias").arg(&self.inner.name)
-            .args(&self.inner.args)
-            .env("RUST_BACKTRACE", "1");
-        if let Some(limit) = self.inner.fd_limit {
+            .args(&self.inner.opts.args)
+            .env("RUST_BACKTRACE", "1")
+            .envs(self.inner.opts.env.iter().map(|(k, v)| (k, v)));
+        if let Some(limit) = self.inner.opts.fd_limit {
             use std::os::unix::process::CommandExt;
             // SAFETY: between fork and exec, setrlimit(2) only, which is async-signal-safe.
             unsafe {
@@ -397,7 +405,7 @@ impl Drop for NodeInner {
         if let Some(mut child) = child.take() {
             terminate_blocking(&mut child, KILL_GRACE);
         }
-        if self.tmpfs {
+        if self.opts.tmpfs_bytes.is_some() {
             let _ = std::process::Command::new("umount").arg("-l").arg(&self.dir).status();
         }
         if std::thread::panicking() {
