@@ -7,10 +7,13 @@
 //! eve's invoice), alice restarts and payments flow again, then every way to close: cooperatively and by
 //! force, from each side, with the money back in both wallets.
 //!
+//! A second story shows Electrum's known quirk (a `channel_reestablish` re-sent on a live connection, on
+//! which LDK force-closes) when lanes and Electrum dial each other at once, and the money coming back.
+//!
 //! Provisioning (`regtest/scripts/electrum.sh`) runs on first use; if Electrum cannot be had, the test fails.
-use lanes_regtest::proto::v1::*;
 use std::time::Duration;
 
+use lanes_regtest::proto::v1::*;
 use lanes_regtest::{wait_until, Electrum, Net, Node};
 
 /// eve's main channel to alice, and the three she opens to close in the other ways.
@@ -94,7 +97,8 @@ async fn electrum_opens_pays_routes_restarts_and_closes_with_lanes() {
     alice.connect(&bob).await;
     let ab = alice.open_channel_with(&bob, OpenChannelRequest { local_funding_sat: 1_000_000, push_msat: 300_000_000, ..Default::default() }).await;
     let main = eve.open_channel(&alice, MAIN).await;
-    // Electrum opens one channel per peer per block (its funding spends its previous change).
+    // Electrum opens one channel per peer per block (it derives the funding key from the height, and refuses
+    // to use one twice); its open_channel helper waits for Electrum to see each new block.
     let mut small = Vec::new();
     for _ in 0..3 {
         net.mine(1).await;
@@ -196,7 +200,8 @@ async fn electrum_opens_pays_routes_restarts_and_closes_with_lanes() {
     let paid = eve.pay_invoice(&inv.bolt11).await.expect("lnpay accepted");
     assert!(paid.success, "eve -> alice -> bob after alice's restart: {paid:?}");
     wait_agree(&alice, &eve, &pairs).await;
-    // Nothing closed on the way (see the channel_reestablish notes in the README).
+    // Nothing closed on the way: Electrum dialed alice back, alice did not dial Electrum (the next story shows
+    // what Electrum does when both dial at once).
     assert!(alice.closed_channels().await.is_empty(), "{:?}", alice.closed_channels().await);
     for point in &points {
         assert_eq!(eve.channel(point).await.unwrap().state, "OPEN");
