@@ -278,6 +278,15 @@ async fn channel_operations_survive_kill_9_at_random_moments() {
             assert!(c.capacity_sat == EXTRA_CHANNEL, "a channel closed that nobody closed: {c:?}");
         }
         let now = holdings(&alice).await + holdings(&bob).await;
-        assert!(now <= start && now + fee_budget >= start, "round {round}: the nodes hold {now} sat, started with {start} (fee budget {fee_budget})");
+        if !(now <= start && now + fee_budget >= start) {
+            let mut what = String::new();
+            for n in [&alice, &bob] {
+                what += &format!("\n{}: wallet {:?}, claimable {}", n.name(), n.balance().await, n.info().await.claimable_sat);
+                for c in n.channels().await {
+                    what += &format!("\n  {} funding {} pending {} local {} msat", c.channel_id, c.funding_txid, c.pending, c.local_balance_msat);
+                }
+            }
+            panic!("round {round}: the nodes hold {now} sat, started with {start} (fee budget {fee_budget}){what}");
+        }
     }
 }
