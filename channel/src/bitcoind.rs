@@ -190,7 +190,7 @@ impl BitcoindClient {
             let txid = tx.compute_txid();
             let outcome = Outcome::of(self.send_raw_transaction(&tx).await.map(|_| ()).map_err(|e| e.to_string()));
             match journal.settle(txid, outcome, height) {
-                Some(Outcome::InMempool) => tracing::info!(%txid, "transaction broadcast (re-sent: bitcoind did not have it)"),
+                Some(Outcome::InMempool) => tracing::info!(%txid, "transaction broadcast (re-sent until it confirms)"),
                 Some(Outcome::Confirmed) => tracing::debug!(%txid, height, "journaled transaction confirmed"),
                 Some(Outcome::InputsSpent) => tracing::info!(%txid, "transaction no longer re-broadcast: its inputs are spent (confirmed and spent, or replaced)"),
                 Some(Outcome::Refused(why)) => tracing::warn!(%txid, error = %why, "broadcast not accepted; will retry on the next block"),
@@ -246,10 +246,17 @@ impl BroadcasterInterface for BitcoindClient {
         for tx in txs {
             let tx = (*tx).clone();
             let rpc = Arc::clone(&self.rpc);
+            let journal = self.journal.get().cloned();
             self.runtime.spawn(async move {
                 let txid = tx.compute_txid();
                 let sent = rpc.call_method::<Value>("sendrawtransaction", &[json!(serialize_hex(&tx))]).await;
-                match Outcome::of(sent.map(|_| ()).map_err(|e| e.to_string())) {
+                let outcome = Outcome::of(sent.map(|_| ()).map_err(|e| e.to_string()));
+                if let Some(journal) = journal {
+                    // What the re-broadcasts compare with, so they only speak of a change. The height is only
+                    // used for a confirmed transaction, which the next re-broadcast places itself.
+                    journal.note(txid, outcome.clone());
+                }
+                match outcome {
                     Outcome::InMempool => tracing::info!(%txid, "transaction broadcast"),
                     // Re-broadcasts of what already confirmed, or of what a later transaction replaced.
                     Outcome::Confirmed | Outcome::InputsSpent => tracing::debug!(%txid, "broadcast not needed"),

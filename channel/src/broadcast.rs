@@ -135,6 +135,17 @@ impl BroadcastJournal {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).values().map(|e| e.tx.clone()).collect()
     }
 
+    /// Notes the outcome of the first broadcast of `txid`, without acting on it: the next re-broadcast then
+    /// only reports a change.
+    pub fn note(&self, txid: Txid, outcome: Outcome) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = entries.values_mut().find(|e| e.tx.compute_txid() == txid) {
+            if e.last.is_none() {
+                e.last = Some(outcome);
+            }
+        }
+    }
+
     /// Takes bitcoind's answer to a broadcast of `txid` at chain height `height`; returns the outcome if it
     /// differs from the previous attempt's (what an operator should be told), and forgets the transaction
     /// once it is buried or can never confirm.

@@ -102,7 +102,13 @@ impl Logger for LdkTracing {
                 self.keep(hash, f);
             }
         }
-        match r.level {
+        // LDK logs a cooperative close, a normal end of a channel, at ERROR ("Closing channel: Coop Closed"):
+        // an operator's alerting must not fire on it.
+        let level = match r.level {
+            Level::Error if r.args.to_string().contains("Coop Closed") => Level::Info,
+            other => other,
+        };
+        match level {
             Level::Gossip | Level::Trace => {
                 tracing::trace!(target: "ldk", module = r.module_path, peer, chan, "{}", r.args)
             }

@@ -141,6 +141,7 @@ impl Channels {
             .await
             .map_err(|e| e.to_string())
             .and_then(|r| r.map_err(|e| e.to_string()));
+        let built_txid = built.as_ref().ok().map(|(tx, _)| tx.compute_txid());
         let result = built.and_then(|(tx, script)| {
             let vout = tx.output.iter().position(|o| o.script_pubkey == script).ok_or("funding output missing")? as u16;
             let outpoint = OutPoint { txid: tx.compute_txid(), index: vout };
@@ -149,6 +150,13 @@ impl Channels {
         });
         if let Err(why) = &result {
             tracing::warn!(channel_id = %temp_id, peer = %peer, error = %why, "funding the channel failed: abandoning it");
+            // LDK never took the transaction (so it will send no DiscardFunding for it): the wallet must forget
+            // it, or its inputs stay spent and its change, which will never exist, funds the next payment.
+            if let Some(txid) = built_txid {
+                if let Err(e) = node.wallet.forget_tx(txid) {
+                    tracing::error!(%txid, error = %e, "could not release the abandoned funding's inputs");
+                }
+            }
             let _ = node.channel_manager.force_close_broadcasting_latest_txn(&temp_id, &peer, format!("funding failed: {why}"));
         }
         if let Some(p) = pending {

@@ -129,7 +129,7 @@ impl Invoices {
             canceled: false,
         };
         self.records.put(&inv.payment_hash().to_byte_array(), &rec)?;
-        tracing::info!(payment_hash = %rec.payment_hash, amount_msat, "invoice created");
+        tracing::info!(payment_hash = %rec.payment_hash, amount_msat, expires = %crate::store::utc(rec.expires_at), "invoice created");
         Ok(rec)
     }
 

@@ -197,6 +197,8 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     for n in [&alice, &bob] {
         let listed = n.closed_channels().await.into_iter().find(|c| c.channel_id == coop).expect("listed as closed");
         assert_eq!(listed.closing_txid, closing.to_string(), "{}: {listed:?}", n.name());
+        let log = std::fs::read_to_string(n.log_path()).unwrap();
+        assert!(!log.lines().any(|l| l.contains("ERROR") && l.contains("Coop Closed")), "{}: a cooperative close logged at ERROR", n.name());
     }
     net.mine(1).await;
     let after = alice.wait_confirmed_at_least(a_wallet + a_local_sat - 5_000).await;

@@ -83,12 +83,7 @@ async fn a_channel_whose_announcement_signatures_were_dropped_ends_announced() {
     let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
     let alice = net.node("alice").await;
     let bob = net.node_with_env("bob", &[(DROP_FIRST_ANNOUNCEMENT_SIGNATURES_ENV, "1")]).await;
-    alice.fund(1_000_000).await;
-    alice.connect(&bob).await;
-    let channel = alice.open_channel(&bob, 500_000).await;
-    net.mine(6).await;
-    alice.wait_channel_active(&channel).await;
-    bob.wait_channel_active(&channel).await;
+    net.fund_and_open(&alice, &bob, 1_000_000, 500_000).await;
     // The knob did act: without recovery bob would never see the channel announced.
     bob.wait_until("the test knob to drop alice's announcement_signatures", || async {
         std::fs::read_to_string(bob.log_path()).unwrap_or_default().contains("TEST KNOB: dropped an announcement_signatures")

@@ -142,12 +142,7 @@ async fn a_full_disk_stops_the_node_and_nothing_acknowledged_is_lost() {
     let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
     let alice = net.node("alice").await;
     let bob = net.node_on_small_disk("bob", 32 << 20).await;
-    alice.fund(1_000_000).await;
-    alice.connect(&bob).await;
-    let channel = alice.open_channel(&bob, 500_000).await;
-    net.mine(6).await;
-    alice.wait_channel_active(&channel).await;
-    bob.wait_channel_active(&channel).await;
+    let channel = net.fund_and_open(&alice, &bob, 1_000_000, 500_000).await;
     let paid = alice.keysend(&bob, 1_000_000).await.expect("keysend");
     assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
 
@@ -203,11 +198,7 @@ async fn a_connection_flood_beyond_the_fd_limit_does_not_take_the_node_down() {
     let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
     let alice = net.node("alice").await;
     let bob = net.node_with_fd_limit("bob", LIMIT).await;
-    alice.fund(1_000_000).await;
-    alice.connect(&bob).await;
-    let channel = alice.open_channel(&bob, 500_000).await;
-    net.mine(6).await;
-    alice.wait_channel_active(&channel).await;
+    let channel = net.fund_and_open(&alice, &bob, 1_000_000, 500_000).await;
 
     // The flood: idle TCP connections that never start the handshake, all held open.
     let mut held = Vec::new();

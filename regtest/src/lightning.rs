@@ -207,13 +207,21 @@ impl Net {
     /// of `capacity` sat from alice to bob, confirmed (6 blocks) and active on both ends.
     pub async fn pair(&self, wallet_sat: u64, capacity: u64) -> Pair {
         let (alice, bob) = (self.node("alice").await, self.node("bob").await);
-        alice.fund(wallet_sat).await;
-        alice.connect(&bob).await;
-        let channel = alice.open_channel(&bob, capacity).await;
-        self.mine(6).await;
-        alice.wait_channel_active(&channel).await;
-        bob.wait_channel_active(&channel).await;
+        let channel = self.fund_and_open(&alice, &bob, wallet_sat, capacity).await;
         Pair { alice, bob, channel }
+    }
+
+    /// `funder`'s wallet funded with `wallet_sat`, connected to `peer`, a public channel of `capacity` sat
+    /// opened, confirmed (6 blocks) and active on both ends: [`Net::pair`] for nodes a story started itself
+    /// (with options of their own). Returns the channel id.
+    pub async fn fund_and_open(&self, funder: &Node, peer: &Node, wallet_sat: u64, capacity: u64) -> String {
+        funder.fund(wallet_sat).await;
+        funder.connect(peer).await;
+        let channel = funder.open_channel(peer, capacity).await;
+        self.mine(6).await;
+        funder.wait_channel_active(&channel).await;
+        peer.wait_channel_active(&channel).await;
+        channel
     }
 
     /// alice — bob — carol; alice's and bob's wallets funded with `wallet_sat` each (carol has nothing
