@@ -300,8 +300,8 @@ async fn electrum_opens_pays_routes_restarts_and_closes_with_lanes() {
 /// connection. LDK force-closes on that ("Peer sent a loose channel_reestablish not after reconnect").
 ///
 /// lanes dials Electrum only when its operator gave Electrum's address to ConnectPeer with `persist`: the main
-/// story above, where Electrum dials as wallets do, never closes. Here alice's operator did. Whatever happens,
-/// both wallets get their money back.
+/// story above, where Electrum dials as wallets do, never closes. Here alice's operator did, and the close
+/// happens every time; both wallets get their money back.
 #[tokio::test]
 async fn a_lanes_restart_that_crosses_electrums_dial_still_returns_the_funds() {
     let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
@@ -325,54 +325,32 @@ async fn a_lanes_restart_that_crosses_electrums_dial_still_returns_the_funds() {
     let count = |text: String, what: &str| text.lines().filter(|l| l.contains(what)).count();
     alice.stop().await;
     let dials = count(eve.log_text(), "adding peer");
-    let failed = eve
-        .wait_until("Electrum to redial alice while she is down", || async {
-            let text = eve.log_text();
-            (count(text.clone(), "adding peer") > dials).then(|| count(text, "initialize failed"))
-        })
-        .await;
+    eve.wait_until("Electrum to redial alice while she is down", || async { count(eve.log_text(), "adding peer") > dials }).await;
     let sent = count(eve.log_text(), "sent channel_reestablish");
     alice.start().await;
     alice.wait_until("lanes to redial eve", || async { count(std::fs::read_to_string(alice.log_path()).unwrap_or_default(), "reconnected to channel peer") > 0 }).await;
-    // The superseded attempt ends within Electrum's 20 s timeout: then either Electrum re-sends
-    // channel_reestablish (and LDK closes), or it does not, and the channel is usable.
-    let closed = eve
-        .wait_until_for(Duration::from_secs(45), "the superseded connection attempt to end", || async {
-            let ended = count(eve.log_text(), "initialize failed") > failed;
-            match (alice.closed_channels().await.pop(), ended) {
-                (Some(c), _) => Ok(Some(c)),
-                (None, true) => Ok(None),
-                (None, false) => Err("still pending"),
-            }
-        })
-        .await;
+    // The superseded attempt ends within Electrum's 20 s timeout; Electrum then marks the channel
+    // disconnected, re-sends channel_reestablish within a second, and LDK closes the channel. (If a later
+    // Electrum fixes this, this wait fails: the story's first half then shows the channel surviving.)
+    let closed = wait_until(Duration::from_secs(45), "alice (LDK) to close on Electrum's second channel_reestablish", || async { alice.closed_channels().await.pop() }).await;
     let resent = count(eve.log_text(), "sent channel_reestablish") - sent;
     eprintln!("electrum quirk: Electrum sent channel_reestablish {resent} times on reconnecting; lanes closed the channel: {closed:?}");
 
-    match closed {
-        Some(c) => {
-            // The quirk: documented, and the money still comes home.
-            assert!(c.reason.contains("loose channel_reestablish"), "{c:?}");
-            assert!(resent >= 2, "Electrum re-sent channel_reestablish on the live connection");
-            let slack = 15_000;
-            let (a_back, e_back) = wait_until(Duration::from_secs(120), "both wallets to have the force-closed channel's money back", || async {
-                if !net.mempool().await.is_empty() || alice.closed_channels().await.iter().any(|c| c.claimable_sat > 0) {
-                    net.mine(if net.mempool().await.is_empty() { 10 } else { 1 }).await;
-                }
-                let (a, e) = (alice.balance().await, eve.balance().await);
-                let claimable: u64 = alice.closed_channels().await.iter().map(|c| c.claimable_sat).sum();
-                match a.confirmed_sat >= a_wallet + a_local - slack && claimable == 0 && e.confirmed_sat >= e_wallet + (e_local - slack) as i64 {
-                    true => Ok((a, e)),
-                    false => Err(format!("alice {a:?} ({claimable} sat claimable), eve {e:?}")),
-                }
-            })
-            .await;
-            assert!(a_back.confirmed_sat <= a_wallet + a_local && e_back.confirmed_sat <= e_wallet + e_local as i64, "{a_back:?} {e_back:?}");
+    // The quirk: documented, and the money still comes home.
+    assert!(closed.reason.contains("loose channel_reestablish"), "{closed:?}");
+    assert!(resent >= 2, "Electrum re-sent channel_reestablish on the live connection");
+    let slack = 15_000;
+    let (a_back, e_back) = wait_until(Duration::from_secs(120), "both wallets to have the force-closed channel's money back", || async {
+        if !net.mempool().await.is_empty() || alice.closed_channels().await.iter().any(|c| c.claimable_sat > 0) {
+            net.mine(if net.mempool().await.is_empty() { 10 } else { 1 }).await;
         }
-        None => {
-            eve.wait_channel_open(&point).await;
-            let inv = alice.add_invoice(1_000_000, "after").await;
-            assert!(eve.pay_invoice(&inv.bolt11).await.expect("lnpay accepted").success);
+        let (a, e) = (alice.balance().await, eve.balance().await);
+        let claimable: u64 = alice.closed_channels().await.iter().map(|c| c.claimable_sat).sum();
+        match a.confirmed_sat >= a_wallet + a_local - slack && claimable == 0 && e.confirmed_sat >= e_wallet + (e_local - slack) as i64 {
+            true => Ok((a, e)),
+            false => Err(format!("alice {a:?} ({claimable} sat claimable), eve {e:?}")),
         }
-    }
+    })
+    .await;
+    assert!(a_back.confirmed_sat <= a_wallet + a_local && e_back.confirmed_sat <= e_wallet + e_local as i64, "{a_back:?} {e_back:?}");
 }
