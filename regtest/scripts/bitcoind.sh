@@ -41,19 +41,9 @@ packages=(bitcoin-knots libc6 libstdc++6 libgcc-s1 libevent-core-2.1-7t64 libeve
   libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0 libcom-err2 libkeyutils1 libssl3t64 zlib1g libdb5.3t64)
 
 apt_dir="$cache/apt"
-mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$apt_dir/debs" "$apt_dir/etc/preferences.d"
-cat > "$apt_dir/etc/sources.list" <<SRC
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main
-SRC
-: > "$apt_dir/etc/preferences"
-apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/etc/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
-  -o "Dir::Etc::Preferences=$apt_dir/etc/preferences" -o "Dir::Etc::PreferencesParts=$apt_dir/etc/preferences.d"
-  -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::State::Status=/dev/null" -o "Dir::Cache=$apt_dir"
-  -o "Dir::Cache::archives=$apt_dir/archives" -o "APT::Architecture=amd64" -o "Acquire::Languages=none"
-  -o "Debug::NoLocking=1")
-
-log "fetching the sid package index into $apt_dir"
-apt-get "${apt_opts[@]}" -q update >&2
+# shellcheck source=sid-apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/sid-apt.sh"
+sid_apt_setup "$apt_dir"
 
 # Library package names follow sonames and do change in sid: download only those with a candidate, and let the
 # run check below (bitcoind -version) say loudly if something it needs went missing.

@@ -56,18 +56,9 @@ if electrum_ok; then
 else
   apt_dir="$e_dir/apt"
   root="$e_dir/root"
-  mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$apt_dir/debs" "$apt_dir/etc/preferences.d"
-  cat > "$apt_dir/etc/sources.list" <<SRC
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main
-SRC
-  : > "$apt_dir/etc/preferences"
-  apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/etc/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
-    -o "Dir::Etc::Preferences=$apt_dir/etc/preferences" -o "Dir::Etc::PreferencesParts=$apt_dir/etc/preferences.d"
-    -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::State::Status=/dev/null" -o "Dir::Cache=$apt_dir"
-    -o "Dir::Cache::archives=$apt_dir/archives" -o "APT::Architecture=amd64" -o "Acquire::Languages=none"
-    -o "Debug::NoLocking=1")
-  log "fetching the sid package index into $apt_dir"
-  apt-get "${apt_opts[@]}" -q update >&2
+  # shellcheck source=sid-apt.sh
+  source "$(dirname "${BASH_SOURCE[0]}")/sid-apt.sh"
+  sid_apt_setup "$apt_dir"
   log "downloading: ${SID_PACKAGES[*]}"
   rm -f "$apt_dir"/debs/*.deb
   (cd "$apt_dir/debs" && apt-get "${apt_opts[@]}" -q download "${SID_PACKAGES[@]}" >&2) \
