@@ -252,23 +252,41 @@ async fn channel_operations_survive_kill_9_at_random_moments() {
                 }
             })
         };
-        if matches!(op, Op::ChannelReady) {
+        let call = if matches!(op, Op::ChannelReady) {
             // Let the open get its funding out, bury it 5 deep, then kill around the 6th block.
             let _ = call.await;
             net.mine(5).await;
             tokio::join!(async { tokio::time::sleep(kill_at).await; victim.kill().await }, async { net.mine_without_waiting(1).await });
+            None
         } else {
             tokio::time::sleep(kill_at).await;
             victim.kill().await;
+            Some(call)
+        };
+        // Back up at once, as a supervisor would, before the cut-off call's answer (an open waits for its peer).
+        victim.start().await;
+        if let Some(call) = call {
             let _ = call.await;
         }
-        victim.start().await;
         if matches!(op, Op::CoopClose | Op::ForceClose) {
             closes += 1;
         }
         fee_budget += 20_000;
-        // Whatever was under way settles: fundings and closes confirm, new channels get 6 blocks.
+        // Whatever was under way settles: fundings and closes confirm, new channels get 6 blocks. An open cut off
+        // by the kill may resume once the peers reconnect (LDK keeps it), its funding reaching the mempool only
+        // after these blocks: bury that one too.
         net.mine(6).await;
+        for _ in 0..3 {
+            let mempool = net.mempool().await;
+            let mut waiting = false;
+            for n in [&alice, &bob] {
+                waiting |= n.channels().await.iter().any(|c| c.pending && c.funding_txid.parse().is_ok_and(|t| mempool.contains(&t)));
+            }
+            if !waiting {
+                break;
+            }
+            net.mine(6).await;
+        }
         check_channels(&net, &alice, &bob).await;
         check_channels(&net, &bob, &alice).await;
         // Channels that were asked to close, and opens cut off before their funding was signed (nothing at stake).
