@@ -214,9 +214,18 @@ impl Node {
             .map(|c| c.claimable_sat)
             .filter(|sat| *sat > 0)
             .collect();
+        // Outputs the monitors handed to the sweeper leave their claimable balances but reach the wallet only
+        // once a sweep is broadcast (then the wallet counts them): until then they are still on their way back.
+        let to_sweep: u64 = self
+            .sweeper
+            .tracked_spendable_outputs()
+            .iter()
+            .filter(|o| matches!(o.status, lightning::util::sweep::OutputSpendStatus::PendingInitialBroadcast { .. }))
+            .map(|o| crate::events::output_value(&o.descriptor))
+            .sum();
         Info {
             num_closing_channels: closing.len() as u32,
-            claimable_sat: closing.iter().sum(),
+            claimable_sat: closing.iter().sum::<u64>() + to_sweep,
             node_id: self.node_id,
             network: self.config.network,
             block_height: best.height.min(wallet_height),

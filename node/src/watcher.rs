@@ -65,6 +65,11 @@ pub async fn follow_chain(
                 // Also on the first poll: a breach may have been mined while we were offline.
                 if connected || std::mem::take(&mut first) {
                     report_breaches(&bitcoind, &chain_monitor, &mut reported);
+                    // Sweep what became spendable at once, as LND does, not only on the background processor's
+                    // 30 s timer (which every restart resets, so a node restarted often never swept).
+                    if rest.1.regenerate_and_broadcast_spend_if_necessary().is_err() {
+                        tracing::warn!("the sweeper could not build or persist a sweep; it retries on the next block");
+                    }
                 }
                 // The sweeper broadcasts on its own timer too: look every poll (a list copy).
                 report_sweeps(&rest.1, &mut reported);
