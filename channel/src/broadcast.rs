@@ -58,6 +58,8 @@ pub type PendingHook = Box<dyn Fn(Txid, bool) + Send + Sync>;
 
 struct Entry {
     tx: Transaction,
+    /// `tx`'s id, computed once (every lookup is by id).
+    txid: Txid,
     /// Height at which bitcoind first said it was confirmed.
     confirmed_at: Option<u32>,
     last: Option<Outcome>,
@@ -79,7 +81,7 @@ impl BroadcastJournal {
             let bytes = store.read(JOURNAL_NAMESPACE, JOURNAL_SECONDARY, &key)?;
             match decode(&bytes) {
                 Some((seq, tx)) => {
-                    entries.insert(seq, Entry { tx, confirmed_at: None, last: None });
+                    entries.insert(seq, Entry { txid: tx.compute_txid(), tx, confirmed_at: None, last: None });
                 }
                 None => tracing::warn!(key = %key, "unreadable entry in the broadcast journal: ignored"),
             }
@@ -97,7 +99,7 @@ impl BroadcastJournal {
 
     /// Every journaled transaction id, in broadcast order.
     pub fn txids(&self) -> Vec<Txid> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).values().map(|e| e.tx.compute_txid()).collect()
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).values().map(|e| e.txid).collect()
     }
 
     /// Writes `tx` to the journal and returns once it is on disk. Already journaled: nothing to do.
@@ -105,11 +107,11 @@ impl BroadcastJournal {
         let txid = tx.compute_txid();
         let seq = {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if entries.values().any(|e| e.tx.compute_txid() == txid) {
+            if entries.values().any(|e| e.txid == txid) {
                 return Ok(());
             }
             let seq = entries.keys().next_back().map_or(0, |s| s + 1);
-            entries.insert(seq, Entry { tx: tx.clone(), confirmed_at: None, last: None });
+            entries.insert(seq, Entry { tx: tx.clone(), txid, confirmed_at: None, last: None });
             seq
         };
         let mut bytes = seq.to_be_bytes().to_vec();
@@ -127,7 +129,7 @@ impl BroadcastJournal {
     /// A journaled transaction that spends `outpoint` (a channel's closing transaction spends its funding).
     pub fn spender_of(&self, outpoint: bitcoin::OutPoint) -> Option<Txid> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.values().find(|e| e.tx.input.iter().any(|i| i.previous_output == outpoint)).map(|e| e.tx.compute_txid())
+        entries.values().find(|e| e.tx.input.iter().any(|i| i.previous_output == outpoint)).map(|e| e.txid)
     }
 
     /// The transactions to send now, in order (everything not yet buried).
@@ -139,7 +141,7 @@ impl BroadcastJournal {
     /// only reports a change.
     pub fn note(&self, txid: Txid, outcome: Outcome) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = entries.values_mut().find(|e| e.tx.compute_txid() == txid) {
+        if let Some(e) = entries.values_mut().find(|e| e.txid == txid) {
             if e.last.is_none() {
                 e.last = Some(outcome);
             }
@@ -151,7 +153,7 @@ impl BroadcastJournal {
     /// once it is buried or can never confirm.
     pub fn settle(&self, txid: Txid, outcome: Outcome, height: u32) -> Option<Outcome> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let (&seq, entry) = entries.iter_mut().find(|(_, e)| e.tx.compute_txid() == txid)?;
+        let (&seq, entry) = entries.iter_mut().find(|(_, e)| e.txid == txid)?;
         let changed = entry.last.as_ref() != Some(&outcome);
         let forget = match &outcome {
             Outcome::Confirmed => {

@@ -358,18 +358,17 @@ fn make_private(dir: &std::path::Path) -> Result<(), NodeError> {
         }
         Ok(())
     };
-    tighten(dir, 0o700)?;
-    for entry in std::fs::read_dir(dir)?.flatten() {
-        let path = entry.path();
-        tighten(&path, if path.is_dir() { 0o700 } else { 0o600 })?;
-        if path.is_dir() {
-            for inner in std::fs::read_dir(&path)?.flatten() {
-                let p = inner.path();
-                tighten(&p, if p.is_dir() { 0o700 } else { 0o600 })?;
-            }
+    fn walk(path: &std::path::Path, tighten: &dyn Fn(&std::path::Path, u32) -> Result<(), NodeError>) -> Result<(), NodeError> {
+        if !path.is_dir() {
+            return tighten(path, 0o600);
         }
+        tighten(path, 0o700)?;
+        for entry in std::fs::read_dir(path)?.flatten() {
+            walk(&entry.path(), tighten)?;
+        }
+        Ok(())
     }
-    Ok(())
+    walk(dir, &tighten)
 }
 
 /// sat/vB to sat per 1000 weight units.
@@ -381,17 +380,10 @@ fn sat_per_vb_to_kw(sat_per_vb: u64) -> u32 {
 /// per-channel copy of the policy it was opened with).
 fn apply_dust_policy(cm: &ChannelManager, config: &UserConfig) {
     let wanted = config.channel_config.max_dust_htlc_exposure;
-    let mut by_peer: std::collections::HashMap<_, Vec<_>> = std::collections::HashMap::new();
-    for c in cm.list_channels() {
-        if c.config.is_some_and(|cfg| cfg.max_dust_htlc_exposure != wanted) {
-            by_peer.entry(c.counterparty.node_id).or_default().push(c.channel_id);
-        }
-    }
+    let stale: Vec<_> = cm.list_channels().into_iter().filter(|c| c.config.is_some_and(|cfg| cfg.max_dust_htlc_exposure != wanted)).collect();
     let update = lightning::util::config::ChannelConfigUpdate { max_dust_htlc_exposure_msat: Some(wanted), ..Default::default() };
-    for (peer, ids) in by_peer {
-        if let Err(e) = cm.update_partial_channel_config(&peer, &ids, &update) {
-            tracing::warn!(peer = %peer, error = ?e, "could not apply the dust exposure policy to existing channels");
-        }
+    if let Err(e) = crate::channels::update_configs(cm, &stale, &update) {
+        tracing::warn!(error = ?e, "could not apply the dust exposure policy to existing channels");
     }
 }
 

@@ -284,16 +284,22 @@ impl Channels {
             cltv_expiry_delta: (cltv_delta > 0).then_some(cltv_delta as u16),
             ..Default::default()
         };
-        let mut by_peer: HashMap<PublicKey, Vec<ChannelId>> = HashMap::new();
-        for c in &chans {
-            by_peer.entry(c.counterparty.node_id).or_default().push(c.channel_id);
-        }
-        for (peer, ids) in by_peer {
-            node.channel_manager.update_partial_channel_config(&peer, &ids, &update).map_err(api_error)?;
-        }
+        update_configs(&node.channel_manager, &chans, &update).map_err(api_error)?;
         tracing::info!(channels = chans.len(), base_msat, ppm, cltv_delta, "channel policy updated");
         Ok(chans.len() as u32)
     }
+}
+
+/// Applies `update` to the forwarding config of `chans` (LDK takes one call per peer).
+pub(crate) fn update_configs(cm: &lanes_channel::types::ChannelManager, chans: &[ChannelDetails], update: &ChannelConfigUpdate) -> Result<(), APIError> {
+    let mut by_peer: HashMap<PublicKey, Vec<ChannelId>> = HashMap::new();
+    for c in chans {
+        by_peer.entry(c.counterparty.node_id).or_default().push(c.channel_id);
+    }
+    for (peer, ids) in by_peer {
+        cm.update_partial_channel_config(&peer, &ids, update)?;
+    }
+    Ok(())
 }
 
 /// The transaction that spent a closed channel's funding: the commitment the ChannelMonitor saw confirmed

@@ -24,12 +24,7 @@ async fn open_while_bitcoind_is_down(net: &Net, funder: &Node, peer: &Node) -> (
 
 /// Waits until bitcoind has `txid`, in its mempool or already in a block (a re-broadcast may beat a block we mine).
 async fn wait_sent(net: &Net, node: &Node, txid: Txid) {
-    use lanes_regtest::RpcApi;
-    node.wait_until(format!("funding {txid} in bitcoind's mempool or a block"), || async {
-        // A local RPC of a few ms: fine to make from the test's thread.
-        net.mempool().await.contains(&txid) || net.rpc().get_raw_transaction_info(&txid, None).is_ok()
-    })
-    .await;
+    node.wait_until(format!("funding {txid} in bitcoind's mempool or a block"), || net.knows_transaction(txid)).await;
 }
 
 #[tokio::test]

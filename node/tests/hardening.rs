@@ -175,18 +175,6 @@ async fn a_full_disk_stops_the_node_and_nothing_acknowledged_is_lost() {
     assert_eq!(again.status, PaymentStatus::Succeeded as i32, "{again:?}");
 }
 
-/// Raises this test process's own open-file limit so it can hold the flood's connections.
-fn raise_own_fd_limit(want: u64) {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit of this process with valid pointers.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        assert!(lim.rlim_max >= want, "the test needs {want} open files; the hard limit is {}", lim.rlim_max);
-        lim.rlim_cur = lim.rlim_max;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-    }
-}
-
 /// More idle connections to bob's P2P port than his open-file limit allows, from one address (127.0.0.2): bob
 /// stays responsive (GetInfo under 100 ms), does not spin or flood his log, and alice can still reconnect from
 /// her own address and pay.
@@ -194,7 +182,9 @@ fn raise_own_fd_limit(want: u64) {
 async fn a_connection_flood_beyond_the_fd_limit_does_not_take_the_node_down() {
     const LIMIT: u64 = 1024;
     const FLOOD: usize = 1_100;
-    raise_own_fd_limit(FLOOD as u64 + 512);
+    // This test process holds the flood's connections: its own soft limit goes up as lanesd's does.
+    let own_limit = lanes_node::listener::raise_fd_limit();
+    assert!(own_limit >= FLOOD as u64 + 512, "the test needs {} open files; its limit is {own_limit}", FLOOD + 512);
     let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
     let alice = net.node("alice").await;
     let bob = net.node_with_fd_limit("bob", LIMIT).await;

@@ -109,6 +109,11 @@ impl Bitcoind {
         &self.rpc
     }
 
+    /// A handle on the RPC client for the blocking pool.
+    pub(crate) fn rpc_handle(&self) -> Arc<Client> {
+        Arc::clone(&self.rpc)
+    }
+
     /// Runs a blocking RPC call on the blocking pool; panics naming `what` if bitcoind returns an error.
     pub async fn call<T, F>(&self, what: &str, f: F) -> T
     where

@@ -181,6 +181,12 @@ impl Net {
         tx.get("confirmations").and_then(|c| c.as_u64()).unwrap_or(0) as u32
     }
 
+    /// Whether bitcoind has `txid`, in its mempool or (with `-txindex`) in a block.
+    pub async fn knows_transaction(&self, txid: Txid) -> bool {
+        let rpc = self.shared.bitcoind.rpc_handle();
+        tokio::task::spawn_blocking(move || rpc.get_raw_transaction_info(&txid, None).is_ok()).await.unwrap_or(false)
+    }
+
     /// A transaction bitcoind knows (in the mempool or, with `-txindex`, in any block); panics if it does not.
     pub async fn transaction(&self, txid: Txid) -> Transaction {
         self.shared.bitcoind.call(&format!("getrawtransaction {txid}"), move |rpc| rpc.get_raw_transaction(&txid, None)).await
