@@ -28,8 +28,9 @@ use lightning::ln::msgs::{ChannelUpdate, MessageSendEvent};
 use lightning::routing::gossip::NodeId;
 use tokio::sync::watch;
 
+use lanes_channel::types::{ChannelManager, GossipHandler, NetworkGraph, PeerManager};
+
 use crate::graph::format_scid;
-use crate::node::Node;
 use crate::watcher;
 
 /// Confirmations after which a public channel is announced (BOLT 7).
@@ -139,77 +140,129 @@ impl OwnGossip {
     }
 }
 
-/// Our public channels with a short channel id, as [`OwnGossip::step`] takes them.
-///
-/// The channel manager and the peer manager are asked first, and the graph's read lock is held only
-/// while nothing else is called: LDK's peer manager takes the graph's write lock while holding its
-/// peer locks, so calling it under the graph lock could deadlock.
-fn seen(node: &Node) -> Vec<Seen> {
-    let channels: Vec<_> = node.channel_manager.list_channels().into_iter().filter(|c| c.is_announced).collect();
-    let connected: HashSet<PublicKey> = node.peer_manager.list_peers().into_iter().map(|p| p.counterparty_node_id).collect();
-    let us = NodeId::from_pubkey(&node.node_id);
-    let graph = node.network_graph.read_only();
-    channels
-        .into_iter()
-        .filter_map(|c| {
-            let scid = c.short_channel_id?;
-            let info = graph.channel(scid).filter(|i| i.announcement_message.is_some());
-            let ours = info.and_then(|i| if i.node_one == us { i.one_to_two.as_ref() } else { i.two_to_one.as_ref() });
-            Some(Seen {
-                scid,
-                channel_id: c.channel_id.to_string(),
-                peer: c.counterparty.node_id,
-                peer_connected: connected.contains(&c.counterparty.node_id),
-                past_depth: c.is_channel_ready && c.confirmations.unwrap_or(0) >= ANNOUNCEMENT_DEPTH,
-                announced: info.is_some(),
-                our_update: ours.and_then(|u| u.last_update_message.as_ref()).map(|m| m.contents.timestamp),
-            })
-        })
-        .collect()
+/// How often our node_announcement is sent again (LDK sends it only when asked).
+const NODE_ANNOUNCE_EVERY: Duration = Duration::from_secs(60);
+
+/// Our node and our channels in the gossip network: what [`maintain`](Announcer::maintain) drives.
+pub struct Announcer {
+    node_id: PublicKey,
+    alias: String,
+    listen: std::net::SocketAddr,
+    channel_manager: Arc<ChannelManager>,
+    peer_manager: Arc<PeerManager>,
+    network_graph: Arc<NetworkGraph>,
+    gossip_handler: Arc<GossipHandler>,
 }
 
-/// Our side's signed channel_update of `scid`, as LDK put it in our graph.
-fn our_update(node: &Node, scid: u64) -> Option<ChannelUpdate> {
-    let graph = node.network_graph.read_only();
-    let info = graph.channel(scid)?;
-    let ours = if info.node_one == NodeId::from_pubkey(&node.node_id) { info.one_to_two.as_ref() } else { info.two_to_one.as_ref() };
-    ours?.last_update_message.clone()
-}
-
-fn act(node: &Node, action: Action) {
-    match action {
-        Action::SendUpdate { peer, scid } => {
-            if let Some(msg) = our_update(node, scid) {
-                tracing::debug!(scid = %format_scid(scid), %peer, timestamp = msg.contents.timestamp, "our channel_update sent to the counterparty");
-                node.gossip_handler.send(MessageSendEvent::SendChannelUpdate { node_id: peer, msg });
-            }
-        }
-        Action::Broadcast { peer, scid } => {
-            if let Some(msg) = our_update(node, scid) {
-                tracing::debug!(scid = %format_scid(scid), timestamp = msg.contents.timestamp, "our channel_update broadcast again");
-                node.gossip_handler.send(MessageSendEvent::SendChannelUpdate { node_id: peer, msg: msg.clone() });
-                node.gossip_handler.send(MessageSendEvent::BroadcastChannelUpdate { msg });
-            }
-        }
-        Action::Reconnect { peer, .. } => node.peer_manager.disconnect_by_node_id(peer),
+impl Announcer {
+    pub fn new(
+        node_id: PublicKey,
+        alias: String,
+        listen: std::net::SocketAddr,
+        channel_manager: Arc<ChannelManager>,
+        peer_manager: Arc<PeerManager>,
+        network_graph: Arc<NetworkGraph>,
+        gossip_handler: Arc<GossipHandler>,
+    ) -> Self {
+        Self { node_id, alias, listen, channel_manager, peer_manager, network_graph, gossip_handler }
     }
-}
 
-/// Until shutdown: keeps our public channels announced and our updates sent (see the module docs), and
-/// has the peer manager send the next round of answers to gossip queries while some are pending.
-pub(crate) async fn maintain(node: Arc<Node>, mut shutdown: watch::Receiver<bool>) {
-    let mut own = OwnGossip::default();
-    loop {
-        let actions = own.step(Instant::now(), &seen(&node));
-        let send = !actions.is_empty() || node.gossip_handler.answering_queries();
-        for a in actions {
-            act(&node, a);
-        }
-        if send {
-            node.peer_manager.process_events();
-        }
-        if watcher::wait(&mut shutdown, TICK).await {
+    /// Announces the node (alias, listen address) to the network; LDK only sends it once we have a
+    /// public channel, and peers only accept it then.
+    pub fn announce_node(&self) {
+        if !self.channel_manager.list_channels().iter().any(|c| c.is_announced) {
             return;
+        }
+        let mut alias = [0u8; 32];
+        let a = self.alias.as_bytes();
+        alias[..a.len()].copy_from_slice(a);
+        let addrs = match self.listen {
+            std::net::SocketAddr::V4(v4) if !v4.ip().is_unspecified() => {
+                vec![lightning::ln::msgs::SocketAddress::TcpIpV4 { addr: v4.ip().octets(), port: v4.port() }]
+            }
+            _ => vec![],
+        };
+        self.peer_manager.broadcast_node_announcement([0, 0, 0], alias, addrs);
+    }
+
+    /// Our public channels with a short channel id, as [`OwnGossip::step`] takes them.
+    ///
+    /// The channel manager and the peer manager are asked first, and the graph's read lock is held only
+    /// while nothing else is called: LDK's peer manager takes the graph's write lock while holding its
+    /// peer locks, so calling it under the graph lock could deadlock.
+    fn seen(&self) -> Vec<Seen> {
+        let channels: Vec<_> = self.channel_manager.list_channels().into_iter().filter(|c| c.is_announced).collect();
+        let connected: HashSet<PublicKey> = self.peer_manager.list_peers().into_iter().map(|p| p.counterparty_node_id).collect();
+        let us = NodeId::from_pubkey(&self.node_id);
+        let graph = self.network_graph.read_only();
+        channels
+            .into_iter()
+            .filter_map(|c| {
+                let scid = c.short_channel_id?;
+                let info = graph.channel(scid).filter(|i| i.announcement_message.is_some());
+                let ours = info.and_then(|i| if i.node_one == us { i.one_to_two.as_ref() } else { i.two_to_one.as_ref() });
+                Some(Seen {
+                    scid,
+                    channel_id: c.channel_id.to_string(),
+                    peer: c.counterparty.node_id,
+                    peer_connected: connected.contains(&c.counterparty.node_id),
+                    past_depth: c.is_channel_ready && c.confirmations.unwrap_or(0) >= ANNOUNCEMENT_DEPTH,
+                    announced: info.is_some(),
+                    our_update: ours.and_then(|u| u.last_update_message.as_ref()).map(|m| m.contents.timestamp),
+                })
+            })
+            .collect()
+    }
+
+    /// Our side's signed channel_update of `scid`, as LDK put it in our graph.
+    fn our_update(&self, scid: u64) -> Option<ChannelUpdate> {
+        let graph = self.network_graph.read_only();
+        let info = graph.channel(scid)?;
+        let ours = if info.node_one == NodeId::from_pubkey(&self.node_id) { info.one_to_two.as_ref() } else { info.two_to_one.as_ref() };
+        ours?.last_update_message.clone()
+    }
+
+    fn act(&self, action: Action) {
+        match action {
+            Action::SendUpdate { peer, scid } => {
+                if let Some(msg) = self.our_update(scid) {
+                    tracing::debug!(scid = %format_scid(scid), %peer, timestamp = msg.contents.timestamp, "our channel_update sent to the counterparty");
+                    self.gossip_handler.send(MessageSendEvent::SendChannelUpdate { node_id: peer, msg });
+                }
+            }
+            Action::Broadcast { peer, scid } => {
+                if let Some(msg) = self.our_update(scid) {
+                    tracing::debug!(scid = %format_scid(scid), timestamp = msg.contents.timestamp, "our channel_update broadcast again");
+                    self.gossip_handler.send(MessageSendEvent::SendChannelUpdate { node_id: peer, msg: msg.clone() });
+                    self.gossip_handler.send(MessageSendEvent::BroadcastChannelUpdate { msg });
+                }
+            }
+            Action::Reconnect { peer, .. } => self.peer_manager.disconnect_by_node_id(peer),
+        }
+    }
+
+    /// Until shutdown: keeps our public channels announced and our updates sent (see the module docs),
+    /// announces the node every [`NODE_ANNOUNCE_EVERY`], and has the peer manager send the next round of
+    /// answers to gossip queries while some are pending.
+    pub async fn maintain(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut own = OwnGossip::default();
+        let mut node_announced: Option<Instant> = None;
+        loop {
+            if node_announced.is_none_or(|at| at.elapsed() >= NODE_ANNOUNCE_EVERY) {
+                self.announce_node();
+                node_announced = Some(Instant::now());
+            }
+            let actions = own.step(Instant::now(), &self.seen());
+            let send = !actions.is_empty() || self.gossip_handler.answering_queries();
+            for a in actions {
+                self.act(a);
+            }
+            if send {
+                self.peer_manager.process_events();
+            }
+            if watcher::wait(&mut shutdown, TICK).await {
+                return;
+            }
         }
     }
 }

@@ -6,7 +6,7 @@
 //! talk to a peer). Must never: run protocol logic, or start talking to peers before the monitors are
 //! watched by the ChainMonitor: a peer must not see us before we can see a breach.
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bitcoin::BlockHash;
 use lightning::chain::{self, BestBlock, ChannelMonitorUpdateStatus};
@@ -38,13 +38,20 @@ use lanes_channel::router::{LiquidityScorer, ScorerParams};
 use lanes_channel::ChannelError;
 use lanes_wallet::{OnchainWallet, Seed};
 
-use crate::channels::Channels;
-use crate::events::EventBus;
+use crate::announce::Announcer;
+use crate::bus::EventBus;
+use crate::channels::{Channels, ChannelsDeps};
+use crate::events::EventHandler;
 use crate::forwards::Forwards;
+use crate::graph::Graph;
+use crate::health::Health;
 use crate::invoice::Invoices;
-use crate::node::{Node, Sweeper, WalletChange};
+use crate::node::{Node, Runtime, Services};
+use crate::onchain::Onchain;
 use crate::payments::Payments;
 use crate::peers::Peers;
+use crate::routes::{Routes, ROUTER_NAMESPACE, ROUTER_SCORER_KEY};
+use crate::sweep::{Sweeper, WalletChange};
 use crate::watcher::SyncStatus;
 use crate::{Config, NodeError};
 
@@ -287,41 +294,86 @@ impl Builder {
         gossip_sync.add_utxo_lookup(Some(Arc::new(verifier)));
         tracing::info!(%node_id, network = %network, height = chain_tip.height, "lightning state loaded");
 
-        let node = Arc::new(Node {
-            peers: Peers::open(&db)?,
-            channels: Channels::open(&db)?,
-            invoices: Invoices::open(&db)?,
-            payments: Payments::open(&db)?,
-            forwards: Forwards::open(&db)?,
-            bus: EventBus::default(),
-            sweeper,
-            router,
-            bumper: crate::anchors::bumper(Arc::clone(&bitcoind), Arc::clone(&wallet), Arc::clone(&signer), Arc::clone(&logger)),
-            persister,
-            processor_store,
-            user_config,
-            config,
+        // Services: each gets the handles it needs, nothing more.
+        let bus = Arc::new(EventBus::default());
+        let health = Health::default();
+        let announcer = Arc::new(Announcer::new(
             node_id,
-            db,
+            config.alias.clone(),
+            config.listen,
+            Arc::clone(&channel_manager),
+            Arc::clone(&peer_manager),
+            Arc::clone(&network_graph),
+            Arc::clone(&gossip_handler),
+        ));
+        let peers = Arc::new(Peers::open(&db, node_id, Arc::clone(&peer_manager), Arc::clone(&channel_manager), Arc::clone(&network_graph), Arc::clone(&bus))?);
+        let channels = Arc::new(Channels::open(
+            &db,
+            ChannelsDeps {
+                node_id,
+                channel_manager: Arc::clone(&channel_manager),
+                chain_monitor: Arc::clone(&chain_monitor),
+                peer_manager: Arc::clone(&peer_manager),
+                wallet: Arc::clone(&wallet),
+                keys: Arc::clone(&keys),
+                bitcoind: Arc::clone(&bitcoind),
+                user_config: user_config.clone(),
+            },
+        )?);
+        let invoices = Arc::new(Invoices::open(&db, Arc::clone(&channel_manager), network)?);
+        let payments = Arc::new(Payments::open(&db, Arc::clone(&channel_manager), Arc::clone(&keys), node_id, network)?);
+        let routes = Arc::new(Routes::new(Arc::clone(&router), Arc::clone(&channel_manager), Arc::clone(&store) as Arc<dyn KVStoreSync + Send + Sync>, node_id));
+        let forwards = Arc::new(Forwards::open(&db)?);
+        let bumper = Arc::new(crate::anchors::bumper(Arc::clone(&bitcoind), Arc::clone(&wallet), Arc::clone(&signer), Arc::clone(&logger)));
+        let events = Arc::new(EventHandler {
+            channels: Arc::clone(&channels),
+            invoices: Arc::clone(&invoices),
+            payments: Arc::clone(&payments),
+            forwards: Arc::clone(&forwards),
+            peers: Arc::clone(&peers),
+            routes: Arc::clone(&routes),
+            announcer: Arc::clone(&announcer),
+            bus: Arc::clone(&bus),
+            health: health.clone(),
+            channel_manager: Arc::clone(&channel_manager),
+            bitcoind: Arc::clone(&bitcoind),
+            wallet: Arc::clone(&wallet),
+            sweeper: Arc::clone(&sweeper),
+            bumper,
+            logger: Arc::clone(&logger),
+            user_config,
+        });
+        let services = Services {
+            onchain: Arc::new(Onchain::new(Arc::clone(&wallet), Arc::clone(&channel_manager))),
+            graph: Arc::new(Graph::new(Arc::clone(&network_graph))),
+            peers,
+            channels,
+            invoices,
+            payments,
+            routes,
+            forwards,
+            announcer,
+            bus,
+            events,
+        };
+        let known: Vec<_> = channel_manager.list_recent_payments().iter().filter_map(recent_payment_id).collect();
+        services.payments.reconcile(&known)?;
+        let runtime = Runtime {
             bitcoind,
             wallet,
-            keys,
             chain_monitor,
             channel_manager,
             peer_manager,
             onion_messenger,
             gossip_sync,
-            gossip_handler,
-            network_graph,
             scorer,
             logger,
+            sweeper,
+            persister,
+            processor_store,
             sync: Arc::new(SyncStatus::default()),
-            shutdown: tokio::sync::watch::channel(false).0,
-            fatal: tokio::sync::watch::channel(None).0,
-            tasks: Default::default(),
-        });
-        let known: Vec<_> = node.channel_manager.list_recent_payments().iter().filter_map(recent_payment_id).collect();
-        node.payments.reconcile(&known)?;
+        };
+        let node = Arc::new(Node::new(config, node_id, services, runtime, health));
         node.start(chain_tip, cache).await?;
         Ok(node)
     }
@@ -456,10 +508,3 @@ fn read_sweeper(
         Err(e) => Err(ChannelError::Store(e.into()).into()),
     }
 }
-
-/// Where the router's liquidity scorer is kept.
-pub(crate) const ROUTER_NAMESPACE: &str = "lanes";
-pub(crate) const ROUTER_SCORER_KEY: &str = "router_scorer";
-
-/// How often the chain and wallet are polled.
-pub(crate) const CHAIN_POLL: Duration = Duration::from_millis(500);

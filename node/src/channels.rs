@@ -5,7 +5,7 @@
 //! claimed on-chain. Must never: build commitment or closing transactions (LDK does), nor sign the
 //! funding with anything but the node's wallet.
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bitcoin::secp256k1::PublicKey;
@@ -20,7 +20,12 @@ use lightning::util::errors::APIError;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::node::Node;
+use lanes_channel::bitcoind::BitcoindClient;
+use lanes_channel::types::{ChainMonitor, ChannelManager, PeerManager};
+use lanes_wallet::OnchainWallet;
+use lightning::sign::KeysManager;
+use lightning::util::config::UserConfig;
+
 use crate::store::{now_secs, Records};
 use crate::NodeError;
 
@@ -44,6 +49,43 @@ pub struct ClosedRecord {
     pub closing_txid: String,
 }
 
+impl crate::record::Record for ClosedRecord {
+    const KIND: &'static str = "closed channel";
+}
+
+/// The commitment format of a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Commitment {
+    Anchors,
+    StaticRemoteKey,
+    Unknown,
+}
+
+/// An open (or opening) channel, as the API shows it.
+#[derive(Clone, Debug)]
+pub struct ChannelView {
+    pub channel_id: ChannelId,
+    pub short_channel_id: Option<u64>,
+    pub remote_node_id: PublicKey,
+    pub capacity_sat: u64,
+    /// Ours and the peer's settled balance (see [`balances`]).
+    pub local_balance_msat: u64,
+    pub remote_balance_msat: u64,
+    pub outbound_capacity_msat: u64,
+    pub inbound_capacity_msat: u64,
+    pub active: bool,
+    pub public: bool,
+    pub pending: bool,
+    pub initiator: bool,
+    pub funding_txo: Option<bitcoin::OutPoint>,
+    pub confirmations: u32,
+    pub confirmations_required: u32,
+    pub fee_base_msat: u32,
+    pub fee_rate_ppm: u32,
+    pub cltv_expiry_delta: u32,
+    pub commitment: Commitment,
+}
+
 /// A closed channel with what is still to be claimed on-chain.
 pub struct ClosedView {
     pub record: ClosedRecord,
@@ -56,9 +98,30 @@ struct PendingOpen {
     done: oneshot::Sender<Result<OutPoint, String>>,
 }
 
+/// The channels service.
 pub struct Channels {
     pending_opens: Mutex<HashMap<u128, PendingOpen>>,
     closed: Records<ClosedRecord>,
+    node_id: PublicKey,
+    channel_manager: Arc<ChannelManager>,
+    chain_monitor: Arc<ChainMonitor>,
+    peer_manager: Arc<PeerManager>,
+    wallet: Arc<OnchainWallet>,
+    keys: Arc<KeysManager>,
+    bitcoind: Arc<BitcoindClient>,
+    user_config: UserConfig,
+}
+
+/// What the channels service is built from.
+pub struct ChannelsDeps {
+    pub node_id: PublicKey,
+    pub channel_manager: Arc<ChannelManager>,
+    pub chain_monitor: Arc<ChainMonitor>,
+    pub peer_manager: Arc<PeerManager>,
+    pub wallet: Arc<OnchainWallet>,
+    pub keys: Arc<KeysManager>,
+    pub bitcoind: Arc<BitcoindClient>,
+    pub user_config: UserConfig,
 }
 
 pub fn parse_channel_id(s: &str) -> Result<ChannelId, NodeError> {
@@ -76,14 +139,30 @@ fn api_error(e: APIError) -> NodeError {
 }
 
 impl Channels {
-    pub fn open(db: &sled::Db) -> Result<Self, NodeError> {
-        Ok(Self { pending_opens: Mutex::new(HashMap::new()), closed: Records::open(db, "closed_channels")? })
+    pub fn open(db: &sled::Db, d: ChannelsDeps) -> Result<Self, NodeError> {
+        Ok(Self {
+            pending_opens: Mutex::new(HashMap::new()),
+            closed: Records::open(db, "closed_channels")?,
+            node_id: d.node_id,
+            channel_manager: d.channel_manager,
+            chain_monitor: d.chain_monitor,
+            peer_manager: d.peer_manager,
+            wallet: d.wallet,
+            keys: d.keys,
+            bitcoind: d.bitcoind,
+            user_config: d.user_config,
+        })
+    }
+
+    /// What the wallet must keep to bump our anchor channels' closing fees, counting `extra` channels about
+    /// to open (see [`anchor_reserve_sat`]).
+    pub fn anchor_reserve_sat(&self, extra: usize) -> u64 {
+        anchor_reserve_sat(&self.channel_manager, extra)
     }
 
     /// Opens a channel with a connected peer and waits until its funding transaction is built.
     pub async fn open_channel(
         &self,
-        node: &Node,
         peer: PublicKey,
         amount_sat: u64,
         push_msat: u64,
@@ -100,21 +179,21 @@ impl Channels {
         if let Some(rate) = &sat_per_vbyte {
             lanes_wallet::wallet::parse_fee_rate(rate)?;
         }
-        if peer == node.node_id {
+        if peer == self.node_id {
             return Err(NodeError::Invalid("cannot open a channel to ourselves: give another node's id".into()));
         }
-        if node.peer_manager.peer_by_node_id(&peer).is_none() {
+        if self.peer_manager.peer_by_node_id(&peer).is_none() {
             return Err(NodeError::Precondition(format!("peer {peer} is not connected: ConnectPeer first")));
         }
         // The new channel will be an anchor channel if the peer agrees: keep its fee-bumping reserve too.
-        node.wallet.check_funds(amount_sat, anchor_reserve_sat(node, 1))?;
+        self.wallet.check_funds(amount_sat, self.anchor_reserve_sat(1))?;
 
-        let user_channel_id = u128::from_be_bytes(lightning::sign::EntropySource::get_secure_random_bytes(&*node.keys)[..16].try_into().expect("16 bytes"));
+        let user_channel_id = u128::from_be_bytes(lightning::sign::EntropySource::get_secure_random_bytes(&*self.keys)[..16].try_into().expect("16 bytes"));
         let (tx, rx) = oneshot::channel();
         self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).insert(user_channel_id, PendingOpen { sat_per_vbyte, done: tx });
-        let mut config = node.user_config.clone();
+        let mut config = self.user_config.clone();
         config.channel_handshake_config.announce_for_forwarding = !private;
-        if let Err(e) = node.channel_manager.create_channel(peer, amount_sat, push_msat, user_channel_id, None, Some(config)) {
+        if let Err(e) = self.channel_manager.create_channel(peer, amount_sat, push_msat, user_channel_id, None, Some(config)) {
             self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).remove(&user_channel_id);
             return Err(api_error(e));
         }
@@ -131,12 +210,12 @@ impl Channels {
     }
 
     /// LDK asks for the funding transaction: build it from the wallet and hand it over.
-    pub async fn fund(&self, node: &Node, temp_id: ChannelId, peer: PublicKey, value_sat: u64, script: ScriptBuf, user_channel_id: u128) {
+    pub async fn fund(&self, temp_id: ChannelId, peer: PublicKey, value_sat: u64, script: ScriptBuf, user_channel_id: u128) {
         let pending = self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).remove(&user_channel_id);
         let rate = pending.as_ref().and_then(|p| p.sat_per_vbyte.clone());
-        let wallet = std::sync::Arc::clone(&node.wallet);
+        let wallet = Arc::clone(&self.wallet);
         // This channel is already in the list: the reserve counts it.
-        let reserve = anchor_reserve_sat(node, 0);
+        let reserve = self.anchor_reserve_sat(0);
         let built = tokio::task::spawn_blocking(move || wallet.build_funding_tx(script.clone(), value_sat, rate.as_deref(), reserve).map(|tx| (tx, script)))
             .await
             .map_err(|e| e.to_string())
@@ -145,7 +224,7 @@ impl Channels {
         let result = built.and_then(|(tx, script)| {
             let vout = tx.output.iter().position(|o| o.script_pubkey == script).ok_or("funding output missing")? as u16;
             let outpoint = OutPoint { txid: tx.compute_txid(), index: vout };
-            node.channel_manager.funding_transaction_generated(temp_id, peer, tx).map_err(|e| format!("{e:?}"))?;
+            self.channel_manager.funding_transaction_generated(temp_id, peer, tx).map_err(|e| format!("{e:?}"))?;
             Ok(outpoint)
         });
         if let Err(why) = &result {
@@ -153,11 +232,11 @@ impl Channels {
             // LDK never took the transaction (so it will send no DiscardFunding for it): the wallet must forget
             // it, or its inputs stay spent and its change, which will never exist, funds the next payment.
             if let Some(txid) = built_txid {
-                if let Err(e) = node.wallet.forget_tx(txid) {
+                if let Err(e) = self.wallet.forget_tx(txid) {
                     tracing::error!(%txid, error = %e, "could not release the abandoned funding's inputs");
                 }
             }
-            let _ = node.channel_manager.force_close_broadcasting_latest_txn(&temp_id, &peer, format!("funding failed: {why}"));
+            let _ = self.channel_manager.force_close_broadcasting_latest_txn(&temp_id, &peer, format!("funding failed: {why}"));
         }
         if let Some(p) = pending {
             let _ = p.done.send(result);
@@ -165,18 +244,49 @@ impl Channels {
     }
 
     /// Open channels (pending ones included), optionally only active ones or one peer's.
-    pub fn list(&self, node: &Node, active_only: bool, peer: Option<PublicKey>) -> Vec<ChannelDetails> {
-        node.channel_manager
+    pub fn list(&self, active_only: bool, peer: Option<PublicKey>) -> Vec<ChannelView> {
+        self.channel_manager
             .list_channels()
             .into_iter()
             .filter(|c| !active_only || c.is_usable)
             .filter(|c| peer.is_none_or(|p| c.counterparty.node_id == p))
+            .map(|c| self.view(&c))
             .collect()
     }
 
-    fn find(&self, node: &Node, id: &str) -> Result<ChannelDetails, NodeError> {
+    fn view(&self, c: &ChannelDetails) -> ChannelView {
+        let cfg = c.config.unwrap_or_default();
+        let (local_balance_msat, remote_balance_msat) = balances(&self.chain_monitor, c);
+        ChannelView {
+            channel_id: c.channel_id,
+            short_channel_id: c.short_channel_id,
+            remote_node_id: c.counterparty.node_id,
+            capacity_sat: c.channel_value_satoshis,
+            local_balance_msat,
+            remote_balance_msat,
+            outbound_capacity_msat: c.outbound_capacity_msat,
+            inbound_capacity_msat: c.inbound_capacity_msat,
+            active: c.is_usable,
+            public: c.is_announced,
+            pending: !c.is_channel_ready,
+            initiator: c.is_outbound,
+            funding_txo: c.funding_txo.map(|o| o.into_bitcoin_outpoint()),
+            confirmations: c.confirmations.unwrap_or(0),
+            confirmations_required: c.confirmations_required.unwrap_or(0),
+            fee_base_msat: cfg.forwarding_fee_base_msat,
+            fee_rate_ppm: cfg.forwarding_fee_proportional_millionths,
+            cltv_expiry_delta: cfg.cltv_expiry_delta as u32,
+            commitment: match &c.channel_type {
+                Some(t) if t.supports_anchors_zero_fee_htlc_tx() => Commitment::Anchors,
+                Some(t) if t.supports_static_remote_key() => Commitment::StaticRemoteKey,
+                _ => Commitment::Unknown,
+            },
+        }
+    }
+
+    fn find(&self, id: &str) -> Result<ChannelDetails, NodeError> {
         let id = parse_channel_id(id)?;
-        node.channel_manager
+        self.channel_manager
             .list_channels()
             .into_iter()
             .find(|c| c.channel_id == id)
@@ -185,27 +295,27 @@ impl Channels {
 
     /// Closes a channel: cooperatively (the peer must be connected), or by force. Returns the closing
     /// transaction's id once it is broadcast (None if that takes longer than [`CLOSE_TXID_WAIT`]).
-    pub async fn close(&self, node: &Node, id: &str, force: bool, sat_per_vbyte: Option<&str>) -> Result<Option<bitcoin::Txid>, NodeError> {
-        let c = self.find(node, id)?;
+    pub async fn close(&self, id: &str, force: bool, sat_per_vbyte: Option<&str>) -> Result<Option<bitcoin::Txid>, NodeError> {
+        let c = self.find(id)?;
         let peer = c.counterparty.node_id;
         if force {
             tracing::info!(channel_id = %c.channel_id, peer = %peer, "force-closing channel");
-            node.channel_manager.force_close_broadcasting_latest_txn(&c.channel_id, &peer, "force-closed by the operator".into()).map_err(api_error)?;
+            self.channel_manager.force_close_broadcasting_latest_txn(&c.channel_id, &peer, "force-closed by the operator".into()).map_err(api_error)?;
         } else {
             let feerate = match sat_per_vbyte {
                 Some(r) => Some((lanes_wallet::wallet::parse_fee_rate(r)?.to_sat_per_kwu()) as u32),
                 None => None,
             };
-            if node.peer_manager.peer_by_node_id(&peer).is_none() {
+            if self.peer_manager.peer_by_node_id(&peer).is_none() {
                 return Err(NodeError::Precondition(format!("peer {peer} is not connected: a cooperative close needs it (or use force)")));
             }
             tracing::info!(channel_id = %c.channel_id, peer = %peer, "closing channel cooperatively");
-            node.channel_manager.close_channel_with_feerate_and_script(&c.channel_id, &peer, feerate, None).map_err(api_error)?;
+            self.channel_manager.close_channel_with_feerate_and_script(&c.channel_id, &peer, feerate, None).map_err(api_error)?;
         }
         let Some(funding) = c.funding_txo.map(|f| f.into_bitcoin_outpoint()) else { return Ok(None) };
         let deadline = tokio::time::Instant::now() + CLOSE_TXID_WAIT;
         loop {
-            if let Some(txid) = node.bitcoind.broadcast_spender_of(funding) {
+            if let Some(txid) = self.bitcoind.broadcast_spender_of(funding) {
                 return Ok(Some(txid));
             }
             if tokio::time::Instant::now() >= deadline {
@@ -239,15 +349,15 @@ impl Channels {
     }
 
     /// Closed channels, newest first, with what their ChannelMonitor still has to claim.
-    pub fn closed_list(&self, node: &Node) -> Result<Vec<ClosedView>, NodeError> {
+    pub fn closed_list(&self) -> Result<Vec<ClosedView>, NodeError> {
         let mut out: Vec<ClosedView> = self
             .closed
             .all()?
             .into_iter()
             .map(|mut record| {
-                let monitor = parse_channel_id(&record.channel_id).ok().and_then(|id| node.chain_monitor.get_monitor(id).ok());
+                let monitor = parse_channel_id(&record.channel_id).ok().and_then(|id| self.chain_monitor.get_monitor(id).ok());
                 let (claimable_sat, claimable_at_height) = monitor.as_ref().map(|m| claimable(&m.get_claimable_balances())).unwrap_or((0, 0));
-                if let Some(txid) = closing_txid(node, &record, monitor.as_deref()).map(|t| t.to_string()) {
+                if let Some(txid) = closing_txid(&self.bitcoind, &record, monitor.as_deref()).map(|t| t.to_string()) {
                     if txid != record.closing_txid {
                         record.closing_txid = txid;
                         let key = parse_channel_id(&record.channel_id).map(|id| id.0).unwrap_or_default();
@@ -264,7 +374,7 @@ impl Channels {
     }
 
     /// Sets the forwarding policy of one channel, or of all when `id` is empty. Returns how many.
-    pub fn update_policy(&self, node: &Node, id: &str, base_msat: u32, ppm: u32, cltv_delta: u32) -> Result<u32, NodeError> {
+    pub fn update_policy(&self, id: &str, base_msat: u32, ppm: u32, cltv_delta: u32) -> Result<u32, NodeError> {
         // LND's bounds: a CLTV delta from LDK's minimum to 2016 blocks (two weeks), fees that cannot exceed
         // the amount forwarded (1,000,000 ppm), a base fee of at most 1,000,000 sat. 0 keeps the current CLTV delta.
         let min_cltv = lightning::ln::channelmanager::MIN_CLTV_EXPIRY_DELTA as u32;
@@ -277,21 +387,21 @@ impl Channels {
         if base_msat > MAX_BASE_FEE_MSAT {
             return Err(NodeError::Invalid(format!("fee_base_msat {base_msat} is above {MAX_BASE_FEE_MSAT} msat (1,000,000 sat)")));
         }
-        let chans = if id.trim().is_empty() { node.channel_manager.list_channels() } else { vec![self.find(node, id)?] };
+        let chans = if id.trim().is_empty() { self.channel_manager.list_channels() } else { vec![self.find(id)?] };
         let update = ChannelConfigUpdate {
             forwarding_fee_base_msat: Some(base_msat),
             forwarding_fee_proportional_millionths: Some(ppm),
             cltv_expiry_delta: (cltv_delta > 0).then_some(cltv_delta as u16),
             ..Default::default()
         };
-        update_configs(&node.channel_manager, &chans, &update).map_err(api_error)?;
+        update_configs(&self.channel_manager, &chans, &update).map_err(api_error)?;
         tracing::info!(channels = chans.len(), base_msat, ppm, cltv_delta, "channel policy updated");
         Ok(chans.len() as u32)
     }
 }
 
 /// Applies `update` to the forwarding config of `chans` (LDK takes one call per peer).
-pub(crate) fn update_configs(cm: &lanes_channel::types::ChannelManager, chans: &[ChannelDetails], update: &ChannelConfigUpdate) -> Result<(), APIError> {
+pub(crate) fn update_configs(cm: &ChannelManager, chans: &[ChannelDetails], update: &ChannelConfigUpdate) -> Result<(), APIError> {
     let mut by_peer: HashMap<PublicKey, Vec<ChannelId>> = HashMap::new();
     for c in chans {
         by_peer.entry(c.counterparty.node_id).or_default().push(c.channel_id);
@@ -306,13 +416,13 @@ pub(crate) fn update_configs(cm: &lanes_channel::types::ChannelManager, chans: &
 /// (it then watches that transaction's outputs), else the one already recorded, else one we broadcast (a
 /// cooperative close, or our commitment, which may still lose the race to the peer's).
 fn closing_txid(
-    node: &Node,
+    bitcoind: &BitcoindClient,
     record: &ClosedRecord,
     monitor: Option<&lightning::chain::channelmonitor::ChannelMonitor<lightning::sign::InMemorySigner>>,
 ) -> Option<bitcoin::Txid> {
     let funding: bitcoin::OutPoint = record.funding_txo.parse().ok()?;
     let confirmed = monitor.and_then(|m| m.get_outputs_to_watch().into_iter().map(|(txid, _)| txid).find(|txid| *txid != funding.txid));
-    confirmed.or_else(|| record.closing_txid.parse().ok()).or_else(|| node.bitcoind.broadcast_spender_of(funding))
+    confirmed.or_else(|| record.closing_txid.parse().ok()).or_else(|| bitcoind.broadcast_spender_of(funding))
 }
 
 /// Our and the peer's settled balance in a channel, in msat: what we would get if the channel closed
@@ -324,12 +434,11 @@ fn closing_txid(
 /// outputs and *elided* anchors). An anchor channel's funder also pays the two 330-sat anchor outputs;
 /// a cooperative close has none, so they are ours too. When one side has no output its anchor is
 /// elided and already counted in the fee, hence the cap at the capacity.
-pub fn balances(node: &Node, c: &ChannelDetails) -> (u64, u64) {
+pub fn balances(chain_monitor: &ChainMonitor, c: &ChannelDetails) -> (u64, u64) {
     let capacity_msat = c.channel_value_satoshis * 1000;
     let anchors = c.channel_type.as_ref().is_some_and(|t| t.supports_anchors_zero_fee_htlc_tx());
     let funder_anchors_sat = if anchors && c.is_outbound { 2 * ANCHOR_OUTPUT_VALUE_SATOSHI } else { 0 };
-    let local_sat = node
-        .chain_monitor
+    let local_sat = chain_monitor
         .get_monitor(c.channel_id)
         .ok()
         .and_then(|m| {
@@ -361,9 +470,8 @@ pub const ANCHOR_RESERVE_MAX_SAT: u64 = 100_000;
 /// What the wallet must keep to bump the fees of our anchor channels' closing transactions, counting
 /// `extra` channels about to open. An anchor channel's commitment and HTLC transactions carry little or
 /// no fee of their own: without wallet coins to attach, a force close could not confirm in time.
-pub fn anchor_reserve_sat(node: &Node, extra: usize) -> u64 {
-    let anchors = node
-        .channel_manager
+pub fn anchor_reserve_sat(channel_manager: &ChannelManager, extra: usize) -> u64 {
+    let anchors = channel_manager
         .list_channels()
         .iter()
         .filter(|c| c.channel_type.as_ref().is_some_and(|t| t.supports_anchors_zero_fee_htlc_tx()))

@@ -323,3 +323,8 @@ mod tests {
         assert!(Config::from_args(args(&["--data-dir", d, "--bitcoind-rpc-user", "u", "--bitcoind-rpc-password", "p"])).is_err());
     }
 }
+
+/// How often the chain and wallet are polled.
+pub const CHAIN_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+/// How often fee estimates are refreshed from bitcoind.
+pub const FEE_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);

@@ -1,235 +1,235 @@
 //! Reacts to LDK's events, and tells subscribers what happened.
 //!
 //! Owns: one log line per state change an operator cares about, the actions LDK asks of us (fund a
-//! channel, claim a payment, sweep outputs), updating the node's records, and the event bus behind
-//! SubscribeEvents. Must never: block for long, or drop an event it could not handle: it returns
+//! channel, claim a payment, sweep outputs), updating the services' records, and what the event bus
+//! carries. Must never: block for long, or drop an event it could not handle: it returns
 //! `ReplayEvent` so LDK hands the event over again (LDK persists events until they are handled).
 use std::sync::Arc;
 
 use lightning::events::{Event, PaymentPurpose, ReplayEvent};
-use tokio::sync::broadcast;
+use lightning::util::config::UserConfig;
 
-use crate::node::Node;
-use crate::store::now_secs;
+use lanes_channel::bitcoind::BitcoindClient;
+use lanes_channel::logger::LdkTracing;
+use lanes_channel::types::ChannelManager;
+use lanes_wallet::OnchainWallet;
 
-/// What subscribers of SubscribeEvents receive.
-#[derive(Clone, Debug, Default)]
-pub struct NodeEvent {
-    pub kind: &'static str,
-    pub timestamp: u64,
-    pub node_id: String,
-    pub channel_id: String,
-    pub payment_hash: String,
-    pub amount_msat: u64,
-    pub detail: String,
+use crate::announce::Announcer;
+use crate::bus::{EventBus, NodeEvent};
+use crate::channels::Channels;
+use crate::forwards::Forwards;
+use crate::health::Health;
+use crate::invoice::Invoices;
+use crate::payments::Payments;
+use crate::peers::Peers;
+use crate::routes::Routes;
+use crate::sweep::{output_value, Sweeper};
+
+/// Handles LDK's events with the services they concern.
+pub struct EventHandler {
+    pub channels: Arc<Channels>,
+    pub invoices: Arc<Invoices>,
+    pub payments: Arc<Payments>,
+    pub forwards: Arc<Forwards>,
+    pub peers: Arc<Peers>,
+    pub routes: Arc<Routes>,
+    pub announcer: Arc<Announcer>,
+    pub bus: Arc<EventBus>,
+    pub health: Health,
+    pub channel_manager: Arc<ChannelManager>,
+    pub bitcoind: Arc<BitcoindClient>,
+    pub wallet: Arc<OnchainWallet>,
+    pub sweeper: Arc<Sweeper>,
+    pub bumper: Arc<crate::anchors::Bumper>,
+    pub logger: Arc<LdkTracing>,
+    pub user_config: UserConfig,
 }
 
-/// The node's event bus. Slow subscribers miss events rather than slow the node down.
-pub struct EventBus {
-    tx: broadcast::Sender<NodeEvent>,
-}
-
-impl Default for EventBus {
-    fn default() -> Self {
-        Self { tx: broadcast::channel(1024).0 }
-    }
-}
-
-impl EventBus {
-    pub fn publish(&self, mut e: NodeEvent) {
-        e.timestamp = now_secs();
-        let _ = self.tx.send(e);
-    }
-    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
-        self.tx.subscribe()
-    }
-}
-
-/// Handles one LDK event on behalf of `node`.
-pub async fn handle(node: &Arc<Node>, event: Event) -> Result<(), ReplayEvent> {
-    match event {
-        Event::FundingGenerationReady { temporary_channel_id, counterparty_node_id, channel_value_satoshis, output_script, user_channel_id } => {
-            node.channels.fund(node, temporary_channel_id, counterparty_node_id, channel_value_satoshis, output_script, user_channel_id).await;
-        }
-        Event::ChannelPending { channel_id, counterparty_node_id, funding_txo, .. } => {
-            tracing::info!(%channel_id, peer = %counterparty_node_id, funding = %funding_txo, "channel pending");
-            node.bus.publish(NodeEvent { kind: "channel_pending", node_id: counterparty_node_id.to_string(), channel_id: channel_id.to_string(), detail: funding_txo.to_string(), ..Default::default() });
-        }
-        Event::ChannelReady { channel_id, counterparty_node_id, .. } => {
-            tracing::info!(%channel_id, peer = %counterparty_node_id, "channel opened");
-            // Let the network learn our alias and address as soon as we have a channel to show.
-            node.announce();
-            node.bus.publish(NodeEvent { kind: "channel_opened", node_id: counterparty_node_id.to_string(), channel_id: channel_id.to_string(), ..Default::default() });
-        }
-        Event::ChannelClosed { channel_id, reason, counterparty_node_id, channel_capacity_sats, channel_funding_txo, .. } => {
-            let peer = counterparty_node_id.map(|p| p.to_string()).unwrap_or_default();
-            if let Some(peer_rate) = refused_peer_fee(&reason) {
-                // The peer's fee rate was above what our dust exposure cap allows: say so with the numbers,
-                // so an operator can raise --max-fee-rate-fallback or the dust cap if the peer was honest.
-                let ours = lightning::chain::chaininterface::FeeEstimator::get_est_sat_per_1000_weight(
-                    &*node.bitcoind,
-                    lightning::chain::chaininterface::ConfirmationTarget::MaximumFeeEstimate,
-                );
-                tracing::warn!(%channel_id, peer = %peer, peer_sat_per_kw = peer_rate, our_max_sat_per_kw = ours, dust_policy = ?node.user_config.channel_config.max_dust_htlc_exposure, %reason, "peer's update_fee refused: it would over-expose the channel to dust");
+impl EventHandler {
+    /// Handles one LDK event.
+    pub async fn handle(&self, event: Event) -> Result<(), ReplayEvent> {
+        match event {
+            Event::FundingGenerationReady { temporary_channel_id, counterparty_node_id, channel_value_satoshis, output_script, user_channel_id } => {
+                self.channels.fund(temporary_channel_id, counterparty_node_id, channel_value_satoshis, output_script, user_channel_id).await;
             }
-            tracing::info!(%channel_id, peer = %peer, %reason, "channel closed");
-            node.channels.closed(channel_id, &reason, counterparty_node_id, channel_capacity_sats, channel_funding_txo.map(|o| o.into_bitcoin_outpoint()));
-            node.bus.publish(NodeEvent {
-                kind: "channel_closed",
-                node_id: counterparty_node_id.map(|p| p.to_string()).unwrap_or_default(),
-                channel_id: channel_id.to_string(),
-                detail: reason.to_string(),
-                ..Default::default()
-            });
-        }
-        Event::DiscardFunding { channel_id, funding_info } => {
-            tracing::warn!(%channel_id, "channel funding discarded");
-            if let lightning::events::FundingInfo::Tx { transaction } = funding_info {
-                if let Err(e) = node.wallet.forget_tx(transaction.compute_txid()) {
-                    tracing::error!(%channel_id, error = %e, "could not release the discarded funding's inputs");
+            Event::ChannelPending { channel_id, counterparty_node_id, funding_txo, .. } => {
+                tracing::info!(%channel_id, peer = %counterparty_node_id, funding = %funding_txo, "channel pending");
+                self.bus.publish(NodeEvent { kind: "channel_pending", node_id: counterparty_node_id.to_string(), channel_id: channel_id.to_string(), detail: funding_txo.to_string(), ..Default::default() });
+            }
+            Event::ChannelReady { channel_id, counterparty_node_id, .. } => {
+                tracing::info!(%channel_id, peer = %counterparty_node_id, "channel opened");
+                // Let the network learn our alias and address as soon as we have a channel to show.
+                self.announcer.announce_node();
+                self.bus.publish(NodeEvent { kind: "channel_opened", node_id: counterparty_node_id.to_string(), channel_id: channel_id.to_string(), ..Default::default() });
+            }
+            Event::ChannelClosed { channel_id, reason, counterparty_node_id, channel_capacity_sats, channel_funding_txo, .. } => {
+                let peer = counterparty_node_id.map(|p| p.to_string()).unwrap_or_default();
+                if let Some(peer_rate) = refused_peer_fee(&reason) {
+                    // The peer's fee rate was above what our dust exposure cap allows: say so with the numbers,
+                    // so an operator can raise --max-fee-rate-fallback or the dust cap if the peer was honest.
+                    let ours = lightning::chain::chaininterface::FeeEstimator::get_est_sat_per_1000_weight(
+                        &*self.bitcoind,
+                        lightning::chain::chaininterface::ConfirmationTarget::MaximumFeeEstimate,
+                    );
+                    tracing::warn!(%channel_id, peer = %peer, peer_sat_per_kw = peer_rate, our_max_sat_per_kw = ours, dust_policy = ?self.user_config.channel_config.max_dust_htlc_exposure, %reason, "peer's update_fee refused: it would over-expose the channel to dust");
                 }
-            }
-        }
-        Event::OpenChannelRequest { temporary_channel_id, counterparty_node_id, funding_satoshis, channel_type, .. } => {
-            // Inbound channels are accepted by hand only because LDK requires it for anchor channels. Like
-            // LND, we accept them even when the wallet cannot cover their fee-bumping reserve, and say so:
-            // our side of such a channel could not be closed on-chain in time without wallet coins.
-            if channel_type.supports_anchors_zero_fee_htlc_tx() {
-                let (need, have) = (crate::channels::anchor_reserve_sat(node, 1), node.wallet.balance().confirmed);
-                if have < need {
-                    tracing::warn!(peer = %counterparty_node_id, reserve_sat = need, wallet_sat = have, "accepting an anchor channel while the wallet holds less than the reserve that bumps its closing fees: fund the wallet");
-                }
-            }
-            match node.channel_manager.accept_inbound_channel(&temporary_channel_id, &counterparty_node_id, 0, None) {
-                Ok(()) => tracing::info!(peer = %counterparty_node_id, capacity_sat = funding_satoshis, anchors = channel_type.supports_anchors_zero_fee_htlc_tx(), "inbound channel accepted"),
-                Err(e) => tracing::warn!(peer = %counterparty_node_id, error = ?e, "inbound channel could not be accepted"),
-            }
-        }
-        Event::PaymentClaimable { payment_hash, purpose, amount_msat, claim_deadline, .. } => {
-            let canceled = node.invoices.is_canceled(payment_hash).map_err(|_| ReplayEvent())?;
-            match purpose.preimage() {
-                // An invoice we made, or keysend: claiming is what settles it.
-                Some(preimage) if !canceled => node.channel_manager.claim_funds(preimage),
-                // A hold invoice: the caller has the preimage and settles or cancels later.
-                None if node.invoices.hold_payment(payment_hash, amount_msat).map_err(|_| ReplayEvent())? => {
-                    tracing::info!(payment_hash = %payment_hash, amount_msat, claim_deadline_height = %shown(claim_deadline), "payment held for a hold invoice");
-                    node.bus.publish(NodeEvent { kind: "invoice_accepted", payment_hash: payment_hash.to_string(), amount_msat, ..Default::default() });
-                }
-                _ => {
-                    tracing::warn!(payment_hash = %payment_hash, amount_msat, canceled, "payment not ours to claim: failing it back");
-                    node.channel_manager.fail_htlc_backwards(&payment_hash);
-                }
-            }
-        }
-        Event::PaymentClaimed { payment_hash, amount_msat, purpose, .. } => {
-            let keysend = matches!(purpose, PaymentPurpose::SpontaneousPayment(_));
-            tracing::info!(payment_hash = %payment_hash, amount_msat, keysend, "payment received");
-            if let Err(e) = node.invoices.settled(payment_hash, amount_msat, purpose.preimage()) {
-                node.fail(format!("recording a settled invoice failed: {e}"));
-                return Err(ReplayEvent());
-            }
-            node.bus.publish(NodeEvent { kind: "invoice_settled", payment_hash: payment_hash.to_string(), amount_msat, detail: if keysend { "keysend".into() } else { String::new() }, ..Default::default() });
-        }
-        Event::PaymentSent { payment_id, payment_preimage, payment_hash, fee_paid_msat, amount_msat, .. } => {
-            tracing::info!(payment_hash = %payment_hash, fee_msat = fee_paid_msat.unwrap_or(0), "payment sent");
-            if let Err(e) = node.payments.succeeded(payment_id, payment_hash, payment_preimage, amount_msat, fee_paid_msat) {
-                node.fail(format!("recording a sent payment failed: {e}"));
-                return Err(ReplayEvent());
-            }
-            node.bus.publish(NodeEvent { kind: "payment_sent", payment_hash: payment_hash.to_string(), amount_msat: amount_msat.unwrap_or(0), ..Default::default() });
-        }
-        Event::PaymentFailed { payment_id, payment_hash, reason } => {
-            let mut why = reason.map(failure_words).unwrap_or_else(|| "unknown reason".into());
-            // Which hop failed it and why, when a hop answered (LDK reports that only in its log).
-            let hops = payment_hash.map(|h| node.logger.take_onion_failures(&h)).unwrap_or_default();
-            if let Some(last) = hops.last() {
-                why = format!("{why}; last failure: {}", last.words());
-            }
-            let (failing_node, failure_code) = hops.last().map(|f| (f.node_id.clone(), format!("{:#06x} {}", f.code, f.name))).unwrap_or_default();
-            tracing::info!(payment_id = %payment_id, payment_hash = %payment_hash.map(|h| h.to_string()).unwrap_or_default(), reason = %why, failing_node, failure_code, "payment failed");
-            if let Err(e) = node.payments.failed(payment_id, &why) {
-                node.fail(format!("recording a failed payment failed: {e}"));
-                return Err(ReplayEvent());
-            }
-            node.bus.publish(NodeEvent { kind: "payment_failed", payment_hash: payment_hash.map(|h| h.to_string()).unwrap_or_default(), detail: why, ..Default::default() });
-        }
-        Event::PaymentPathFailed { path, short_channel_id, .. } => {
-            // The router learns where liquidity was missing (LDK retries with the updated scores).
-            if let Some(scid) = short_channel_id {
-                node.router.payment_path_failed(&path, scid);
-                node.save_router_scorer();
-            }
-        }
-        Event::PaymentPathSuccessful { payment_id, path, .. } => {
-            node.router.payment_path_successful(&path);
-            node.save_router_scorer();
-            if let Err(e) = node.payments.path_succeeded(payment_id, &path) {
-                tracing::warn!(error = %e, "recording a payment path failed");
-            }
-        }
-        Event::PaymentForwarded { prev_channel_id, next_channel_id, total_fee_earned_msat, outbound_amount_forwarded_msat, .. } => {
-            let fee = total_fee_earned_msat.unwrap_or(0);
-            let out = outbound_amount_forwarded_msat.unwrap_or(0);
-            tracing::info!(from = %shown(prev_channel_id), to = %shown(next_channel_id), amount_msat = out, fee_msat = fee, "payment forwarded");
-            if let Err(e) = node.forwards.record(prev_channel_id, next_channel_id, out, fee) {
-                node.fail(format!("recording a forward failed: {e}"));
-                return Err(ReplayEvent());
-            }
-            node.bus.publish(NodeEvent {
-                kind: "payment_forwarded",
-                channel_id: next_channel_id.map(|c| c.to_string()).unwrap_or_default(),
-                amount_msat: out,
-                detail: format!("fee {fee} msat"),
-                ..Default::default()
-            });
-        }
-        Event::SpendableOutputs { outputs, channel_id } => {
-            let total: u64 = outputs.iter().map(output_value).sum();
-            tracing::info!(channel_id = %shown(channel_id), outputs = outputs.len(), amount_sat = total, "sweeping channel outputs to the wallet");
-            // Static outputs already pay a wallet script (see lanes_channel::keys): BDK sees them; the
-            // sweeper only spends the ones that need channel keys (delayed to_local, HTLC outputs).
-            if node.sweeper.track_spendable_outputs(outputs, channel_id, true, None).is_err() {
-                tracing::error!(channel_id = %shown(channel_id), "the sweeper could not persist the outputs; will retry");
-                return Err(ReplayEvent());
-            }
-            node.bus.publish(NodeEvent { kind: "onchain_sweep", channel_id: channel_id.map(|c| c.to_string()).unwrap_or_default(), amount_msat: total * 1000, ..Default::default() });
-        }
-        Event::ConnectionNeeded { node_id, addresses } => {
-            if let Some(addr) = addresses.first() {
-                let node = Arc::clone(node);
-                let addr = addr.to_string();
-                tokio::spawn(async move {
-                    let _ = node.peers.connect(&node, node_id, &addr, false).await;
+                tracing::info!(%channel_id, peer = %peer, %reason, "channel closed");
+                self.channels.closed(channel_id, &reason, counterparty_node_id, channel_capacity_sats, channel_funding_txo.map(|o| o.into_bitcoin_outpoint()));
+                self.bus.publish(NodeEvent {
+                    kind: "channel_closed",
+                    node_id: counterparty_node_id.map(|p| p.to_string()).unwrap_or_default(),
+                    channel_id: channel_id.to_string(),
+                    detail: reason.to_string(),
+                    ..Default::default()
                 });
             }
-        }
-        Event::BumpTransaction(bump) => {
-            // A closing anchor channel needs its fee now: LDK builds the bump from wallet coins.
-            tracing::info!(event = ?bump_kind(&bump), "paying a closing channel's fee from the wallet");
-            node.bumper.handle_event(&bump);
-        }
-        Event::HTLCHandlingFailed { prev_channel_id, failure_type, failure_reason } => {
-            use lightning::events::{HTLCHandlingFailureReason as Why, HTLCHandlingFailureType as What};
-            let what = match failure_type {
-                What::Forward { node_id, channel_id } => {
-                    format!("forward to {} over channel {channel_id}", node_id.map(|n| n.to_string()).unwrap_or_else(|| "an unknown peer".into()))
+            Event::DiscardFunding { channel_id, funding_info } => {
+                tracing::warn!(%channel_id, "channel funding discarded");
+                if let lightning::events::FundingInfo::Tx { transaction } = funding_info {
+                    if let Err(e) = self.wallet.forget_tx(transaction.compute_txid()) {
+                        tracing::error!(%channel_id, error = %e, "could not release the discarded funding's inputs");
+                    }
                 }
-                What::UnknownNextHop { requested_forward_scid } | What::InvalidForward { requested_forward_scid } => {
-                    format!("forward over unknown channel {}", crate::graph::format_scid(requested_forward_scid))
+            }
+            Event::OpenChannelRequest { temporary_channel_id, counterparty_node_id, funding_satoshis, channel_type, .. } => {
+                // Inbound channels are accepted by hand only because LDK requires it for anchor channels. Like
+                // LND, we accept them even when the wallet cannot cover their fee-bumping reserve, and say so:
+                // our side of such a channel could not be closed on-chain in time without wallet coins.
+                if channel_type.supports_anchors_zero_fee_htlc_tx() {
+                    let (need, have) = (self.channels.anchor_reserve_sat(1), self.wallet.balance().confirmed);
+                    if have < need {
+                        tracing::warn!(peer = %counterparty_node_id, reserve_sat = need, wallet_sat = have, "accepting an anchor channel while the wallet holds less than the reserve that bumps its closing fees: fund the wallet");
+                    }
                 }
-                What::InvalidOnion => "an onion we could not read".into(),
-                What::Receive { payment_hash } => format!("receive of payment {payment_hash}"),
-            };
-            let why = match failure_reason {
-                Some(Why::Local { reason }) => format!("{reason:?}"),
-                Some(Why::Downstream) => "failed by the next hop".into(),
-                None => "unknown".into(),
-            };
-            tracing::info!(channel_id = %prev_channel_id, htlc = %what, reason = %why, "HTLC failed back");
+                match self.channel_manager.accept_inbound_channel(&temporary_channel_id, &counterparty_node_id, 0, None) {
+                    Ok(()) => tracing::info!(peer = %counterparty_node_id, capacity_sat = funding_satoshis, anchors = channel_type.supports_anchors_zero_fee_htlc_tx(), "inbound channel accepted"),
+                    Err(e) => tracing::warn!(peer = %counterparty_node_id, error = ?e, "inbound channel could not be accepted"),
+                }
+            }
+            Event::PaymentClaimable { payment_hash, purpose, amount_msat, claim_deadline, .. } => {
+                let canceled = self.invoices.is_canceled(payment_hash).map_err(|_| ReplayEvent())?;
+                match purpose.preimage() {
+                    // An invoice we made, or keysend: claiming is what settles it.
+                    Some(preimage) if !canceled => self.channel_manager.claim_funds(preimage),
+                    // A hold invoice: the caller has the preimage and settles or cancels later.
+                    None if self.invoices.hold_payment(payment_hash, amount_msat).map_err(|_| ReplayEvent())? => {
+                        tracing::info!(payment_hash = %payment_hash, amount_msat, claim_deadline_height = %shown(claim_deadline), "payment held for a hold invoice");
+                        self.bus.publish(NodeEvent { kind: "invoice_accepted", payment_hash: payment_hash.to_string(), amount_msat, ..Default::default() });
+                    }
+                    _ => {
+                        tracing::warn!(payment_hash = %payment_hash, amount_msat, canceled, "payment not ours to claim: failing it back");
+                        self.channel_manager.fail_htlc_backwards(&payment_hash);
+                    }
+                }
+            }
+            Event::PaymentClaimed { payment_hash, amount_msat, purpose, .. } => {
+                let keysend = matches!(purpose, PaymentPurpose::SpontaneousPayment(_));
+                tracing::info!(payment_hash = %payment_hash, amount_msat, keysend, "payment received");
+                if let Err(e) = self.invoices.settled(payment_hash, amount_msat, purpose.preimage()) {
+                    self.health.fail(format!("recording a settled invoice failed: {e}"));
+                    return Err(ReplayEvent());
+                }
+                self.bus.publish(NodeEvent { kind: "invoice_settled", payment_hash: payment_hash.to_string(), amount_msat, detail: if keysend { "keysend".into() } else { String::new() }, ..Default::default() });
+            }
+            Event::PaymentSent { payment_id, payment_preimage, payment_hash, fee_paid_msat, amount_msat, .. } => {
+                tracing::info!(payment_hash = %payment_hash, fee_msat = fee_paid_msat.unwrap_or(0), "payment sent");
+                if let Err(e) = self.payments.succeeded(payment_id, payment_hash, payment_preimage, amount_msat, fee_paid_msat) {
+                    self.health.fail(format!("recording a sent payment failed: {e}"));
+                    return Err(ReplayEvent());
+                }
+                self.bus.publish(NodeEvent { kind: "payment_sent", payment_hash: payment_hash.to_string(), amount_msat: amount_msat.unwrap_or(0), ..Default::default() });
+            }
+            Event::PaymentFailed { payment_id, payment_hash, reason } => {
+                let mut why = reason.map(failure_words).unwrap_or_else(|| "unknown reason".into());
+                // Which hop failed it and why, when a hop answered (LDK reports that only in its log).
+                let hops = payment_hash.map(|h| self.logger.take_onion_failures(&h)).unwrap_or_default();
+                if let Some(last) = hops.last() {
+                    why = format!("{why}; last failure: {}", last.words());
+                }
+                let (failing_node, failure_code) = hops.last().map(|f| (f.node_id.clone(), format!("{:#06x} {}", f.code, f.name))).unwrap_or_default();
+                tracing::info!(payment_id = %payment_id, payment_hash = %payment_hash.map(|h| h.to_string()).unwrap_or_default(), reason = %why, failing_node, failure_code, "payment failed");
+                if let Err(e) = self.payments.failed(payment_id, &why) {
+                    self.health.fail(format!("recording a failed payment failed: {e}"));
+                    return Err(ReplayEvent());
+                }
+                self.bus.publish(NodeEvent { kind: "payment_failed", payment_hash: payment_hash.map(|h| h.to_string()).unwrap_or_default(), detail: why, ..Default::default() });
+            }
+            Event::PaymentPathFailed { path, short_channel_id, .. } => {
+                // The router learns where liquidity was missing (LDK retries with the updated scores).
+                if let Some(scid) = short_channel_id {
+                    self.routes.path_failed(&path, scid);
+                }
+            }
+            Event::PaymentPathSuccessful { payment_id, path, .. } => {
+                self.routes.path_succeeded(&path);
+                if let Err(e) = self.payments.path_succeeded(payment_id, &path) {
+                    tracing::warn!(error = %e, "recording a payment path failed");
+                }
+            }
+            Event::PaymentForwarded { prev_channel_id, next_channel_id, total_fee_earned_msat, outbound_amount_forwarded_msat, .. } => {
+                let fee = total_fee_earned_msat.unwrap_or(0);
+                let out = outbound_amount_forwarded_msat.unwrap_or(0);
+                tracing::info!(from = %shown(prev_channel_id), to = %shown(next_channel_id), amount_msat = out, fee_msat = fee, "payment forwarded");
+                if let Err(e) = self.forwards.record(prev_channel_id, next_channel_id, out, fee) {
+                    self.health.fail(format!("recording a forward failed: {e}"));
+                    return Err(ReplayEvent());
+                }
+                self.bus.publish(NodeEvent {
+                    kind: "payment_forwarded",
+                    channel_id: next_channel_id.map(|c| c.to_string()).unwrap_or_default(),
+                    amount_msat: out,
+                    detail: format!("fee {fee} msat"),
+                    ..Default::default()
+                });
+            }
+            Event::SpendableOutputs { outputs, channel_id } => {
+                let total: u64 = outputs.iter().map(output_value).sum();
+                tracing::info!(channel_id = %shown(channel_id), outputs = outputs.len(), amount_sat = total, "sweeping channel outputs to the wallet");
+                // Static outputs already pay a wallet script (see lanes_channel::keys): BDK sees them; the
+                // sweeper only spends the ones that need channel keys (delayed to_local, HTLC outputs).
+                if self.sweeper.track_spendable_outputs(outputs, channel_id, true, None).is_err() {
+                    tracing::error!(channel_id = %shown(channel_id), "the sweeper could not persist the outputs; will retry");
+                    return Err(ReplayEvent());
+                }
+                self.bus.publish(NodeEvent { kind: "onchain_sweep", channel_id: channel_id.map(|c| c.to_string()).unwrap_or_default(), amount_msat: total * 1000, ..Default::default() });
+            }
+            Event::ConnectionNeeded { node_id, addresses } => {
+                if let Some(addr) = addresses.first() {
+                    let peers = Arc::clone(&self.peers);
+                    let addr = addr.to_string();
+                    tokio::spawn(async move {
+                        let _ = peers.connect(node_id, &addr, false).await;
+                    });
+                }
+            }
+            Event::BumpTransaction(bump) => {
+                // A closing anchor channel needs its fee now: LDK builds the bump from wallet coins.
+                tracing::info!(event = ?bump_kind(&bump), "paying a closing channel's fee from the wallet");
+                self.bumper.handle_event(&bump);
+            }
+            Event::HTLCHandlingFailed { prev_channel_id, failure_type, failure_reason } => {
+                use lightning::events::{HTLCHandlingFailureReason as Why, HTLCHandlingFailureType as What};
+                let what = match failure_type {
+                    What::Forward { node_id, channel_id } => {
+                        format!("forward to {} over channel {channel_id}", node_id.map(|n| n.to_string()).unwrap_or_else(|| "an unknown peer".into()))
+                    }
+                    What::UnknownNextHop { requested_forward_scid } | What::InvalidForward { requested_forward_scid } => {
+                        format!("forward over unknown channel {}", crate::graph::format_scid(requested_forward_scid))
+                    }
+                    What::InvalidOnion => "an onion we could not read".into(),
+                    What::Receive { payment_hash } => format!("receive of payment {payment_hash}"),
+                };
+                let why = match failure_reason {
+                    Some(Why::Local { reason }) => format!("{reason:?}"),
+                    Some(Why::Downstream) => "failed by the next hop".into(),
+                    None => "unknown".into(),
+                };
+                tracing::info!(channel_id = %prev_channel_id, htlc = %what, reason = %why, "HTLC failed back");
+            }
+            other => tracing::debug!(event = ?other, "lightning event"),
         }
-        other => tracing::debug!(event = ?other, "lightning event"),
+        Ok(())
     }
-    Ok(())
 }
 
 /// An optional id for a log line: the id itself (hex), or "unknown".
@@ -263,15 +263,6 @@ fn failure_words(r: lightning::events::PaymentFailureReason) -> String {
         R::RouteNotFound => "no route to the destination with enough capacity".into(),
         R::UnexpectedError => "unexpected error (see the node log)".into(),
         other => format!("{other:?}"),
-    }
-}
-
-pub(crate) fn output_value(d: &lightning::sign::SpendableOutputDescriptor) -> u64 {
-    use lightning::sign::SpendableOutputDescriptor as D;
-    match d {
-        D::StaticOutput { output, .. } => output.value.to_sat(),
-        D::DelayedPaymentOutput(o) => o.output.value.to_sat(),
-        D::StaticPaymentOutput(o) => o.output.value.to_sat(),
     }
 }
 

@@ -20,6 +20,10 @@ pub struct ForwardRecord {
     pub fee_msat: u64,
 }
 
+impl crate::record::Record for ForwardRecord {
+    const KIND: &'static str = "forward";
+}
+
 pub struct Forwards {
     records: Records<ForwardRecord>,
     seq: AtomicU32,

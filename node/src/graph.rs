@@ -2,11 +2,19 @@
 //!
 //! Owns: turning LDK's NetworkGraph into node and channel views. Must never: change the graph (gossip
 //! is LDK's P2PGossipSync's job) or hold its read lock across an await.
+use std::sync::Arc;
+
 use bitcoin::secp256k1::PublicKey;
 use lightning::routing::gossip::{ChannelInfo, ChannelUpdateInfo, NodeId, NodeInfo};
 
-use crate::node::Node;
+use lanes_channel::types::NetworkGraph;
+
 use crate::NodeError;
+
+/// The graph service: queries of the gossip graph.
+pub struct Graph {
+    graph: Arc<NetworkGraph>,
+}
 
 pub struct NodeView {
     pub node_id: String,
@@ -89,8 +97,30 @@ fn channel_view(scid: u64, c: &ChannelInfo) -> ChannelView {
     }
 }
 
-pub fn describe(node: &Node) -> (Vec<NodeView>, Vec<ChannelView>) {
-    describe_graph(&node.network_graph)
+impl Graph {
+    pub fn new(graph: Arc<NetworkGraph>) -> Self {
+        Self { graph }
+    }
+
+    /// Every node and channel we know.
+    pub fn describe(&self) -> (Vec<NodeView>, Vec<ChannelView>) {
+        describe_graph(&self.graph)
+    }
+
+    pub fn node_info(&self, id: PublicKey) -> Result<NodeView, NodeError> {
+        let g = self.graph.read_only();
+        let nid = NodeId::from_pubkey(&id);
+        let info = g.node(&nid).ok_or_else(|| NodeError::NotFound(format!("node {id} is not in the graph")))?;
+        let mut v = node_view(&nid, info);
+        v.total_capacity_sat = info.channels.iter().filter_map(|scid| g.channel(*scid)).filter_map(|c| c.capacity_sats).sum();
+        Ok(v)
+    }
+
+    pub fn chan_info(&self, scid: u64) -> Result<ChannelView, NodeError> {
+        let g = self.graph.read_only();
+        let c = g.channel(scid).ok_or_else(|| NodeError::NotFound(format!("channel {} is not in the graph", format_scid(scid))))?;
+        Ok(channel_view(scid, c))
+    }
 }
 
 /// Every node and channel of `graph`.
@@ -102,21 +132,6 @@ where
     let nodes = g.nodes().unordered_iter().map(|(id, info)| node_view(id, info)).collect();
     let channels = g.channels().unordered_iter().map(|(scid, c)| channel_view(*scid, c)).collect();
     (nodes, channels)
-}
-
-pub fn node_info(node: &Node, id: PublicKey) -> Result<NodeView, NodeError> {
-    let g = node.network_graph.read_only();
-    let nid = NodeId::from_pubkey(&id);
-    let info = g.node(&nid).ok_or_else(|| NodeError::NotFound(format!("node {id} is not in the graph")))?;
-    let mut v = node_view(&nid, info);
-    v.total_capacity_sat = info.channels.iter().filter_map(|scid| g.channel(*scid)).filter_map(|c| c.capacity_sats).sum();
-    Ok(v)
-}
-
-pub fn chan_info(node: &Node, scid: u64) -> Result<ChannelView, NodeError> {
-    let g = node.network_graph.read_only();
-    let c = g.channel(scid).ok_or_else(|| NodeError::NotFound(format!("channel {} is not in the graph", format_scid(scid))))?;
-    Ok(channel_view(scid, c))
 }
 
 #[cfg(test)]

@@ -12,14 +12,25 @@ use lightning::types::payment::{PaymentHash, PaymentPreimage};
 use lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
+use lanes_channel::types::ChannelManager;
+
 use crate::ids::{hex, parse_hex32};
-use crate::node::Node;
 use crate::store::{now_secs, Records};
 use crate::NodeError;
 
 /// The largest amount that can exist: 21 million bitcoin, in msat.
 pub const MAX_MSAT: u64 = 21_000_000 * 100_000_000 * 1000;
 const DEFAULT_EXPIRY_SECS: u32 = 3600;
+
+/// `msat`, if it is an amount that can exist.
+pub fn check_msat(msat: u64) -> Result<u64, NodeError> {
+    if msat > MAX_MSAT {
+        return Err(NodeError::Invalid(format!("{msat} msat is more than 21 million bitcoin")));
+    }
+    Ok(msat)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InvoiceState {
@@ -53,6 +64,10 @@ pub struct InvoiceRecord {
     pub canceled: bool,
 }
 
+impl crate::record::Record for InvoiceRecord {
+    const KIND: &'static str = "invoice";
+}
+
 impl InvoiceRecord {
     pub fn state(&self) -> InvoiceState {
         if self.settled {
@@ -69,8 +84,37 @@ impl InvoiceRecord {
     }
 }
 
+/// The invoices service.
 pub struct Invoices {
     records: Records<InvoiceRecord>,
+    channel_manager: Arc<ChannelManager>,
+    network: bitcoin::Network,
+}
+
+/// A decoded BOLT11 invoice, as DecodeInvoice shows it.
+#[derive(Clone, Debug)]
+pub struct DecodedInvoice {
+    pub destination: bitcoin::secp256k1::PublicKey,
+    pub payment_hash: [u8; 32],
+    pub amount_msat: Option<u64>,
+    pub description: String,
+    pub timestamp: u64,
+    pub expiry_secs: u64,
+    pub expired: bool,
+    pub min_final_cltv_expiry_delta: u64,
+    pub network: bitcoin::Network,
+    /// Private channels into the payee, each hint a path of hops.
+    pub route_hints: Vec<Vec<HintHop>>,
+}
+
+/// One hop of a route hint.
+#[derive(Clone, Debug)]
+pub struct HintHop {
+    pub node_id: bitcoin::secp256k1::PublicKey,
+    pub short_channel_id: u64,
+    pub fee_base_msat: u32,
+    pub fee_rate_ppm: u32,
+    pub cltv_expiry_delta: u32,
 }
 
 /// Parses a BOLT11 invoice and checks it is for our network.
@@ -87,21 +131,54 @@ pub fn parse_payment_hash(s: &str) -> Result<PaymentHash, NodeError> {
 }
 
 impl Invoices {
-    pub fn open(db: &sled::Db) -> Result<Self, NodeError> {
-        Ok(Self { records: Records::open(db, "invoices")? })
+    pub fn open(db: &sled::Db, channel_manager: Arc<ChannelManager>, network: bitcoin::Network) -> Result<Self, NodeError> {
+        Ok(Self { records: Records::open(db, "invoices")?, channel_manager, network })
+    }
+
+    /// What a BOLT11 invoice for this node's network asks.
+    pub fn describe(&self, s: &str) -> Result<DecodedInvoice, NodeError> {
+        let inv = decode(s, self.network)?;
+        let description = match inv.description() {
+            lightning_invoice::Bolt11InvoiceDescriptionRef::Direct(d) => d.to_string(),
+            lightning_invoice::Bolt11InvoiceDescriptionRef::Hash(h) => format!("hash:{}", h.0),
+        };
+        Ok(DecodedInvoice {
+            destination: inv.get_payee_pub_key(),
+            payment_hash: inv.payment_hash().to_byte_array(),
+            amount_msat: inv.amount_milli_satoshis(),
+            description,
+            timestamp: inv.duration_since_epoch().as_secs(),
+            expiry_secs: inv.expiry_time().as_secs(),
+            expired: is_expired(&inv),
+            min_final_cltv_expiry_delta: inv.min_final_cltv_expiry_delta(),
+            network: inv.network(),
+            route_hints: inv
+                .route_hints()
+                .into_iter()
+                .map(|h| {
+                    h.0.iter()
+                        .map(|x| HintHop {
+                            node_id: x.src_node_id,
+                            short_channel_id: x.short_channel_id,
+                            fee_base_msat: x.fees.base_msat,
+                            fee_rate_ppm: x.fees.proportional_millionths,
+                            cltv_expiry_delta: x.cltv_expiry_delta as u32,
+                        })
+                        .collect()
+                })
+                .collect(),
+        })
     }
 
     /// Creates an invoice (amount 0: any amount). LDK derives its preimage from the node's keys, unless
     /// `hold_hash` is given: then the caller keeps the preimage and a payment is held until settled.
-    pub fn add(&self, node: &Node, amount_msat: u64, description: &str, expiry_secs: u32, hold_hash: Option<PaymentHash>) -> Result<InvoiceRecord, NodeError> {
+    pub fn add(&self, amount_msat: u64, description: &str, expiry_secs: u32, hold_hash: Option<PaymentHash>) -> Result<InvoiceRecord, NodeError> {
         if let Some(h) = hold_hash {
             if self.records.get(&h.0)?.is_some() {
                 return Err(NodeError::AlreadyExists(format!("an invoice with payment hash {} exists", hex(&h.0))));
             }
         }
-        if amount_msat > MAX_MSAT {
-            return Err(NodeError::Invalid(format!("{amount_msat} msat is more than 21 million bitcoin")));
-        }
+        check_msat(amount_msat)?;
         let desc = Description::new(description.to_string()).map_err(|e| NodeError::Invalid(format!("description: {e}")))?;
         let expiry = if expiry_secs == 0 { DEFAULT_EXPIRY_SECS } else { expiry_secs };
         let params = Bolt11InvoiceParameters {
@@ -111,7 +188,7 @@ impl Invoices {
             payment_hash: hold_hash,
             ..Default::default()
         };
-        let inv = node.channel_manager.create_bolt11_invoice(params).map_err(|e| NodeError::Invalid(format!("cannot create the invoice: {e:?}")))?;
+        let inv = self.channel_manager.create_bolt11_invoice(params).map_err(|e| NodeError::Invalid(format!("cannot create the invoice: {e:?}")))?;
         let created_at = inv.duration_since_epoch().as_secs();
         let rec = InvoiceRecord {
             bolt11: inv.to_string(),
@@ -183,14 +260,14 @@ impl Invoices {
     }
 
     /// Claims the payment held by a hold invoice.
-    pub fn settle(&self, node: &Node, preimage: &str) -> Result<(), NodeError> {
+    pub fn settle(&self, preimage: &str) -> Result<(), NodeError> {
         let preimage = PaymentPreimage(parse_hex32(preimage, "preimage")?);
         let hash = PaymentHash(bitcoin::hashes::sha256::Hash::hash(&preimage.0).to_byte_array());
         let rec = self.records.get(&hash.0)?.ok_or_else(|| NodeError::NotFound(format!("no invoice with payment hash {}", hex(&hash.0))))?;
         match rec.state() {
             _ if !rec.hold => Err(NodeError::Precondition("not a hold invoice: it settles by itself".into())),
             InvoiceState::Accepted => {
-                node.channel_manager.claim_funds(preimage);
+                self.channel_manager.claim_funds(preimage);
                 tracing::info!(payment_hash = %rec.payment_hash, "hold invoice settled");
                 Ok(())
             }
@@ -199,7 +276,7 @@ impl Invoices {
     }
 
     /// Cancels an invoice: a held payment fails back to the payer, later ones are refused.
-    pub fn cancel(&self, node: &Node, hash: &str) -> Result<(), NodeError> {
+    pub fn cancel(&self, hash: &str) -> Result<(), NodeError> {
         let h = parse_payment_hash(hash)?;
         let mut refused = None;
         self.records.update(&h.0, |rec| {
@@ -217,7 +294,7 @@ impl Invoices {
         if let Some(e) = refused {
             return Err(e);
         }
-        node.channel_manager.fail_htlc_backwards(&h);
+        self.channel_manager.fail_htlc_backwards(&h);
         tracing::info!(payment_hash = %hash, "invoice canceled");
         Ok(())
     }

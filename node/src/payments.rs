@@ -1,28 +1,28 @@
-//! Outgoing payments: paying BOLT11 invoices and keysend, the record of every payment's outcome, and
-//! route queries (the route a payment would take, asked of the node's router without paying).
+//! Outgoing payments: paying BOLT11 invoices and keysend, and the record of every payment's outcome.
 //!
 //! Owns: checks before a payment starts (a malformed, foreign, expired or already-paid invoice, a zero
 //! or impossible amount never reaches LDK), the payment records and waiting for outcomes. Must never:
 //! pick routes or retry by itself (LDK does both, through the node's router), or mark a payment
 //! succeeded without LDK's PaymentSent.
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::PublicKey;
 use lightning::ln::channelmanager::{Bolt11PaymentError, PaymentId, RecipientOnionFields, Retry, RetryableSendFailure};
-use lanes_channel::router::lanes_router::RouteEstimate;
-use lightning::routing::router::{
-    Path, PaymentParameters, RouteParameters, RouteParametersConfig, DEFAULT_MAX_TOTAL_CLTV_EXPIRY_DELTA,
-};
-use lightning::types::payment::{PaymentHash, PaymentPreimage, PaymentSecret};
+use lightning::routing::router::{Path, PaymentParameters, RouteParameters, RouteParametersConfig};
+use lightning::sign::KeysManager;
+use lightning::types::payment::{PaymentHash, PaymentPreimage};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use lanes_channel::types::ChannelManager;
+
 use crate::ids::hex;
-use crate::invoice::{decode, MAX_MSAT};
-use crate::node::Node;
+use crate::invoice::{check_msat, decode};
+use crate::record::{hex32, Record};
+use crate::routes::HopView;
 use crate::store::{now_secs, Records};
 use crate::NodeError;
 
@@ -38,28 +38,97 @@ pub enum PaymentStatus {
     Failed,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct HopRecord {
-    pub node_id: String,
-    pub short_channel_id: u64,
-    pub amount_msat: u64,
-    pub fee_msat: u64,
-    pub cltv_expiry_delta: u32,
+/// What a payment pays. BOLT12 offers and refunds join here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PaymentKind {
+    Bolt11 { invoice: String },
+    /// A spontaneous payment: the preimage is the payer's and travels in the onion.
+    Keysend,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// Which way the money went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Outbound,
+    Inbound,
+}
+
+/// One payment, as recorded (version 2: typed ids, a kind and a direction).
+///
+/// The id is LDK's PaymentId, distinct from the payment hash: for BOLT11 and keysend it is the payment
+/// hash (as in ldk-node, so LDK itself refuses paying one hash twice); offers will use ids of their own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PaymentRecord {
-    pub payment_id: String,
-    pub payment_hash: String,
-    pub destination: String,
+    #[serde(with = "hex32")]
+    pub id: [u8; 32],
+    pub kind: PaymentKind,
+    pub direction: Direction,
+    /// Unknown until an offer's invoice arrives; always known for BOLT11 and keysend.
+    #[serde(with = "hex32::option")]
+    pub payment_hash: Option<[u8; 32]>,
+    /// Who is paid (outbound) or paid us (inbound), when known.
+    pub counterparty: Option<PublicKey>,
+    /// What the destination receives, fees excluded.
     pub amount_msat: u64,
     pub fee_msat: u64,
     pub status: PaymentStatus,
-    pub preimage: String,
+    #[serde(with = "hex32::option")]
+    pub preimage: Option<[u8; 32]>,
     pub failure_reason: String,
     pub created_at: u64,
-    pub paths: Vec<Vec<HopRecord>>,
-    pub bolt11: String,
+    /// The paths the succeeded parts took.
+    pub paths: Vec<Vec<HopView>>,
+}
+
+impl Record for PaymentRecord {
+    const KIND: &'static str = "payment";
+    const VERSION: u32 = 2;
+
+    fn upgrade(version: u32, value: serde_json::Value) -> Result<Self, String> {
+        match version {
+            1 => serde_json::from_value::<PaymentRecordV1>(value).map_err(|e| e.to_string())?.upgrade(),
+            v => Err(format!("no reader for version {v}")),
+        }
+    }
+}
+
+/// A payment as lanes recorded it before record versions (ids as hex strings, the invoice or "" for keysend).
+#[derive(Deserialize)]
+struct PaymentRecordV1 {
+    payment_id: String,
+    payment_hash: String,
+    destination: String,
+    amount_msat: u64,
+    fee_msat: u64,
+    status: PaymentStatus,
+    preimage: String,
+    failure_reason: String,
+    created_at: u64,
+    paths: Vec<Vec<HopView>>,
+    bolt11: String,
+}
+
+impl PaymentRecordV1 {
+    fn upgrade(self) -> Result<PaymentRecord, String> {
+        let id32 = |s: &str, what| crate::ids::parse_hex32(s, what).map_err(|e| e.to_string());
+        let opt32 = |s: &str, what| if s.is_empty() { Ok(None) } else { id32(s, what).map(Some) };
+        Ok(PaymentRecord {
+            id: id32(&self.payment_id, "payment id")?,
+            kind: if self.bolt11.is_empty() { PaymentKind::Keysend } else { PaymentKind::Bolt11 { invoice: self.bolt11 } },
+            direction: Direction::Outbound,
+            payment_hash: opt32(&self.payment_hash, "payment hash")?,
+            counterparty: self.destination.parse().ok(),
+            amount_msat: self.amount_msat,
+            fee_msat: self.fee_msat,
+            status: self.status,
+            preimage: opt32(&self.preimage, "preimage")?,
+            failure_reason: self.failure_reason,
+            created_at: self.created_at,
+            paths: self.paths,
+        })
+    }
 }
 
 impl PaymentRecord {
@@ -68,11 +137,20 @@ impl PaymentRecord {
         let delivered: u64 = self.paths.iter().filter_map(|p| p.last()).map(|h| h.amount_msat).sum();
         !self.paths.is_empty() && delivered >= self.amount_msat
     }
+
+    fn hash_hex(&self) -> String {
+        self.payment_hash.map(|h| hex(&h)).unwrap_or_default()
+    }
 }
 
+/// The payments service.
 pub struct Payments {
     records: Records<PaymentRecord>,
     waiters: Mutex<HashMap<[u8; 32], Vec<oneshot::Sender<()>>>>,
+    channel_manager: Arc<ChannelManager>,
+    keys: Arc<KeysManager>,
+    node_id: PublicKey,
+    network: bitcoin::Network,
 }
 
 fn send_failure(e: RetryableSendFailure) -> NodeError {
@@ -85,35 +163,34 @@ fn send_failure(e: RetryableSendFailure) -> NodeError {
 }
 
 impl Payments {
-    pub fn open(db: &sled::Db) -> Result<Self, NodeError> {
-        Ok(Self { records: Records::open(db, "payments")?, waiters: Mutex::new(HashMap::new()) })
+    pub fn open(db: &sled::Db, channel_manager: Arc<ChannelManager>, keys: Arc<KeysManager>, node_id: PublicKey, network: bitcoin::Network) -> Result<Self, NodeError> {
+        Ok(Self { records: Records::open(db, "payments")?, waiters: Mutex::new(HashMap::new()), channel_manager, keys, node_id, network })
     }
 
     /// Pays a BOLT11 invoice and waits for the outcome (IN_FLIGHT if it takes longer than `timeout`).
-    pub async fn pay_invoice(&self, node: &Node, bolt11: &str, amount_msat: u64, timeout: Option<Duration>, retry: Option<Duration>) -> Result<PaymentRecord, NodeError> {
-        let inv = decode(bolt11, node.config.network)?;
+    pub async fn pay_invoice(&self, bolt11: &str, amount_msat: u64, timeout: Option<Duration>, retry: Option<Duration>) -> Result<PaymentRecord, NodeError> {
+        let inv = decode(bolt11, self.network)?;
         let amount = match (inv.amount_milli_satoshis(), amount_msat) {
             (Some(a), 0) => a,
             (Some(a), x) if x == a => a,
             (Some(a), x) => return Err(NodeError::Invalid(format!("the invoice asks for {a} msat; do not give a different amount ({x} msat)"))),
             (None, 0) => return Err(NodeError::Invalid("the invoice has no amount: give amount_msat".into())),
-            (None, x) if x > MAX_MSAT => return Err(NodeError::Invalid(format!("{x} msat is more than 21 million bitcoin"))),
-            (None, x) => x,
+            (None, x) => check_msat(x)?,
         };
         if crate::invoice::is_expired(&inv) {
             return Err(NodeError::Precondition(format!("the invoice expired at {} (unix time)", (inv.duration_since_epoch() + inv.expiry_time()).as_secs())));
         }
         let hash = PaymentHash(inv.payment_hash().to_byte_array());
         let destination = inv.get_payee_pub_key();
-        if destination == node.node_id {
+        if destination == self.node_id {
             return Err(NodeError::Invalid("this invoice is our own".into()));
         }
         let id = PaymentId(hash.0);
-        self.begin(id, hash, destination, amount, inv.to_string())?;
+        self.begin(id, hash, destination, amount, PaymentKind::Bolt11 { invoice: inv.to_string() })?;
         let rx = self.wait_for(id);
         let retry = Retry::Timeout(retry.unwrap_or(DEFAULT_RETRY));
         let explicit = inv.amount_milli_satoshis().is_none().then_some(amount);
-        if let Err(e) = node.channel_manager.pay_for_bolt11_invoice(&inv, id, explicit, RouteParametersConfig::default(), retry) {
+        if let Err(e) = self.channel_manager.pay_for_bolt11_invoice(&inv, id, explicit, RouteParametersConfig::default(), retry) {
             // Nothing left LDK: the payment does not exist.
             self.abort(id)?;
             return Err(match e {
@@ -126,23 +203,21 @@ impl Payments {
     }
 
     /// Pays `dest` `amount_msat` without an invoice; the preimage is ours and travels in the onion.
-    pub async fn keysend(&self, node: &Node, dest: PublicKey, amount_msat: u64, timeout: Option<Duration>) -> Result<PaymentRecord, NodeError> {
+    pub async fn keysend(&self, dest: PublicKey, amount_msat: u64, timeout: Option<Duration>) -> Result<PaymentRecord, NodeError> {
         if amount_msat == 0 {
             return Err(NodeError::Invalid("amount must be greater than 0".into()));
         }
-        if amount_msat > MAX_MSAT {
-            return Err(NodeError::Invalid(format!("{amount_msat} msat is more than 21 million bitcoin")));
-        }
-        if dest == node.node_id {
+        check_msat(amount_msat)?;
+        if dest == self.node_id {
             return Err(NodeError::Invalid("cannot keysend to ourselves".into()));
         }
-        let preimage = PaymentPreimage(lightning::sign::EntropySource::get_secure_random_bytes(&*node.keys));
+        let preimage = PaymentPreimage(lightning::sign::EntropySource::get_secure_random_bytes(&*self.keys));
         let hash = PaymentHash(sha256::Hash::hash(&preimage.0).to_byte_array());
         let id = PaymentId(hash.0);
-        self.begin(id, hash, dest, amount_msat, String::new())?;
+        self.begin(id, hash, dest, amount_msat, PaymentKind::Keysend)?;
         let rx = self.wait_for(id);
         let params = RouteParameters::from_payment_params_and_value(PaymentParameters::for_keysend(dest, 40, false), amount_msat);
-        if let Err(e) = node.channel_manager.send_spontaneous_payment(Some(preimage), RecipientOnionFields::spontaneous_empty(), id, params, Retry::Timeout(DEFAULT_RETRY)) {
+        if let Err(e) = self.channel_manager.send_spontaneous_payment(Some(preimage), RecipientOnionFields::spontaneous_empty(), id, params, Retry::Timeout(DEFAULT_RETRY)) {
             self.abort(id)?;
             return Err(send_failure(e));
         }
@@ -151,29 +226,30 @@ impl Payments {
     }
 
     /// Records a new in-flight payment; refuses one we already paid or are paying.
-    fn begin(&self, id: PaymentId, hash: PaymentHash, dest: PublicKey, amount_msat: u64, bolt11: String) -> Result<(), NodeError> {
+    fn begin(&self, id: PaymentId, hash: PaymentHash, dest: PublicKey, amount_msat: u64, kind: PaymentKind) -> Result<(), NodeError> {
         let mut refused = None;
         self.records.update(&id.0, |old| match old {
             Some(r) if r.status == PaymentStatus::Succeeded => {
-                refused = Some(NodeError::AlreadyExists(format!("already paid (payment hash {})", r.payment_hash)));
+                refused = Some(NodeError::AlreadyExists(format!("already paid (payment hash {})", r.hash_hex())));
                 None
             }
             Some(r) if r.status == PaymentStatus::InFlight => {
-                refused = Some(NodeError::AlreadyExists(format!("a payment for hash {} is already in flight", r.payment_hash)));
+                refused = Some(NodeError::AlreadyExists(format!("a payment for hash {} is already in flight", r.hash_hex())));
                 None
             }
             _ => Some(PaymentRecord {
-                payment_id: hex(&id.0),
-                payment_hash: hex(&hash.0),
-                destination: dest.to_string(),
+                id: id.0,
+                kind,
+                direction: Direction::Outbound,
+                payment_hash: Some(hash.0),
+                counterparty: Some(dest),
                 amount_msat,
                 fee_msat: 0,
                 status: PaymentStatus::InFlight,
-                preimage: String::new(),
+                preimage: None,
                 failure_reason: String::new(),
                 created_at: now_secs(),
                 paths: Vec::new(),
-                bolt11,
             }),
         })?;
         refused.map_or(Ok(()), Err)
@@ -226,7 +302,7 @@ impl Payments {
         self.records.update(&id.0, |r| {
             let mut r = r?;
             r.status = PaymentStatus::Succeeded;
-            r.preimage = hex(&preimage.0);
+            r.preimage = Some(preimage.0);
             r.fee_msat = fee.unwrap_or(0);
             if let Some(a) = amount {
                 r.amount_msat = a;
@@ -249,22 +325,7 @@ impl Payments {
     }
 
     pub fn path_succeeded(&self, id: PaymentId, path: &Path) -> Result<(), NodeError> {
-        let hops = path
-            .hops
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                // A hop's fee_msat is what the next node charges; the last hop's is the amount delivered.
-                let forwarded: u64 = path.hops[i..].iter().map(|x| x.fee_msat).sum();
-                HopRecord {
-                    node_id: h.pubkey.to_string(),
-                    short_channel_id: h.short_channel_id,
-                    amount_msat: forwarded,
-                    fee_msat: if i + 1 < path.hops.len() { h.fee_msat } else { 0 },
-                    cltv_expiry_delta: h.cltv_expiry_delta,
-                }
-            })
-            .collect();
+        let hops = crate::routes::hops(path);
         self.records.update(&id.0, |r| {
             let mut r = r?;
             r.paths.push(hops);
@@ -282,9 +343,9 @@ impl Payments {
             if rec.status != PaymentStatus::InFlight {
                 continue;
             }
-            let id = PaymentId(crate::ids::parse_hex32(&rec.payment_id, "payment id")?);
+            let id = PaymentId(rec.id);
             if !known.contains(&id) {
-                tracing::warn!(payment_hash = %rec.payment_hash, "payment never started before the node stopped: marked failed");
+                tracing::warn!(payment_hash = %rec.hash_hex(), "payment never started before the node stopped: marked failed");
                 self.failed(id, "the node stopped before the payment was sent")?;
             }
         }
@@ -299,76 +360,38 @@ impl Payments {
     }
 }
 
-/// The final CLTV delta a route query assumes when none is given (what our keysend asks for).
-pub const DEFAULT_QUERY_FINAL_CLTV: u32 = 40;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// A route query (QueryRoutes), checked: the route a payment of `amount_msat` to `dest` would take.
-#[derive(Clone, Debug)]
-pub struct RouteQuery {
-    pub dest: PublicKey,
-    pub amount_msat: u64,
-    pub final_cltv_delta: u32,
-    pub fee_limit_msat: Option<u64>,
-    pub max_parts: u8,
-}
+    /// Payment records as the lanes of before record versions wrote them (serde_json of its PaymentRecord):
+    /// a two-hop BOLT11 payment that succeeded, and a keysend that failed.
+    const V1_BOLT11: &str = r#"{"payment_id":"0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a","payment_hash":"0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a","destination":"02eec7245d6b7d2ccb30380bfbe2a3648cd7a942653f5aa340edcea1f283686619","amount_msat":1000000,"fee_msat":1001,"status":"Succeeded","preimage":"0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b","failure_reason":"","created_at":1700000000,"paths":[[{"node_id":"0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798","short_channel_id":113249697660928,"amount_msat":1001001,"fee_msat":1001,"cltv_expiry_delta":40},{"node_id":"02eec7245d6b7d2ccb30380bfbe2a3648cd7a942653f5aa340edcea1f283686619","short_channel_id":114349209288704,"amount_msat":1000000,"fee_msat":0,"cltv_expiry_delta":40}]],"bolt11":"lnbcrt10u1pexample"}"#;
+    const V1_KEYSEND: &str = r#"{"payment_id":"0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c","payment_hash":"0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c","destination":"02eec7245d6b7d2ccb30380bfbe2a3648cd7a942653f5aa340edcea1f283686619","amount_msat":5000,"fee_msat":0,"status":"Failed","preimage":"","failure_reason":"no route to the destination with enough capacity","created_at":1700000001,"paths":[],"bolt11":""}"#;
 
-impl RouteQuery {
-    /// Checks the request: one non-zero amount (msat or sat) within 21 million bitcoin, a final CLTV
-    /// delta below LDK's limit for a whole path, a destination other than us. Zero means default for
-    /// the other fields.
-    pub fn new(node: &Node, dest: PublicKey, amount_msat: u64, amount_sat: u64, final_cltv_delta: u32, fee_limit_msat: u64, max_parts: u32) -> Result<Self, NodeError> {
-        let amount_msat = match (amount_msat, amount_sat) {
-            (0, 0) => return Err(NodeError::Invalid("amount must be greater than 0 (amount_msat or amount_sat)".into())),
-            (m, 0) => m,
-            (0, s) => s.checked_mul(1000).ok_or_else(|| NodeError::Invalid(format!("{s} sat is more than 21 million bitcoin")))?,
-            (_, _) => return Err(NodeError::Invalid("give amount_msat or amount_sat, not both".into())),
-        };
-        if amount_msat > MAX_MSAT {
-            return Err(NodeError::Invalid(format!("{amount_msat} msat is more than 21 million bitcoin")));
+    #[test]
+    fn payment_records_written_before_versions_read_with_their_kind_and_typed_ids() {
+        let paid: PaymentRecord = crate::record::decode(V1_BOLT11.as_bytes()).unwrap();
+        assert_eq!(paid.id, [10; 32]);
+        assert_eq!(paid.payment_hash, Some([10; 32]));
+        assert_eq!(paid.preimage, Some([11; 32]));
+        assert_eq!(paid.kind, PaymentKind::Bolt11 { invoice: "lnbcrt10u1pexample".into() });
+        assert_eq!(paid.direction, Direction::Outbound);
+        assert_eq!(paid.counterparty.unwrap().to_string(), "02eec7245d6b7d2ccb30380bfbe2a3648cd7a942653f5aa340edcea1f283686619");
+        assert_eq!((paid.amount_msat, paid.fee_msat, paid.status, paid.created_at), (1_000_000, 1001, PaymentStatus::Succeeded, 1_700_000_000));
+        assert_eq!(paid.paths[0].iter().map(|h| (h.amount_msat, h.fee_msat)).collect::<Vec<_>>(), vec![(1_001_001, 1001), (1_000_000, 0)]);
+        assert!(paid.all_paths_recorded());
+
+        let failed: PaymentRecord = crate::record::decode(V1_KEYSEND.as_bytes()).unwrap();
+        assert_eq!(failed.kind, PaymentKind::Keysend);
+        assert_eq!((failed.preimage, failed.status), (None, PaymentStatus::Failed));
+        assert_eq!(failed.failure_reason, "no route to the destination with enough capacity");
+
+        // Written again, they are version 2 and read back the same.
+        for rec in [paid, failed] {
+            let bytes = crate::record::encode(&rec).unwrap();
+            assert!(bytes.starts_with(br#"{"v":2,"#), "{}", String::from_utf8_lossy(&bytes));
+            assert_eq!(crate::record::decode::<PaymentRecord>(&bytes).unwrap(), rec);
         }
-        if dest == node.node_id {
-            return Err(NodeError::Invalid("cannot route to ourselves".into()));
-        }
-        let final_cltv_delta = if final_cltv_delta == 0 { DEFAULT_QUERY_FINAL_CLTV } else { final_cltv_delta };
-        if final_cltv_delta >= DEFAULT_MAX_TOTAL_CLTV_EXPIRY_DELTA {
-            return Err(NodeError::Invalid(format!(
-                "final_cltv_delta {final_cltv_delta} leaves no room for hops: a path may lock funds for at most {DEFAULT_MAX_TOTAL_CLTV_EXPIRY_DELTA} blocks"
-            )));
-        }
-        let max_parts = u8::try_from(max_parts.max(1)).map_err(|_| NodeError::Invalid(format!("max_parts {max_parts} is more than 255")))?;
-        Ok(RouteQuery { dest, amount_msat, final_cltv_delta, fee_limit_msat: (fee_limit_msat > 0).then_some(fee_limit_msat), max_parts })
     }
-
-    /// LDK's parameters for this query, as for paying an invoice of the destination's: LDK's default
-    /// limits, and the path length that fits the onion of such a payment at `height`.
-    fn params(&self, height: u32) -> RouteParameters {
-        let pp = PaymentParameters::from_node_id(self.dest, self.final_cltv_delta).with_max_path_count(self.max_parts);
-        let mut params = RouteParameters::from_payment_params_and_value(pp, self.amount_msat);
-        if self.fee_limit_msat.is_some() {
-            params.max_total_routing_fee_msat = self.fee_limit_msat;
-        }
-        // Cannot fail for a payee without blinded paths and an onion without custom data.
-        let _ = params.set_max_path_length(&RecipientOnionFields::secret_only(PaymentSecret([0; 32])), false, height);
-        params
-    }
-}
-
-/// Answers route queries the way lanesd routes its payments: lanes' router, leaving through our
-/// usable channels, with our HTLCs in flight taken off the channels they use; all queries at once on
-/// all cores, answers in order. LDK's router is not asked (it only backs payments up). No route is
-/// FAILED_PRECONDITION, as for a payment.
-pub fn query_routes(node: &Node, queries: &[RouteQuery]) -> Vec<Result<RouteEstimate, NodeError>> {
-    let height = node.channel_manager.current_best_block().height;
-    let first_hops = node.channel_manager.list_usable_channels();
-    let first_hops: Vec<_> = first_hops.iter().collect();
-    let in_flight = node.channel_manager.compute_inflight_htlcs();
-    let asked: Vec<_> = queries.iter().map(|q| (node.node_id, q.params(height))).collect();
-    node.router
-        .find_routes_batch(&asked, Some(&first_hops), Some(&in_flight))
-        .into_iter()
-        .zip(queries)
-        .map(|(r, q)| {
-            r.map_err(|why| NodeError::Precondition(format!("no route to {} for {} msat: {why}", q.dest, q.amount_msat)))
-        })
-        .collect()
 }

@@ -13,8 +13,9 @@ use bitcoin::secp256k1::PublicKey;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::events::NodeEvent;
-use crate::node::Node;
+use lanes_channel::types::{ChannelManager, NetworkGraph, PeerManager};
+
+use crate::bus::{EventBus, NodeEvent};
 use crate::store::Records;
 use crate::{watcher, NodeError};
 
@@ -27,6 +28,10 @@ struct PeerAddress {
     address: String,
     #[serde(default)]
     addresses: Vec<String>,
+}
+
+impl crate::record::Record for PeerAddress {
+    const KIND: &'static str = "peer address";
 }
 
 /// How many addresses are kept per peer.
@@ -86,9 +91,15 @@ pub struct PeerInfo {
     pub inbound: bool,
 }
 
+/// The peers service.
 pub struct Peers {
     addresses: Records<PeerAddress>,
     connected: Mutex<HashSet<PublicKey>>,
+    node_id: PublicKey,
+    peer_manager: Arc<PeerManager>,
+    channel_manager: Arc<ChannelManager>,
+    network_graph: Arc<NetworkGraph>,
+    bus: Arc<EventBus>,
 }
 
 /// Parses `node_id@host:port`.
@@ -125,17 +136,24 @@ pub fn parse_node_id(s: &str) -> Result<PublicKey, NodeError> {
 }
 
 impl Peers {
-    pub fn open(db: &sled::Db) -> Result<Self, NodeError> {
-        Ok(Self { addresses: Records::open(db, "peer_addresses")?, connected: Mutex::new(HashSet::new()) })
+    pub fn open(
+        db: &sled::Db,
+        node_id: PublicKey,
+        peer_manager: Arc<PeerManager>,
+        channel_manager: Arc<ChannelManager>,
+        network_graph: Arc<NetworkGraph>,
+        bus: Arc<EventBus>,
+    ) -> Result<Self, NodeError> {
+        Ok(Self { addresses: Records::open(db, "peer_addresses")?, connected: Mutex::new(HashSet::new()), node_id, peer_manager, channel_manager, network_graph, bus })
     }
 
     /// Connects to `node_id` at `addr` and waits for the handshake (10 s at most).
-    pub async fn connect(&self, node: &Node, node_id: PublicKey, addr: &str, persist: bool) -> Result<(), NodeError> {
-        if node_id == node.node_id {
+    pub async fn connect(&self, node_id: PublicKey, addr: &str, persist: bool) -> Result<(), NodeError> {
+        if node_id == self.node_id {
             return Err(NodeError::Invalid("cannot connect to ourselves".into()));
         }
         check_address(addr).map_err(NodeError::Invalid)?;
-        let pm = Arc::clone(&node.peer_manager);
+        let pm = Arc::clone(&self.peer_manager);
         let already = pm.peer_by_node_id(&node_id).is_some();
         if !already {
             let sock: SocketAddr = tokio::net::lookup_host(addr)
@@ -176,8 +194,8 @@ impl Peers {
         Ok(())
     }
 
-    pub fn list(&self, node: &Node) -> Vec<PeerInfo> {
-        node.peer_manager
+    pub fn list(&self) -> Vec<PeerInfo> {
+        self.peer_manager
             .list_peers()
             .into_iter()
             .map(|p| PeerInfo {
@@ -188,25 +206,22 @@ impl Peers {
             .collect()
     }
 
-    pub fn disconnect(&self, node: &Node, node_id: PublicKey) -> Result<(), NodeError> {
-        if node.peer_manager.peer_by_node_id(&node_id).is_none() {
+    pub fn disconnect(&self, node_id: PublicKey) -> Result<(), NodeError> {
+        if self.peer_manager.peer_by_node_id(&node_id).is_none() {
             return Err(NodeError::NotFound(format!("peer {node_id} is not connected")));
         }
-        node.peer_manager.disconnect_by_node_id(node_id);
+        self.peer_manager.disconnect_by_node_id(node_id);
         Ok(())
     }
 
     /// Until shutdown: reports peers coming and going, and reconnects to channel peers we know an
     /// address for.
-    pub async fn maintain(node: Arc<Node>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn maintain(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut tick = 0u64;
         loop {
-            node.peers.report_changes(&node);
+            self.report_changes();
             if tick.is_multiple_of(10) {
-                node.peers.reconnect_channel_peers(&node).await;
-            }
-            if tick.is_multiple_of(120) {
-                node.announce();
+                self.reconnect_channel_peers().await;
             }
             tick += 1;
             if watcher::wait(&mut shutdown, Duration::from_millis(500)).await {
@@ -215,31 +230,31 @@ impl Peers {
         }
     }
 
-    fn report_changes(&self, node: &Node) {
-        let now: HashSet<PublicKey> = node.peer_manager.list_peers().into_iter().map(|p| p.counterparty_node_id).collect();
+    fn report_changes(&self) {
+        let now: HashSet<PublicKey> = self.peer_manager.list_peers().into_iter().map(|p| p.counterparty_node_id).collect();
         let mut known = self.connected.lock().unwrap_or_else(|p| p.into_inner());
         for p in now.difference(&known) {
             tracing::info!(peer = %p, "peer connected");
-            node.bus.publish(NodeEvent { kind: "peer_connected", node_id: p.to_string(), ..Default::default() });
+            self.bus.publish(NodeEvent { kind: "peer_connected", node_id: p.to_string(), ..Default::default() });
         }
         for p in known.difference(&now) {
             tracing::info!(peer = %p, "peer disconnected");
-            node.bus.publish(NodeEvent { kind: "peer_disconnected", node_id: p.to_string(), ..Default::default() });
+            self.bus.publish(NodeEvent { kind: "peer_disconnected", node_id: p.to_string(), ..Default::default() });
         }
         *known = now;
     }
 
-    async fn reconnect_channel_peers(&self, node: &Node) {
-        let wanted: HashSet<PublicKey> = node.channel_manager.list_channels().into_iter().map(|c| c.counterparty.node_id).collect();
+    async fn reconnect_channel_peers(&self) {
+        let wanted: HashSet<PublicKey> = self.channel_manager.list_channels().into_iter().map(|c| c.counterparty.node_id).collect();
         for peer in wanted {
-            if node.peer_manager.peer_by_node_id(&peer).is_some() {
+            if self.peer_manager.peer_by_node_id(&peer).is_some() {
                 continue;
             }
             // What we know, then what the peer announces (an inbound peer's only usable addresses).
             let known = self.addresses.get(&peer.serialize()).ok().flatten();
-            let announced = announced_addresses(node, &peer);
+            let announced = announced_addresses(&self.network_graph, &peer);
             for address in candidates(known.as_ref(), &announced) {
-                match self.connect(node, peer, &address, false).await {
+                match self.connect(peer, &address, false).await {
                     Ok(()) => {
                         tracing::info!(peer = %peer, address = %address, "reconnected to channel peer");
                         break;
@@ -252,8 +267,8 @@ impl Peers {
 }
 
 /// The addresses `peer` announces in its node_announcement, as host:port.
-fn announced_addresses(node: &Node, peer: &PublicKey) -> Vec<String> {
-    let g = node.network_graph.read_only();
+fn announced_addresses(graph: &NetworkGraph, peer: &PublicKey) -> Vec<String> {
+    let g = graph.read_only();
     g.node(&lightning::routing::gossip::NodeId::from_pubkey(peer))
         .and_then(|n| n.announcement_info.as_ref().map(|a| a.addresses().iter().map(|a| a.to_string()).collect()))
         .unwrap_or_default()

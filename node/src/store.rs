@@ -1,14 +1,12 @@
 //! The node's own records in sled: invoices, payments, forwards, closed channels, peer addresses.
 //!
-//! Owns: typed, durable key → record maps (JSON values), one sled tree each. Must never: hold
+//! Owns: typed, durable key → record maps (versioned JSON values, see [`crate::record`]), one sled tree each. Must never: hold
 //! anything LDK needs to keep channels safe (that is LDK's state, in `lanes_channel::store`); losing
 //! these records loses history, never money.
 use std::marker::PhantomData;
 use std::sync::Mutex;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-
+use crate::record::{self, Record};
 use crate::NodeError;
 
 /// A durable map of records of type `T`.
@@ -19,13 +17,13 @@ pub struct Records<T> {
     _t: PhantomData<T>,
 }
 
-impl<T: Serialize + DeserializeOwned> Records<T> {
+impl<T: Record> Records<T> {
     pub fn open(db: &sled::Db, name: &str) -> Result<Self, NodeError> {
         Ok(Self { tree: db.open_tree(name)?, lock: Mutex::new(()), _t: PhantomData })
     }
 
     pub fn put(&self, key: &[u8], value: &T) -> Result<(), NodeError> {
-        let bytes = serde_json::to_vec(value).map_err(|e| NodeError::Internal(e.to_string()))?;
+        let bytes = record::encode(value)?;
         self.tree.insert(key, bytes)?;
         self.tree.flush()?;
         Ok(())
@@ -33,7 +31,7 @@ impl<T: Serialize + DeserializeOwned> Records<T> {
 
     pub fn get(&self, key: &[u8]) -> Result<Option<T>, NodeError> {
         match self.tree.get(key)? {
-            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(|e| NodeError::Internal(e.to_string()))?)),
+            Some(v) => Ok(Some(record::decode(&v)?)),
             None => Ok(None),
         }
     }
@@ -43,7 +41,7 @@ impl<T: Serialize + DeserializeOwned> Records<T> {
         self.tree
             .iter()
             .values()
-            .map(|v| serde_json::from_slice(&v?).map_err(|e| NodeError::Internal(e.to_string())))
+            .map(|v| record::decode(&v?))
             .collect()
     }
 

@@ -21,6 +21,8 @@ use lanes_channel::bitcoind::BitcoindClient;
 use lanes_channel::types::{ChainMonitor, ChannelManager};
 use lanes_wallet::OnchainWallet;
 
+use crate::sweep::{self, Sweeper};
+
 /// Whether the Lightning state and the wallet have caught up with bitcoind.
 #[derive(Default)]
 pub struct SyncStatus {
@@ -42,7 +44,7 @@ pub async fn follow_chain(
     bitcoind: Arc<BitcoindClient>,
     chain_monitor: Arc<ChainMonitor>,
     channel_manager: Arc<ChannelManager>,
-    sweeper: Arc<crate::node::Sweeper>,
+    sweeper: Arc<Sweeper>,
     tip: ValidatedBlockHeader,
     mut cache: UnboundedCache,
     status: Arc<SyncStatus>,
@@ -65,14 +67,10 @@ pub async fn follow_chain(
                 // Also on the first poll: a breach may have been mined while we were offline.
                 if connected || std::mem::take(&mut first) {
                     report_breaches(&bitcoind, &chain_monitor, &mut reported);
-                    // Sweep what became spendable at once, as LND does, not only on the background processor's
-                    // 30 s timer (which every restart resets, so a node restarted often never swept).
-                    if rest.1.regenerate_and_broadcast_spend_if_necessary().is_err() {
-                        tracing::warn!("the sweeper could not build or persist a sweep; it retries on the next block");
-                    }
+                    sweep::sweep_now(&rest.1);
                 }
                 // The sweeper broadcasts on its own timer too: look every poll (a list copy).
-                report_sweeps(&rest.1, &mut reported);
+                sweep::report_sweeps(&rest.1, &mut reported.txids);
                 let best = channel_manager.current_best_block();
                 if last_logged != Some(best.block_hash) {
                     tracing::debug!(height = best.height, hash = %best.block_hash, "lightning state at block");
@@ -157,31 +155,6 @@ fn report_breaches(bitcoind: &BitcoindClient, chain_monitor: &ChainMonitor, repo
             if reported.txids.insert(justice_txid) {
                 tracing::warn!(channel_id = %id, peer = %peer, %justice_txid, %breach_txid, "justice transaction broadcast");
             }
-        }
-    }
-}
-
-/// Logs, once per transaction, each sweep LDK's OutputSweeper broadcast (outputs that need channel keys:
-/// our delayed to_local, HTLC claims), with what it sweeps.
-fn report_sweeps(sweeper: &crate::node::Sweeper, reported: &mut Reported) {
-    use lightning::util::sweep::OutputSpendStatus;
-    let mut sweeps: std::collections::BTreeMap<Txid, (u64, usize, Option<ChannelId>)> = Default::default();
-    for out in sweeper.tracked_spendable_outputs() {
-        // A sweep may confirm before a poll sees it unconfirmed: both states name it.
-        match &out.status {
-            OutputSpendStatus::PendingFirstConfirmation { latest_spending_tx, .. }
-            | OutputSpendStatus::PendingThresholdConfirmations { latest_spending_tx, .. } => {
-                let e = sweeps.entry(latest_spending_tx.compute_txid()).or_insert((0, 0, out.channel_id));
-                e.0 += crate::events::output_value(&out.descriptor);
-                e.1 += 1;
-            }
-            OutputSpendStatus::PendingInitialBroadcast { .. } => {}
-        }
-    }
-    for (txid, (amount_sat, outputs, channel_id)) in sweeps {
-        if reported.txids.insert(txid) {
-            let channel_id = channel_id.map(|c| c.to_string()).unwrap_or_default();
-            tracing::info!(%txid, %channel_id, outputs, amount_sat, "sweep broadcast: channel outputs on their way to the wallet");
         }
     }
 }

@@ -1,0 +1,47 @@
+//! Channel calls: OpenChannel, ListChannels, PendingChannels, CloseChannel, ClosedChannels,
+//! UpdateChannelPolicy, ForwardingHistory.
+use std::sync::Arc;
+
+use lanes_proto::v1::*;
+
+use super::{convert, opt};
+use crate::peers::parse_node_id;
+use crate::{Node, NodeError};
+
+pub async fn open(node: Arc<Node>, r: OpenChannelRequest) -> Result<OpenChannelResponse, NodeError> {
+    let peer = parse_node_id(&r.node_id)?;
+    let (id, outpoint) = node.channels().open_channel(peer, r.local_funding_sat, r.push_msat, r.private, opt(r.sat_per_vbyte)).await?;
+    Ok(OpenChannelResponse { channel_id: id.to_string(), funding_txid: outpoint.txid.to_string(), funding_output_index: outpoint.index as u32 })
+}
+
+pub async fn list(node: Arc<Node>, r: ListChannelsRequest) -> Result<ListChannelsResponse, NodeError> {
+    let peer = opt(r.peer).map(|p| parse_node_id(&p)).transpose()?;
+    Ok(ListChannelsResponse { channels: node.channels().list(r.active_only, peer).into_iter().map(convert::channel).collect() })
+}
+
+pub async fn pending(node: Arc<Node>, _: PendingChannelsRequest) -> Result<PendingChannelsResponse, NodeError> {
+    let pending_open = node.channels().list(false, None).into_iter().filter(|c| c.pending).map(convert::channel).collect();
+    let pending_close = node.channels().closed_list()?.into_iter().filter(|c| c.claimable_sat > 0).map(convert::closed).collect();
+    Ok(PendingChannelsResponse { pending_open, pending_close })
+}
+
+pub async fn close(node: Arc<Node>, r: CloseChannelRequest) -> Result<CloseChannelResponse, NodeError> {
+    let rate = opt(r.sat_per_vbyte);
+    let txid = node.channels().close(&r.channel_id, r.force, rate.as_deref()).await?;
+    Ok(CloseChannelResponse { closing_txid: txid.map(|t| t.to_string()).unwrap_or_default() })
+}
+
+pub async fn closed(node: Arc<Node>, _: ClosedChannelsRequest) -> Result<ClosedChannelsResponse, NodeError> {
+    Ok(ClosedChannelsResponse { channels: node.channels().closed_list()?.into_iter().map(convert::closed).collect() })
+}
+
+pub async fn update_policy(node: Arc<Node>, r: UpdateChannelPolicyRequest) -> Result<UpdateChannelPolicyResponse, NodeError> {
+    let updated = node.channels().update_policy(&r.channel_id, r.fee_base_msat, r.fee_rate_ppm, r.cltv_expiry_delta)?;
+    Ok(UpdateChannelPolicyResponse { updated })
+}
+
+pub async fn forwarding_history(node: Arc<Node>, _: ForwardingHistoryRequest) -> Result<ForwardingHistoryResponse, NodeError> {
+    let forwards: Vec<Forward> = node.forwards().list()?.into_iter().map(convert::forward).collect();
+    let total_fee_msat = forwards.iter().map(|f| f.fee_msat).sum();
+    Ok(ForwardingHistoryResponse { forwards, total_fee_msat })
+}

@@ -1,0 +1,209 @@
+//! The gRPC control API (`lanes.v1.Lanes`): a thin layer over the node's services.
+//!
+//! Each group of calls has its module (wallet, peers, channels, invoices, payments, routes, graph,
+//! events); a handler parses its request, calls one service method and converts the answer
+//! ([`convert`]). Errors become statuses in one place ([`error`]); who may call what is one table
+//! ([`auth`]). Owns: the service, the server with reflection and the message size limits. Must never:
+//! hold policy or protocol logic (the services do), reach past the node's facade, or panic on any
+//! request: every bad input becomes a status with a message, before anything changes.
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use lanes_proto::v1::*;
+use lanes_proto::{Lanes, LanesServer};
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::{Node, NodeError};
+
+pub mod auth;
+pub mod channels;
+pub mod convert;
+pub mod error;
+pub mod events;
+pub mod graph;
+pub mod invoices;
+pub mod payments;
+pub mod peers;
+pub mod routes;
+pub mod wallet;
+
+/// The service over a running node. `stop` asks the daemon to shut down.
+pub struct Api {
+    node: Arc<Node>,
+    stop: mpsc::Sender<()>,
+}
+
+impl Api {
+    pub fn new(node: Arc<Node>, stop: mpsc::Sender<()>) -> Self {
+        Self { node, stop }
+    }
+
+    /// Serves the API (with gRPC reflection) on `addr` until `shutdown` resolves.
+    pub async fn serve(self, addr: SocketAddr, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), NodeError> {
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(lanes_proto::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| NodeError::Internal(format!("reflection: {e}")))?;
+        tracing::info!(%addr, "gRPC API listening");
+        tonic::transport::Server::builder()
+            .add_service(LanesServer::new(self).max_decoding_message_size(lanes_proto::MAX_MESSAGE_BYTES).max_encoding_message_size(lanes_proto::MAX_MESSAGE_BYTES))
+            .add_service(reflection)
+            .serve_with_shutdown(addr, shutdown)
+            .await
+            .map_err(|e| NodeError::Internal(format!("gRPC server: {e}")))
+    }
+
+    /// Runs one call: checks the caller may make it, then the handler; its error becomes a status.
+    async fn call<Q, R, F>(&self, method: &'static str, req: Request<Q>, handler: impl FnOnce(Arc<Node>, Q) -> F) -> Result<Response<R>, Status>
+    where
+        F: std::future::Future<Output = Result<R, NodeError>>,
+    {
+        auth::authorize(method, req.metadata())?;
+        Ok(Response::new(handler(Arc::clone(&self.node), req.into_inner()).await?))
+    }
+}
+
+/// Runs blocking service work (the wallet, the router) off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, NodeError> + Send + 'static) -> Result<T, NodeError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| NodeError::Internal(format!("task failed: {e}")))?
+}
+
+/// A non-blank string, or None.
+pub(crate) fn opt(s: String) -> Option<String> {
+    (!s.trim().is_empty()).then_some(s)
+}
+
+#[tonic::async_trait]
+impl Lanes for Api {
+    async fn get_info(&self, r: Request<GetInfoRequest>) -> Result<Response<GetInfoResponse>, Status> {
+        self.call("GetInfo", r, wallet::get_info).await
+    }
+
+    async fn stop(&self, r: Request<StopRequest>) -> Result<Response<StopResponse>, Status> {
+        auth::authorize("Stop", r.metadata())?;
+        tracing::info!("stop requested over the API");
+        let _ = self.stop.try_send(());
+        Ok(Response::new(StopResponse {}))
+    }
+
+    async fn new_address(&self, r: Request<NewAddressRequest>) -> Result<Response<NewAddressResponse>, Status> {
+        self.call("NewAddress", r, wallet::new_address).await
+    }
+
+    async fn wallet_balance(&self, r: Request<WalletBalanceRequest>) -> Result<Response<WalletBalanceResponse>, Status> {
+        self.call("WalletBalance", r, wallet::balance).await
+    }
+
+    async fn list_unspent(&self, r: Request<ListUnspentRequest>) -> Result<Response<ListUnspentResponse>, Status> {
+        self.call("ListUnspent", r, wallet::list_unspent).await
+    }
+
+    async fn send_coins(&self, r: Request<SendCoinsRequest>) -> Result<Response<SendCoinsResponse>, Status> {
+        self.call("SendCoins", r, wallet::send_coins).await
+    }
+
+    async fn connect_peer(&self, r: Request<ConnectPeerRequest>) -> Result<Response<ConnectPeerResponse>, Status> {
+        self.call("ConnectPeer", r, peers::connect).await
+    }
+
+    async fn list_peers(&self, r: Request<ListPeersRequest>) -> Result<Response<ListPeersResponse>, Status> {
+        self.call("ListPeers", r, peers::list).await
+    }
+
+    async fn disconnect_peer(&self, r: Request<DisconnectPeerRequest>) -> Result<Response<DisconnectPeerResponse>, Status> {
+        self.call("DisconnectPeer", r, peers::disconnect).await
+    }
+
+    async fn open_channel(&self, r: Request<OpenChannelRequest>) -> Result<Response<OpenChannelResponse>, Status> {
+        self.call("OpenChannel", r, channels::open).await
+    }
+
+    async fn list_channels(&self, r: Request<ListChannelsRequest>) -> Result<Response<ListChannelsResponse>, Status> {
+        self.call("ListChannels", r, channels::list).await
+    }
+
+    async fn pending_channels(&self, r: Request<PendingChannelsRequest>) -> Result<Response<PendingChannelsResponse>, Status> {
+        self.call("PendingChannels", r, channels::pending).await
+    }
+
+    async fn close_channel(&self, r: Request<CloseChannelRequest>) -> Result<Response<CloseChannelResponse>, Status> {
+        self.call("CloseChannel", r, channels::close).await
+    }
+
+    async fn closed_channels(&self, r: Request<ClosedChannelsRequest>) -> Result<Response<ClosedChannelsResponse>, Status> {
+        self.call("ClosedChannels", r, channels::closed).await
+    }
+
+    async fn update_channel_policy(&self, r: Request<UpdateChannelPolicyRequest>) -> Result<Response<UpdateChannelPolicyResponse>, Status> {
+        self.call("UpdateChannelPolicy", r, channels::update_policy).await
+    }
+
+    async fn describe_graph(&self, r: Request<DescribeGraphRequest>) -> Result<Response<DescribeGraphResponse>, Status> {
+        self.call("DescribeGraph", r, graph::describe).await
+    }
+
+    async fn get_node_info(&self, r: Request<GetNodeInfoRequest>) -> Result<Response<GetNodeInfoResponse>, Status> {
+        self.call("GetNodeInfo", r, graph::node_info).await
+    }
+
+    async fn get_chan_info(&self, r: Request<GetChanInfoRequest>) -> Result<Response<GraphChannel>, Status> {
+        self.call("GetChanInfo", r, graph::chan_info).await
+    }
+
+    async fn add_invoice(&self, r: Request<AddInvoiceRequest>) -> Result<Response<AddInvoiceResponse>, Status> {
+        self.call("AddInvoice", r, invoices::add).await
+    }
+
+    async fn decode_invoice(&self, r: Request<DecodeInvoiceRequest>) -> Result<Response<DecodeInvoiceResponse>, Status> {
+        self.call("DecodeInvoice", r, invoices::decode).await
+    }
+
+    async fn list_invoices(&self, r: Request<ListInvoicesRequest>) -> Result<Response<ListInvoicesResponse>, Status> {
+        self.call("ListInvoices", r, invoices::list).await
+    }
+
+    async fn lookup_invoice(&self, r: Request<LookupInvoiceRequest>) -> Result<Response<Invoice>, Status> {
+        self.call("LookupInvoice", r, invoices::lookup).await
+    }
+
+    async fn settle_invoice(&self, r: Request<SettleInvoiceRequest>) -> Result<Response<SettleInvoiceResponse>, Status> {
+        self.call("SettleInvoice", r, invoices::settle).await
+    }
+
+    async fn cancel_invoice(&self, r: Request<CancelInvoiceRequest>) -> Result<Response<CancelInvoiceResponse>, Status> {
+        self.call("CancelInvoice", r, invoices::cancel).await
+    }
+
+    async fn pay_invoice(&self, r: Request<PayInvoiceRequest>) -> Result<Response<Payment>, Status> {
+        self.call("PayInvoice", r, payments::pay_invoice).await
+    }
+
+    async fn send_keysend(&self, r: Request<SendKeysendRequest>) -> Result<Response<Payment>, Status> {
+        self.call("SendKeysend", r, payments::keysend).await
+    }
+
+    async fn list_payments(&self, r: Request<ListPaymentsRequest>) -> Result<Response<ListPaymentsResponse>, Status> {
+        self.call("ListPayments", r, payments::list).await
+    }
+
+    async fn query_routes(&self, r: Request<QueryRoutesRequest>) -> Result<Response<QueryRoutesResponse>, Status> {
+        self.call("QueryRoutes", r, routes::query).await
+    }
+
+    async fn batch_query_routes(&self, r: Request<BatchQueryRoutesRequest>) -> Result<Response<BatchQueryRoutesResponse>, Status> {
+        self.call("BatchQueryRoutes", r, routes::batch_query).await
+    }
+
+    async fn forwarding_history(&self, r: Request<ForwardingHistoryRequest>) -> Result<Response<ForwardingHistoryResponse>, Status> {
+        self.call("ForwardingHistory", r, channels::forwarding_history).await
+    }
+
+    type SubscribeEventsStream = Pin<Box<dyn Stream<Item = Result<NodeEvent, Status>> + Send>>;
+
+    async fn subscribe_events(&self, r: Request<SubscribeEventsRequest>) -> Result<Response<Self::SubscribeEventsStream>, Status> {
+        self.call("SubscribeEvents", r, events::subscribe).await
+    }
+}

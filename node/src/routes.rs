@@ -1,0 +1,208 @@
+//! Routes: what the node's router answers, and what it learns from payments.
+//!
+//! Owns: checking route queries (QueryRoutes, BatchQueryRoutes), asking lanes' router the way payments
+//! ask it (leaving through our usable channels, our HTLCs in flight taken off), the hop-by-hop view of a
+//! path (amounts, fees, CLTV deltas) shared by route answers and payment records, feeding payment
+//! outcomes to the router's liquidity scorer and keeping that scorer across restarts. Must never: send a
+//! payment, or pick routes outside lanes' router (LDK's router only backs it up for payments).
+use std::sync::Arc;
+
+use bitcoin::secp256k1::PublicKey;
+use lightning::ln::channelmanager::RecipientOnionFields;
+use lightning::routing::router::{Path, PaymentParameters, RouteParameters, DEFAULT_MAX_TOTAL_CLTV_EXPIRY_DELTA};
+use lightning::types::payment::PaymentSecret;
+use lightning::util::persist::KVStoreSync;
+
+use lanes_channel::router::lanes_router::RouteEstimate;
+use lanes_channel::types::{ChannelManager, Router};
+
+use crate::NodeError;
+
+/// Where the router's liquidity scorer is kept.
+pub const ROUTER_NAMESPACE: &str = "lanes";
+pub const ROUTER_SCORER_KEY: &str = "router_scorer";
+
+/// The final CLTV delta a route query assumes when none is given (what our keysend asks for).
+pub const DEFAULT_QUERY_FINAL_CLTV: u32 = 40;
+
+/// One hop of a path: the node reached, the channel into it, what that channel carries.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HopView {
+    pub node_id: PublicKey,
+    pub short_channel_id: u64,
+    /// What the channel into this hop carries: this hop's fee (or, last, the amount delivered) and all later.
+    pub amount_msat: u64,
+    /// What this hop charges to forward (0 for the last hop).
+    pub fee_msat: u64,
+    pub cltv_expiry_delta: u32,
+}
+
+/// The hops of `path`, as payment records and route answers show them.
+pub fn hops(path: &Path) -> Vec<HopView> {
+    path.hops
+        .iter()
+        .enumerate()
+        .map(|(i, h)| HopView {
+            node_id: h.pubkey,
+            short_channel_id: h.short_channel_id,
+            // A hop's fee_msat is what the next node charges; the last hop's is the amount delivered.
+            amount_msat: path.hops[i..].iter().map(|x| x.fee_msat).fold(0u64, u64::saturating_add),
+            fee_msat: if i + 1 < path.hops.len() { h.fee_msat } else { 0 },
+            cltv_expiry_delta: h.cltv_expiry_delta,
+        })
+        .collect()
+}
+
+/// One path of a found route.
+#[derive(Clone, Debug)]
+pub struct RoutePathView {
+    pub hops: Vec<HopView>,
+    pub amount_msat: u64,
+    pub fee_msat: u64,
+    pub total_cltv_delta: u32,
+    /// The block height at which the first hop's HTLC would time out, sent now.
+    pub total_time_lock: u32,
+    pub success_probability: f64,
+}
+
+/// A found route (every path of a multi-part payment).
+#[derive(Clone, Debug)]
+pub struct RouteView {
+    pub paths: Vec<RoutePathView>,
+    pub success_probability: f64,
+}
+
+impl RouteView {
+    /// `est` as sent from height `height`.
+    fn new(est: &RouteEstimate, height: u32) -> Self {
+        let paths = est
+            .route
+            .paths
+            .iter()
+            .zip(est.path_probabilities.iter().copied().chain(std::iter::repeat(0.0)))
+            .map(|(p, success_probability)| {
+                let total_cltv_delta = p.hops.iter().map(|h| h.cltv_expiry_delta).fold(0u32, u32::saturating_add);
+                RoutePathView {
+                    hops: hops(p),
+                    amount_msat: p.final_value_msat(),
+                    fee_msat: p.fee_msat(),
+                    total_cltv_delta,
+                    total_time_lock: height.saturating_add(1).saturating_add(total_cltv_delta),
+                    success_probability,
+                }
+            })
+            .collect();
+        RouteView { paths, success_probability: est.probability }
+    }
+}
+
+/// A route query, checked: the route a payment of `amount_msat` to `dest` would take.
+#[derive(Clone, Debug)]
+pub struct RouteQuery {
+    pub dest: PublicKey,
+    pub amount_msat: u64,
+    pub final_cltv_delta: u32,
+    pub fee_limit_msat: Option<u64>,
+    pub max_parts: u8,
+}
+
+impl RouteQuery {
+    /// LDK's parameters for this query, as for paying an invoice of the destination's: LDK's default
+    /// limits, and the path length that fits the onion of such a payment at `height`.
+    fn params(&self, height: u32) -> RouteParameters {
+        let pp = PaymentParameters::from_node_id(self.dest, self.final_cltv_delta).with_max_path_count(self.max_parts);
+        let mut params = RouteParameters::from_payment_params_and_value(pp, self.amount_msat);
+        if self.fee_limit_msat.is_some() {
+            params.max_total_routing_fee_msat = self.fee_limit_msat;
+        }
+        // Cannot fail for a payee without blinded paths and an onion without custom data.
+        let _ = params.set_max_path_length(&RecipientOnionFields::secret_only(PaymentSecret([0; 32])), false, height);
+        params
+    }
+}
+
+/// How many payment routes lanes' router found, and how many fell back to LDK's.
+pub use lanes_channel::router::lanes_router::PaymentRouteCounts;
+
+/// The routes service.
+pub struct Routes {
+    router: Arc<Router>,
+    channel_manager: Arc<ChannelManager>,
+    store: Arc<dyn KVStoreSync + Send + Sync>,
+    node_id: PublicKey,
+}
+
+impl Routes {
+    pub fn new(router: Arc<Router>, channel_manager: Arc<ChannelManager>, store: Arc<dyn KVStoreSync + Send + Sync>, node_id: PublicKey) -> Self {
+        Self { router, channel_manager, store, node_id }
+    }
+
+    /// Checks a query: one non-zero amount (msat or sat) within 21 million bitcoin, a final CLTV delta
+    /// below LDK's limit for a whole path, a destination other than us. Zero means default for the other
+    /// fields.
+    pub fn query(&self, dest: PublicKey, amount_msat: u64, amount_sat: u64, final_cltv_delta: u32, fee_limit_msat: u64, max_parts: u32) -> Result<RouteQuery, NodeError> {
+        let amount_msat = match (amount_msat, amount_sat) {
+            (0, 0) => return Err(NodeError::Invalid("amount must be greater than 0 (amount_msat or amount_sat)".into())),
+            (m, 0) => m,
+            (0, s) => s.checked_mul(1000).ok_or_else(|| NodeError::Invalid(format!("{s} sat is more than 21 million bitcoin")))?,
+            (_, _) => return Err(NodeError::Invalid("give amount_msat or amount_sat, not both".into())),
+        };
+        crate::invoice::check_msat(amount_msat)?;
+        if dest == self.node_id {
+            return Err(NodeError::Invalid("cannot route to ourselves".into()));
+        }
+        let final_cltv_delta = if final_cltv_delta == 0 { DEFAULT_QUERY_FINAL_CLTV } else { final_cltv_delta };
+        if final_cltv_delta >= DEFAULT_MAX_TOTAL_CLTV_EXPIRY_DELTA {
+            return Err(NodeError::Invalid(format!(
+                "final_cltv_delta {final_cltv_delta} leaves no room for hops: a path may lock funds for at most {DEFAULT_MAX_TOTAL_CLTV_EXPIRY_DELTA} blocks"
+            )));
+        }
+        let max_parts = u8::try_from(max_parts.max(1)).map_err(|_| NodeError::Invalid(format!("max_parts {max_parts} is more than 255")))?;
+        Ok(RouteQuery { dest, amount_msat, final_cltv_delta, fee_limit_msat: (fee_limit_msat > 0).then_some(fee_limit_msat), max_parts })
+    }
+
+    /// Answers route queries the way lanesd routes its payments: lanes' router, leaving through our
+    /// usable channels, with our HTLCs in flight taken off the channels they use; all queries at once on
+    /// all cores, answers in order. No route is an error naming the reason, as for a payment. Blocking:
+    /// call it off the async threads.
+    pub fn find(&self, queries: &[RouteQuery]) -> Vec<Result<RouteView, NodeError>> {
+        let height = self.channel_manager.current_best_block().height;
+        let first_hops = self.channel_manager.list_usable_channels();
+        let first_hops: Vec<_> = first_hops.iter().collect();
+        let in_flight = self.channel_manager.compute_inflight_htlcs();
+        let asked: Vec<_> = queries.iter().map(|q| (self.node_id, q.params(height))).collect();
+        self.router
+            .find_routes_batch(&asked, Some(&first_hops), Some(&in_flight))
+            .into_iter()
+            .zip(queries)
+            .map(|(r, q)| {
+                r.map(|est| RouteView::new(&est, height))
+                    .map_err(|why| NodeError::Precondition(format!("no route to {} for {} msat: {why}", q.dest, q.amount_msat)))
+            })
+            .collect()
+    }
+
+    /// How many payment routes lanes' router found, and how many LDK's router had to.
+    pub fn counts(&self) -> PaymentRouteCounts {
+        self.router.payment_route_counts()
+    }
+
+    /// A path of ours failed at `scid`: the router learns where liquidity was missing (LDK retries with
+    /// the updated scores).
+    pub fn path_failed(&self, path: &Path, scid: u64) {
+        self.router.payment_path_failed(path, scid);
+        self.save_scorer();
+    }
+
+    pub fn path_succeeded(&self, path: &Path) {
+        self.router.payment_path_successful(path);
+        self.save_scorer();
+    }
+
+    /// Keeps what the router learned across restarts (best effort: losing it only costs retries).
+    fn save_scorer(&self) {
+        if let Err(e) = self.store.write(ROUTER_NAMESPACE, "", ROUTER_SCORER_KEY, self.router.scorer_bytes()) {
+            tracing::warn!(error = %e, "saving the router's scorer failed");
+        }
+    }
+}
