@@ -27,6 +27,7 @@ use lightning::sign::KeysManager;
 use lightning::util::config::UserConfig;
 
 use crate::store::{now_secs, Records};
+use crate::error::PeerError;
 use crate::NodeError;
 
 /// How long OpenChannel waits for the peer to accept and the funding to be built.
@@ -131,8 +132,8 @@ pub fn parse_channel_id(s: &str) -> Result<ChannelId, NodeError> {
 fn api_error(e: APIError) -> NodeError {
     match e {
         APIError::APIMisuseError { err } | APIError::FeeRateTooHigh { err, .. } => NodeError::Invalid(err),
-        APIError::ChannelUnavailable { err } => NodeError::Precondition(err),
-        APIError::MonitorUpdateInProgress => NodeError::Unavailable("channel state is being persisted; try again".into()),
+        APIError::ChannelUnavailable { err } => NodeError::Refused(err),
+        APIError::MonitorUpdateInProgress => NodeError::Busy("channel state is being persisted; try again".into()),
         APIError::IncompatibleShutdownScript { script } => NodeError::Invalid(format!("incompatible shutdown script {script}")),
         APIError::InvalidRoute { err } => NodeError::Invalid(err),
     }
@@ -183,7 +184,7 @@ impl Channels {
             return Err(NodeError::Invalid("cannot open a channel to ourselves: give another node's id".into()));
         }
         if self.peer_manager.peer_by_node_id(&peer).is_none() {
-            return Err(NodeError::Precondition(format!("peer {peer} is not connected: ConnectPeer first")));
+            return Err(PeerError::NotConnected { peer, hint: "ConnectPeer first" }.into());
         }
         // The new channel will be an anchor channel if the peer agrees: keep its fee-bumping reserve too.
         self.wallet.check_funds(amount_sat, self.anchor_reserve_sat(1))?;
@@ -200,7 +201,7 @@ impl Channels {
         tracing::info!(peer = %peer, capacity_sat = amount_sat, push_msat, private, "channel open requested");
         match tokio::time::timeout(OPEN_TIMEOUT, rx).await {
             Ok(Ok(Ok(outpoint))) => Ok((ChannelId::v1_from_funding_outpoint(outpoint), outpoint)),
-            Ok(Ok(Err(why))) => Err(NodeError::Precondition(why)),
+            Ok(Ok(Err(why))) => Err(NodeError::Refused(why)),
             Ok(Err(_)) => Err(NodeError::Internal("the channel open was dropped".into())),
             Err(_) => {
                 self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).remove(&user_channel_id);
@@ -307,7 +308,7 @@ impl Channels {
                 None => None,
             };
             if self.peer_manager.peer_by_node_id(&peer).is_none() {
-                return Err(NodeError::Precondition(format!("peer {peer} is not connected: a cooperative close needs it (or use force)")));
+                return Err(PeerError::NotConnected { peer, hint: "a cooperative close needs it (or use force)" }.into());
             }
             tracing::info!(channel_id = %c.channel_id, peer = %peer, "closing channel cooperatively");
             self.channel_manager.close_channel_with_feerate_and_script(&c.channel_id, &peer, feerate, None).map_err(api_error)?;

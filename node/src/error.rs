@@ -16,25 +16,73 @@ pub enum NodeError {
     Store(#[from] sled::Error),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
-    /// The node is still starting or already stopping.
-    #[error("not ready: {0}")]
-    NotReady(String),
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    #[error(transparent)]
+    Invoice(#[from] InvoiceError),
     /// Malformed input: nothing was changed.
     #[error("{0}")]
     Invalid(String),
     /// Unknown id.
     #[error("{0}")]
     NotFound(String),
-    /// Well-formed input the node's state does not allow now.
+    /// Well-formed input the node's state does not allow now (a channel that cannot close now, …).
     #[error("{0}")]
-    Precondition(String),
+    Refused(String),
+    /// The node is busy with what the call needs (a channel's state being persisted): try again.
     #[error("{0}")]
-    AlreadyExists(String),
-    /// A peer or bitcoind could not be reached.
-    #[error("{0}")]
-    Unavailable(String),
+    Busy(String),
+    /// A peer did not answer in time.
     #[error("{0}")]
     Timeout(String),
     #[error("internal: {0}")]
     Internal(String),
+}
+
+/// Why a payment could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    #[error("the invoice expired at {0} (unix time)")]
+    InvoiceExpired(u64),
+    /// LDK found the invoice expired when it tried.
+    #[error("the invoice has expired")]
+    Expired,
+    #[error("already paid (payment hash {0})")]
+    AlreadyPaid(String),
+    #[error("a payment for hash {0} is already in flight")]
+    InFlight(String),
+    /// LDK refused a payment id it already knows.
+    #[error("this payment was already made or is in flight")]
+    Duplicate,
+    /// No route with enough capacity; the words say where the search ended.
+    #[error("{0}")]
+    NoRoute(String),
+    #[error("the payment's onion would be too large (too many hints or custom data)")]
+    OnionTooLarge,
+}
+
+/// Why a peer could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The call needs the peer connected; `hint` says what to do.
+    #[error("peer {peer} is not connected: {hint}")]
+    NotConnected { peer: bitcoin::secp256k1::PublicKey, hint: &'static str },
+    /// Dialing or the handshake failed.
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+/// Why an invoice call was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InvoiceError {
+    #[error("an invoice with payment hash {0} exists")]
+    Exists(String),
+    #[error("not a hold invoice: it settles by itself")]
+    NotHold,
+    #[error("the invoice is {0}, not holding a payment")]
+    NotHolding(String),
+    #[error("the invoice is already settled")]
+    AlreadySettled,
 }

@@ -18,6 +18,7 @@ use lanes_channel::types::ChannelManager;
 
 use crate::ids::{hex, parse_hex32};
 use crate::store::{now_secs, Records};
+use crate::error::InvoiceError;
 use crate::NodeError;
 
 /// The largest amount that can exist: 21 million bitcoin, in msat.
@@ -175,7 +176,7 @@ impl Invoices {
     pub fn add(&self, amount_msat: u64, description: &str, expiry_secs: u32, hold_hash: Option<PaymentHash>) -> Result<InvoiceRecord, NodeError> {
         if let Some(h) = hold_hash {
             if self.records.get(&h.0)?.is_some() {
-                return Err(NodeError::AlreadyExists(format!("an invoice with payment hash {} exists", hex(&h.0))));
+                return Err(InvoiceError::Exists(hex(&h.0)).into());
             }
         }
         check_msat(amount_msat)?;
@@ -265,13 +266,13 @@ impl Invoices {
         let hash = PaymentHash(bitcoin::hashes::sha256::Hash::hash(&preimage.0).to_byte_array());
         let rec = self.records.get(&hash.0)?.ok_or_else(|| NodeError::NotFound(format!("no invoice with payment hash {}", hex(&hash.0))))?;
         match rec.state() {
-            _ if !rec.hold => Err(NodeError::Precondition("not a hold invoice: it settles by itself".into())),
+            _ if !rec.hold => Err(InvoiceError::NotHold.into()),
             InvoiceState::Accepted => {
                 self.channel_manager.claim_funds(preimage);
                 tracing::info!(payment_hash = %rec.payment_hash, "hold invoice settled");
                 Ok(())
             }
-            state => Err(NodeError::Precondition(format!("the invoice is {state:?}, not holding a payment"))),
+            state => Err(InvoiceError::NotHolding(format!("{state:?}")).into()),
         }
     }
 
@@ -285,7 +286,7 @@ impl Invoices {
                 return None;
             };
             if rec.settled {
-                refused = Some(NodeError::Precondition("the invoice is already settled".into()));
+                refused = Some(InvoiceError::AlreadySettled.into());
                 return None;
             }
             rec.canceled = true;

@@ -24,6 +24,7 @@ use crate::invoice::{check_msat, decode};
 use crate::record::{hex32, Record};
 use crate::routes::HopView;
 use crate::store::{now_secs, Records};
+use crate::error::PaymentError;
 use crate::NodeError;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -155,10 +156,10 @@ pub struct Payments {
 
 fn send_failure(e: RetryableSendFailure) -> NodeError {
     match e {
-        RetryableSendFailure::PaymentExpired => NodeError::Precondition("the invoice has expired".into()),
-        RetryableSendFailure::RouteNotFound => NodeError::Precondition("no route to the destination with enough capacity".into()),
-        RetryableSendFailure::DuplicatePayment => NodeError::AlreadyExists("this payment was already made or is in flight".into()),
-        RetryableSendFailure::OnionPacketSizeExceeded => NodeError::Invalid("the payment's onion would be too large (too many hints or custom data)".into()),
+        RetryableSendFailure::PaymentExpired => PaymentError::Expired.into(),
+        RetryableSendFailure::RouteNotFound => PaymentError::NoRoute("no route to the destination with enough capacity".into()).into(),
+        RetryableSendFailure::DuplicatePayment => PaymentError::Duplicate.into(),
+        RetryableSendFailure::OnionPacketSizeExceeded => PaymentError::OnionTooLarge.into(),
     }
 }
 
@@ -178,7 +179,7 @@ impl Payments {
             (None, x) => check_msat(x)?,
         };
         if crate::invoice::is_expired(&inv) {
-            return Err(NodeError::Precondition(format!("the invoice expired at {} (unix time)", (inv.duration_since_epoch() + inv.expiry_time()).as_secs())));
+            return Err(PaymentError::InvoiceExpired((inv.duration_since_epoch() + inv.expiry_time()).as_secs()).into());
         }
         let hash = PaymentHash(inv.payment_hash().to_byte_array());
         let destination = inv.get_payee_pub_key();
@@ -230,11 +231,11 @@ impl Payments {
         let mut refused = None;
         self.records.update(&id.0, |old| match old {
             Some(r) if r.status == PaymentStatus::Succeeded => {
-                refused = Some(NodeError::AlreadyExists(format!("already paid (payment hash {})", r.hash_hex())));
+                refused = Some(PaymentError::AlreadyPaid(r.hash_hex()).into());
                 None
             }
             Some(r) if r.status == PaymentStatus::InFlight => {
-                refused = Some(NodeError::AlreadyExists(format!("a payment for hash {} is already in flight", r.hash_hex())));
+                refused = Some(PaymentError::InFlight(r.hash_hex()).into());
                 None
             }
             _ => Some(PaymentRecord {

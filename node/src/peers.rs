@@ -17,6 +17,7 @@ use lanes_channel::types::{ChannelManager, NetworkGraph, PeerManager};
 
 use crate::bus::{EventBus, NodeEvent};
 use crate::store::Records;
+use crate::error::PeerError;
 use crate::{watcher, NodeError};
 
 /// Where a peer can be reached: the addresses that worked, most recent first, then ones given but not
@@ -163,8 +164,8 @@ impl Peers {
                 .ok_or_else(|| NodeError::Invalid(format!("{addr} resolves to no address")))?;
             let conn = tokio::time::timeout(Duration::from_secs(10), lightning_net_tokio::connect_outbound(Arc::clone(&pm), node_id, sock))
                 .await
-                .map_err(|_| NodeError::Unavailable(format!("connecting to {sock} timed out")))?
-                .ok_or_else(|| NodeError::Unavailable(format!("could not connect to {sock}")))?;
+                .map_err(|_| NodeError::from(PeerError::Unreachable(format!("connecting to {sock} timed out"))))?
+                .ok_or_else(|| NodeError::from(PeerError::Unreachable(format!("could not connect to {sock}"))))?;
             let mut conn = Box::pin(conn);
             let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
             loop {
@@ -172,11 +173,11 @@ impl Peers {
                     break;
                 }
                 tokio::select! {
-                    _ = &mut conn => return Err(NodeError::Unavailable(format!("{node_id}@{sock} closed the connection during the handshake (wrong node id?)"))),
+                    _ = &mut conn => return Err(PeerError::Unreachable(format!("{node_id}@{sock} closed the connection during the handshake (wrong node id?)")).into()),
                     _ = tokio::time::sleep(Duration::from_millis(20)) => {}
                 }
                 if tokio::time::Instant::now() > deadline {
-                    return Err(NodeError::Unavailable(format!("handshake with {node_id}@{sock} timed out")));
+                    return Err(PeerError::Unreachable(format!("handshake with {node_id}@{sock} timed out")).into());
                 }
             }
             // The connection future drives the socket; keep it running.

@@ -16,6 +16,7 @@ use lightning::util::persist::KVStoreSync;
 use lanes_channel::router::lanes_router::RouteEstimate;
 use lanes_channel::types::{ChannelManager, Router};
 
+use crate::error::PaymentError;
 use crate::NodeError;
 
 /// Where the router's liquidity scorer is kept.
@@ -177,7 +178,7 @@ impl Routes {
             .zip(queries)
             .map(|(r, q)| {
                 r.map(|est| RouteView::new(&est, height))
-                    .map_err(|why| NodeError::Precondition(format!("no route to {} for {} msat: {why}", q.dest, q.amount_msat)))
+                    .map_err(|why| PaymentError::NoRoute(format!("no route to {} for {} msat: {why}", q.dest, q.amount_msat)).into())
             })
             .collect()
     }

@@ -6,6 +6,7 @@ use lanes_channel::ChannelError;
 use lanes_wallet::WalletError;
 use tonic::{Code, Status};
 
+use crate::error::{InvoiceError, PaymentError, PeerError};
 use crate::NodeError;
 
 /// The status for `e`.
@@ -26,11 +27,20 @@ impl From<NodeError> for Status {
                 WalletError::Build(_) | WalletError::Store(_) | WalletError::Seed(_) => Code::Internal,
             },
             NodeError::Channel(ChannelError::Bitcoind(_)) => Code::Unavailable,
-            NodeError::NotReady(_) | NodeError::Unavailable(_) => Code::Unavailable,
+            NodeError::Payment(p) => match p {
+                PaymentError::InvoiceExpired(_) | PaymentError::Expired | PaymentError::NoRoute(_) => Code::FailedPrecondition,
+                PaymentError::AlreadyPaid(_) | PaymentError::InFlight(_) | PaymentError::Duplicate => Code::AlreadyExists,
+                PaymentError::OnionTooLarge => Code::InvalidArgument,
+            },
+            NodeError::Peer(PeerError::NotConnected { .. }) => Code::FailedPrecondition,
+            NodeError::Peer(PeerError::Unreachable(_)) | NodeError::Busy(_) => Code::Unavailable,
+            NodeError::Invoice(i) => match i {
+                InvoiceError::Exists(_) => Code::AlreadyExists,
+                InvoiceError::NotHold | InvoiceError::NotHolding(_) | InvoiceError::AlreadySettled => Code::FailedPrecondition,
+            },
             NodeError::Invalid(_) => Code::InvalidArgument,
             NodeError::NotFound(_) => Code::NotFound,
-            NodeError::Precondition(_) => Code::FailedPrecondition,
-            NodeError::AlreadyExists(_) => Code::AlreadyExists,
+            NodeError::Refused(_) => Code::FailedPrecondition,
             NodeError::Timeout(_) => Code::DeadlineExceeded,
             NodeError::Config(_) => Code::InvalidArgument,
             NodeError::Channel(_) | NodeError::Store(_) | NodeError::Io(_) | NodeError::Internal(_) => Code::Internal,
