@@ -9,8 +9,8 @@
 //! Must never: send, retry or abandon payments (LDK's ChannelManager does), modify LDK's network
 //! graph (gossip owns it), return a route LDK would reject (wrong final amount or CLTV, a path longer
 //! than fits the onion, a channel outside its htlc limits), or panic on any graph or query input:
-//! every failure is an `Err` with LDK's kind of message. Nor may it depend on the rest of lanes (stores,
-//! bitcoind, the node): it sees only LDK's graph, the query and what it learned, so it can be tested and
+//! every failure is an `Err` with LDK's kind of message. Nor may it depend on the rest of lanes beyond
+//! lanes-common (stores, bitcoind, the node): it sees only LDK's graph, the query and what it learned, so it can be tested and
 //! benched alone.
 //!
 //! Speed comes from the graph layout (dense node indices, edges grouped by target in one array, no
