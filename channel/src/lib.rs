@@ -3,8 +3,9 @@
 //! This crate owns the glue between LDK and the outside world: the durable sled key-value store that
 //! LDK persists channel state into ([`store`]), the bitcoind client that feeds it blocks, fee estimates
 //! and broadcasts ([`bitcoind`]), the tracing adapter for LDK's logs ([`logger`]) and the concrete LDK
-//! types the node is made of ([`types`]). Protocol logic stays in LDK: nothing here builds commitment
-//! transactions or decides channel state, and nothing here talks to the API.
+//! types the node is made of ([`types`]), lanes' router among them (crate `lanes-router`, re-exported
+//! as [`router`]). Protocol logic stays in LDK: nothing here builds commitment transactions or decides
+//! channel state, and nothing here talks to the API.
 
 pub mod bitcoind;
 pub mod broadcast;
@@ -13,9 +14,12 @@ pub mod gossip;
 pub mod keys;
 pub mod logger;
 pub mod persist;
-pub mod router;
 pub mod store;
 pub mod test_knobs;
 pub mod types;
+
+/// lanes' own router lives in its own crate, `lanes-router`; re-exported so `lanes_channel::router::...`
+/// paths (and [`types::Router`]) keep naming it.
+pub use lanes_router as router;
 
 pub use error::ChannelError;

@@ -1,7 +1,7 @@
 //! Route-finding speed: lanes' router against LDK's default `find_route` + `ProbabilisticScorer`,
 //! on the same graph and the same queries, in one run.
 //!
-//! `cargo bench -p lanes-channel --bench routing`
+//! `cargo bench -p lanes-router --bench routing`
 //!
 //! Graph: an LDK `NetworkGraph` snapshot if one is found (`$LANES_GRAPH_SNAPSHOT`, else the first
 //! readable file in `shared/data/` next to the repository), otherwise a seeded synthetic graph shaped
@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitcoin::secp256k1::PublicKey;
-use lanes_channel::router::synth::{self, GenParams, NoFallback, NoLog, Rng};
-use lanes_channel::router::graph::fingerprint;
-use lanes_channel::router::{LanesRouter, LiquidityScorer, RoutingGraph, ScorerParams};
+use lanes_router::synth::{self, GenParams, NoFallback, NoLog, Rng};
+use lanes_router::graph::fingerprint;
+use lanes_router::{LanesRouter, LiquidityScorer, RoutingGraph, ScorerParams};
 use lightning::routing::gossip::NetworkGraph;
 use lightning::routing::router::{find_route, PaymentParameters, RouteParameters};
 use lightning::routing::scoring::{
@@ -34,7 +34,8 @@ fn load_snapshot() -> Option<(String, NetworkGraph<Arc<NoLog>>)> {
     if let Ok(p) = std::env::var("LANES_GRAPH_SNAPSHOT") {
         candidates.push(std::path::PathBuf::from(p));
     }
-    for dir in ["../shared/data", "../../shared/data"] {
+    // Relative to the package (channel/router/): the repository's shared/data, then the one next to it.
+    for dir in ["../../shared/data", "../../../shared/data"] {
         if let Ok(rd) = std::fs::read_dir(dir) {
             let mut files: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect();
             files.sort();

@@ -26,6 +26,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bitcoin::secp256k1::{PublicKey, Secp256k1};
+use lanes_common::now_secs;
 use lightning::blinded_path::payment::{BlindedPaymentPath, ReceiveTlvs};
 use lightning::ln::channel_state::ChannelDetails;
 use lightning::routing::gossip::{NetworkGraph, NodeId, ReadOnlyNetworkGraph};
@@ -44,10 +45,6 @@ use super::scorer::{LiquidityScorer, ScoreView, ScoredHop};
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(10);
 /// How long a scorer view (decayed bounds) may serve before it is recomputed.
 const VIEW_MAX_AGE: Duration = Duration::from_secs(30);
-
-fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
 
 struct Views {
     graph: Arc<RoutingGraph>,

@@ -1,7 +1,7 @@
 //! Route quality in a simulated network: success rate, attempts and fees, lanes' router against
 //! LDK's default `find_route` + `ProbabilisticScorer`, side by side.
 //!
-//! `cargo bench -p lanes-channel --bench route_quality`
+//! `cargo bench -p lanes-router --bench route_quality`
 //!
 //! Every channel gets a hidden balance (seeded: a third of channels roughly balanced, the rest
 //! mostly on one side, as on the real network). Each router pays the same seeded sequence of
@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bitcoin::secp256k1::PublicKey;
-use lanes_channel::router::synth::{self, GenParams, NoFallback, NoLog, Rng};
-use lanes_channel::router::{LanesRouter, LiquidityScorer, ScorerParams};
+use lanes_router::synth::{self, GenParams, NoFallback, NoLog, Rng};
+use lanes_router::{LanesRouter, LiquidityScorer, ScorerParams};
 use lightning::routing::gossip::{NetworkGraph, NodeId};
 use lightning::routing::router::{
     find_route, InFlightHtlcs, Path, PaymentParameters, Route, RouteParameters, Router,

@@ -10,18 +10,12 @@ use lightning::routing::scoring::{
 };
 use lightning::types::features::Bolt11InvoiceFeatures;
 use lightning::types::routing::RoutingFees;
-use lightning::util::logger::{Logger, Record};
 
 use super::graph::RoutingGraph;
 use super::lanes_router::{route_on, to_ldk_route};
 use super::pathfind::{find_route, find_routes_batch, FirstHop, HintHop, Query};
 use super::scorer::{LiquidityScorer, ScoreView, ScoredHop, ScorerParams};
-use super::synth::{self, build_ldk_graph, ChannelSpec, GenParams, GraphSpec, Policy, Rng};
-
-pub struct NoLog;
-impl Logger for NoLog {
-    fn log(&self, _record: Record) {}
-}
+use super::synth::{self, build_ldk_graph, ChannelSpec, GenParams, GraphSpec, NoFallback, NoLog, Policy, Rng};
 
 fn pol(base: u32, ppm: u32, cltv: u16, max_sat: u64) -> Policy {
     Policy { fee_base_msat: base, fee_ppm: ppm, cltv_delta: cltv, htlc_min_msat: 1000, htlc_max_msat: max_sat * 1000, enabled: true }
@@ -416,23 +410,6 @@ fn fees_close_to_ldk_find_route() {
     assert!(only_ldk * 20 <= both, "we fail too often where LDK finds a route: {only_ldk}");
 }
 
-
-/// A stand-in for the inner router (blinded payees): refuses everything, recognisably.
-struct NoFallback;
-impl lightning::routing::router::Router for NoFallback {
-    fn find_route(
-        &self, _: &PublicKey, _: &RouteParameters, _: Option<&[&lightning::ln::channel_state::ChannelDetails]>,
-        _: lightning::routing::router::InFlightHtlcs,
-    ) -> Result<lightning::routing::router::Route, &'static str> {
-        Err("fallback")
-    }
-    fn create_blinded_payment_paths<T: bitcoin::secp256k1::Signing + bitcoin::secp256k1::Verification>(
-        &self, _: PublicKey, _: Vec<lightning::ln::channel_state::ChannelDetails>,
-        _: lightning::blinded_path::payment::ReceiveTlvs, _: Option<u64>, _: &bitcoin::secp256k1::Secp256k1<T>,
-    ) -> Result<Vec<lightning::blinded_path::payment::BlindedPaymentPath>, ()> {
-        Err(())
-    }
-}
 
 type TestRouter = super::LanesRouter<Arc<NoLog>, NoFallback>;
 

@@ -5,6 +5,9 @@
 //! skewed low (base 0..1000 msat, most often 0 or 1000; ppm 1..2000, most under 200) and CLTV deltas
 //! 40..144. [`build_ldk_graph`] loads a [`GraphSpec`] into an LDK `NetworkGraph` (unsigned gossip), so
 //! LDK's router and ours see exactly the same channels. Deterministic for a given seed.
+//!
+//! Test support only, behind the `synth` feature: must never be compiled into lanesd or used on
+//! real gossip.
 use std::ops::Deref;
 
 use bitcoin::constants::ChainHash;
@@ -251,7 +254,8 @@ impl Logger for NoLog {
     fn log(&self, _record: lightning::util::logger::Record) {}
 }
 
-/// The inner router of a [`crate::router::LanesRouter`] where no payee is blinded: nothing to fall back to.
+/// The inner router of a [`crate::LanesRouter`] where no payee is blinded: nothing to fall back to,
+/// and a blinded payee gets `Err("fallback")`, recognisably from here.
 pub struct NoFallback;
 
 impl lightning::routing::router::Router for NoFallback {
@@ -262,7 +266,7 @@ impl lightning::routing::router::Router for NoFallback {
         _: Option<&[&lightning::ln::channel_state::ChannelDetails]>,
         _: lightning::routing::router::InFlightHtlcs,
     ) -> Result<lightning::routing::router::Route, &'static str> {
-        Err("no fallback")
+        Err("fallback")
     }
 
     fn create_blinded_payment_paths<T: bitcoin::secp256k1::Signing + bitcoin::secp256k1::Verification>(
