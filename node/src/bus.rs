@@ -5,7 +5,7 @@
 //! move money: these are notifications, the services hold the state.
 use tokio::sync::broadcast;
 
-use crate::store::now_secs;
+use lanes_common::now_secs;
 
 /// What subscribers of SubscribeEvents receive.
 #[derive(Clone, Debug, Default)]

@@ -26,7 +26,8 @@ use lanes_wallet::OnchainWallet;
 use lightning::sign::KeysManager;
 use lightning::util::config::UserConfig;
 
-use crate::store::{now_secs, Records};
+use crate::store::Records;
+use lanes_common::now_secs;
 use crate::error::PeerError;
 use crate::NodeError;
 

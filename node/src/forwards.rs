@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use lightning::ln::types::ChannelId;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{now_secs, Records};
+use crate::store::Records;
+use lanes_common::now_secs;
 use crate::NodeError;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

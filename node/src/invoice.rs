@@ -17,20 +17,16 @@ use std::sync::Arc;
 use lanes_channel::types::ChannelManager;
 
 use crate::ids::{hex, parse_hex32};
-use crate::store::{now_secs, Records};
+use crate::store::Records;
+use lanes_common::now_secs;
 use crate::error::InvoiceError;
 use crate::NodeError;
 
-/// The largest amount that can exist: 21 million bitcoin, in msat.
-pub const MAX_MSAT: u64 = 21_000_000 * 100_000_000 * 1000;
 const DEFAULT_EXPIRY_SECS: u32 = 3600;
 
-/// `msat`, if it is an amount that can exist.
+/// `msat`, if it is an amount that can exist (the one check, in lanes-common).
 pub fn check_msat(msat: u64) -> Result<u64, NodeError> {
-    if msat > MAX_MSAT {
-        return Err(NodeError::Invalid(format!("{msat} msat is more than 21 million bitcoin")));
-    }
-    Ok(msat)
+    lanes_common::check_msat(msat).map_err(NodeError::Invalid)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

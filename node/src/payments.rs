@@ -23,7 +23,8 @@ use crate::ids::hex;
 use crate::invoice::{check_msat, decode};
 use crate::record::{hex32, Record};
 use crate::routes::HopView;
-use crate::store::{now_secs, Records};
+use crate::store::Records;
+use lanes_common::now_secs;
 use crate::error::PaymentError;
 use crate::NodeError;
 
