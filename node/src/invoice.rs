@@ -43,7 +43,8 @@ pub enum InvoiceState {
 pub struct InvoiceRecord {
     /// Empty for keysend payments received.
     pub bolt11: String,
-    pub payment_hash: String,
+    #[serde(with = "crate::record::hex32")]
+    pub payment_hash: [u8; 32],
     pub amount_msat: u64,
     pub description: String,
     pub created_at: u64,
@@ -51,7 +52,9 @@ pub struct InvoiceRecord {
     pub settled: bool,
     pub amount_received_msat: u64,
     pub settled_at: u64,
-    pub preimage: String,
+    /// Known once settled.
+    #[serde(with = "crate::record::hex32::option")]
+    pub preimage: Option<[u8; 32]>,
     /// The caller keeps the preimage: a payment is held until settled or canceled.
     #[serde(default)]
     pub hold: bool,
@@ -189,7 +192,7 @@ impl Invoices {
         let created_at = inv.duration_since_epoch().as_secs();
         let rec = InvoiceRecord {
             bolt11: inv.to_string(),
-            payment_hash: hex(&inv.payment_hash().to_byte_array()),
+            payment_hash: inv.payment_hash().to_byte_array(),
             amount_msat,
             description: description.to_string(),
             created_at,
@@ -197,13 +200,13 @@ impl Invoices {
             settled: false,
             amount_received_msat: 0,
             settled_at: 0,
-            preimage: String::new(),
+            preimage: None,
             hold: hold_hash.is_some(),
             accepted: false,
             canceled: false,
         };
         self.records.put(&inv.payment_hash().to_byte_array(), &rec)?;
-        tracing::info!(payment_hash = %rec.payment_hash, amount_msat, expires = %crate::store::utc(rec.expires_at), "invoice created");
+        tracing::info!(payment_hash = %hex(&rec.payment_hash), amount_msat, expires = %crate::store::utc(rec.expires_at), "invoice created");
         Ok(rec)
     }
 
@@ -213,7 +216,7 @@ impl Invoices {
             let now = now_secs();
             let mut rec = rec.unwrap_or_else(|| InvoiceRecord {
                 bolt11: String::new(),
-                payment_hash: hex(&hash.0),
+                payment_hash: hash.0,
                 amount_msat,
                 description: "keysend".into(),
                 created_at: now,
@@ -221,7 +224,7 @@ impl Invoices {
                 settled: false,
                 amount_received_msat: 0,
                 settled_at: 0,
-                preimage: String::new(),
+                preimage: None,
                 hold: false,
                 accepted: false,
                 canceled: false,
@@ -229,7 +232,7 @@ impl Invoices {
             rec.settled = true;
             rec.amount_received_msat = amount_msat;
             rec.settled_at = now;
-            rec.preimage = preimage.map(|p| hex(&p.0)).unwrap_or_default();
+            rec.preimage = preimage.map(|p| p.0);
             Some(rec)
         })?;
         Ok(())
@@ -265,7 +268,7 @@ impl Invoices {
             _ if !rec.hold => Err(InvoiceError::NotHold.into()),
             InvoiceState::Accepted => {
                 self.channel_manager.claim_funds(preimage);
-                tracing::info!(payment_hash = %rec.payment_hash, "hold invoice settled");
+                tracing::info!(payment_hash = %hex(&rec.payment_hash), "hold invoice settled");
                 Ok(())
             }
             state => Err(InvoiceError::NotHolding(format!("{state:?}")).into()),
@@ -317,6 +320,16 @@ pub fn is_expired(inv: &Bolt11Invoice) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An invoice record as lanes wrote it before typed ids (hex strings, "" for no preimage) reads unchanged.
+    #[test]
+    fn invoice_records_written_before_typed_ids_read() {
+        let old = r#"{"bolt11":"lnbcrt1x","payment_hash":"0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a","amount_msat":5000,"description":"coffee","created_at":1700000000,"expires_at":1700003600,"settled":false,"amount_received_msat":0,"settled_at":0,"preimage":""}"#;
+        let rec: InvoiceRecord = crate::record::decode(old.as_bytes()).unwrap();
+        assert_eq!((rec.payment_hash, rec.preimage, rec.hold, rec.amount_msat), ([10; 32], None, false, 5000));
+        let settled = old.replace(r#""preimage":"""#, &format!(r#""preimage":"{}""#, "0b".repeat(32)));
+        assert_eq!(crate::record::decode::<InvoiceRecord>(settled.as_bytes()).unwrap().preimage, Some([11; 32]));
+    }
 
     #[test]
     fn malformed_invoices() {

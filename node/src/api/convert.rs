@@ -130,7 +130,7 @@ pub fn invoice(r: InvoiceRecord) -> Invoice {
     };
     Invoice {
         bolt11: r.bolt11,
-        payment_hash: r.payment_hash,
+        payment_hash: hex(&r.payment_hash),
         amount_msat: r.amount_msat,
         description: r.description,
         state: state as i32,
@@ -138,7 +138,7 @@ pub fn invoice(r: InvoiceRecord) -> Invoice {
         expires_at: r.expires_at,
         amount_received_msat: r.amount_received_msat,
         settled_at: r.settled_at,
-        preimage: r.preimage,
+        preimage: r.preimage.map(|p| hex(&p)).unwrap_or_default(),
         hold: r.hold,
     }
 }

@@ -10,7 +10,7 @@ use crate::{Node, NodeError};
 pub async fn add(node: Arc<Node>, r: AddInvoiceRequest) -> Result<AddInvoiceResponse, NodeError> {
     let hold = opt(r.payment_hash).map(|h| parse_payment_hash(&h)).transpose()?;
     let rec = node.invoices().add(r.amount_msat, &r.description, r.expiry_secs, hold)?;
-    Ok(AddInvoiceResponse { bolt11: rec.bolt11, payment_hash: rec.payment_hash })
+    Ok(AddInvoiceResponse { bolt11: rec.bolt11, payment_hash: crate::ids::hex(&rec.payment_hash) })
 }
 
 pub async fn decode(node: Arc<Node>, r: DecodeInvoiceRequest) -> Result<DecodeInvoiceResponse, NodeError> {
