@@ -47,7 +47,7 @@ impl Server {
     pub fn parse(rpcserver: &str) -> Result<Server, ConnectError> {
         let url = if rpcserver.contains("://") { rpcserver.to_string() } else { format!("http://{rpcserver}") };
         let endpoint = Endpoint::from_shared(url)
-            .map_err(|e| ConnectError::BadAddress { rpcserver: rpcserver.to_string(), cause: error_chain(&e) })?
+            .map_err(|e| ConnectError::BadAddress { rpcserver: rpcserver.to_string(), cause: e.to_string() })?
             .connect_timeout(CONNECT_TIMEOUT);
         Ok(Server { rpcserver: rpcserver.to_string(), endpoint })
     }
