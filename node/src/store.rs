@@ -61,35 +61,4 @@ impl<T: Record> Records<T> {
     }
 }
 
-/// Seconds since the Unix epoch as a date an operator reads, `2023-11-14 22:13:20 UTC` ("-" for 0).
-pub fn utc(secs: u64) -> String {
-    if secs == 0 {
-        return "-".into();
-    }
-    // Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
-    let days = (secs / 86_400) as i64 + 719_468;
-    let (era, doe) = (days.div_euclid(146_097), days.rem_euclid(146_097));
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let s = secs % 86_400;
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", s / 3600, s % 3600 / 60, s % 60)
-}
-
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_are_utc() {
-        assert_eq!(utc(0), "-");
-        assert_eq!(utc(1), "1970-01-01 00:00:01 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
-        assert_eq!(utc(4_107_542_399), "2100-02-28 23:59:59 UTC");
-    }
-}
+pub use lanes_common::utc;

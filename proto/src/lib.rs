@@ -1,8 +1,10 @@
 //! The lanes control API: types and gRPC client/server generated from `proto/lanes.proto`.
 //!
-//! This crate owns the wire contract only; it must never contain node logic.
+//! This crate owns the wire contract, and how its values read (`text`: enum words, dates, and with the
+//! `serde` feature the messages' JSON form); it must never contain node logic.
 
 pub mod codec;
+pub mod text;
 pub use codec::MAX_MESSAGE_BYTES;
 
 /// Generated messages and the `Lanes` service (`lanes.v1`).

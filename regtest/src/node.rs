@@ -17,8 +17,7 @@ use lanes_proto::v1::{
     GetInfoRequest, GetInfoResponse, ListUnspentRequest, NewAddressRequest, SendCoinsRequest, SendCoinsResponse,
     Utxo, WalletBalanceRequest, WalletBalanceResponse,
 };
-use lanes_proto::LanesClient;
-use tonic::transport::{Channel, Endpoint};
+use lanes_client::{Client, Server};
 
 use crate::bitcoind::{RPC_PASSWORD, RPC_USER};
 use crate::net::Shared;
@@ -255,12 +254,8 @@ impl Node {
     // ---- gRPC ----
 
     /// A gRPC client for this node. It connects on first use and reconnects after a restart.
-    pub fn client(&self) -> LanesClient<Channel> {
-        let channel = Endpoint::from_shared(format!("http://{}", self.rpcserver()))
-            .expect("a valid endpoint")
-            .connect_timeout(Duration::from_secs(5))
-            .connect_lazy();
-        LanesClient::new(channel).max_decoding_message_size(lanes_proto::MAX_MESSAGE_BYTES).max_encoding_message_size(lanes_proto::MAX_MESSAGE_BYTES)
+    pub fn client(&self) -> Client {
+        Server::parse(&self.rpcserver()).expect("a node's rpcserver is host:port").connect_lazy()
     }
 
     /// GetInfo; panics (with the log tail) on an error.

@@ -19,23 +19,20 @@
 //! or node logic (amounts, fee rates, ids and addresses are checked by lanesd, the one place that knows the
 //! rules).
 //!
-//! Modules: `args` (the command line), `json` (`--json` output), `human` (text output).
+//! Modules: `args` (the command line), `human` (text and `--json` output). Connecting is lanes-client's.
 mod args;
 mod human;
-mod json;
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
+// `::` because the glob below brings in the generated `v1::lanes_client` module too.
+use ::lanes_client::{Client, ConnectError, Server};
 use lanes_proto::v1::*;
-use lanes_proto::LanesClient;
-use tonic::transport::{Channel, Endpoint};
 
 use crate::args::{msat_from, open_target, route_target, Cli, Command};
 use crate::human::{Output, Verdict};
-use crate::json::ToJson;
 
 /// Exit code of a payment still in flight when the call returned: neither paid nor failed yet.
 const EXIT_IN_FLIGHT: u8 = 2;
@@ -46,13 +43,17 @@ const EXIT_USAGE: u8 = 2;
 enum Failure {
     /// The command line is incomplete or contradicts itself (found before calling lanesd).
     Usage(String),
-    BadAddress { rpcserver: String, cause: String },
-    /// Nothing listens at the address: lanesd is not running there.
-    Refused { rpcserver: String },
-    Connect { rpcserver: String, cause: String },
+    /// No connection to lanesd (a bad address, nothing listening, ...).
+    Connect(ConnectError),
     Status(tonic::Status),
     /// lanesd ended the event stream (it is stopping).
     StreamEnded { rpcserver: String },
+}
+
+impl From<ConnectError> for Failure {
+    fn from(error: ConnectError) -> Self {
+        Failure::Connect(error)
+    }
 }
 
 impl From<tonic::Status> for Failure {
@@ -120,19 +121,19 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
         }
         Command::Stop => {
             let r = connect(rpc).await?.stop(StopRequest {}).await?.into_inner();
-            human::done(r.to_json(), "lanesd", "stopping")
+            human::done(human::json(&r), "lanesd", "stopping")
         }
 
         Command::Connect { address, perm } => {
             let req = ConnectPeerRequest { address: address.clone(), persist: *perm };
             let r = connect(rpc).await?.connect_peer(req).await?.into_inner();
-            human::done(r.to_json(), "connected to", address.clone())
+            human::done(human::json(&r), "connected to", address.clone())
         }
         Command::Listpeers => human::listpeers(connect(rpc).await?.list_peers(ListPeersRequest {}).await?.into_inner()),
         Command::Disconnect { node_id } => {
             let req = DisconnectPeerRequest { node_id: node_id.clone() };
             let r = connect(rpc).await?.disconnect_peer(req).await?.into_inner();
-            human::done(r.to_json(), "disconnected from", node_id.clone())
+            human::done(human::json(&r), "disconnected from", node_id.clone())
         }
 
         Command::Openchannel { node_key, local_amt, push_amt, private, sat_per_vbyte, positional } => {
@@ -206,12 +207,12 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
         }
         Command::Settleinvoice { preimage } => {
             let r = connect(rpc).await?.settle_invoice(SettleInvoiceRequest { preimage: preimage.clone() }).await?.into_inner();
-            human::done(r.to_json(), "invoice", "settled")
+            human::done(human::json(&r), "invoice", "settled")
         }
         Command::Cancelinvoice { payment_hash } => {
             let req = CancelInvoiceRequest { payment_hash: payment_hash.clone() };
             let r = connect(rpc).await?.cancel_invoice(req).await?.into_inner();
-            human::done(r.to_json(), "invoice", "canceled")
+            human::done(human::json(&r), "invoice", "canceled")
         }
 
         Command::Payinvoice { bolt11, amt_msat, amt, timeout } => {
@@ -271,7 +272,7 @@ async fn subscribe(rpcserver: &str, as_json: bool) -> Result<(), Failure> {
                 None => return Err(Failure::StreamEnded { rpcserver: rpcserver.to_string() }),
             },
         };
-        let line = if as_json { event.to_json().to_string() } else { human::event_line(&event) };
+        let line = if as_json { human::json(&event).to_string() } else { human::event_line(&event) };
         // Whoever reads our output went away (`| head -1`): that is the end, not an error.
         if writeln!(stdout, "{line}").and_then(|()| stdout.flush()).is_err() {
             return Ok(());
@@ -279,27 +280,22 @@ async fn subscribe(rpcserver: &str, as_json: bool) -> Result<(), Failure> {
     }
 }
 
-async fn connect(rpcserver: &str) -> Result<LanesClient<Channel>, Failure> {
-    let url = if rpcserver.contains("://") { rpcserver.to_string() } else { format!("http://{rpcserver}") };
-    let rpcserver = rpcserver.to_string();
-    let endpoint = Endpoint::from_shared(url)
-        .map_err(|e| Failure::BadAddress { rpcserver: rpcserver.clone(), cause: e.to_string() })?;
-    match endpoint.connect_timeout(Duration::from_secs(5)).connect().await {
-        Ok(channel) => Ok(LanesClient::new(channel).max_decoding_message_size(lanes_proto::MAX_MESSAGE_BYTES).max_encoding_message_size(lanes_proto::MAX_MESSAGE_BYTES)),
-        Err(e) if io_error_kind(&e) == Some(std::io::ErrorKind::ConnectionRefused) => Err(Failure::Refused { rpcserver }),
-        Err(e) => Err(Failure::Connect { rpcserver, cause: error_chain(&e) }),
-    }
+/// Connects now, so that a lanesd that is not there is said before anything else.
+async fn connect(rpcserver: &str) -> Result<Client, Failure> {
+    Ok(Server::parse(rpcserver)?.connect().await?)
 }
 
 fn describe(failure: &Failure) -> String {
     match failure {
         Failure::Usage(why) => why.clone(),
-        Failure::BadAddress { rpcserver, cause } => format!("--rpcserver {rpcserver:?} is not a host:port address: {cause}"),
-        Failure::Refused { rpcserver } => format!(
+        Failure::Connect(ConnectError::BadAddress { rpcserver, cause }) => {
+            format!("--rpcserver {rpcserver:?} is not a host:port address: {cause}")
+        }
+        Failure::Connect(ConnectError::Refused { rpcserver }) => format!(
             "cannot connect to lanesd at {rpcserver}: connection refused, so lanesd is not running there \
              (start lanesd, or point --rpcserver / LANES_RPCSERVER at its --grpc-listen address)"
         ),
-        Failure::Connect { rpcserver, cause } => {
+        Failure::Connect(ConnectError::Unreachable { rpcserver, cause }) => {
             format!("cannot connect to lanesd at {rpcserver}: {cause} (is lanesd running there?)")
         }
         Failure::Status(status) => format!("{}: {}", code_name(status.code()), status.message()),
@@ -318,32 +314,6 @@ fn code_name(code: tonic::Code) -> String {
         words.push(c.to_ascii_lowercase());
     }
     words
-}
-
-/// An error with its causes, "outer: inner: innermost" (tonic's own Display stops at "transport error").
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(err);
-    while let Some(e) = next {
-        let part = e.to_string();
-        if parts.last() != Some(&part) {
-            parts.push(part);
-        }
-        next = e.source();
-    }
-    parts.join(": ")
-}
-
-/// The kind of the I/O error somewhere in an error's causes, if any.
-fn io_error_kind(err: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
-    let mut next = Some(err);
-    while let Some(e) = next {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            return Some(io.kind());
-        }
-        next = e.source();
-    }
-    None
 }
 
 #[cfg(test)]

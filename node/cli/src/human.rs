@@ -4,10 +4,9 @@
 //! as UTC dates, and leaves out what is empty. Records of a list are separated by a blank line and the list
 //! ends with a count. This module only formats; it never calls lanesd and never decides anything about money
 //! beyond reading a payment's status to choose the exit code.
+use lanes_proto::text::Word;
 use lanes_proto::v1::*;
 use serde_json::Value;
-
-use crate::json::{ToJson, Word};
 
 /// One command's result: the JSON form, the human form, and whether what it reports is a success.
 pub struct Output {
@@ -75,6 +74,13 @@ impl Lines {
     }
 }
 
+/// A message's JSON form: the proto's field names in the proto's order, numbers as numbers (64-bit amounts
+/// included), enums as words (`"in_flight"`), an unset sub-message `null`. Derived in lanes-proto (feature
+/// `serde`), so every field of every message is in it.
+pub fn json(message: &impl serde::Serialize) -> Value {
+    serde_json::to_value(message).expect("API messages always serialize")
+}
+
 /// Prints the JSON form (pretty) or the human form.
 pub fn print(out: &Output, as_json: bool) {
     if as_json {
@@ -107,7 +113,7 @@ pub fn msat(amount: u64) -> String {
 }
 
 /// Seconds since the Unix epoch as a UTC date and time; `-` for 0 (not set).
-pub use lanes_node::store::utc;
+pub use lanes_proto::text::utc;
 
 fn count(n: usize, thing: &str) -> String {
     format!("{n} {thing}{}", if n == 1 { "" } else { "s" })
@@ -133,19 +139,19 @@ pub fn getinfo(r: GetInfoResponse) -> Output {
         .kv("listening on", &r.listen_addr)
         .kv("payment routes", format!("{} by lanes' router, {} by LDK's (fallback)", r.routes_by_lanes, r.routes_by_ldk_fallback))
         .kv("version", &r.version);
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 pub fn newaddress(r: NewAddressResponse) -> Output {
     let mut l = Lines::default();
     l.kv("address", &r.address);
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 pub fn walletbalance(r: WalletBalanceResponse) -> Output {
     let mut l = Lines::default();
     l.kv("confirmed", sat(r.confirmed_sat)).kv("unconfirmed", sat(r.unconfirmed_sat)).kv("total", sat(r.total_sat));
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 pub fn listunspent(r: ListUnspentResponse) -> Output {
@@ -160,13 +166,13 @@ pub fn listunspent(r: ListUnspentResponse) -> Output {
     }
     let total: u64 = r.utxos.iter().map(|u| u.amount_sat).sum();
     l.text(format!("{} unspent, {} in total", count(r.utxos.len(), "output"), sat(total)));
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 pub fn sendcoins(r: SendCoinsResponse) -> Output {
     let mut l = Lines::default();
     l.kv("txid", &r.txid).kv("amount", sat(r.amount_sat)).kv("fee", sat(r.fee_sat));
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 /// For calls whose answer is empty: the JSON is `{}`, the text says what happened.
@@ -185,7 +191,7 @@ pub fn listpeers(r: ListPeersResponse) -> Output {
         l.text(format!("{}@{} ({direction})", p.node_id, p.address));
     }
     l.text(count(r.peers.len(), "peer"));
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 // ---- channels ----
@@ -195,7 +201,7 @@ pub fn openchannel(r: OpenChannelResponse) -> Output {
     l.kv("channel id", &r.channel_id)
         .kv("funding", format!("{}:{}", r.funding_txid, r.funding_output_index))
         .text("The channel is usable once its funding transaction confirms (see pendingchannels).");
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 fn channel_state(c: &Channel) -> String {
@@ -235,14 +241,14 @@ pub fn listchannels(r: ListChannelsResponse) -> Output {
     let active = r.channels.iter().filter(|c| c.active).count();
     let pending = r.channels.iter().filter(|c| c.pending).count();
     l.text(format!("{} ({active} active, {pending} pending)", count(r.channels.len(), "channel")));
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 pub fn closechannel(r: CloseChannelResponse, channel_id: &str, force: bool) -> Output {
     let mut l = Lines::default();
     let how = if force { "force-closing: our commitment is broadcast" } else { "closing cooperatively" };
     l.kv("channel id", channel_id).kv("state", how).kv_some("closing txid", &r.closing_txid).text("pendingchannels shows the funds on their way back.");
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 fn closed_lines(l: &mut Lines, c: &ClosedChannel) {
@@ -271,7 +277,7 @@ pub fn pendingchannels(r: PendingChannelsResponse) -> Output {
         l.blank();
         closed_lines(&mut l, c);
     }
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 pub fn closedchannels(r: ClosedChannelsResponse) -> Output {
@@ -281,13 +287,13 @@ pub fn closedchannels(r: ClosedChannelsResponse) -> Output {
         l.blank();
     }
     l.text(format!("{} closed", count(r.channels.len(), "channel")));
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 pub fn updatechanpolicy(r: UpdateChannelPolicyResponse) -> Output {
     let mut l = Lines::default();
     l.kv("updated", count(r.updated as usize, "channel"));
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 // ---- gossip ----
@@ -333,7 +339,7 @@ pub fn describegraph(r: DescribeGraphResponse) -> Output {
         l.blank();
         graph_channel_lines(&mut l, c);
     }
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 pub fn getnodeinfo(r: GetNodeInfoResponse) -> Output {
@@ -344,13 +350,13 @@ pub fn getnodeinfo(r: GetNodeInfoResponse) -> Output {
         l.kv("node id", &n.node_id).kv("alias", alias).kv("addresses", addresses).kv("last update", utc(u64::from(n.last_update)));
     }
     l.kv("channels", r.num_channels.to_string()).kv("total capacity", sat(r.total_capacity_sat));
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 pub fn getchaninfo(r: GraphChannel) -> Output {
     let mut l = Lines::default();
     graph_channel_lines(&mut l, &r);
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 // ---- invoices ----
@@ -366,7 +372,7 @@ fn amount_or_any(amount_msat: u64) -> String {
 pub fn addinvoice(r: AddInvoiceResponse) -> Output {
     let mut l = Lines::default();
     l.kv("payment hash", &r.payment_hash).kv("bolt11", &r.bolt11);
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 pub fn decodepayreq(r: DecodeInvoiceResponse) -> Output {
@@ -386,7 +392,7 @@ pub fn decodepayreq(r: DecodeInvoiceResponse) -> Output {
             l.kv(&format!("route hint {}", i + 1), hop);
         }
     }
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 fn invoice_lines(l: &mut Lines, i: &Invoice) {
@@ -416,13 +422,13 @@ pub fn listinvoices(r: ListInvoicesResponse) -> Output {
         l.blank();
     }
     l.text(count(r.invoices.len(), "invoice"));
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 pub fn lookupinvoice(r: Invoice) -> Output {
     let mut l = Lines::default();
     invoice_lines(&mut l, &r);
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 // ---- payments ----
@@ -475,7 +481,7 @@ pub fn payment(p: Payment) -> Output {
             p.payment_hash
         )),
     };
-    Output { json: p.to_json(), human: l.0, verdict }
+    Output { json: json(&p), human: l.0, verdict }
 }
 
 /// A node id shortened for a table: `0379bad0..7927`.
@@ -536,7 +542,7 @@ pub fn queryroutes(r: QueryRoutesResponse) -> Output {
         .kv("total", msat(r.total_amount_msat))
         .kv("time lock", format!("block {} ({max_delta} blocks)", r.total_time_lock))
         .kv("success", format!("{} (estimated)", percent(r.success_probability)));
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 pub fn listpayments(r: ListPaymentsResponse) -> Output {
@@ -546,7 +552,7 @@ pub fn listpayments(r: ListPaymentsResponse) -> Output {
         l.kv_some("bolt11", &p.bolt11).blank();
     }
     l.text(count(r.payments.len(), "payment"));
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 pub fn fwdinghistory(r: ForwardingHistoryResponse) -> Output {
@@ -561,7 +567,7 @@ pub fn fwdinghistory(r: ForwardingHistoryResponse) -> Output {
             .blank();
     }
     l.text(format!("{} forwarded, {} earned in fees", count(r.forwards.len(), "payment"), msat(r.total_fee_msat)));
-    Output::new(r.to_json(), l)
+    Output::new(json(&r), l)
 }
 
 // ---- events ----
@@ -587,6 +593,27 @@ pub fn event_line(e: &NodeEvent) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn json_fields_keep_the_proto_order_and_names() {
+        let b = WalletBalanceResponse { confirmed_sat: 3, unconfirmed_sat: 2, total_sat: 5 };
+        assert_eq!(serde_json::to_string(&json(&b)).unwrap(), r#"{"confirmed_sat":3,"unconfirmed_sat":2,"total_sat":5}"#);
+    }
+
+    #[test]
+    fn json_enums_are_words_and_nested_messages_nest() {
+        let p = Payment {
+            status: PaymentStatus::InFlight as i32,
+            paths: vec![PaymentPath { hops: vec![RouteHop { amount_msat: u64::MAX, ..Default::default() }] }],
+            ..Default::default()
+        };
+        let j = json(&p);
+        assert_eq!(j["status"], "in_flight");
+        assert_eq!(j["paths"][0]["hops"][0]["amount_msat"], u64::MAX, "64-bit amounts stay exact numbers");
+        assert_eq!(json(&Invoice { state: InvoiceState::Settled as i32, ..Default::default() })["state"], "settled");
+        assert_eq!(json(&Payment { status: 42, ..Default::default() })["status"], "unknown (42)");
+        assert_eq!(json(&GetNodeInfoResponse::default())["node"], Value::Null);
+        assert_eq!(json(&ConnectPeerResponse {}), serde_json::json!({}));
+    }
 
     #[test]
     fn amounts_say_their_unit() {
