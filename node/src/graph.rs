@@ -137,6 +137,25 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lanes_channel::logger::LdkTracing;
+    use lanes_channel::router::synth::{self, GenParams};
+
+    /// A service stands alone: the graph service is built from a graph, with no node around it.
+    #[test]
+    fn the_graph_service_answers_from_its_graph_alone() {
+        let spec = synth::generate(GenParams { nodes: 30, channels: 60, seed: 7 });
+        let graph = Graph::new(Arc::new(synth::build_ldk_graph(&spec, Arc::new(LdkTracing::default()))));
+        let (nodes, channels) = graph.describe();
+        assert_eq!((nodes.len(), channels.len()), (spec.nodes.len(), spec.channels.len()));
+        let c = &spec.channels[0];
+        let v = graph.chan_info(c.scid).unwrap();
+        assert_eq!((v.capacity_sat, v.node1_policy.is_some()), (c.capacity_sat, true));
+        let first = spec.nodes[0];
+        let theirs: Vec<_> = spec.channels.iter().filter(|c| spec.nodes[c.a as usize] == first || spec.nodes[c.b as usize] == first).collect();
+        let n = graph.node_info(first).unwrap();
+        assert_eq!((n.num_channels as usize, n.total_capacity_sat), (theirs.len(), theirs.iter().map(|c| c.capacity_sat).sum()));
+        assert!(matches!(graph.chan_info(1), Err(NodeError::NotFound(m)) if m == "channel 0x0x1 is not in the graph"));
+    }
 
     #[test]
     fn short_channel_ids() {
