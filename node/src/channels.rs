@@ -76,8 +76,8 @@ fn api_error(e: APIError) -> NodeError {
 }
 
 impl Channels {
-    pub fn open(db: &sled::Db) -> Result<Self, NodeError> {
-        Ok(Self { pending_opens: Mutex::new(HashMap::new()), closed: Records::open(db, "closed_channels")? })
+    pub fn open(store: &lanes_store::DynStore) -> Result<Self, NodeError> {
+        Ok(Self { pending_opens: Mutex::new(HashMap::new()), closed: Records::open(store, lanes_store::layout::CLOSED_CHANNELS)? })
     }
 
     /// Opens a channel with a connected peer and waits until its funding transaction is built.

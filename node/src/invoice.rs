@@ -87,8 +87,8 @@ pub fn parse_payment_hash(s: &str) -> Result<PaymentHash, NodeError> {
 }
 
 impl Invoices {
-    pub fn open(db: &sled::Db) -> Result<Self, NodeError> {
-        Ok(Self { records: Records::open(db, "invoices")? })
+    pub fn open(store: &lanes_store::DynStore) -> Result<Self, NodeError> {
+        Ok(Self { records: Records::open(store, lanes_store::layout::INVOICES)? })
     }
 
     /// Creates an invoice (amount 0: any amount). LDK derives its preimage from the node's keys, unless

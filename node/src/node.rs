@@ -36,7 +36,8 @@ const FEE_REFRESH: Duration = Duration::from_secs(30);
 pub struct Node {
     pub(crate) config: Config,
     pub(crate) node_id: PublicKey,
-    pub(crate) db: sled::Db,
+    /// The store every owner writes through (each write durable before it returns).
+    pub(crate) store: lanes_store::DynStore,
     pub(crate) bitcoind: Arc<BitcoindClient>,
     pub(crate) wallet: Arc<OnchainWallet>,
     pub(crate) keys: Arc<lightning::sign::KeysManager>,
@@ -194,9 +195,8 @@ impl Node {
 
     /// Keeps what the router learned across restarts (best effort: losing it only costs retries).
     pub(crate) fn save_router_scorer(&self) {
-        use lightning::util::persist::KVStoreSync;
         let bytes = self.router.scorer_bytes();
-        if let Err(e) = self.processor_store.store.write(crate::builder::ROUTER_NAMESPACE, "", crate::builder::ROUTER_SCORER_KEY, bytes) {
+        if let Err(e) = self.store.write(crate::builder::ROUTER_NAMESPACE, "", crate::builder::ROUTER_SCORER_KEY, bytes) {
             tracing::warn!(error = %e, "saving the router's scorer failed");
         }
     }
@@ -239,7 +239,8 @@ impl Node {
     }
 
     /// Asks every task to stop, waits for them (LDK's processor persists the ChannelManager, graph and
-    /// scorer on its way out), then writes the ChannelManager once more and flushes the database.
+    /// scorer on its way out), then writes the ChannelManager once more. The store needs no flush: every
+    /// write and non-lazy remove is on disk before it returns (lazy removes LDK replays).
     pub async fn stop(&self) -> Result<(), NodeError> {
         let _ = self.shutdown.send(true);
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
@@ -251,7 +252,6 @@ impl Node {
         }
         self.peer_manager.disconnect_all_peers();
         self.persister.flush().map_err(|e| NodeError::Internal(format!("persisting the channel state: {e}")))?;
-        self.db.flush_async().await?;
         tracing::info!(node_id = %self.node_id, "stopped");
         Ok(())
     }

@@ -85,8 +85,8 @@ fn send_failure(e: RetryableSendFailure) -> NodeError {
 }
 
 impl Payments {
-    pub fn open(db: &sled::Db) -> Result<Self, NodeError> {
-        Ok(Self { records: Records::open(db, "payments")?, waiters: Mutex::new(HashMap::new()) })
+    pub fn open(store: &lanes_store::DynStore) -> Result<Self, NodeError> {
+        Ok(Self { records: Records::open(store, lanes_store::layout::PAYMENTS)?, waiters: Mutex::new(HashMap::new()) })
     }
 
     /// Pays a BOLT11 invoice and waits for the outcome (IN_FLIGHT if it takes longer than `timeout`).

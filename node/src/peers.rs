@@ -125,8 +125,8 @@ pub fn parse_node_id(s: &str) -> Result<PublicKey, NodeError> {
 }
 
 impl Peers {
-    pub fn open(db: &sled::Db) -> Result<Self, NodeError> {
-        Ok(Self { addresses: Records::open(db, "peer_addresses")?, connected: Mutex::new(HashSet::new()) })
+    pub fn open(store: &lanes_store::DynStore) -> Result<Self, NodeError> {
+        Ok(Self { addresses: Records::open(store, lanes_store::layout::PEER_ADDRESSES)?, connected: Mutex::new(HashSet::new()) })
     }
 
     /// Connects to `node_id` at `addr` and waits for the handshake (10 s at most).
