@@ -14,7 +14,7 @@
 //! transaction is on disk (the store flushes), and LDK calls the broadcaster before it persists the
 //! state that says the transaction was sent, so no state on disk assumes a broadcast the journal lacks.
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::{Transaction, Txid};
@@ -187,6 +187,8 @@ fn decode(bytes: &[u8]) -> Option<(u64, Transaction)> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use lanes_store::SledStore;
     use bitcoin::absolute::LockTime;
