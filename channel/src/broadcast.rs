@@ -14,15 +14,13 @@
 //! transaction is on disk (the store flushes), and LDK calls the broadcaster before it persists the
 //! state that says the transaction was sent, so no state on disk assumes a broadcast the journal lacks.
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::{Transaction, Txid};
-use lightning::util::persist::KVStoreSync;
+use lanes_store::layout::BROADCAST_JOURNAL as JOURNAL;
+use lanes_store::DynStore;
 
-/// Where the journal lives in the store.
-pub const JOURNAL_NAMESPACE: &str = "lanes";
-pub const JOURNAL_SECONDARY: &str = "broadcasts";
 /// Blocks after which a confirmed transaction is forgotten (a deeper reorg is not expected).
 pub const BURIED_DEPTH: u32 = 6;
 
@@ -67,7 +65,7 @@ struct Entry {
 
 /// The durable journal of transactions to broadcast until they confirm.
 pub struct BroadcastJournal {
-    store: Arc<dyn KVStoreSync + Send + Sync>,
+    store: DynStore,
     /// By sequence number: re-broadcast in the order LDK handed them over (parents before children).
     entries: Mutex<BTreeMap<u64, Entry>>,
     hook: Mutex<Option<PendingHook>>,
@@ -75,10 +73,10 @@ pub struct BroadcastJournal {
 
 impl BroadcastJournal {
     /// Reads the journal back from `store`.
-    pub fn load(store: Arc<dyn KVStoreSync + Send + Sync>) -> lightning::io::Result<Self> {
+    pub fn load(store: DynStore) -> lightning::io::Result<Self> {
         let mut entries = BTreeMap::new();
-        for key in store.list(JOURNAL_NAMESPACE, JOURNAL_SECONDARY)? {
-            let bytes = store.read(JOURNAL_NAMESPACE, JOURNAL_SECONDARY, &key)?;
+        for key in store.list(JOURNAL.primary, JOURNAL.secondary)? {
+            let bytes = store.read(JOURNAL.primary, JOURNAL.secondary, &key)?;
             match decode(&bytes) {
                 Some((seq, tx)) => {
                     entries.insert(seq, Entry { txid: tx.compute_txid(), tx, confirmed_at: None, last: None });
@@ -116,7 +114,7 @@ impl BroadcastJournal {
         };
         let mut bytes = seq.to_be_bytes().to_vec();
         bytes.extend(serialize(tx));
-        if let Err(e) = self.store.write(JOURNAL_NAMESPACE, JOURNAL_SECONDARY, &txid.to_string(), bytes) {
+        if let Err(e) = self.store.write(JOURNAL.primary, JOURNAL.secondary, &txid.to_string(), bytes) {
             self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(&seq);
             return Err(e);
         }
@@ -171,7 +169,7 @@ impl BroadcastJournal {
         if forget {
             entries.remove(&seq);
             drop(entries);
-            if let Err(e) = self.store.remove(JOURNAL_NAMESPACE, JOURNAL_SECONDARY, &txid.to_string(), false) {
+            if let Err(e) = self.store.remove(JOURNAL.primary, JOURNAL.secondary, &txid.to_string(), false) {
                 tracing::warn!(%txid, error = %e, "could not remove a settled transaction from the broadcast journal");
             }
             if let Some(hook) = &*self.hook.lock().unwrap_or_else(|p| p.into_inner()) {
@@ -189,8 +187,10 @@ fn decode(bytes: &[u8]) -> Option<(u64, Transaction)> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
-    use crate::store::SledStore;
+    use lanes_store::SledStore;
     use bitcoin::absolute::LockTime;
     use bitcoin::transaction::Version;
     use bitcoin::{Amount, ScriptBuf, TxOut};
@@ -199,10 +199,10 @@ mod tests {
         Transaction { version: Version::TWO, lock_time: LockTime::ZERO, input: vec![], output: vec![TxOut { value: Amount::from_sat(n), script_pubkey: ScriptBuf::new() }] }
     }
 
-    fn store() -> (tempfile::TempDir, Arc<dyn KVStoreSync + Send + Sync>) {
+    fn store() -> (tempfile::TempDir, DynStore) {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        (dir, Arc::new(SledStore::new(db.open_tree("ldk").unwrap())))
+        let store = SledStore::open(dir.path()).unwrap();
+        (dir, Arc::new(store))
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The Lightning side of lanes: everything LDK needs from us to keep channel state safe.
 //!
-//! This crate owns the glue between LDK and the outside world: the durable sled key-value store that
-//! LDK persists channel state into ([`store`]), the bitcoind client that feeds it blocks, fee estimates
+//! This crate owns the glue between LDK and the outside world: the order in which channel state reaches
+//! the durable store (any `lanes_store::DynStore`) ([`persist`]), the journal of transactions to
+//! broadcast ([`broadcast`]), the bitcoind client that feeds it blocks, fee estimates
 //! and broadcasts ([`bitcoind`]), the tracing adapter for LDK's logs ([`logger`]) and the concrete LDK
 //! types the node is made of ([`types`]), lanes' router among them (crate `lanes-router`, re-exported
 //! as [`router`]). Protocol logic stays in LDK: nothing here builds commitment transactions or decides
@@ -14,7 +15,6 @@ pub mod gossip;
 pub mod keys;
 pub mod logger;
 pub mod persist;
-pub mod store;
 pub mod test_knobs;
 pub mod types;
 

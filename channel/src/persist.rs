@@ -36,7 +36,8 @@ use lightning::util::persist::{
 };
 use lightning::util::ser::Writeable;
 
-use crate::store::SledStore;
+use lanes_store::DynStore;
+
 use crate::types::{ChainMonitor, ChannelManager};
 
 /// A monitor write waiting for the next flush.
@@ -52,7 +53,7 @@ struct Queued {
 
 /// Orders ChannelManager and ChannelMonitor writes (see the module doc).
 pub struct OrderedPersister {
-    store: Arc<SledStore>,
+    store: DynStore,
     queue: Mutex<Vec<Queued>>,
     /// Held for a whole flush: flushes (and so manager writes) never interleave.
     flushing: Mutex<()>,
@@ -62,7 +63,7 @@ pub struct OrderedPersister {
 }
 
 impl OrderedPersister {
-    pub fn new(store: Arc<SledStore>) -> Self {
+    pub fn new(store: DynStore) -> Self {
         Self {
             store,
             queue: Mutex::new(Vec::new()),
@@ -155,7 +156,7 @@ impl Persist<InMemorySigner> for OrderedPersister {
         // moved it away; LDK waits on none of those, so drop them.
         let key = name.to_string();
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).retain(|q| q.key != key || q.update_id.is_some());
-        <SledStore as Persist<InMemorySigner>>::archive_persisted_channel(&self.store, name)
+        <dyn KVStoreSync + Send + Sync as Persist<InMemorySigner>>::archive_persisted_channel(&*self.store, name)
     }
 }
 
@@ -163,7 +164,7 @@ impl Persist<InMemorySigner> for OrderedPersister {
 /// becomes an ordered [`OrderedPersister::flush`] (the bytes it was handed, encoded earlier, are not
 /// used); everything else goes straight to the store.
 pub struct ProcessorStore {
-    pub store: Arc<SledStore>,
+    pub store: DynStore,
     pub persister: Arc<OrderedPersister>,
 }
 
@@ -194,8 +195,8 @@ mod tests {
     use super::*;
 
     /// A real anchor channel's ChannelMonitor and the 32-byte LDK seed of the node holding it: alice's
-    /// side of a 1,000,000 sat regtest channel right after `net.pair()` opened it, read from her sled
-    /// store (`ldk` tree, `monitors` namespace) once she had stopped.
+    /// side of a 1,000,000 sat regtest channel right after `net.pair()` opened it, read from her store
+    /// (`monitors` namespace) once she had stopped.
     const MONITOR: &[u8] = include_bytes!("../tests/data/anchor_channel_monitor");
     const LDK_SEED: &[u8; 32] = include_bytes!("../tests/data/anchor_channel_ldk_seed");
 
@@ -205,14 +206,14 @@ mod tests {
         monitor
     }
 
-    fn persister() -> (tempfile::TempDir, Arc<SledStore>, OrderedPersister) {
+    fn persister() -> (tempfile::TempDir, DynStore, OrderedPersister) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SledStore::new(sled::open(dir.path()).unwrap().open_tree("ldk").unwrap()));
+        let store: DynStore = Arc::new(lanes_store::SledStore::open(dir.path()).unwrap());
         let persister = OrderedPersister::new(Arc::clone(&store));
         (dir, store, persister)
     }
 
-    fn monitors_on_disk(store: &SledStore) -> Vec<String> {
+    fn monitors_on_disk(store: &DynStore) -> Vec<String> {
         store.list(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE).unwrap()
     }
 

@@ -30,12 +30,12 @@ use lanes_channel::broadcast::BroadcastJournal;
 use lanes_channel::keys::WalletSignerProvider;
 use lanes_channel::logger::LdkTracing;
 use lanes_channel::persist::{OrderedPersister, ProcessorStore};
-use lanes_channel::store::SledStore;
 use lanes_channel::types::{
     ChainMonitor, ChannelManager, GossipHandler, GossipSync, GossipVerifier, LdkRouter, MessageRouter, NetworkGraph, OnionMessenger, PeerManager, Router, Scorer, TokioSpawner,
 };
 use lanes_channel::router::{LiquidityScorer, ScorerParams};
 use lanes_channel::ChannelError;
+use lanes_store::{layout, DynStore, SledStore};
 use lanes_wallet::{OnchainWallet, Seed};
 
 use crate::announce::Announcer;
@@ -50,7 +50,7 @@ use crate::node::{Node, Runtime, Services};
 use crate::onchain::Onchain;
 use crate::payments::Payments;
 use crate::peers::Peers;
-use crate::routes::{Routes, ROUTER_NAMESPACE, ROUTER_SCORER_KEY};
+use crate::routes::Routes;
 use crate::sweep::{Sweeper, WalletChange};
 use crate::watcher::SyncStatus;
 use crate::{Config, NodeError};
@@ -71,10 +71,9 @@ impl Builder {
         let network = config.network;
         make_private(&config.data_dir)?;
 
-        // Stores: one sled database, a tree per owner.
-        let db = sled::open(config.db_path())?;
-        let store = Arc::new(SledStore::new(db.open_tree("ldk")?));
-        let wallet_tree = db.open_tree("wallet")?;
+        // The store: every owner gets a handle on it and keeps to its own namespaces (lanes_store::layout).
+        // sled is the one implementation today; another backend is chosen here.
+        let store: DynStore = Arc::new(SledStore::open(config.db_path()).map_err(|e| NodeError::Store(e.into()))?);
 
         // Chain source.
         let rpc = RpcConfig {
@@ -96,8 +95,8 @@ impl Builder {
         }
         let wallet = {
             let (url, user, pass) = (rpc.url.clone(), rpc.user.clone(), rpc.password.clone());
-            let seed = seed.clone();
-            tokio::task::spawn_blocking(move || OnchainWallet::load_or_create(&seed, network, wallet_tree, &url, &user, &pass))
+            let (seed, store) = (seed.clone(), DynStore::clone(&store));
+            tokio::task::spawn_blocking(move || OnchainWallet::load_or_create(&seed, network, store, &url, &user, &pass))
                 .await
                 .map_err(|e| NodeError::Internal(e.to_string()))??
         };
@@ -106,7 +105,7 @@ impl Builder {
         // Every transaction LDK hands over is journaled before its first broadcast and re-sent until it is
         // buried; the wallet keeps the inputs of journaled transactions spent meanwhile, across restarts.
         let journal = Arc::new(
-            BroadcastJournal::load(Arc::clone(&store) as Arc<dyn KVStoreSync + Send + Sync>).map_err(|e| ChannelError::Store(e.into()))?,
+            BroadcastJournal::load(DynStore::clone(&store)).map_err(|e| ChannelError::Store(e.into()))?,
         );
         {
             let wallet = Arc::clone(&wallet);
@@ -133,7 +132,7 @@ impl Builder {
             keys.get_peer_storage_key(),
         ));
 
-        // Router: lanes' parallel router with its liquidity scorer (kept in sled), over the gossip graph;
+        // Router: lanes' parallel router with its liquidity scorer (kept in the store), over the gossip graph;
         // LDK's default router behind it for blinded payees.
         let node_id = keys.get_node_id(lightning::sign::Recipient::Node).map_err(|_| NodeError::Internal("no node id".into()))?;
         let fallback = LdkRouter::new(
@@ -143,7 +142,7 @@ impl Builder {
             Arc::clone(&scorer),
             ProbabilisticScoringFeeParameters::default(),
         );
-        let liquidity = match store.read(ROUTER_NAMESPACE, "", ROUTER_SCORER_KEY) {
+        let liquidity = match store.read(layout::ROUTER.primary, layout::ROUTER.secondary, layout::ROUTER_SCORER_KEY) {
             Ok(bytes) => LiquidityScorer::from_bytes(&bytes).unwrap_or_else(|| {
                 tracing::warn!("the stored router scorer is unreadable: starting a fresh one");
                 LiquidityScorer::new(ScorerParams::default())
@@ -306,9 +305,9 @@ impl Builder {
             Arc::clone(&network_graph),
             Arc::clone(&gossip_handler),
         ));
-        let peers = Arc::new(Peers::open(&db, node_id, Arc::clone(&peer_manager), Arc::clone(&channel_manager), Arc::clone(&network_graph), Arc::clone(&bus))?);
+        let peers = Arc::new(Peers::open(&store, node_id, Arc::clone(&peer_manager), Arc::clone(&channel_manager), Arc::clone(&network_graph), Arc::clone(&bus))?);
         let channels = Arc::new(Channels::open(
-            &db,
+            &store,
             ChannelsDeps {
                 node_id,
                 channel_manager: Arc::clone(&channel_manager),
@@ -320,10 +319,10 @@ impl Builder {
                 user_config: user_config.clone(),
             },
         )?);
-        let invoices = Arc::new(Invoices::open(&db, Arc::clone(&channel_manager), network)?);
-        let payments = Arc::new(Payments::open(&db, Arc::clone(&channel_manager), Arc::clone(&keys), node_id, network)?);
-        let routes = Arc::new(Routes::new(Arc::clone(&router), Arc::clone(&channel_manager), Arc::clone(&store) as Arc<dyn KVStoreSync + Send + Sync>, node_id));
-        let forwards = Arc::new(Forwards::open(&db)?);
+        let invoices = Arc::new(Invoices::open(&store, Arc::clone(&channel_manager), network)?);
+        let payments = Arc::new(Payments::open(&store, Arc::clone(&channel_manager), Arc::clone(&keys), node_id, network)?);
+        let routes = Arc::new(Routes::new(Arc::clone(&router), Arc::clone(&channel_manager), lanes_store::DynStore::clone(&store), node_id));
+        let forwards = Arc::new(Forwards::open(&store)?);
         let bumper = Arc::new(crate::anchors::bumper(Arc::clone(&bitcoind), Arc::clone(&wallet), Arc::clone(&signer), Arc::clone(&logger)));
         let events = Arc::new(EventHandler {
             channels: Arc::clone(&channels),
@@ -395,7 +394,7 @@ type MonitorListener = (
 );
 
 /// Everything lanesd writes is the node's user's alone: the data dir is 0700 and files made from now on are
-/// 0600 (umask 077; sled and the seed create their files below it). A data dir or seed readable by others
+/// 0600 (umask 077; the store and the seed create their files below it). A data dir or seed readable by others
 /// (made by an older version, or by hand) is tightened, with a warning.
 fn make_private(dir: &std::path::Path) -> Result<(), NodeError> {
     use std::os::unix::fs::PermissionsExt;
@@ -461,7 +460,7 @@ fn user_config(config: &Config) -> UserConfig {
     c
 }
 
-fn read_network_graph(store: &SledStore, network: bitcoin::Network, logger: &Arc<LdkTracing>) -> Result<NetworkGraph, NodeError> {
+fn read_network_graph(store: &DynStore, network: bitcoin::Network, logger: &Arc<LdkTracing>) -> Result<NetworkGraph, NodeError> {
     match store.read(NETWORK_GRAPH_PERSISTENCE_PRIMARY_NAMESPACE, NETWORK_GRAPH_PERSISTENCE_SECONDARY_NAMESPACE, NETWORK_GRAPH_PERSISTENCE_KEY) {
         Ok(bytes) => {
             let g = NetworkGraph::read(&mut lightning::io::Cursor::new(bytes), Arc::clone(logger))
@@ -473,7 +472,7 @@ fn read_network_graph(store: &SledStore, network: bitcoin::Network, logger: &Arc
     }
 }
 
-fn read_scorer(store: &SledStore, graph: &Arc<NetworkGraph>, logger: &Arc<LdkTracing>) -> Result<Scorer, NodeError> {
+fn read_scorer(store: &DynStore, graph: &Arc<NetworkGraph>, logger: &Arc<LdkTracing>) -> Result<Scorer, NodeError> {
     let params = ProbabilisticScoringDecayParameters::default();
     match store.read(SCORER_PERSISTENCE_PRIMARY_NAMESPACE, SCORER_PERSISTENCE_SECONDARY_NAMESPACE, SCORER_PERSISTENCE_KEY) {
         Ok(bytes) => Scorer::read(&mut lightning::io::Cursor::new(bytes), (params, Arc::clone(graph), Arc::clone(logger)))

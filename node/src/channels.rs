@@ -141,10 +141,10 @@ fn api_error(e: APIError) -> NodeError {
 }
 
 impl Channels {
-    pub fn open(db: &sled::Db, d: ChannelsDeps) -> Result<Self, NodeError> {
+    pub fn open(store: &lanes_store::DynStore, d: ChannelsDeps) -> Result<Self, NodeError> {
         Ok(Self {
             pending_opens: Mutex::new(HashMap::new()),
-            closed: Records::open(db, "closed_channels")?,
+            closed: Records::open(store, lanes_store::layout::CLOSED_CHANNELS)?,
             node_id: d.node_id,
             channel_manager: d.channel_manager,
             chain_monitor: d.chain_monitor,

@@ -194,11 +194,11 @@ impl Config {
     }
 
     pub fn seed_path(&self) -> PathBuf {
-        self.data_dir.join("seed")
+        lanes_store::layout::seed_path(&self.data_dir)
     }
 
     pub fn db_path(&self) -> PathBuf {
-        self.data_dir.join("db")
+        lanes_store::layout::db_path(&self.data_dir)
     }
 }
 

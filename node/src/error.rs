@@ -13,7 +13,7 @@ pub enum NodeError {
     #[error(transparent)]
     Wallet(#[from] WalletError),
     #[error("store: {0}")]
-    Store(#[from] sled::Error),
+    Store(std::io::Error),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]

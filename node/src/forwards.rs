@@ -31,8 +31,8 @@ pub struct Forwards {
 }
 
 impl Forwards {
-    pub fn open(db: &sled::Db) -> Result<Self, NodeError> {
-        Ok(Self { records: Records::open(db, "forwards")?, seq: AtomicU32::new(0) })
+    pub fn open(store: &lanes_store::DynStore) -> Result<Self, NodeError> {
+        Ok(Self { records: Records::open(store, lanes_store::layout::FORWARDS)?, seq: AtomicU32::new(0) })
     }
 
     pub fn record(&self, from: Option<ChannelId>, to: Option<ChannelId>, out_msat: u64, fee_msat: u64) -> Result<(), NodeError> {

@@ -131,8 +131,8 @@ pub fn parse_payment_hash(s: &str) -> Result<PaymentHash, NodeError> {
 }
 
 impl Invoices {
-    pub fn open(db: &sled::Db, channel_manager: Arc<ChannelManager>, network: bitcoin::Network) -> Result<Self, NodeError> {
-        Ok(Self { records: Records::open(db, "invoices")?, channel_manager, network })
+    pub fn open(store: &lanes_store::DynStore, channel_manager: Arc<ChannelManager>, network: bitcoin::Network) -> Result<Self, NodeError> {
+        Ok(Self { records: Records::open(store, lanes_store::layout::INVOICES)?, channel_manager, network })
     }
 
     /// What a BOLT11 invoice for this node's network asks.

@@ -247,7 +247,9 @@ impl Node {
     }
 
     /// Asks every task to stop, waits for them (LDK's processor persists the ChannelManager, graph and
-    /// scorer on its way out), then writes the ChannelManager (and any queued monitors) once more.
+    /// scorer on its way out), then writes the ChannelManager (and any queued monitors) once more. The
+    /// store needs no flush: every write and non-lazy remove is on disk before it returns (lazy removes LDK
+    /// replays).
     pub async fn stop(&self) -> Result<(), NodeError> {
         let _ = self.shutdown.send(true);
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
@@ -271,7 +273,7 @@ impl Node {
 }
 
 /// Flushes queued channel state (manager, then monitors) as soon as there is some, until shutdown. A flush
-/// that fails is fatal: sled's errors are sticky (a full disk stays an error after space is freed), so
+/// that fails is fatal: the store's errors may be sticky (sled's are: a full disk stays an error after space is freed), so
 /// retrying would only keep a zombie that acknowledges nothing.
 async fn flush_on_demand(persister: Arc<OrderedPersister>, health: Health, mut shutdown: watch::Receiver<bool>) {
     loop {

@@ -165,8 +165,8 @@ fn send_failure(e: RetryableSendFailure) -> NodeError {
 }
 
 impl Payments {
-    pub fn open(db: &sled::Db, channel_manager: Arc<ChannelManager>, keys: Arc<KeysManager>, node_id: PublicKey, network: bitcoin::Network) -> Result<Self, NodeError> {
-        Ok(Self { records: Records::open(db, "payments")?, waiters: Mutex::new(HashMap::new()), channel_manager, keys, node_id, network })
+    pub fn open(store: &lanes_store::DynStore, channel_manager: Arc<ChannelManager>, keys: Arc<KeysManager>, node_id: PublicKey, network: bitcoin::Network) -> Result<Self, NodeError> {
+        Ok(Self { records: Records::open(store, lanes_store::layout::PAYMENTS)?, waiters: Mutex::new(HashMap::new()), channel_manager, keys, node_id, network })
     }
 
     /// Pays a BOLT11 invoice and waits for the outcome (IN_FLIGHT if it takes longer than `timeout`).

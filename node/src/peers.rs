@@ -138,14 +138,14 @@ pub fn parse_node_id(s: &str) -> Result<PublicKey, NodeError> {
 
 impl Peers {
     pub fn open(
-        db: &sled::Db,
+        store: &lanes_store::DynStore,
         node_id: PublicKey,
         peer_manager: Arc<PeerManager>,
         channel_manager: Arc<ChannelManager>,
         network_graph: Arc<NetworkGraph>,
         bus: Arc<EventBus>,
     ) -> Result<Self, NodeError> {
-        Ok(Self { addresses: Records::open(db, "peer_addresses")?, connected: Mutex::new(HashSet::new()), node_id, peer_manager, channel_manager, network_graph, bus })
+        Ok(Self { addresses: Records::open(store, lanes_store::layout::PEER_ADDRESSES)?, connected: Mutex::new(HashSet::new()), node_id, peer_manager, channel_manager, network_graph, bus })
     }
 
     /// Connects to `node_id` at `addr` and waits for the handshake (10 s at most).

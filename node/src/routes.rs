@@ -11,17 +11,13 @@ use bitcoin::secp256k1::PublicKey;
 use lightning::ln::channelmanager::RecipientOnionFields;
 use lightning::routing::router::{Path, PaymentParameters, RouteParameters, DEFAULT_MAX_TOTAL_CLTV_EXPIRY_DELTA};
 use lightning::types::payment::PaymentSecret;
-use lightning::util::persist::KVStoreSync;
 
 use lanes_channel::router::lanes_router::RouteEstimate;
 use lanes_channel::types::{ChannelManager, Router};
+use lanes_store::{layout, DynStore};
 
 use crate::error::PaymentError;
 use crate::NodeError;
-
-/// Where the router's liquidity scorer is kept.
-pub const ROUTER_NAMESPACE: &str = "lanes";
-pub const ROUTER_SCORER_KEY: &str = "router_scorer";
 
 /// The final CLTV delta a route query assumes when none is given (what our keysend asks for).
 pub const DEFAULT_QUERY_FINAL_CLTV: u32 = 40;
@@ -129,12 +125,12 @@ pub use lanes_channel::router::lanes_router::PaymentRouteCounts;
 pub struct Routes {
     router: Arc<Router>,
     channel_manager: Arc<ChannelManager>,
-    store: Arc<dyn KVStoreSync + Send + Sync>,
+    store: DynStore,
     node_id: PublicKey,
 }
 
 impl Routes {
-    pub fn new(router: Arc<Router>, channel_manager: Arc<ChannelManager>, store: Arc<dyn KVStoreSync + Send + Sync>, node_id: PublicKey) -> Self {
+    pub fn new(router: Arc<Router>, channel_manager: Arc<ChannelManager>, store: DynStore, node_id: PublicKey) -> Self {
         Self { router, channel_manager, store, node_id }
     }
 
@@ -202,7 +198,7 @@ impl Routes {
 
     /// Keeps what the router learned across restarts (best effort: losing it only costs retries).
     fn save_scorer(&self) {
-        if let Err(e) = self.store.write(ROUTER_NAMESPACE, "", ROUTER_SCORER_KEY, self.router.scorer_bytes()) {
+        if let Err(e) = self.store.write(layout::ROUTER.primary, layout::ROUTER.secondary, layout::ROUTER_SCORER_KEY, self.router.scorer_bytes()) {
             tracing::warn!(error = %e, "saving the router's scorer failed");
         }
     }

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use bitcoin::{Network, Transaction, Txid};
 use bitcoincore_rpc::{Client, RpcApi};
 use lanes_channel::logger::LdkTracing;
-use lanes_channel::store::SledStore;
+use lanes_store::{layout, SledStore};
 use lightning::chain::chaininterface::{BroadcasterInterface, ConfirmationTarget, FeeEstimator};
 use lightning::events::bump_transaction::BumpTransactionEvent;
 use lightning::events::Event;
@@ -21,7 +21,7 @@ use crate::Node;
 
 /// Copies a stopped node's data dir to `to` (the state a cheater keeps).
 pub fn snapshot(node: &Node, to: &Path) {
-    assert!(!node.is_running(), "{}: snapshot a stopped node only (sled must be closed)", node.name());
+    assert!(!node.is_running(), "{}: snapshot a stopped node only (its store must be closed)", node.name());
     copy_dir(node.data_dir(), to).unwrap_or_else(|e| panic!("copying {}'s data dir: {e}", node.name()));
 }
 
@@ -60,10 +60,9 @@ impl FeeEstimator for FixedFee {
 /// Broadcasts to bitcoind the latest commitment transaction of every channel in the snapshot at `dir`
 /// (taken with [`snapshot`]). Returns the commitment txids that bitcoind accepted.
 pub fn broadcast_stale_commitments(dir: &Path, network: Network, rpc: &Client) -> Vec<Txid> {
-    let (seed, _) = lanes_wallet::Seed::load_or_create(&dir.join("seed")).expect("the snapshot has a seed");
+    let (seed, _) = lanes_wallet::Seed::load_or_create(&layout::seed_path(dir)).expect("the snapshot has a seed");
     let keys = std::sync::Arc::new(KeysManager::new(&seed.ldk_seed(network), 1, 0, true));
-    let db = sled::open(dir.join("db")).expect("open the snapshot's database");
-    let store = std::sync::Arc::new(SledStore::new(db.open_tree("ldk").expect("ldk tree")));
+    let store = std::sync::Arc::new(SledStore::open(layout::db_path(dir)).expect("open the snapshot's store"));
     let monitors = read_channel_monitors(store, std::sync::Arc::clone(&keys), std::sync::Arc::clone(&keys)).expect("read the snapshot's monitors");
     assert!(!monitors.is_empty(), "the snapshot at {} has no channel", dir.display());
     let collect = Collect::default();

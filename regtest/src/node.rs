@@ -105,7 +105,7 @@ impl Node {
 
     /// The seed file lanesd writes on its first start.
     pub fn seed_path(&self) -> PathBuf {
-        self.inner.dir.join("seed")
+        lanes_store::layout::seed_path(&self.inner.dir)
     }
 
     /// The gRPC address, as `lanes-cli --rpcserver` takes it: `127.0.0.1:PORT`.

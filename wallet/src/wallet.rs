@@ -21,7 +21,7 @@ use bitcoin::{Address, Amount, FeeRate, Network, ScriptBuf, Transaction, Txid};
 use lanes_common::now_secs;
 
 use crate::seed::Seed;
-use crate::store::SledWalletStore;
+use crate::store::WalletStore;
 use crate::WalletError;
 
 /// Fee rate used when bitcoind has no estimate yet (a fresh regtest chain): 2 sat/vB.
@@ -72,8 +72,8 @@ pub struct Sent {
 
 /// The node's on-chain wallet.
 pub struct OnchainWallet {
-    wallet: Mutex<PersistedWallet<SledWalletStore>>,
-    store: Mutex<SledWalletStore>,
+    wallet: Mutex<PersistedWallet<WalletStore>>,
+    store: Mutex<WalletStore>,
     emitter: Mutex<Emitter<Arc<Client>>>,
     rpc: Arc<Client>,
     network: Network,
@@ -84,13 +84,13 @@ pub struct OnchainWallet {
 }
 
 impl OnchainWallet {
-    /// Loads the wallet kept in `tree`, or creates it from the seed, and connects to bitcoind at
+    /// Loads the wallet kept in `store`, or creates it from the seed, and connects to bitcoind at
     /// `rpc_url`. A new wallet starts scanning at bitcoind's current tip: its seed was just made, so
     /// nothing before that can pay it.
     pub fn load_or_create(
         seed: &Seed,
         network: Network,
-        tree: sled::Tree,
+        store: lanes_store::DynStore,
         rpc_url: &str,
         rpc_user: &str,
         rpc_password: &str,
@@ -102,7 +102,7 @@ impl OnchainWallet {
         let xprv = seed.master_xprv(network);
         let external = Bip84(xprv, KeychainKind::External);
         let internal = Bip84(xprv, KeychainKind::Internal);
-        let mut store = SledWalletStore::new(tree);
+        let mut store = WalletStore::new(store);
         let loaded = Wallet::load()
             .descriptor(KeychainKind::External, Some(external.clone()))
             .descriptor(KeychainKind::Internal, Some(internal.clone()))
@@ -139,11 +139,11 @@ impl OnchainWallet {
         })
     }
 
-    fn wallet(&self) -> MutexGuard<'_, PersistedWallet<SledWalletStore>> {
+    fn wallet(&self) -> MutexGuard<'_, PersistedWallet<WalletStore>> {
         self.wallet.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn persist(&self, wallet: &mut PersistedWallet<SledWalletStore>) -> Result<(), WalletError> {
+    fn persist(&self, wallet: &mut PersistedWallet<WalletStore>) -> Result<(), WalletError> {
         let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
         wallet.persist(&mut store).map(|_| ())
     }
@@ -346,7 +346,7 @@ impl OnchainWallet {
     /// BDK revealed is persisted before the transaction leaves this function.
     fn build_signed(
         &self,
-        w: &mut PersistedWallet<SledWalletStore>,
+        w: &mut PersistedWallet<WalletStore>,
         script: ScriptBuf,
         target: Target,
         fee_rate: FeeRate,
@@ -402,7 +402,7 @@ impl OnchainWallet {
     }
 
     /// Records a transaction of ours as unconfirmed, so balances and coin selection see it at once.
-    fn track_unconfirmed(&self, w: &mut PersistedWallet<SledWalletStore>, tx: Transaction) -> Result<(), WalletError> {
+    fn track_unconfirmed(&self, w: &mut PersistedWallet<WalletStore>, tx: Transaction) -> Result<(), WalletError> {
         w.apply_unconfirmed_txs([(tx, now_secs())]);
         self.persist(w)
     }

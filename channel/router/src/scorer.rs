@@ -9,7 +9,7 @@
 //! router minimises `fee + penalty`, where the penalty grows with `-log2(probability)`.
 //! [`LiquidityScorer::view`] flattens the bounds (decayed to a given time) into arrays aligned with a
 //! [`RoutingGraph`]'s edges, so searches never touch the map. The state is plain data, serializable
-//! with serde ([`LiquidityScorer::to_bytes`]) so it can be kept in sled.
+//! with serde ([`LiquidityScorer::to_bytes`]) so it can be kept in the store.
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -219,7 +219,7 @@ impl LiquidityScorer {
         v
     }
 
-    /// Serialized form for storage (sled).
+    /// Serialized form for storage (the node keeps it in the store).
     pub fn to_bytes(&self) -> Vec<u8> {
         let flat: Vec<(u64, bool, LiquidityBounds)> = self
             .bounds

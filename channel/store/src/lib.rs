@@ -1,0 +1,84 @@
+//! The one storage trait under everything lanes keeps, and its implementations.
+//!
+//! Owns: the trait every durable owner writes through, LDK's [`KVStoreSync`] (as ldk-node does), behind
+//! [`DynStore`]; the key rules every implementation enforces ([`check`]); where things live ([`layout`]);
+//! and the sled implementation ([`SledStore`]). Adding another backend (PostgreSQL) is one more
+//! implementation of [`KVStoreSync`] here and a choice in the node's builder; no owner changes.
+//!
+//! Every implementation must make [`KVStoreSync::write`] and a non-lazy [`KVStoreSync::remove`] durable
+//! before returning. LDK's ChainMonitor writes a ChannelMonitor update and only afterwards lets the
+//! ChannelManager send the matching `commitment_signed`/`revoke_and_ack` to the peer; a store that
+//! returned before the bytes were on disk could lose, in a crash, a state the peer already holds our
+//! signature for, and the peer could then broadcast a state we can no longer punish. The wallet (a
+//! revealed address index lost hands out the same address twice) and the broadcast journal rely on the
+//! same promise.
+//!
+//! Must never: know what the bytes mean (owners encode and decode their own values), nor let a key
+//! outside LDK's rules in: every backend must be able to hold every key.
+use std::sync::Arc;
+
+pub use lightning::io;
+pub use lightning::util::persist::KVStoreSync;
+
+pub mod layout;
+mod sled_store;
+
+pub use layout::Namespace;
+pub use sled_store::SledStore;
+
+/// The store every owner holds: any durable [`KVStoreSync`], shared.
+pub type DynStore = Arc<dyn KVStoreSync + Send + Sync>;
+
+/// Longest namespace or key ([`lightning::util::persist::KVSTORE_NAMESPACE_KEY_MAX_LEN`]).
+pub const MAX_LEN: usize = lightning::util::persist::KVSTORE_NAMESPACE_KEY_MAX_LEN;
+
+/// Checks namespaces and key against LDK's rules: `[A-Za-z0-9_-]`, at most [`MAX_LEN`] characters, a
+/// secondary namespace only under a primary one, keys not empty. `key` is `None` for `list`.
+pub fn check(primary: &str, secondary: &str, key: Option<&str>) -> io::Result<()> {
+    let valid = |s: &str| s.len() <= MAX_LEN && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let ok = valid(primary)
+        && valid(secondary)
+        && (!primary.is_empty() || secondary.is_empty())
+        && key.map_or(true, |k| !k.is_empty() && valid(k));
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid namespace/key: {primary:?}/{secondary:?}/{key:?}")))
+    }
+}
+
+/// `bytes` as a store key: lowercase hex, which keeps the bytes' order (for keys of one length, and for
+/// a key and its prefixes).
+pub fn hex_key(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_ldk_rules() {
+        assert!(check("monitors", "", Some("abc_1-2")).is_ok());
+        assert!(check("", "", None).is_ok());
+        assert_eq!(check("a/b", "", Some("k")).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(check("", "x", Some("k")).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(check("a", "", Some("")).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert!(check("a", "", Some(&"k".repeat(MAX_LEN))).is_ok());
+        assert!(check("a", "", Some(&"k".repeat(MAX_LEN + 1))).is_err());
+    }
+
+    #[test]
+    fn hex_keys_keep_byte_order() {
+        assert_eq!(hex_key(&[0x00, 0x0a, 0xff]), "000aff");
+        let mut raw: Vec<Vec<u8>> = vec![vec![0x9f], vec![0xa0], vec![0x0a, 0x01], vec![0x0a], vec![0xff, 0x00]];
+        let mut hexed: Vec<String> = raw.iter().map(|k| hex_key(k)).collect();
+        raw.sort();
+        hexed.sort();
+        assert_eq!(hexed, raw.iter().map(|k| hex_key(k)).collect::<Vec<_>>());
+    }
+}
