@@ -212,29 +212,7 @@ impl Invoices {
 
     /// A payment to us was claimed: settle its invoice (or record the keysend).
     pub fn settled(&self, hash: PaymentHash, amount_msat: u64, preimage: Option<PaymentPreimage>) -> Result<(), NodeError> {
-        self.records.update(&hash.0, |rec| {
-            let now = now_secs();
-            let mut rec = rec.unwrap_or_else(|| InvoiceRecord {
-                bolt11: String::new(),
-                payment_hash: hash.0,
-                amount_msat,
-                description: "keysend".into(),
-                created_at: now,
-                expires_at: now,
-                settled: false,
-                amount_received_msat: 0,
-                settled_at: 0,
-                preimage: None,
-                hold: false,
-                accepted: false,
-                canceled: false,
-            });
-            rec.settled = true;
-            rec.amount_received_msat = amount_msat;
-            rec.settled_at = now;
-            rec.preimage = preimage.map(|p| p.0);
-            Some(rec)
-        })?;
+        self.records.update(&hash.0, |rec| Some(settle(rec, hash, amount_msat, preimage, now_secs())))?;
         Ok(())
     }
 
@@ -312,6 +290,35 @@ impl Invoices {
     }
 }
 
+/// The record of `hash` once a payment for it was claimed at `now` (a keysend has no invoice: its record is
+/// made here). Idempotent: LDK hands a claim over again when the node stopped before it was recorded as
+/// handled, and a settled invoice keeps the time it settled.
+fn settle(rec: Option<InvoiceRecord>, hash: PaymentHash, amount_msat: u64, preimage: Option<PaymentPreimage>, now: u64) -> InvoiceRecord {
+    let mut rec = rec.unwrap_or_else(|| InvoiceRecord {
+        bolt11: String::new(),
+        payment_hash: hash.0,
+        amount_msat,
+        description: "keysend".into(),
+        created_at: now,
+        expires_at: now,
+        settled: false,
+        amount_received_msat: 0,
+        settled_at: 0,
+        preimage: None,
+        hold: false,
+        accepted: false,
+        canceled: false,
+    });
+    if rec.settled {
+        return rec;
+    }
+    rec.settled = true;
+    rec.amount_received_msat = amount_msat;
+    rec.settled_at = now;
+    rec.preimage = preimage.map(|p| p.0);
+    rec
+}
+
 /// Whether `inv` has expired by now.
 pub fn is_expired(inv: &Bolt11Invoice) -> bool {
     inv.would_expire(Duration::from_secs(now_secs()))
@@ -329,6 +336,17 @@ mod tests {
         assert_eq!((rec.payment_hash, rec.preimage, rec.hold, rec.amount_msat), ([10; 32], None, false, 5000));
         let settled = old.replace(r#""preimage":"""#, &format!(r#""preimage":"{}""#, "0b".repeat(32)));
         assert_eq!(crate::record::decode::<InvoiceRecord>(settled.as_bytes()).unwrap().preimage, Some([11; 32]));
+    }
+
+    /// A claim LDK replays after a restart leaves a settled invoice as it was (it used to move settled_at to
+    /// the restart).
+    #[test]
+    fn a_replayed_claim_keeps_the_time_the_invoice_settled() {
+        let hash = PaymentHash([1; 32]);
+        let first = settle(None, hash, 5_000, Some(PaymentPreimage([2; 32])), 1_000);
+        assert_eq!((first.settled, first.settled_at, first.amount_received_msat, first.description.as_str()), (true, 1_000, 5_000, "keysend"));
+        let replayed = settle(Some(first.clone()), hash, 5_000, Some(PaymentPreimage([2; 32])), 9_000);
+        assert_eq!((replayed.settled_at, replayed.preimage), (1_000, Some([2; 32])));
     }
 
     #[test]
