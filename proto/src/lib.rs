@@ -4,6 +4,7 @@
 //! `serde` feature the messages' JSON form); it must never contain node logic.
 
 pub mod codec;
+pub mod macaroon;
 pub mod text;
 pub use codec::MAX_MESSAGE_BYTES;
 

@@ -6,29 +6,47 @@
 //! the server's). Must never: know a message or a method (that is lanes-proto's), retry a call, or depend on
 //! anything heavier than lanes-proto and tonic: it is what makes a small client possible.
 //!
-//! Credentials (issue 13, not yet): lanesd will serve TLS and check a macaroon on every call. Both go in
-//! [`Server`] and nowhere else: the certificate to trust beside the address (an `https://` endpoint with
-//! `Endpoint::tls_config`, set in [`Server::parse`]'s endpoint), the macaroon as metadata added to every
-//! request by an interceptor in [`client`]. The interceptor changes the client's type, which is why callers
-//! name it [`Client`] rather than `LanesClient<Channel>`.
+//! Credentials: lanesd serves TLS with a self-signed certificate and checks a macaroon on every call. Both
+//! live in [`Server`] and nowhere else: the certificate to pin ([`Server::with_tls_cert`]: the connection is
+//! then `https://`, trusting that certificate only) and the macaroon ([`Server::with_macaroon`]), sent as
+//! hex in the `macaroon` metadata of every request by the [`Credential`] interceptor.
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use lanes_proto::LanesClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 /// The gRPC client of lanesd's API, as this crate builds it.
-pub type Client = LanesClient<Channel>;
+pub type Client = LanesClient<InterceptedService<Channel, Credential>>;
+
+/// Adds the macaroon (if any) to every request.
+#[derive(Clone, Default)]
+pub struct Credential(Option<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for Credential {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(m) = &self.0 {
+            req.metadata_mut().insert("macaroon", m.clone());
+        }
+        Ok(req)
+    }
+}
 
 /// How long connecting may take before it is an error: lanesd on the same machine or LAN answers at once.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where lanesd's API is (and, with issue 13, the credentials to present there).
+/// Where lanesd's API is, and the credentials to present there.
 #[derive(Clone, Debug)]
 pub struct Server {
     /// The address as given, for messages.
     rpcserver: String,
     endpoint: Endpoint,
+    credential: Option<String>,
+    /// Where the pinned certificate came from, for messages.
+    cert_path: Option<String>,
 }
 
 /// Why there is no connection, with the address as given.
@@ -40,6 +58,10 @@ pub enum ConnectError {
     Refused { rpcserver: String },
     /// Anything else (a timeout, a name that does not resolve...), with its causes.
     Unreachable { rpcserver: String, cause: String },
+    /// The server's TLS certificate is not the pinned one.
+    WrongCertificate { rpcserver: String, cert_path: String, cause: String },
+    /// A certificate or macaroon file could not be used.
+    Credential { path: String, why: String },
 }
 
 impl Server {
@@ -49,7 +71,50 @@ impl Server {
         let endpoint = Endpoint::from_shared(url)
             .map_err(|e| ConnectError::BadAddress { rpcserver: rpcserver.to_string(), cause: e.to_string() })?
             .connect_timeout(CONNECT_TIMEOUT);
-        Ok(Server { rpcserver: rpcserver.to_string(), endpoint })
+        Ok(Server { rpcserver: rpcserver.to_string(), endpoint, credential: None, cert_path: None })
+    }
+
+    /// Pins the certificate in `path` (PEM, lanesd's `tls.cert`): the connection is TLS and trusts it alone.
+    pub fn with_tls_cert(mut self, path: &Path) -> Result<Server, ConnectError> {
+        let shown = path.display().to_string();
+        let pem = std::fs::read(path).map_err(|e| ConnectError::Credential {
+            path: shown.clone(),
+            why: format!("cannot read the TLS certificate ({e}): give --tlscertpath, or --lanesdir with lanesd's data dir"),
+        })?;
+        if !pem.starts_with(b"-----BEGIN CERTIFICATE-----") {
+            return Err(ConnectError::Credential { path: shown, why: "not a PEM certificate (lanesd's is tls.cert in its data dir)".into() });
+        }
+        let uri = self.endpoint.uri().clone();
+        let https = format!("https://{}", uri.authority().map(|a| a.as_str()).unwrap_or_default());
+        self.endpoint = Endpoint::from_shared(https)
+            .map_err(|e| ConnectError::BadAddress { rpcserver: self.rpcserver.clone(), cause: e.to_string() })?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
+            .map_err(|e| ConnectError::Credential { path: shown.clone(), why: e.to_string() })?;
+        self.cert_path = Some(shown);
+        Ok(self)
+    }
+
+    /// Presents the macaroon in `path` (lanesd's binary macaroon files, or their hex) on every call.
+    pub fn with_macaroon(mut self, path: &Path) -> Result<Server, ConnectError> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| ConnectError::Credential {
+            path: shown.clone(),
+            why: format!("cannot read the macaroon ({e}): give --macaroonpath, or --lanesdir with lanesd's data dir"),
+        })?;
+        let text = std::str::from_utf8(&bytes).ok().map(str::trim).filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit()));
+        let hex = match text {
+            Some(t) => t.to_string(),
+            None => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        };
+        lanes_proto::macaroon::Macaroon::from_hex(&hex).map_err(|e| ConnectError::Credential { path: shown, why: e.to_string() })?;
+        self.credential = Some(hex);
+        Ok(self)
+    }
+
+    /// The TLS certificate and admin macaroon lanesd keeps in its data dir `dir`.
+    pub fn with_credentials_in(self, dir: &Path) -> Result<Server, ConnectError> {
+        self.with_tls_cert(&dir.join(lanes_proto::macaroon::TLS_CERT))?.with_macaroon(&dir.join(lanes_proto::macaroon::ADMIN_MACAROON))
     }
 
     /// The address as given.
@@ -60,26 +125,35 @@ impl Server {
     /// Connects now, so that a lanesd that is not there is reported before any call.
     pub async fn connect(&self) -> Result<Client, ConnectError> {
         match self.endpoint.connect().await {
-            Ok(channel) => Ok(client(channel)),
+            Ok(channel) => Ok(self.client(channel)),
             Err(e) if io_error_kind(&e) == Some(std::io::ErrorKind::ConnectionRefused) => {
                 Err(ConnectError::Refused { rpcserver: self.rpcserver.clone() })
             }
-            Err(e) => Err(ConnectError::Unreachable { rpcserver: self.rpcserver.clone(), cause: error_chain(&e) }),
+            Err(e) => {
+                let cause = error_chain(&e);
+                match &self.cert_path {
+                    Some(cert_path) if cause.contains("certificate") => {
+                        Err(ConnectError::WrongCertificate { rpcserver: self.rpcserver.clone(), cert_path: cert_path.clone(), cause })
+                    }
+                    _ => Err(ConnectError::Unreachable { rpcserver: self.rpcserver.clone(), cause }),
+                }
+            }
         }
     }
 
     /// A client that connects on its first call and again after the connection drops (lanesd restarted);
     /// a call while nothing listens fails with `UNAVAILABLE`.
     pub fn connect_lazy(&self) -> Client {
-        client(self.endpoint.connect_lazy())
+        self.client(self.endpoint.connect_lazy())
     }
-}
 
-/// The client over `channel`, with the API's message limits. (Issue 13: the macaroon interceptor goes here.)
-fn client(channel: Channel) -> Client {
-    LanesClient::new(channel)
-        .max_decoding_message_size(lanes_proto::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(lanes_proto::MAX_MESSAGE_BYTES)
+    /// The client over `channel`, with the API's message limits and the macaroon.
+    fn client(&self, channel: Channel) -> Client {
+        let credential = Credential(self.credential.as_deref().and_then(|m| m.parse().ok()));
+        LanesClient::with_interceptor(channel, credential)
+            .max_decoding_message_size(lanes_proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(lanes_proto::MAX_MESSAGE_BYTES)
+    }
 }
 
 impl fmt::Display for ConnectError {
@@ -88,6 +162,11 @@ impl fmt::Display for ConnectError {
             ConnectError::BadAddress { rpcserver, cause } => write!(f, "{rpcserver:?} is not a host:port address: {cause}"),
             ConnectError::Refused { rpcserver } => write!(f, "cannot connect to lanesd at {rpcserver}: connection refused"),
             ConnectError::Unreachable { rpcserver, cause } => write!(f, "cannot connect to lanesd at {rpcserver}: {cause}"),
+            ConnectError::WrongCertificate { rpcserver, cert_path, cause } => write!(
+                f,
+                "lanesd at {rpcserver} did not show the TLS certificate in {cert_path}: copy the node's current tls.cert (it makes a new one when its names change or it expires) ({cause})"
+            ),
+            ConnectError::Credential { path, why } => write!(f, "{path}: {why}"),
         }
     }
 }
