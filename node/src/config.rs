@@ -67,6 +67,29 @@ pub struct Args {
     /// A fixed dust exposure cap in msat (CLN's max-dust-htlc-exposure-msat), instead of the multiplier.
     #[arg(long)]
     pub max_dust_htlc_exposure_msat: Option<u64>,
+    /// Serve the gRPC API without TLS. For local development only: refused unless the API listens on
+    /// a loopback address.
+    #[arg(long)]
+    #[serde(default)]
+    pub no_tls: bool,
+    /// Serve the gRPC API without macaroons: anyone who can reach it can drive the node. For local
+    /// development only.
+    #[arg(long)]
+    #[serde(default)]
+    pub no_macaroons: bool,
+    /// An extra IP address the API's TLS certificate is valid for (repeatable), as LND's tlsextraip.
+    #[arg(long)]
+    #[serde(default)]
+    pub tls_extra_ip: Vec<std::net::IpAddr>,
+    /// An extra domain name the API's TLS certificate is valid for (repeatable), as LND's tlsextradomain.
+    #[arg(long)]
+    #[serde(default)]
+    pub tls_extra_domain: Vec<String>,
+    /// Make a new macaroon root key at start: every macaroon made before stops working, and new
+    /// admin, readonly and invoice macaroons are written.
+    #[arg(long)]
+    #[serde(default)]
+    pub rotate_macaroon_root_key: bool,
 }
 
 /// The resolved configuration.
@@ -82,6 +105,18 @@ pub struct Config {
     pub alias: String,
     pub forward_to_private_channels: bool,
     pub fees: FeePolicy,
+    pub api: ApiSecurity,
+}
+
+/// How the gRPC API is protected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiSecurity {
+    pub tls: bool,
+    pub macaroons: bool,
+    /// Names the TLS certificate is valid for besides localhost, 127.0.0.1 and ::1.
+    pub tls_extra_ips: Vec<std::net::IpAddr>,
+    pub tls_extra_domains: Vec<String>,
+    pub rotate_root_key: bool,
 }
 
 /// How fee estimates and peers' fee rates are judged. See [`FeePolicy::default`] for the rule.
@@ -179,7 +214,22 @@ impl Config {
                 return Err(NodeError::Config(format!("--{name} {rate} sat/vB is outside 1..=10000")));
             }
         }
+        let grpc_listen: SocketAddr = args.grpc_listen.or(file.grpc_listen).unwrap_or_else(|| "127.0.0.1:10009".parse().expect("valid literal"));
+        let api = ApiSecurity {
+            tls: !(args.no_tls || file.no_tls),
+            macaroons: !(args.no_macaroons || file.no_macaroons),
+            tls_extra_ips: if args.tls_extra_ip.is_empty() { file.tls_extra_ip } else { args.tls_extra_ip },
+            tls_extra_domains: if args.tls_extra_domain.is_empty() { file.tls_extra_domain } else { args.tls_extra_domain },
+            rotate_root_key: args.rotate_macaroon_root_key,
+        };
+        // Without TLS, macaroons and everything else cross the network in clear: only on this machine.
+        if !api.tls && !grpc_listen.ip().is_loopback() {
+            return Err(NodeError::Config(format!(
+                "--no-tls with the API on {grpc_listen}: without TLS the API may only listen on a loopback address (127.0.0.1 or ::1)"
+            )));
+        }
         Ok(Self {
+            api,
             forward_to_private_channels: args.forward_to_private_channels.or(file.forward_to_private_channels).unwrap_or(true),
             fees,
             network,
@@ -188,7 +238,7 @@ impl Config {
             bitcoind_rpc_user,
             bitcoind_rpc_password,
             listen: args.listen.or(file.listen).unwrap_or_else(|| "0.0.0.0:9735".parse().expect("valid literal")),
-            grpc_listen: args.grpc_listen.or(file.grpc_listen).unwrap_or_else(|| "127.0.0.1:10009".parse().expect("valid literal")),
+            grpc_listen,
             alias,
         })
     }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use bytes::{Buf, BufMut};
 use lanes_regtest::proto::v1::*;
-use lanes_regtest::{Net, Pair, RPC_PASSWORD};
+use lanes_regtest::{Net, Node, Pair, RPC_PASSWORD};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Code;
 
@@ -44,12 +44,18 @@ impl Decoder for RawCoder {
     }
 }
 
-async fn raw_call(rpcserver: &str, method: &'static str, body: Vec<u8>) -> tonic::Status {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{rpcserver}")).unwrap().connect().await.expect("connect");
-    let mut grpc = tonic::client::Grpc::new(channel);
+/// Sends `body` as is to `method` of `node`, over TLS with its admin macaroon.
+async fn raw_call(node: &Node, method: &'static str, body: Vec<u8>) -> tonic::Status {
+    let cert = std::fs::read(node.data_dir().join("tls.cert")).expect("the node's tls.cert");
+    let tls = tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(cert));
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{}", node.rpcserver())).unwrap().tls_config(tls).unwrap();
+    let mut grpc = tonic::client::Grpc::new(endpoint.connect().await.expect("connect"));
     grpc.ready().await.expect("ready");
     let path = tonic::codegen::http::uri::PathAndQuery::from_static(method);
-    grpc.unary(tonic::Request::new(body), path, Raw).await.expect_err("malformed input must be refused")
+    let mut req = tonic::Request::new(body);
+    let macaroon: String = std::fs::read(node.data_dir().join("admin.macaroon")).expect("admin.macaroon").iter().map(|b| format!("{b:02x}")).collect();
+    req.metadata_mut().insert("macaroon", macaroon.parse().unwrap());
+    grpc.unary(req, path, Raw).await.expect_err("malformed input must be refused")
 }
 
 fn mode(path: &Path) -> u32 {
@@ -62,7 +68,7 @@ async fn hostile_api_input_is_refused_clearly_and_files_are_private() {
     let Pair { alice, bob, channel } = net.pair(1_000_000, 500_000).await;
 
     // A body that is not protobuf: INVALID_ARGUMENT, as for any malformed input.
-    let s = raw_call(&alice.rpcserver(), "/lanes.v1.Lanes/GetNodeInfo", vec![0x0a, 0x05, b'a']).await;
+    let s = raw_call(&alice, "/lanes.v1.Lanes/GetNodeInfo", vec![0x0a, 0x05, b'a']).await;
     assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
     assert!(s.message().contains("malformed"), "{s:?}");
 

@@ -253,9 +253,20 @@ impl Node {
 
     // ---- gRPC ----
 
-    /// A gRPC client for this node. It connects on first use and reconnects after a restart.
+    /// A gRPC client for this node, over TLS with its admin macaroon (read from its data dir each time: a
+    /// restart may make new ones). It connects on first use and reconnects after a restart. Before lanesd
+    /// made its credentials, the client has none and its calls fail (waits poll on).
     pub fn client(&self) -> Client {
-        Server::parse(&self.rpcserver()).expect("a node's rpcserver is host:port").connect_lazy()
+        let server = Server::parse(&self.rpcserver()).expect("a node's rpcserver is host:port");
+        match server.clone().with_credentials_in(self.data_dir()) {
+            Ok(with) => with.connect_lazy(),
+            Err(_) => server.connect_lazy(),
+        }
+    }
+
+    /// lanes-cli's flags that reach this node: its address and the data dir holding its credentials.
+    pub fn cli_args(&self) -> Vec<String> {
+        vec!["--rpcserver".into(), self.rpcserver(), "--lanesdir".into(), self.data_dir().display().to_string()]
     }
 
     /// GetInfo; panics (with the log tail) on an error.

@@ -53,7 +53,7 @@ async fn lanes_cli_drives_two_nodes() {
     assert_eq!(net.get_received(&payee).await, 10_000);
 
     // The address can come from the environment, like lncli's.
-    let via_env = run_cli(&["getinfo"], Some(&alice.rpcserver())).await;
+    let via_env = run_cli(&["getinfo"], Some(&alice)).await;
     assert!(via_env.status.success() && stdout(&via_env).contains(&alice.node_id()), "{}", describe(&via_env));
 
     // ---- a peer and a channel ----
@@ -177,7 +177,8 @@ impl Subscriber {
     /// Starts it against `node` and waits for its note that the subscription is in place.
     async fn start(node: &Node) -> Subscriber {
         let mut child = tokio::process::Command::new(sibling_exe("lanes-cli"))
-            .args(["--rpcserver", &node.rpcserver(), "subscribe", "--json"])
+            .args(node.cli_args())
+            .args(["subscribe", "--json"])
             .env_remove("LANES_RPCSERVER")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -227,11 +228,11 @@ fn assert_failed(out: &Output, words: &str) {
 }
 
 /// Runs lanes-cli with `args`, with `LANES_RPCSERVER` set to `env_rpcserver` or removed.
-async fn run_cli(args: &[&str], env_rpcserver: Option<&str>) -> Output {
+async fn run_cli(args: &[&str], env_node: Option<&Node>) -> Output {
     let mut cmd = tokio::process::Command::new(sibling_exe("lanes-cli"));
-    cmd.args(args).env_remove("LANES_RPCSERVER").kill_on_drop(true);
-    if let Some(rpcserver) = env_rpcserver {
-        cmd.env("LANES_RPCSERVER", rpcserver);
+    cmd.args(args).env_remove("LANES_RPCSERVER").env_remove("LANES_DIR").kill_on_drop(true);
+    if let Some(node) = env_node {
+        cmd.env("LANES_RPCSERVER", node.rpcserver()).env("LANES_DIR", node.data_dir());
     }
     // payinvoice waits up to lanesd's 60 s default for an outcome; anything longer is a hang.
     match tokio::time::timeout(Duration::from_secs(90), cmd.output()).await {
@@ -241,8 +242,8 @@ async fn run_cli(args: &[&str], env_rpcserver: Option<&str>) -> Output {
 }
 
 async fn cli(node: &Node, args: &[&str]) -> Output {
-    let rpcserver = node.rpcserver();
-    let mut all = vec!["--rpcserver", rpcserver.as_str()];
+    let reach = node.cli_args();
+    let mut all: Vec<&str> = reach.iter().map(String::as_str).collect();
     all.extend_from_slice(args);
     run_cli(&all, None).await
 }

@@ -12,6 +12,24 @@ pub struct Cli {
     /// lanesd's gRPC address, host:port (an http:// prefix is accepted).
     #[arg(long, global = true, env = "LANES_RPCSERVER", default_value = "127.0.0.1:10009")]
     pub rpcserver: String,
+    /// lanesd's data dir, where its TLS certificate and macaroons are. Default: ~/.lanes/<network>.
+    #[arg(long, global = true, env = "LANES_DIR")]
+    pub lanesdir: Option<std::path::PathBuf>,
+    /// The network, for the default --lanesdir.
+    #[arg(long, global = true, default_value = "regtest")]
+    pub network: String,
+    /// lanesd's TLS certificate to pin. Default: <lanesdir>/tls.cert.
+    #[arg(long, global = true)]
+    pub tlscertpath: Option<std::path::PathBuf>,
+    /// The macaroon to present. Default: <lanesdir>/admin.macaroon.
+    #[arg(long, global = true)]
+    pub macaroonpath: Option<std::path::PathBuf>,
+    /// Connect without TLS (only to a lanesd started with --no-tls).
+    #[arg(long, global = true)]
+    pub no_tls: bool,
+    /// Present no macaroon (only for a lanesd started with --no-macaroons).
+    #[arg(long, global = true)]
+    pub no_macaroons: bool,
     /// Print machine-readable JSON (field names as in the API) instead of text.
     #[arg(long, global = true)]
     pub json: bool,

@@ -66,7 +66,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("cannot start tokio");
     let result = match cli.command {
-        Command::Subscribe => runtime.block_on(subscribe(&cli.rpcserver, cli.json)).map(|()| None),
+        Command::Subscribe => runtime.block_on(subscribe(&Target::of(&cli), cli.json)).map(|()| None),
         _ => runtime.block_on(run(&cli)).map(Some),
     };
     match result {
@@ -99,7 +99,7 @@ fn main() -> ExitCode {
 /// Runs one request/response command: builds the request (refusing a self-contradicting command line
 /// before connecting), calls lanesd, and formats the answer.
 async fn run(cli: &Cli) -> Result<Output, Failure> {
-    let rpc = cli.rpcserver.as_str();
+    let rpc = &Target::of(cli);
     let out = match &cli.command {
         Command::Getinfo => human::getinfo(connect(rpc).await?.get_info(GetInfoRequest {}).await?.into_inner()),
         Command::Newaddress => human::newaddress(connect(rpc).await?.new_address(NewAddressRequest {}).await?.into_inner()),
@@ -258,8 +258,9 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
 /// Prints events as they come, one per line, until Ctrl-C (exit 0) or until lanesd ends the stream.
 ///
 /// A note on stderr says when the subscription is in place: events from then on are printed.
-async fn subscribe(rpcserver: &str, as_json: bool) -> Result<(), Failure> {
-    let mut events = connect(rpcserver).await?.subscribe_events(SubscribeEventsRequest {}).await?.into_inner();
+async fn subscribe(target: &Target, as_json: bool) -> Result<(), Failure> {
+    let rpcserver = target.rpcserver.as_str();
+    let mut events = connect(target).await?.subscribe_events(SubscribeEventsRequest {}).await?.into_inner();
     eprintln!("lanes-cli: subscribed to the events of lanesd at {rpcserver} (Ctrl-C to stop)");
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -281,8 +282,35 @@ async fn subscribe(rpcserver: &str, as_json: bool) -> Result<(), Failure> {
 }
 
 /// Connects now, so that a lanesd that is not there is said before anything else.
-async fn connect(rpcserver: &str) -> Result<Client, Failure> {
-    Ok(Server::parse(rpcserver)?.connect().await?)
+/// Where lanesd is, and the credentials to present there.
+struct Target {
+    rpcserver: String,
+    tls_cert: Option<std::path::PathBuf>,
+    macaroon: Option<std::path::PathBuf>,
+}
+
+impl Target {
+    fn of(cli: &Cli) -> Target {
+        let dir = cli.lanesdir.clone().unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".lanes").join(&cli.network)
+        });
+        Target {
+            rpcserver: cli.rpcserver.clone(),
+            tls_cert: (!cli.no_tls).then(|| cli.tlscertpath.clone().unwrap_or_else(|| dir.join(lanes_proto::macaroon::TLS_CERT))),
+            macaroon: (!cli.no_macaroons).then(|| cli.macaroonpath.clone().unwrap_or_else(|| dir.join(lanes_proto::macaroon::ADMIN_MACAROON))),
+        }
+    }
+}
+
+async fn connect(target: &Target) -> Result<Client, Failure> {
+    let mut server = Server::parse(&target.rpcserver)?;
+    if let Some(macaroon) = &target.macaroon {
+        server = server.with_macaroon(macaroon)?;
+    }
+    if let Some(cert) = &target.tls_cert {
+        server = server.with_tls_cert(cert)?;
+    }
+    Ok(server.connect().await?)
 }
 
 fn describe(failure: &Failure) -> String {
@@ -298,6 +326,7 @@ fn describe(failure: &Failure) -> String {
         Failure::Connect(ConnectError::Unreachable { rpcserver, cause }) => {
             format!("cannot connect to lanesd at {rpcserver}: {cause} (is lanesd running there?)")
         }
+        Failure::Connect(e @ (ConnectError::WrongCertificate { .. } | ConnectError::Credential { .. })) => e.to_string(),
         Failure::Status(status) => format!("{}: {}", code_name(status.code()), status.message()),
         Failure::StreamEnded { rpcserver } => format!("lanesd at {rpcserver} ended the event stream (is it stopping?)"),
     }

@@ -3,7 +3,9 @@
 //! Each group of calls has its module (wallet, peers, channels, invoices, payments, routes, graph,
 //! events); a handler parses its request, calls one service method and converts the answer
 //! ([`convert`]). Errors become statuses in one place ([`error`]); who may call what is one table
-//! ([`auth`]). Owns: the service, the server with reflection and the message size limits. Must never:
+//! ([`auth`]), checked by one layer in front of every service (reflection included) against macaroons
+//! ([`credentials`]); the server speaks TLS with a self-signed certificate clients pin ([`tls`]).
+//! Owns: the service, the server with reflection and the message size limits. Must never:
 //! hold policy or protocol logic (the services do), reach past the node's facade, or panic on any
 //! request: every bad input becomes a status with a message, before anything changes.
 use std::net::SocketAddr;
@@ -21,6 +23,7 @@ use crate::{Node, NodeError};
 pub mod auth;
 pub mod channels;
 pub mod convert;
+pub mod credentials;
 pub mod error;
 pub mod events;
 pub mod graph;
@@ -28,27 +31,52 @@ pub mod invoices;
 pub mod payments;
 pub mod peers;
 pub mod routes;
+pub mod tls;
 pub mod wallet;
 
 /// The service over a running node. `stop` asks the daemon to shut down.
 pub struct Api {
     node: Arc<Node>,
     stop: mpsc::Sender<()>,
+    /// Bakes macaroons under the current root key; None with `--no-macaroons`.
+    baker: Option<Arc<credentials::Baker>>,
 }
 
 impl Api {
-    pub fn new(node: Arc<Node>, stop: mpsc::Sender<()>) -> Self {
-        Self { node, stop }
+    /// The API of `node`, with its credentials read from (or made in) the node's data dir.
+    pub fn new(node: Arc<Node>, stop: mpsc::Sender<()>) -> Result<Self, NodeError> {
+        let api = &node.config().api;
+        let baker = if api.macaroons { Some(Arc::new(credentials::Baker::load_or_create(&node.config().data_dir, api.rotate_root_key)?)) } else { None };
+        Ok(Self { node, stop, baker })
     }
 
-    /// Serves the API (with gRPC reflection) on `addr` until `shutdown` resolves.
+    /// Serves the API (with gRPC reflection) on `addr` until `shutdown` resolves: TLS, and every call
+    /// checked against the permission table, unless the operator turned them off.
     pub async fn serve(self, addr: SocketAddr, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), NodeError> {
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(lanes_proto::FILE_DESCRIPTOR_SET)
             .build_v1()
             .map_err(|e| NodeError::Internal(format!("reflection: {e}")))?;
-        tracing::info!(%addr, "gRPC API listening");
-        tonic::transport::Server::builder()
+        let config = self.node.config().clone();
+        let security = &config.api;
+        let mut server = tonic::transport::Server::builder();
+        if security.tls {
+            let (cert, key) = tls::load_or_create(&config.data_dir, security)?;
+            let identity = tonic::transport::Identity::from_pem(cert, key);
+            server = server.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity)).map_err(|e| NodeError::Config(format!("TLS: {e}")))?;
+        } else {
+            tracing::warn!(%addr, "the API serves without TLS (--no-tls): requests and macaroons cross the connection in clear");
+        }
+        if !security.macaroons {
+            tracing::warn!(%addr, "the API checks no macaroons (--no-macaroons): anyone who can reach it can drive the node and spend its funds");
+        }
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "the API listens beyond this machine: keep its macaroons secret and firewall the port");
+        }
+        let auth = Arc::new(auth::Authenticator::new(self.baker.as_ref().map(|b| b.root_keys())));
+        tracing::info!(%addr, tls = security.tls, macaroons = security.macaroons, "gRPC API listening");
+        server
+            .layer(auth::AuthLayer(auth))
             .add_service(LanesServer::new(self).max_decoding_message_size(lanes_proto::MAX_MESSAGE_BYTES).max_encoding_message_size(lanes_proto::MAX_MESSAGE_BYTES))
             .add_service(reflection)
             .serve_with_shutdown(addr, shutdown)
@@ -56,12 +84,11 @@ impl Api {
             .map_err(|e| NodeError::Internal(format!("gRPC server: {e}")))
     }
 
-    /// Runs one call: checks the caller may make it, then the handler; its error becomes a status.
-    async fn call<Q, R, F>(&self, method: &'static str, req: Request<Q>, handler: impl FnOnce(Arc<Node>, Q) -> F) -> Result<Response<R>, Status>
+    /// Runs one call's handler (the auth layer has let it through); its error becomes a status.
+    async fn call<Q, R, F>(&self, _method: &'static str, req: Request<Q>, handler: impl FnOnce(Arc<Node>, Q) -> F) -> Result<Response<R>, Status>
     where
         F: std::future::Future<Output = Result<R, NodeError>>,
     {
-        auth::authorize(method, req.metadata())?;
         Ok(Response::new(handler(Arc::clone(&self.node), req.into_inner()).await?))
     }
 }
@@ -82,8 +109,7 @@ impl Lanes for Api {
         self.call("GetInfo", r, wallet::get_info).await
     }
 
-    async fn stop(&self, r: Request<StopRequest>) -> Result<Response<StopResponse>, Status> {
-        auth::authorize("Stop", r.metadata())?;
+    async fn stop(&self, _: Request<StopRequest>) -> Result<Response<StopResponse>, Status> {
         tracing::info!("stop requested over the API");
         let _ = self.stop.try_send(());
         Ok(Response::new(StopResponse {}))
@@ -199,6 +225,18 @@ impl Lanes for Api {
 
     async fn forwarding_history(&self, r: Request<ForwardingHistoryRequest>) -> Result<Response<ForwardingHistoryResponse>, Status> {
         self.call("ForwardingHistory", r, channels::forwarding_history).await
+    }
+
+    async fn bake_macaroon(&self, r: Request<BakeMacaroonRequest>) -> Result<Response<BakeMacaroonResponse>, Status> {
+        let r = r.into_inner();
+        let baker = self.baker.as_ref().ok_or_else(|| error::status(NodeError::Refused("macaroons are off (--no-macaroons): there is nothing to bake".into())))?;
+        credentials::Baker::check_request(&r.permissions, &r.methods).map_err(error::status)?;
+        let expires_at = (r.expiry_secs > 0).then(|| lanes_common::now_secs().saturating_add(r.expiry_secs));
+        let perms: Vec<&str> = r.permissions.iter().map(String::as_str).collect();
+        let methods: Vec<&str> = r.methods.iter().map(String::as_str).collect();
+        let m = baker.bake(&perms, &methods, expires_at);
+        tracing::info!(permissions = %perms.join(","), methods = %methods.join(","), expires_at = expires_at.unwrap_or(0), "macaroon baked");
+        Ok(Response::new(BakeMacaroonResponse { macaroon: m.to_hex(), expires_at: expires_at.unwrap_or(0) }))
     }
 
     type SubscribeEventsStream = Pin<Box<dyn Stream<Item = Result<NodeEvent, Status>> + Send>>;

@@ -35,7 +35,8 @@ async fn run() -> Result<(), lanes_node::NodeError> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut server = tokio::spawn(Api::new(Arc::clone(&node), stop_tx).serve(grpc, async {
+    let api = Api::new(Arc::clone(&node), stop_tx)?;
+    let mut server = tokio::spawn(api.serve(grpc, async {
         let _ = api_stop_rx.await;
     }));
     tracing::info!(node_id = %node.node_id(), "lanesd ready");

@@ -199,7 +199,7 @@ async fn describe(n: &Network) {
     describe_node(&n.bob, &n.carol, &n.bob_carol).await;
     describe_node(&n.carol, &n.alice, &n.bob_carol).await;
     print_payment(n);
-    let aliases: Vec<String> = [&n.alice, &n.bob, &n.carol].iter().map(|node| format!("{}='lanes-cli --rpcserver {}'", node.name(), node.rpcserver())).collect();
+    let aliases: Vec<String> = [&n.alice, &n.bob, &n.carol].iter().map(|node| format!("{}='lanes-cli {}'", node.name(), node.cli_args().join(" "))).collect();
     println!("Shortcuts for your shell (then: alice getinfo, bob listchannels...):");
     println!("  alias {}", aliases.join(" "));
     println!();
@@ -211,7 +211,7 @@ async fn describe_node(node: &Node, payee: &Node, channel: &str) {
     let balance = node.balance().await;
     let channels = node.channels().await;
     let invoice = payee.add_invoice(EXAMPLE_INVOICE_SAT * 1000, &format!("from {}", node.name())).await;
-    let cli = format!("lanes-cli --rpcserver {}", node.rpcserver());
+    let cli = format!("lanes-cli {}", node.cli_args().join(" "));
     println!("{}", node.name());
     println!("  node id:  {}", node.node_id());
     println!("  p2p:      {}", node.peer_address());
