@@ -372,6 +372,23 @@ mod tests {
         std::fs::write(dir.path().join("lanesd.toml"), "nonsense = 1\n").unwrap();
         assert!(Config::from_args(args(&["--data-dir", d, "--bitcoind-rpc-user", "u", "--bitcoind-rpc-password", "p"])).is_err());
     }
+
+    /// TLS and macaroons are on unless turned off, and the API never goes beyond loopback without TLS.
+    #[test]
+    fn the_api_is_secured_by_default_and_plaintext_stays_on_loopback() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let base = ["--data-dir", d, "--bitcoind-rpc-user", "u", "--bitcoind-rpc-password", "p"];
+        let with = |more: &[&str]| Config::from_args(args(&[&base[..], more].concat()));
+        let c = with(&["--grpc-listen", "0.0.0.0:10009"]).unwrap();
+        assert!(c.api.tls && c.api.macaroons);
+        let dev = with(&["--no-tls", "--no-macaroons"]).unwrap();
+        assert!(!dev.api.tls && !dev.api.macaroons, "on the default 127.0.0.1");
+        let refused = with(&["--no-tls", "--grpc-listen", "0.0.0.0:10009"]).unwrap_err().to_string();
+        assert!(refused.contains("--no-tls") && refused.contains("loopback"), "{refused}");
+        let names = with(&["--tls-extra-ip", "10.0.0.5", "--tls-extra-domain", "node.example.com"]).unwrap();
+        assert_eq!((names.api.tls_extra_ips.len(), names.api.tls_extra_domains.as_slice()), (1, &["node.example.com".to_string()][..]));
+    }
 }
 
 /// How often the chain and wallet are polled.
