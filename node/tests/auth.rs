@@ -3,73 +3,17 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use bytes::{Buf, BufMut};
 use ::lanes_client::{ConnectError, Server};
 use lanes_proto::macaroon::Macaroon;
 use lanes_regtest::proto::v1::*;
-use lanes_regtest::{Net, Node};
+use lanes_regtest::raw::{macaroon_hex, tls_channel};
+use lanes_regtest::{raw, Net};
 use prost::Message;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Code;
 
-/// Raw bytes in, raw bytes out: any method can be called with an empty request.
-#[derive(Clone, Default)]
-struct Raw;
-
-impl Codec for Raw {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = Raw;
-    type Decoder = Raw;
-    fn encoder(&mut self) -> Raw {
-        Raw
-    }
-    fn decoder(&mut self) -> Raw {
-        Raw
-    }
-}
-
-impl Encoder for Raw {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: Vec<u8>, buf: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        buf.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for Raw {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
-        Ok(Some(buf.copy_to_bytes(buf.remaining()).to_vec()))
-    }
-}
-
-/// A TLS channel to `node`, pinning its certificate.
-async fn tls_channel(node: &Node) -> tonic::transport::Channel {
-    let cert = std::fs::read(node.data_dir().join("tls.cert")).expect("the node's tls.cert");
-    let tls = tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(cert));
-    tonic::transport::Endpoint::from_shared(format!("https://{}", node.rpcserver())).unwrap().tls_config(tls).unwrap().connect().await.expect("TLS connect")
-}
-
-/// Calls `path` with an empty request and `macaroon` (hex) if any; the status it ends with (OK included).
+/// Calls `path` of the node behind `channel` with an empty request.
 async fn call(channel: &tonic::transport::Channel, path: &str, macaroon: Option<&str>) -> tonic::Status {
-    let mut grpc = tonic::client::Grpc::new(channel.clone());
-    grpc.ready().await.expect("ready");
-    let mut req = tonic::Request::new(Vec::new());
-    if let Some(m) = macaroon {
-        req.metadata_mut().insert("macaroon", m.parse().unwrap());
-    }
-    let path: tonic::codegen::http::uri::PathAndQuery = path.parse().unwrap();
-    match grpc.unary(req, path, Raw).await {
-        Ok(_) => tonic::Status::ok(""),
-        Err(s) => s,
-    }
-}
-
-fn macaroon_hex(node: &Node, file: &str) -> String {
-    std::fs::read(node.data_dir().join(file)).unwrap_or_else(|e| panic!("{file}: {e}")).iter().map(|b| format!("{b:02x}")).collect()
+    raw::call(channel, path, Vec::new(), macaroon).await
 }
 
 /// Every method of the service, as its descriptor lists them.

@@ -3,59 +3,15 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use bytes::{Buf, BufMut};
 use lanes_regtest::proto::v1::*;
-use lanes_regtest::{Net, Node, Pair, RPC_PASSWORD};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use lanes_regtest::{raw, Net, Node, Pair, RPC_PASSWORD};
 use tonic::Code;
-
-/// Sends raw bytes as a request body, as a broken or hostile client would.
-#[derive(Default)]
-struct Raw;
-struct RawCoder;
-
-impl Codec for Raw {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawCoder;
-    type Decoder = RawCoder;
-    fn encoder(&mut self) -> RawCoder {
-        RawCoder
-    }
-    fn decoder(&mut self) -> RawCoder {
-        RawCoder
-    }
-}
-
-impl Encoder for RawCoder {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: Vec<u8>, buf: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        buf.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCoder {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
-        Ok(Some(buf.copy_to_bytes(buf.remaining()).to_vec()))
-    }
-}
 
 /// Sends `body` as is to `method` of `node`, over TLS with its admin macaroon.
 async fn raw_call(node: &Node, method: &'static str, body: Vec<u8>) -> tonic::Status {
-    let cert = std::fs::read(node.data_dir().join("tls.cert")).expect("the node's tls.cert");
-    let tls = tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(cert));
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{}", node.rpcserver())).unwrap().tls_config(tls).unwrap();
-    let mut grpc = tonic::client::Grpc::new(endpoint.connect().await.expect("connect"));
-    grpc.ready().await.expect("ready");
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static(method);
-    let mut req = tonic::Request::new(body);
-    let macaroon: String = std::fs::read(node.data_dir().join("admin.macaroon")).expect("admin.macaroon").iter().map(|b| format!("{b:02x}")).collect();
-    req.metadata_mut().insert("macaroon", macaroon.parse().unwrap());
-    grpc.unary(req, path, Raw).await.expect_err("malformed input must be refused")
+    let s = raw::call(&raw::tls_channel(node).await, method, body, Some(&raw::macaroon_hex(node, "admin.macaroon"))).await;
+    assert_ne!(s.code(), Code::Ok, "malformed input must be refused");
+    s
 }
 
 fn mode(path: &Path) -> u32 {

@@ -46,6 +46,7 @@ mod bitcoind;
 pub mod cheat;
 mod electrum;
 pub mod gossip_peer;
+pub mod raw;
 mod lightning;
 mod net;
 mod node;
