@@ -56,6 +56,16 @@ async fn lanes_cli_drives_two_nodes() {
     let via_env = run_cli(&["getinfo"], Some(&alice)).await;
     assert!(via_env.status.success() && stdout(&via_env).contains(&alice.node_id()), "{}", describe(&via_env));
 
+    // Another node's certificate, or a macaroon that does not allow the command: refused, saying what to fix.
+    let bobs_cert = bob.data_dir().join("tls.cert").display().to_string();
+    let wrong = cli(&alice, &["--tlscertpath", &bobs_cert, "getinfo"]).await;
+    assert_eq!(wrong.status.code(), Some(1), "{}", describe(&wrong));
+    assert!(stderr(&wrong).contains(&format!("did not show the TLS certificate in {bobs_cert}")), "{}", describe(&wrong));
+    let readonly = alice.data_dir().join("readonly.macaroon").display().to_string();
+    let denied = cli(&alice, &["--macaroonpath", &readonly, "newaddress"]).await;
+    assert_failed(&denied, "permission denied");
+    assert!(stderr(&denied).contains("the macaroon does not allow NewAddress (it needs address:write)"), "{}", describe(&denied));
+
     // ---- a peer and a channel ----
     let connected = cli_ok(&alice, &["connect", &bob.peer_address()]).await;
     assert!(connected.contains(&bob.node_id()), "connect printed:\n{connected}");
