@@ -457,6 +457,9 @@ fn user_config(config: &Config) -> UserConfig {
     // LDK's default lets only 10% of a channel be in flight at once; LND and CLN allow all of it, and a
     // user opening a 1 BTC channel expects to be able to send most of it in one payment.
     c.channel_handshake_config.max_inbound_htlc_value_in_flight_percent_of_channel = 100;
+    // LND's default HTLC slots (the protocol's maximum), not LDK's 50: a peer sending many payments at once
+    // should wait on liquidity, not on a slot count.
+    c.channel_handshake_config.our_max_accepted_htlcs = config.max_accepted_htlcs;
     c
 }
 

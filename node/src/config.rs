@@ -67,6 +67,12 @@ pub struct Args {
     /// A fixed dust exposure cap in msat (CLN's max-dust-htlc-exposure-msat), instead of the multiplier.
     #[arg(long)]
     pub max_dust_htlc_exposure_msat: Option<u64>,
+    /// How many HTLCs a peer may have in flight towards us on one channel (set when a channel opens).
+    /// Default: 483, the protocol's maximum, as LND. Fewer keep a force close's transactions smaller;
+    /// more let more payments be in flight at once (LDK's own default, 50, made 64 concurrent payments
+    /// fail).
+    #[arg(long)]
+    pub max_accepted_htlcs: Option<u16>,
     /// Serve the gRPC API without TLS. For local development only: refused unless the API listens on
     /// a loopback address.
     #[arg(long)]
@@ -106,7 +112,12 @@ pub struct Config {
     pub forward_to_private_channels: bool,
     pub fees: FeePolicy,
     pub api: ApiSecurity,
+    /// HTLCs a peer may have in flight towards us per channel (see [`Args::max_accepted_htlcs`]).
+    pub max_accepted_htlcs: u16,
 }
+
+/// The protocol's limit on HTLCs in flight in one direction of a channel (BOLT 2).
+pub const MAX_ACCEPTED_HTLCS: u16 = 483;
 
 /// How the gRPC API is protected.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -228,8 +239,13 @@ impl Config {
                 "--no-tls with the API on {grpc_listen}: without TLS the API may only listen on a loopback address (127.0.0.1 or ::1)"
             )));
         }
+        let max_accepted_htlcs = args.max_accepted_htlcs.or(file.max_accepted_htlcs).unwrap_or(MAX_ACCEPTED_HTLCS);
+        if !(1..=MAX_ACCEPTED_HTLCS).contains(&max_accepted_htlcs) {
+            return Err(NodeError::Config(format!("--max-accepted-htlcs {max_accepted_htlcs} is outside 1..={MAX_ACCEPTED_HTLCS}")));
+        }
         Ok(Self {
             api,
+            max_accepted_htlcs,
             forward_to_private_channels: args.forward_to_private_channels.or(file.forward_to_private_channels).unwrap_or(true),
             fees,
             network,
@@ -386,6 +402,9 @@ mod tests {
         assert!(!dev.api.tls && !dev.api.macaroons, "on the default 127.0.0.1");
         let refused = with(&["--no-tls", "--grpc-listen", "0.0.0.0:10009"]).unwrap_err().to_string();
         assert!(refused.contains("--no-tls") && refused.contains("loopback"), "{refused}");
+        assert_eq!(c.max_accepted_htlcs, 483, "LND's default, the protocol's maximum");
+        assert_eq!(with(&["--max-accepted-htlcs", "30"]).unwrap().max_accepted_htlcs, 30);
+        assert!(with(&["--max-accepted-htlcs", "484"]).unwrap_err().to_string().contains("1..=483"));
         let names = with(&["--tls-extra-ip", "10.0.0.5", "--tls-extra-domain", "node.example.com"]).unwrap();
         assert_eq!((names.api.tls_extra_ips.len(), names.api.tls_extra_domains.as_slice()), (1, &["node.example.com".to_string()][..]));
     }

@@ -38,7 +38,7 @@ async fn payments_across_a_three_node_network() {
     let p = alice.pay_invoice(&inv.bolt11).await.expect("pay");
     assert_eq!(p.status, PaymentStatus::Succeeded as i32, "{p:?}");
     assert!(p.fee_msat > 0, "bob charges a forwarding fee: {p:?}");
-    assert_eq!(p.paths.len(), 1);
+    assert_eq!(alice.payment_paths(&p.payment_hash).await.len(), 1);
     assert_eq!(local_msat(&alice, &ab).await, a0 - 100_000_000 - p.fee_msat);
     assert_eq!(local_msat(&bob, &ab).await, b_ab0 + 100_000_000 + p.fee_msat);
     assert_eq!(local_msat(&bob, &bc).await, b_bc0 - 100_000_000);
@@ -97,7 +97,8 @@ async fn payments_across_a_three_node_network() {
     let big = carol.add_invoice(1_000_000_000, "test").await;
     let mpp = alice.pay_invoice(&big.bolt11).await.expect("multi-part payment");
     assert_eq!(mpp.status, PaymentStatus::Succeeded as i32, "{mpp:?}");
-    assert!(mpp.paths.len() >= 2, "paid over several paths: {:?}", mpp.paths);
+    let mpp_paths = alice.payment_paths(&mpp.payment_hash).await;
+    assert!(mpp_paths.len() >= 2, "paid over several paths: {mpp_paths:?}");
     // The parts need not be whole sats and each channel's balance is reported in whole sats: the sum
     // over two channels may be up to 1 sat short.
     let c_after = local_msat(&carol, &bc).await + local_msat(&carol, &ac).await;

@@ -142,6 +142,20 @@ impl Node {
 
     /// SendKeysend of `amount_msat` to `dest`, with lanesd's default timeout; as for
     /// [`pay_invoice`](Node::pay_invoice), `Ok` whatever the payment's status.
+    /// The paths a payment took, as ListPayments shows them once LDK reported them all (shortly after the
+    /// payment succeeded: PayInvoice and SendKeysend return at success, before them): their last hops
+    /// deliver the payment's whole amount.
+    pub async fn payment_paths(&self, payment_hash: &str) -> Vec<lanes_proto::v1::PaymentPath> {
+        self.wait_until(format!("the paths of payment {payment_hash} in ListPayments"), || async {
+            let listed = self.client().list_payments(lanes_proto::v1::ListPaymentsRequest {}).await.map_err(|s| format!("ListPayments: {s}"))?;
+            match listed.into_inner().payments.into_iter().find(|p| p.payment_hash == payment_hash) {
+                Some(p) if !p.paths.is_empty() && p.paths.iter().filter_map(|path| path.hops.last()).map(|h| h.amount_msat).sum::<u64>() >= p.amount_msat => Ok(p.paths),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await
+    }
+
     pub async fn keysend(&self, dest: &Node, amount_msat: u64) -> Result<Payment, tonic::Status> {
         let req = SendKeysendRequest { node_id: dest.node_id(), amount_msat, ..Default::default() };
         self.client().send_keysend(req).await.map(tonic::Response::into_inner)

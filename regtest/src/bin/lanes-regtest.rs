@@ -131,13 +131,15 @@ async fn set_up(args: &Args) -> Network {
 
     step(format!("carol invoices {PAYMENT_SAT} sat, alice pays it through bob"));
     let invoice = carol.add_invoice(PAYMENT_SAT * 1000, "lanes-regtest: alice pays carol through bob").await;
-    let payment = match alice.pay_invoice(&invoice.bolt11).await {
+    let mut payment = match alice.pay_invoice(&invoice.bolt11).await {
         Ok(payment) => payment,
         Err(status) => panic!("alice's PayInvoice of carol's invoice was refused: {:?}: {}", status.code(), status.message()),
     };
     if payment.status != PaymentStatus::Succeeded as i32 {
         panic!("alice's payment of carol's invoice did not succeed: {payment:?}");
     }
+    // PayInvoice answers at success; the route it took is recorded just after.
+    payment.paths = alice.payment_paths(&payment.payment_hash).await;
     Network { net, alice, bob, carol, alice_bob, bob_carol, payment }
 }
 
