@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use lanes_proto::macaroon::{Macaroon, ADMIN_MACAROON, INVOICE_MACAROON, READONLY_MACAROON};
 
 use super::auth::{all_permissions, read_permissions, INVOICE_PERMISSIONS, PERMISSIONS};
+use crate::ids::hex;
 use crate::NodeError;
 
 /// Where the root key is kept, in the data dir.
@@ -26,20 +27,12 @@ pub struct Baker {
     key: [u8; 32],
 }
 
+/// `N` bytes from the OS's random source.
 fn random<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    getrandom(&mut b);
-    b
-}
-
-/// Fills `b` from the OS's random source.
-fn getrandom(b: &mut [u8]) {
     use rand::RngCore;
-    rand::rngs::OsRng.fill_bytes(b);
-}
-
-fn hex(b: &[u8]) -> String {
-    crate::ids::hex(b)
+    let mut b = [0u8; N];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b
 }
 
 /// Writes `bytes` to `path` readable by the node's user only, replacing it atomically.

@@ -85,7 +85,7 @@ impl Api {
     }
 
     /// Runs one call's handler (the auth layer has let it through); its error becomes a status.
-    async fn call<Q, R, F>(&self, _method: &'static str, req: Request<Q>, handler: impl FnOnce(Arc<Node>, Q) -> F) -> Result<Response<R>, Status>
+    async fn call<Q, R, F>(&self, req: Request<Q>, handler: impl FnOnce(Arc<Node>, Q) -> F) -> Result<Response<R>, Status>
     where
         F: std::future::Future<Output = Result<R, NodeError>>,
     {
@@ -106,7 +106,7 @@ pub(crate) fn opt(s: String) -> Option<String> {
 #[tonic::async_trait]
 impl Lanes for Api {
     async fn get_info(&self, r: Request<GetInfoRequest>) -> Result<Response<GetInfoResponse>, Status> {
-        self.call("GetInfo", r, wallet::get_info).await
+        self.call(r, wallet::get_info).await
     }
 
     async fn stop(&self, _: Request<StopRequest>) -> Result<Response<StopResponse>, Status> {
@@ -116,115 +116,115 @@ impl Lanes for Api {
     }
 
     async fn new_address(&self, r: Request<NewAddressRequest>) -> Result<Response<NewAddressResponse>, Status> {
-        self.call("NewAddress", r, wallet::new_address).await
+        self.call(r, wallet::new_address).await
     }
 
     async fn wallet_balance(&self, r: Request<WalletBalanceRequest>) -> Result<Response<WalletBalanceResponse>, Status> {
-        self.call("WalletBalance", r, wallet::balance).await
+        self.call(r, wallet::balance).await
     }
 
     async fn list_unspent(&self, r: Request<ListUnspentRequest>) -> Result<Response<ListUnspentResponse>, Status> {
-        self.call("ListUnspent", r, wallet::list_unspent).await
+        self.call(r, wallet::list_unspent).await
     }
 
     async fn send_coins(&self, r: Request<SendCoinsRequest>) -> Result<Response<SendCoinsResponse>, Status> {
-        self.call("SendCoins", r, wallet::send_coins).await
+        self.call(r, wallet::send_coins).await
     }
 
     async fn connect_peer(&self, r: Request<ConnectPeerRequest>) -> Result<Response<ConnectPeerResponse>, Status> {
-        self.call("ConnectPeer", r, peers::connect).await
+        self.call(r, peers::connect).await
     }
 
     async fn list_peers(&self, r: Request<ListPeersRequest>) -> Result<Response<ListPeersResponse>, Status> {
-        self.call("ListPeers", r, peers::list).await
+        self.call(r, peers::list).await
     }
 
     async fn disconnect_peer(&self, r: Request<DisconnectPeerRequest>) -> Result<Response<DisconnectPeerResponse>, Status> {
-        self.call("DisconnectPeer", r, peers::disconnect).await
+        self.call(r, peers::disconnect).await
     }
 
     async fn open_channel(&self, r: Request<OpenChannelRequest>) -> Result<Response<OpenChannelResponse>, Status> {
-        self.call("OpenChannel", r, channels::open).await
+        self.call(r, channels::open).await
     }
 
     async fn list_channels(&self, r: Request<ListChannelsRequest>) -> Result<Response<ListChannelsResponse>, Status> {
-        self.call("ListChannels", r, channels::list).await
+        self.call(r, channels::list).await
     }
 
     async fn pending_channels(&self, r: Request<PendingChannelsRequest>) -> Result<Response<PendingChannelsResponse>, Status> {
-        self.call("PendingChannels", r, channels::pending).await
+        self.call(r, channels::pending).await
     }
 
     async fn close_channel(&self, r: Request<CloseChannelRequest>) -> Result<Response<CloseChannelResponse>, Status> {
-        self.call("CloseChannel", r, channels::close).await
+        self.call(r, channels::close).await
     }
 
     async fn closed_channels(&self, r: Request<ClosedChannelsRequest>) -> Result<Response<ClosedChannelsResponse>, Status> {
-        self.call("ClosedChannels", r, channels::closed).await
+        self.call(r, channels::closed).await
     }
 
     async fn update_channel_policy(&self, r: Request<UpdateChannelPolicyRequest>) -> Result<Response<UpdateChannelPolicyResponse>, Status> {
-        self.call("UpdateChannelPolicy", r, channels::update_policy).await
+        self.call(r, channels::update_policy).await
     }
 
     async fn describe_graph(&self, r: Request<DescribeGraphRequest>) -> Result<Response<DescribeGraphResponse>, Status> {
-        self.call("DescribeGraph", r, graph::describe).await
+        self.call(r, graph::describe).await
     }
 
     async fn get_node_info(&self, r: Request<GetNodeInfoRequest>) -> Result<Response<GetNodeInfoResponse>, Status> {
-        self.call("GetNodeInfo", r, graph::node_info).await
+        self.call(r, graph::node_info).await
     }
 
     async fn get_chan_info(&self, r: Request<GetChanInfoRequest>) -> Result<Response<GraphChannel>, Status> {
-        self.call("GetChanInfo", r, graph::chan_info).await
+        self.call(r, graph::chan_info).await
     }
 
     async fn add_invoice(&self, r: Request<AddInvoiceRequest>) -> Result<Response<AddInvoiceResponse>, Status> {
-        self.call("AddInvoice", r, invoices::add).await
+        self.call(r, invoices::add).await
     }
 
     async fn decode_invoice(&self, r: Request<DecodeInvoiceRequest>) -> Result<Response<DecodeInvoiceResponse>, Status> {
-        self.call("DecodeInvoice", r, invoices::decode).await
+        self.call(r, invoices::decode).await
     }
 
     async fn list_invoices(&self, r: Request<ListInvoicesRequest>) -> Result<Response<ListInvoicesResponse>, Status> {
-        self.call("ListInvoices", r, invoices::list).await
+        self.call(r, invoices::list).await
     }
 
     async fn lookup_invoice(&self, r: Request<LookupInvoiceRequest>) -> Result<Response<Invoice>, Status> {
-        self.call("LookupInvoice", r, invoices::lookup).await
+        self.call(r, invoices::lookup).await
     }
 
     async fn settle_invoice(&self, r: Request<SettleInvoiceRequest>) -> Result<Response<SettleInvoiceResponse>, Status> {
-        self.call("SettleInvoice", r, invoices::settle).await
+        self.call(r, invoices::settle).await
     }
 
     async fn cancel_invoice(&self, r: Request<CancelInvoiceRequest>) -> Result<Response<CancelInvoiceResponse>, Status> {
-        self.call("CancelInvoice", r, invoices::cancel).await
+        self.call(r, invoices::cancel).await
     }
 
     async fn pay_invoice(&self, r: Request<PayInvoiceRequest>) -> Result<Response<Payment>, Status> {
-        self.call("PayInvoice", r, payments::pay_invoice).await
+        self.call(r, payments::pay_invoice).await
     }
 
     async fn send_keysend(&self, r: Request<SendKeysendRequest>) -> Result<Response<Payment>, Status> {
-        self.call("SendKeysend", r, payments::keysend).await
+        self.call(r, payments::keysend).await
     }
 
     async fn list_payments(&self, r: Request<ListPaymentsRequest>) -> Result<Response<ListPaymentsResponse>, Status> {
-        self.call("ListPayments", r, payments::list).await
+        self.call(r, payments::list).await
     }
 
     async fn query_routes(&self, r: Request<QueryRoutesRequest>) -> Result<Response<QueryRoutesResponse>, Status> {
-        self.call("QueryRoutes", r, routes::query).await
+        self.call(r, routes::query).await
     }
 
     async fn batch_query_routes(&self, r: Request<BatchQueryRoutesRequest>) -> Result<Response<BatchQueryRoutesResponse>, Status> {
-        self.call("BatchQueryRoutes", r, routes::batch_query).await
+        self.call(r, routes::batch_query).await
     }
 
     async fn forwarding_history(&self, r: Request<ForwardingHistoryRequest>) -> Result<Response<ForwardingHistoryResponse>, Status> {
-        self.call("ForwardingHistory", r, channels::forwarding_history).await
+        self.call(r, channels::forwarding_history).await
     }
 
     async fn bake_macaroon(&self, r: Request<BakeMacaroonRequest>) -> Result<Response<BakeMacaroonResponse>, Status> {
@@ -242,6 +242,6 @@ impl Lanes for Api {
     type SubscribeEventsStream = Pin<Box<dyn Stream<Item = Result<NodeEvent, Status>> + Send>>;
 
     async fn subscribe_events(&self, r: Request<SubscribeEventsRequest>) -> Result<Response<Self::SubscribeEventsStream>, Status> {
-        self.call("SubscribeEvents", r, events::subscribe).await
+        self.call(r, events::subscribe).await
     }
 }

@@ -102,13 +102,14 @@ impl Server {
             path: shown.clone(),
             why: format!("cannot read the macaroon ({e}): give --macaroonpath, or --lanesdir with lanesd's data dir"),
         })?;
+        use lanes_proto::macaroon::Macaroon;
         let text = std::str::from_utf8(&bytes).ok().map(str::trim).filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit()));
-        let hex = match text {
-            Some(t) => t.to_string(),
-            None => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        let macaroon = match text {
+            Some(hex) => Macaroon::from_hex(hex),
+            None => Macaroon::decode(&bytes),
         };
-        lanes_proto::macaroon::Macaroon::from_hex(&hex).map_err(|e| ConnectError::Credential { path: shown, why: e.to_string() })?;
-        self.credential = Some(hex);
+        let macaroon = macaroon.map_err(|e| ConnectError::Credential { path: shown, why: e.to_string() })?;
+        self.credential = Some(macaroon.to_hex());
         Ok(self)
     }
 
