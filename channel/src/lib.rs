@@ -12,6 +12,7 @@ pub mod bitcoind;
 pub mod broadcast;
 pub mod error;
 pub mod gossip;
+pub mod handler;
 pub mod keys;
 pub mod logger;
 pub mod persist;

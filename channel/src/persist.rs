@@ -21,6 +21,7 @@
 //!
 //! Must never: report an update completed before its monitor is on disk, write a ChannelManager that
 //! was encoded before a monitor update it does not list, or write any monitor outside [`OrderedPersister::flush`].
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use lightning::chain::chainmonitor::Persist;
@@ -55,6 +56,9 @@ struct Queued {
 pub struct OrderedPersister {
     store: DynStore,
     queue: Mutex<Vec<Queued>>,
+    /// New channels whose first monitor is queued or being written, not yet on disk: their fundee's
+    /// funding_signed waits for it ([`crate::handler`]).
+    new_channels: Mutex<HashSet<ChannelId>>,
     /// Held for a whole flush: flushes (and so manager writes) never interleave.
     flushing: Mutex<()>,
     manager: OnceLock<Weak<ChannelManager>>,
@@ -67,6 +71,7 @@ impl OrderedPersister {
         Self {
             store,
             queue: Mutex::new(Vec::new()),
+            new_channels: Mutex::new(HashSet::new()),
             flushing: Mutex::new(()),
             manager: OnceLock::new(),
             chain_monitor: OnceLock::new(),
@@ -92,6 +97,11 @@ impl OrderedPersister {
         ChannelMonitorUpdateStatus::InProgress
     }
 
+    /// Whether `channel_id` is a new channel whose first monitor (and the manager listing it) is not on disk yet.
+    pub fn new_channel_pending(&self, channel_id: &ChannelId) -> bool {
+        self.new_channels.lock().unwrap_or_else(|p| p.into_inner()).contains(channel_id)
+    }
+
     /// Writes the ChannelManager, then the queued monitors, then reports them completed.
     pub fn flush(&self) -> io::Result<()> {
         let _one_at_a_time = self.flushing.lock().unwrap_or_else(|p| p.into_inner());
@@ -107,6 +117,9 @@ impl OrderedPersister {
             keep(batch);
             return Ok(());
         };
+        if batch.iter().any(|q| q.new_channel) {
+            crate::test_knobs::pause_before_writing_a_new_monitor();
+        }
         // (1) The manager, encoded after the batch was taken, so it lists every update in the batch.
         let written = self
             .store
@@ -120,6 +133,11 @@ impl OrderedPersister {
         }
         if batch.iter().any(|q| q.new_channel) {
             crate::test_knobs::crash_before_completing_a_new_monitor();
+            // Both on disk: the held funding_signed of these channels may go out (see crate::handler).
+            let mut new_channels = self.new_channels.lock().unwrap_or_else(|p| p.into_inner());
+            for q in batch.iter().filter(|q| q.new_channel) {
+                new_channels.remove(&q.channel_id);
+            }
         }
         // (3) Only now, with both on disk, may LDK send what depends on these updates.
         if let Some(cm) = self.chain_monitor.get().and_then(Weak::upgrade) {
@@ -137,6 +155,8 @@ impl OrderedPersister {
 impl Persist<InMemorySigner> for OrderedPersister {
     fn persist_new_channel(&self, name: MonitorName, monitor: &ChannelMonitor<InMemorySigner>) -> ChannelMonitorUpdateStatus {
         // A new monitor without its channel in the manager on disk would be force-closed on restart too.
+        // Marked before it is queued, so no flush can finish with it before the mark exists.
+        self.new_channels.lock().unwrap_or_else(|p| p.into_inner()).insert(monitor.channel_id());
         self.queue(name, monitor, Some(monitor.get_latest_update_id()), true)
     }
 

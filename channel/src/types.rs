@@ -96,7 +96,7 @@ pub type GossipHandler = crate::gossip::GossipHandler<Arc<NetworkGraph>, Arc<Gos
 pub type PeerManager = lightning::ln::peer_handler::PeerManager<
     lightning_net_tokio::SocketDescriptor,
     // The ChannelManager, behind a test-only knob that is off on real nodes (see crate::test_knobs).
-    Arc<crate::test_knobs::ChannelHandler>,
+    Arc<crate::handler::ChannelHandler>,
     Arc<GossipHandler>,
     Arc<OnionMessenger>,
     Arc<Logger>,

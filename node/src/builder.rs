@@ -27,6 +27,7 @@ use lightning_block_sync::{init, UnboundedCache};
 
 use lanes_channel::bitcoind::{BitcoindClient, FeeFallbacks, RpcConfig};
 use lanes_channel::broadcast::BroadcastJournal;
+use lanes_channel::handler::ChannelHandler;
 use lanes_channel::keys::WalletSignerProvider;
 use lanes_channel::logger::LdkTracing;
 use lanes_channel::persist::{OrderedPersister, ProcessorStore};
@@ -275,7 +276,7 @@ impl Builder {
         // are answered (through the custom-message slot): see lanes_channel::gossip.
         let gossip_handler = Arc::new(GossipHandler::new(Arc::clone(&gossip_sync), Arc::clone(&network_graph)));
         let handlers = MessageHandler {
-            chan_handler: Arc::new(lanes_channel::test_knobs::ChannelHandler::new(Arc::clone(&channel_manager))),
+            chan_handler: Arc::new(ChannelHandler::new(Arc::clone(&channel_manager), Arc::clone(&persister))),
             route_handler: Arc::clone(&gossip_handler),
             onion_message_handler: Arc::clone(&onion_messenger),
             custom_message_handler: Arc::clone(&gossip_handler),

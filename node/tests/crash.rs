@@ -157,6 +157,57 @@ fn lanes_channel_knob() -> &'static str {
     "LANES_TEST_CRASH_BEFORE_COMPLETING_A_NEW_MONITOR"
 }
 
+/// A kill -9 of the fundee after it signed the funding but before the new channel reached its disk (a test
+/// knob holds bob's first write of the channel for 3 s). LDK hands funding_signed to the peer at once; before,
+/// alice got it, broadcast her funding, and the restarted bob had never heard of the channel: alice had to
+/// force-close ("Peer sent an invalid channel_reestablish"), her 400,000 sat locked behind the delay, fees
+/// paid. Now funding_signed waits for bob's disk: the killed open is abandoned with nothing broadcast, and
+/// the next open works.
+#[tokio::test]
+async fn a_fundee_killed_before_its_new_channel_is_on_disk_never_signed_the_funding() {
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let alice = net.node("alice").await;
+    let bob = net.node_with_env("bob", &[("LANES_TEST_PAUSE_BEFORE_WRITING_A_NEW_MONITOR", "3000")]).await;
+    alice.fund(1_000_000).await;
+    alice.connect(&bob).await;
+    let wallet = alice.balance().await;
+
+    let open = {
+        let (alice, bob) = (alice.clone(), bob.clone());
+        tokio::spawn(async move {
+            let req = OpenChannelRequest { node_id: bob.node_id(), local_funding_sat: 400_000, ..Default::default() };
+            let _ = alice.client().open_channel(req).await; // answered once the funding is built: either way
+        })
+    };
+    bob.wait_log_line(&["TEST KNOB: pausing before writing a new channel"]).await;
+    bob.kill().await;
+    let _ = open.await;
+    bob.start().await;
+    alice.connect(&bob).await;
+
+    // Alice abandons the open with nothing on-chain: no funding, no commitment, her coins where they were.
+    let abandoned = alice
+        .wait_until("alice to abandon the open", || async {
+            let (open, closed) = (alice.channels().await, alice.closed_channels().await);
+            match (open.is_empty(), closed.as_slice()) {
+                (true, [c]) => Ok(c.clone()),
+                _ => Err(format!("open {open:?}, closed {closed:?}")),
+            }
+        })
+        .await;
+    assert_eq!((abandoned.closing_txid.as_str(), abandoned.claimable_sat), ("", 0), "{abandoned:?}");
+    assert!(net.mempool().await.is_empty(), "a transaction reached the mempool: {:?}", net.mempool().await);
+    assert!(bob.channels().await.is_empty(), "{:?}", bob.channels().await);
+    alice.wait_until("alice's wallet to hold what it held", || async { (alice.balance().await.total_sat == wallet.total_sat).then_some(()).ok_or("not yet") }).await;
+
+    // The next open goes through (bob's write is slow, not lost) and carries a payment.
+    let channel_id = alice.open_channel(&bob, 400_000).await;
+    net.mine(6).await;
+    alice.wait_channel_active(&channel_id).await;
+    let paid = alice.keysend(&bob, 1_000_000).await.expect("keysend");
+    assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
+}
+
 /// What a round of [`channel_operations_survive_kill_9_at_random_moments`] does while a node is killed.
 #[derive(Clone, Copy, Debug)]
 enum Op {
