@@ -3,16 +3,76 @@
 //! binary (an older build, say), the same run measures it too, on its own pair, and prints the ratio.
 //!
 //! `cargo bench -p lanes-node --bench payments` (knob: `LANES_BENCH_PAYMENTS`, default 300).
+//!
+//! With `LANES_BENCH_STRACE=1` (and `strace` installed) it also counts, on each node during the measured
+//! payments, the calls that make storage durable (`fsync`, `fdatasync`, `sync_file_range`) and prints them
+//! per payment, with each node's data dir size at the end. strace slows the nodes: read latency from a run
+//! without it.
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lanes_regtest::{Net, Pair};
+use lanes_regtest::{Net, Node, Pair};
+
+/// What one run measured.
+struct Run {
+    p50: Duration,
+    p99: Duration,
+    rate: f64,
+    /// Per node (alice, bob): the sync calls strace counted, and the data dir's size in bytes.
+    storage: Option<[(String, u64); 2]>,
+}
+
+/// Attaches `strace -c` to a node for the sync calls (see the module doc).
+fn strace(node: &Node, out: &std::path::Path) -> Child {
+    Command::new("strace")
+        .args(["-f", "-c", "-e", "trace=fsync,fdatasync,sync_file_range", "-o"])
+        .arg(out)
+        .args(["-p", &node.pid().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("strace (LANES_BENCH_STRACE=1 needs it installed)")
+}
+
+/// The sync calls of an `strace -c` summary, as "name count" pairs.
+fn sync_calls(summary: &str, n: usize) -> String {
+    let mut calls = Vec::new();
+    for line in summary.lines() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if let Some(name) = cols.last().filter(|c| ["fsync", "fdatasync", "sync_file_range"].contains(c)) {
+            // Columns: % time, seconds, usecs/call, calls, [errors], syscall.
+            if let Some(count) = cols.get(3).and_then(|c| c.parse::<f64>().ok()) {
+                calls.push(format!("{name} {:.1}", count / n as f64));
+            }
+        }
+    }
+    if calls.is_empty() { "none".into() } else { calls.join(", ") }
+}
+
+fn dir_size(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    entries.flatten().map(|e| match e.metadata() {
+        Ok(m) if m.is_dir() => dir_size(&e.path()),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    }).sum()
+}
 
 /// p50, p99 and payments/s of `n` sequential keysends on a fresh pair run by `lanesd`.
-async fn run(lanesd: &str, n: usize) -> (Duration, Duration, f64) {
+async fn run(lanesd: &str, n: usize, trace: bool) -> Run {
     let net = Net::start_with(lanesd).await;
     let Pair { alice, bob, .. } = net.pair(2_200_000, 2_000_000).await;
     for _ in 0..20 {
         alice.keysend(&bob, 1_000_000).await.expect("warm-up keysend");
+    }
+    let outs = [net.dir().join("alice.strace"), net.dir().join("bob.strace")];
+    let mut tracers: Vec<Child> = match trace {
+        true => vec![strace(&alice, &outs[0]), strace(&bob, &outs[1])],
+        false => Vec::new(),
+    };
+    if trace {
+        // strace attaches asynchronously: let it take hold of every thread before the measured part.
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let mut took = Vec::with_capacity(n);
     let start = Instant::now();
@@ -24,7 +84,19 @@ async fn run(lanesd: &str, n: usize) -> (Duration, Duration, f64) {
     }
     let total = start.elapsed();
     took.sort();
-    (took[n / 2], took[n * 99 / 100], n as f64 / total.as_secs_f64())
+    let storage = match trace {
+        false => None,
+        true => {
+            for t in tracers.iter_mut() {
+                // SIGINT detaches strace, which then writes its summary.
+                let _ = Command::new("kill").args(["-INT", &t.id().to_string()]).status();
+                let _ = t.wait();
+            }
+            let summary = |i: usize| sync_calls(&std::fs::read_to_string(&outs[i]).unwrap_or_default(), n);
+            Some([(summary(0), dir_size(alice.data_dir())), (summary(1), dir_size(bob.data_dir()))])
+        }
+    };
+    Run { p50: took[n / 2], p99: took[n * 99 / 100], rate: n as f64 / total.as_secs_f64(), storage }
 }
 
 #[tokio::main]
@@ -35,11 +107,23 @@ async fn main() {
     println!("{n} keysends of 1,000 sat, one at a time, over one 2,000,000 sat channel");
     println!("{:<12} {:>10} {:>10} {:>12}", "lanesd", "p50 ms", "p99 ms", "payments/s");
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let (p50, p99, rate) = run(&this, n).await;
-    println!("{:<12} {:>10.1} {:>10.1} {:>12.1}", "this build", ms(p50), ms(p99), rate);
+    let trace = std::env::var("LANES_BENCH_STRACE").is_ok_and(|v| v == "1");
+    let report = |name: &str, r: &Run| {
+        println!("{:<12} {:>10.1} {:>10.1} {:>12.1}", name, ms(r.p50), ms(r.p99), r.rate);
+        if let Some([(a, a_size), (b, b_size)]) = &r.storage {
+            println!("{:<12} syncs per payment: alice {a}; bob {b}", "");
+            println!("{:<12} data dir: alice {:.1} MB, bob {:.1} MB", "", *a_size as f64 / 1e6, *b_size as f64 / 1e6);
+        }
+    };
+    let this_run = run(&this, n, trace).await;
+    report("this build", &this_run);
     if let Some(base) = baseline {
-        let (b50, b99, brate) = run(&base, n).await;
-        println!("{:<12} {:>10.1} {:>10.1} {:>12.1}", "baseline", ms(b50), ms(b99), brate);
-        println!("p50 ratio this/baseline: {:.2}; payments/s ratio: {:.2}", ms(p50) / ms(b50), rate / brate);
+        let base_run = run(&base, n, trace).await;
+        report("baseline", &base_run);
+        println!(
+            "p50 ratio this/baseline: {:.2}; payments/s ratio: {:.2}",
+            ms(this_run.p50) / ms(base_run.p50),
+            this_run.rate / base_run.rate
+        );
     }
 }
