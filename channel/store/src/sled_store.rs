@@ -1,10 +1,18 @@
 //! The store on sled: one database at `<data-dir>/db`, every namespace in one tree.
 //!
 //! Owns: the sled database (opened once, by [`SledStore::open`]), the mapping of LDK's
-//! `primary/secondary/key` onto sled keys, fsyncing before a write or a non-lazy remove returns (see the
-//! crate doc for why), and migrating data dirs written before the one store existed. Must never: return
-//! from a write before sled's `flush`, nor drop a legacy tree before its entries are on disk in the
-//! store's tree.
+//! `primary/secondary/key` onto sled keys, making a write or a non-lazy remove durable before it returns
+//! (see the crate doc for why), and migrating data dirs written before the one store existed. Must never:
+//! return from a write before its bytes survive a power loss, nor drop a legacy tree before its entries are
+//! on disk in the store's tree.
+//!
+//! Durability, past sled: sled's `flush` ends its log writes with `sync_file_range`, which neither
+//! flushes the drive's write cache nor the file's size, and writes a value larger than a quarter segment
+//! (128 KiB: the ChannelManager and a busy channel's ChannelMonitor) to its own file under `blobs/` with
+//! no sync at all. That survives a killed process (the page cache holds it) but not a power loss. So
+//! after sled's flush, [`SledStore`] `fdatasync`s the log file, `fsync`s every blob file it has not
+//! synced yet and then the `blobs` directory (a new file's name must survive too): one log sync per write,
+//! plus one per new blob. The directories themselves are synced once, at open.
 //!
 //! The tree is named `ldk` because it first held only LDK's state; its keys are unchanged since, so LDK's
 //! state needs no migration. Earlier versions also kept a tree `wallet` (BDK change sets under u64
@@ -13,7 +21,11 @@
 //! store's tree in one batch and flushed, then the legacy tree is dropped. A crash in between leaves the
 //! legacy tree in place, and the next open copies the same entries again (nothing else writes to the
 //! store before the migration has finished), so the migration is idempotent.
-use std::path::Path;
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use lightning::io;
 
@@ -53,16 +65,82 @@ fn record_key(raw: &[u8]) -> io::Result<String> {
 pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
+    sync: Arc<Syncer>,
+}
+
+/// What makes sled's writes survive a power loss (see the module doc).
+struct Syncer {
+    /// sled's log file, `<path>/db`.
+    log: File,
+    blobs: PathBuf,
+    /// Blob files already fsynced (sled never rewrites one; names of removed ones are forgotten).
+    synced_blobs: Mutex<HashSet<std::ffi::OsString>>,
+    /// fdatasync/fsync calls made, for tests and benchmarks.
+    syncs: AtomicU64,
+}
+
+impl Syncer {
+    fn open(path: &Path) -> io::Result<Self> {
+        let log = File::open(path.join("db"))?;
+        let blobs = path.join("blobs");
+        // The directory entries of the database itself: once, as sled created them.
+        for dir in [Some(blobs.as_path()), Some(path), path.parent()].into_iter().flatten() {
+            if dir.as_os_str().is_empty() {
+                continue;
+            }
+            File::open(dir)?.sync_all()?;
+        }
+        let syncer = Syncer { log, blobs, synced_blobs: Mutex::new(HashSet::new()), syncs: AtomicU64::new(0) };
+        Ok(syncer)
+    }
+
+    /// After sled's flush: the log's bytes and size, then any new blob file and its name.
+    fn sync(&self) -> io::Result<()> {
+        self.log.sync_data()?;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        let mut synced = self.synced_blobs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut present = HashSet::new();
+        let mut new = false;
+        for entry in std::fs::read_dir(&self.blobs)? {
+            let name = entry?.file_name();
+            if !synced.contains(&name) {
+                match File::open(self.blobs.join(&name)) {
+                    Ok(f) => f.sync_all()?,
+                    // Removed by sled's collector since it was listed: nothing to keep.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                }
+                self.syncs.fetch_add(1, Ordering::Relaxed);
+                new = true;
+            }
+            present.insert(name);
+        }
+        if new {
+            File::open(&self.blobs)?.sync_all()?;
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        *synced = present;
+        Ok(())
+    }
 }
 
 impl SledStore {
     /// Opens (or creates) the database at `path`, migrating an earlier layout first.
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
-        let db = sled::open(path).map_err(to_io)?;
+        let db = sled::open(path.as_ref()).map_err(to_io)?;
         let tree = db.open_tree(TREE).map_err(to_io)?;
-        let store = Self { db, tree };
+        db.flush().map_err(to_io)?;
+        let sync = Arc::new(Syncer::open(path.as_ref())?);
+        let store = Self { db, tree, sync };
+        // Blobs written before this open (by an earlier process) may never have been synced.
+        store.durable()?;
         store.migrate()?;
         Ok(store)
+    }
+
+    /// How many fdatasync/fsync calls this store has made since it was opened.
+    pub fn syncs(&self) -> u64 {
+        self.sync.syncs.load(Ordering::Relaxed)
     }
 
     /// Moves every legacy tree into the store's tree (see the module doc).
@@ -107,9 +185,10 @@ impl SledStore {
         k
     }
 
-    /// Waits until everything written so far is on disk.
+    /// Waits until everything written so far would survive a power loss (see the module doc).
     fn durable(&self) -> io::Result<()> {
-        self.db.flush().map(|_| ()).map_err(to_io)
+        self.db.flush().map_err(to_io)?;
+        self.sync.sync()
     }
 }
 
@@ -198,6 +277,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         SledStore::open(dir.path()).unwrap().write("a", "b", "c", vec![5; 100]).unwrap();
         assert_eq!(SledStore::open(dir.path()).unwrap().read("a", "b", "c").unwrap(), vec![5; 100]);
+    }
+
+    /// sled's own flush ends in `sync_file_range`, which a power loss defeats: every write and non-lazy
+    /// remove must also fdatasync the log before it returns; a lazy remove need not.
+    #[test]
+    fn every_write_and_non_lazy_remove_is_fdatasynced_before_it_returns() {
+        let (_d, s) = store();
+        let before = s.syncs();
+        s.write("monitors", "", "abc", vec![1; 100]).unwrap();
+        assert_eq!(s.syncs(), before + 1);
+        s.remove("monitors", "", "abc", false).unwrap();
+        assert_eq!(s.syncs(), before + 2);
+        s.remove("monitors", "", "abc", true).unwrap();
+        assert_eq!(s.syncs(), before + 2);
+    }
+
+    /// A value over a quarter segment (a busy channel's ChannelMonitor, the ChannelManager) is written by
+    /// sled to its own file under `blobs/`, with no sync at all: the store fsyncs that file and the
+    /// directory holding its name, once.
+    #[test]
+    fn a_large_value_in_its_own_blob_file_is_fsynced_with_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let before = s.syncs();
+        s.write("monitors", "", "big", vec![7; 300_000]).unwrap();
+        let blobs = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
+        assert!(blobs >= 1, "sled wrote the value inline: this test no longer covers blobs");
+        // The log, the new blob file(s), the blobs directory.
+        assert_eq!(s.syncs(), before + 1 + blobs as u64 + 1);
+        let before = s.syncs();
+        s.write("monitors", "", "small", vec![1; 10]).unwrap();
+        assert_eq!(s.syncs(), before + 1, "a blob synced once is not synced again");
+        drop(s);
+        assert_eq!(SledStore::open(dir.path()).unwrap().read("monitors", "", "big").unwrap(), vec![7; 300_000]);
     }
 
     #[test]
