@@ -340,8 +340,12 @@ async fn a_lanes_restart_that_crosses_electrums_dial_still_returns_the_funds() {
     assert!(closed.reason.contains("loose channel_reestablish"), "{closed:?}");
     assert!(resent >= 2, "Electrum re-sent channel_reestablish on the live connection");
     let slack = 15_000;
+    // Either side's commitment may reach the chain first. When it is Electrum's own (it force-closes too on
+    // the crossed connections), its to_local waits out alice's to_self_delay as a "future" transaction it
+    // counts as unconfirmed and broadcasts only then: keep mining while anyone still waits.
     let (a_back, e_back) = wait_until(Duration::from_secs(120), "both wallets to have the force-closed channel's money back", || async {
-        if !net.mempool().await.is_empty() || alice.closed_channels().await.iter().any(|c| c.claimable_sat > 0) {
+        let electrum_waits = eve.balance().await.unconfirmed_sat != 0;
+        if !net.mempool().await.is_empty() || electrum_waits || alice.closed_channels().await.iter().any(|c| c.claimable_sat > 0) {
             net.mine(if net.mempool().await.is_empty() { 10 } else { 1 }).await;
         }
         let (a, e) = (alice.balance().await, eve.balance().await);
