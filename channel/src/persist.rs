@@ -1,17 +1,28 @@
-//! The order in which channel state reaches the disk: ChannelManager first, then ChannelMonitors.
+//! The order in which channel state reaches the disk: ChannelManager and ChannelMonitors together, the
+//! manager never behind a monitor.
 //!
-//! Owns: every ChannelMonitor write and every ChannelManager write, in one ordered path.
+//! Owns: every ChannelMonitor write and every ChannelManager write, in one ordered path, and the format of
+//! monitors on disk (LDK's `MonitorUpdatingPersister` format: a full monitor now and then, the updates
+//! since as small entries).
 //!
 //! Why: LDK force-closes a channel whose ChannelMonitor on disk is ahead of the ChannelManager on disk.
 //! With plain synchronous writes, a crash between a monitor update and the next (lazy) manager write
 //! leaves exactly that, and a kill -9 during payments force-closed channels. So monitor updates return
 //! `InProgress`: LDK then holds the messages that depend on them (our commitment_signed or
 //! revoke_and_ack) and records the update as in flight in the ChannelManager. [`OrderedPersister::flush`]
-//! then (1) encodes and durably writes the ChannelManager, which lists every queued update as in flight,
-//! (2) durably writes the queued monitors, (3) tells the ChainMonitor they completed, which releases the
-//! messages. A crash before (2) leaves a manager that replays the in-flight updates into the older
-//! monitors on restart; a crash after it leaves both in step. Either way no monitor is ahead of the
-//! manager, and the peer never sees a signature whose monitor state is not on disk.
+//! then (1) encodes the ChannelManager, which lists every queued update as in flight, (2) writes it and
+//! every queued monitor change as one atomic batch of the store, with one sync for all of them (group
+//! commit: one manager write covers every update queued meanwhile), (3) tells the ChainMonitor they
+//! completed, which releases the messages. A crash before (2) leaves a manager and monitors as they were
+//! before; after it, both in step. No monitor is ever ahead of the manager, and the peer never sees a
+//! signature whose monitor state is not on disk.
+//!
+//! Incremental monitors: rewriting a whole ChannelMonitor for every update costs its full size (hundreds
+//! of KB on a busy channel) several times per payment. Like LDK's `MonitorUpdatingPersister` (same keys
+//! and format, so its reader loads them: see [`read_monitors`]), an update is stored alone under
+//! `monitor_updates/<monitor>/<update id>`, and every [`MAX_PENDING_UPDATES`]th update, a chain-sync
+//! write or a closing update writes the full monitor instead, dropping the updates it contains in the
+//! same batch.
 //!
 //! Chain sync (a block touching a monitor) also rewrites whole monitors, and LDK asks for that even while
 //! an update of the same monitor is queued: the monitor it hands over already holds that update. So those
@@ -31,20 +42,30 @@ use lightning::io;
 use lightning::ln::types::ChannelId;
 use lightning::sign::InMemorySigner;
 use lightning::util::persist::{
-    KVStoreSync, MonitorName, CHANNEL_MANAGER_PERSISTENCE_KEY, CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+    KVStoreSync, MonitorName, UpdateName, CHANNEL_MANAGER_PERSISTENCE_KEY, CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
     CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE, CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
-    CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
+    CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE, CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE,
+    MONITOR_UPDATING_PERSISTER_PREPEND_SENTINEL,
 };
 use lightning::util::ser::Writeable;
 
-use lanes_store::DynStore;
+use lanes_store::{DynStore, Op};
 
-use crate::types::{ChainMonitor, ChannelManager};
+use crate::types::{ChainMonitor, ChannelManager, MonitorStore};
 
-/// A monitor write waiting for the next flush.
+/// Updates stored alone before the next full monitor write (LDK's `maximum_pending_updates`). A restart
+/// replays at most this many per channel; a payment makes about four per channel.
+pub const MAX_PENDING_UPDATES: u64 = 100;
+
+/// LDK's update id for a channel closed by versions before 0.1: always a full write.
+const LEGACY_CLOSED_CHANNEL_UPDATE_ID: u64 = u64::MAX;
+
+/// A monitor change waiting for the next flush.
 struct Queued {
+    /// The monitor's key.
     key: String,
-    bytes: Vec<u8>,
+    /// A full monitor or one update, and the stale updates a full monitor replaces.
+    ops: Vec<Op>,
     channel_id: ChannelId,
     /// The update LDK waits on; `None` for a chain-sync write, which LDK does not wait on.
     update_id: Option<u64>,
@@ -62,6 +83,8 @@ pub struct OrderedPersister {
     /// Held for a whole flush: flushes (and so manager writes) never interleave.
     flushing: Mutex<()>,
     manager: OnceLock<Weak<ChannelManager>>,
+    /// Moves a resolved monitor (with its updates applied) to the archive.
+    archiver: OnceLock<Arc<MonitorStore>>,
     chain_monitor: OnceLock<Weak<ChainMonitor>>,
     wake: tokio::sync::Notify,
 }
@@ -74,15 +97,17 @@ impl OrderedPersister {
             new_channels: Mutex::new(HashSet::new()),
             flushing: Mutex::new(()),
             manager: OnceLock::new(),
+            archiver: OnceLock::new(),
             chain_monitor: OnceLock::new(),
             wake: tokio::sync::Notify::new(),
         }
     }
 
     /// Completes the wiring once the ChainMonitor and ChannelManager exist (they hold this persister).
-    pub fn attach(&self, chain_monitor: &Arc<ChainMonitor>, manager: &Arc<ChannelManager>) {
+    pub fn attach(&self, chain_monitor: &Arc<ChainMonitor>, manager: &Arc<ChannelManager>, monitors: Arc<MonitorStore>) {
         let _ = self.chain_monitor.set(Arc::downgrade(chain_monitor));
         let _ = self.manager.set(Arc::downgrade(manager));
+        let _ = self.archiver.set(monitors);
     }
 
     /// Resolves when there is something to flush.
@@ -90,8 +115,18 @@ impl OrderedPersister {
         self.wake.notified().await
     }
 
-    fn queue(&self, name: MonitorName, monitor: &ChannelMonitor<InMemorySigner>, update_id: Option<u64>, new_channel: bool) -> ChannelMonitorUpdateStatus {
-        let q = Queued { key: name.to_string(), bytes: monitor.encode(), channel_id: monitor.channel_id(), update_id, new_channel };
+    /// Queues the full monitor (in LDK's `MonitorUpdatingPersister` format), dropping `stale` updates.
+    fn queue_full(&self, name: MonitorName, monitor: &ChannelMonitor<InMemorySigner>, update_id: Option<u64>, new_channel: bool, stale: Vec<String>) -> ChannelMonitorUpdateStatus {
+        let key = name.to_string();
+        let mut bytes = Vec::with_capacity(MONITOR_UPDATING_PERSISTER_PREPEND_SENTINEL.len() + monitor.serialized_length());
+        bytes.extend_from_slice(MONITOR_UPDATING_PERSISTER_PREPEND_SENTINEL);
+        monitor.write(&mut bytes).expect("writing to a Vec cannot fail");
+        let mut ops = vec![Op::write(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE, &key, bytes)];
+        ops.extend(stale.iter().map(|u| Op::remove(CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE, &key, u)));
+        self.queue(Queued { key, ops, channel_id: monitor.channel_id(), update_id, new_channel })
+    }
+
+    fn queue(&self, q: Queued) -> ChannelMonitorUpdateStatus {
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(q);
         self.wake.notify_one();
         ChannelMonitorUpdateStatus::InProgress
@@ -121,13 +156,11 @@ impl OrderedPersister {
             crate::test_knobs::pause_before_writing_a_new_monitor();
         }
         // (1) The manager, encoded after the batch was taken, so it lists every update in the batch.
-        let written = self
-            .store
-            .write(CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_KEY, manager.encode())
-            // (2) Then the monitors, in the order LDK produced them (a later encoding of a monitor holds
-            // everything an earlier one does, so the last write of each key wins).
-            .and_then(|()| batch.iter().try_for_each(|q| self.store.write(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE, &q.key, q.bytes.clone())));
-        if let Err(e) = written {
+        let mut ops = vec![Op::write(CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_KEY, manager.encode())];
+        // (2) With the monitor changes, in the order LDK produced them (a later full monitor holds everything
+        // an earlier change does, so the last write of each key wins), as one atomic batch, one sync.
+        ops.extend(batch.iter().flat_map(|q| q.ops.iter().cloned()));
+        if let Err(e) = self.store.write_batch(ops) {
             keep(batch);
             return Err(e);
         }
@@ -157,7 +190,7 @@ impl Persist<InMemorySigner> for OrderedPersister {
         // A new monitor without its channel in the manager on disk would be force-closed on restart too.
         // Marked before it is queued, so no flush can finish with it before the mark exists.
         self.new_channels.lock().unwrap_or_else(|p| p.into_inner()).insert(monitor.channel_id());
-        self.queue(name, monitor, Some(monitor.get_latest_update_id()), true)
+        self.queue_full(name, monitor, Some(monitor.get_latest_update_id()), true, Vec::new())
     }
 
     fn update_persisted_channel(
@@ -168,7 +201,22 @@ impl Persist<InMemorySigner> for OrderedPersister {
     ) -> ChannelMonitorUpdateStatus {
         // Chain sync (`None`) too: the monitor LDK hands over may hold an update still queued, whose
         // manager is not on disk yet, so it must not be written before the next flush either.
-        self.queue(name, monitor, update.map(|u| u.update_id), false)
+        let Some(update) = update else { return self.queue_full(name, monitor, None, false, Vec::new()) };
+        let id = update.update_id;
+        if id == LEGACY_CLOSED_CHANNEL_UPDATE_ID {
+            // Every stored update of this monitor goes with the full write.
+            let stale = self.store.list(CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE, &name.to_string()).unwrap_or_default();
+            return self.queue_full(name, monitor, Some(id), false, stale);
+        }
+        if id % MAX_PENDING_UPDATES == 0 {
+            // Consolidate: the full monitor holds the updates stored since the last one.
+            let latest = monitor.get_latest_update_id();
+            let stale = (latest.saturating_sub(MAX_PENDING_UPDATES)..=latest).map(|u| UpdateName::from(u).as_str().to_string()).collect();
+            return self.queue_full(name, monitor, Some(id), false, stale);
+        }
+        let key = name.to_string();
+        let ops = vec![Op::write(CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE, &key, UpdateName::from(id).as_str(), update.encode())];
+        self.queue(Queued { key, ops, channel_id: monitor.channel_id(), update_id: Some(id), new_channel: false })
     }
 
     fn archive_persisted_channel(&self, name: MonitorName) {
@@ -176,7 +224,10 @@ impl Persist<InMemorySigner> for OrderedPersister {
         // moved it away; LDK waits on none of those, so drop them.
         let key = name.to_string();
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).retain(|q| q.key != key || q.update_id.is_some());
-        <dyn KVStoreSync + Send + Sync as Persist<InMemorySigner>>::archive_persisted_channel(&*self.store, name)
+        match self.archiver.get() {
+            Some(archiver) => <MonitorStore as Persist<InMemorySigner>>::archive_persisted_channel(archiver, name),
+            None => tracing::warn!(monitor = %key, "no archiver wired: the resolved monitor stays in place"),
+        }
     }
 }
 
@@ -257,6 +308,46 @@ mod tests {
         p.flush().unwrap();
         assert!(monitors_on_disk(&store).is_empty());
         assert_eq!(queued(&p), [Some(id), None]);
+    }
+
+    /// A ChannelMonitorUpdate with no steps (its fields are LDK's own; this is its encoding: version
+    /// prefix, update id, step count, then the TLV stream with the channel id).
+    fn update(id: u64, channel_id: ChannelId) -> ChannelMonitorUpdate {
+        let mut bytes = vec![1, 1];
+        bytes.extend_from_slice(&id.to_be_bytes());
+        bytes.extend_from_slice(&0u64.to_be_bytes());
+        bytes.extend_from_slice(&[34, 1, 32]);
+        bytes.extend_from_slice(&channel_id.0);
+        lightning::util::ser::Readable::read(&mut &bytes[..]).expect("a ChannelMonitorUpdate")
+    }
+
+    fn queued_ops(p: &OrderedPersister) -> Vec<Vec<(String, usize)>> {
+        let describe = |op: &Op| match op {
+            Op::Write { primary, secondary, key, value } => (format!("write {primary}/{secondary}/{key}"), value.len()),
+            Op::Remove { primary, secondary, key } => (format!("remove {primary}/{secondary}/{key}"), 0),
+        };
+        p.queue.lock().unwrap().iter().map(|q| q.ops.iter().map(describe).collect()).collect()
+    }
+
+    /// An update is stored alone, in the format LDK's MonitorUpdatingPersister reads back; every
+    /// MAX_PENDING_UPDATES-th one writes the full monitor instead and drops the updates it holds, in the
+    /// same batch.
+    #[test]
+    fn updates_are_stored_alone_and_consolidated_into_the_full_monitor_every_so_often() {
+        let (_dir, _store, p) = persister();
+        let m = monitor();
+        let (key, full_len) = (m.persistence_key().to_string(), m.serialized_length() + 2);
+        p.update_persisted_channel(m.persistence_key(), Some(&update(7, m.channel_id())), &m);
+        p.update_persisted_channel(m.persistence_key(), Some(&update(MAX_PENDING_UPDATES, m.channel_id())), &m);
+        let ops = queued_ops(&p);
+        let small = update(7, m.channel_id()).encode().len();
+        assert_eq!(ops[0], [(format!("write monitor_updates/{key}/7"), small)], "one small entry, not the {full_len}-byte monitor");
+        assert_eq!(ops[1][0], (format!("write monitors//{key}"), full_len));
+        let latest = m.get_latest_update_id();
+        let removed: Vec<String> = ops[1][1..].iter().map(|(op, _)| op.clone()).collect();
+        let expected: Vec<String> = (latest.saturating_sub(MAX_PENDING_UPDATES)..=latest).map(|u| format!("remove monitor_updates/{key}/{u}")).collect();
+        assert_eq!(removed, expected);
+        assert_eq!(queued(&p), [Some(7), Some(MAX_PENDING_UPDATES)]);
     }
 
     #[test]

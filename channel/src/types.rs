@@ -46,6 +46,18 @@ pub type ChainMonitor = lightning::chain::chainmonitor::ChainMonitor<
     Arc<KeysManager>,
 >;
 
+/// LDK's reader of ChannelMonitors stored as [`crate::persist::OrderedPersister`] stores them (a full
+/// monitor and the updates since), and the archiver of resolved ones. It writes nothing else: every
+/// other monitor write goes through the ordered persister.
+pub type MonitorStore = lightning::util::persist::MonitorUpdatingPersister<
+    lanes_store::DynStore,
+    Arc<Logger>,
+    Arc<KeysManager>,
+    Arc<WalletSignerProvider>,
+    Arc<BitcoindClient>,
+    Arc<BitcoindClient>,
+>;
+
 /// Entropy and node signing from LDK's KeysManager; channel keys and destination scripts from
 /// [`WalletSignerProvider`].
 pub type ChannelManager = lightning::ln::channelmanager::ChannelManager<

@@ -17,7 +17,7 @@ use lightning::routing::scoring::{ProbabilisticScoringDecayParameters, Probabili
 use lightning::sign::{EntropySource, KeysManager, NodeSigner};
 use lightning::util::config::UserConfig;
 use lightning::util::persist::{
-    read_channel_monitors, KVStoreSync, CHANNEL_MANAGER_PERSISTENCE_KEY, CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+    KVStoreSync, MonitorUpdatingPersister, CHANNEL_MANAGER_PERSISTENCE_KEY, CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
     CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE, NETWORK_GRAPH_PERSISTENCE_KEY, NETWORK_GRAPH_PERSISTENCE_PRIMARY_NAMESPACE,
     NETWORK_GRAPH_PERSISTENCE_SECONDARY_NAMESPACE, SCORER_PERSISTENCE_KEY, SCORER_PERSISTENCE_PRIMARY_NAMESPACE,
     SCORER_PERSISTENCE_SECONDARY_NAMESPACE,
@@ -30,9 +30,10 @@ use lanes_channel::broadcast::BroadcastJournal;
 use lanes_channel::handler::ChannelHandler;
 use lanes_channel::keys::WalletSignerProvider;
 use lanes_channel::logger::LdkTracing;
-use lanes_channel::persist::{OrderedPersister, ProcessorStore};
+use lanes_channel::persist::{OrderedPersister, ProcessorStore, MAX_PENDING_UPDATES};
 use lanes_channel::types::{
-    ChainMonitor, ChannelManager, GossipHandler, GossipSync, GossipVerifier, LdkRouter, MessageRouter, NetworkGraph, OnionMessenger, PeerManager, Router, Scorer, TokioSpawner,
+    ChainMonitor, ChannelManager, GossipHandler, GossipSync, GossipVerifier, LdkRouter, MessageRouter, MonitorStore, NetworkGraph, OnionMessenger, PeerManager, Router, Scorer,
+    TokioSpawner,
 };
 use lanes_channel::router::{LiquidityScorer, ScorerParams};
 use lanes_channel::ChannelError;
@@ -155,7 +156,18 @@ impl Builder {
 
         // Channel keys from the seed; close outputs, justice and HTLC claims pay the wallet directly.
         let signer = Arc::new(WalletSignerProvider::new(Arc::clone(&keys), Arc::new(WalletChange(Arc::clone(&wallet)))));
-        let mut monitors = read_channel_monitors(Arc::clone(&store), Arc::clone(&keys), Arc::clone(&signer))
+        // Monitors as the ordered persister stores them: the last full one with the updates since applied.
+        let monitor_store: Arc<MonitorStore> = Arc::new(MonitorUpdatingPersister::new(
+            Arc::clone(&store),
+            Arc::clone(&logger),
+            MAX_PENDING_UPDATES,
+            Arc::clone(&keys),
+            Arc::clone(&signer),
+            Arc::clone(&bitcoind),
+            Arc::clone(&bitcoind),
+        ));
+        let mut monitors = monitor_store
+            .read_all_channel_monitors_with_updates()
             .map_err(|e| ChannelError::Decode { what: "channel monitors", reason: e.to_string() })?;
         let user_config = user_config(&config);
         let tip = bitcoind.tip().await?;
@@ -203,7 +215,7 @@ impl Builder {
                 Err(e) => return Err(ChannelError::Store(e.into()).into()),
             };
         let channel_manager = Arc::new(channel_manager);
-        persister.attach(&chain_monitor, &channel_manager);
+        persister.attach(&chain_monitor, &channel_manager, monitor_store);
         apply_dust_policy(&channel_manager, &user_config);
 
         // The sweeper claims what closed channels leave us into the wallet; it follows the chain too.

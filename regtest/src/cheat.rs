@@ -10,12 +10,13 @@ use std::sync::Mutex;
 use bitcoin::{Network, Transaction, Txid};
 use bitcoincore_rpc::{Client, RpcApi};
 use lanes_channel::logger::LdkTracing;
+use lanes_channel::persist::MAX_PENDING_UPDATES;
 use lanes_store::{layout, SledStore};
 use lightning::chain::chaininterface::{BroadcasterInterface, ConfirmationTarget, FeeEstimator};
 use lightning::events::bump_transaction::BumpTransactionEvent;
 use lightning::events::Event;
 use lightning::sign::KeysManager;
-use lightning::util::persist::read_channel_monitors;
+use lightning::util::persist::MonitorUpdatingPersister;
 
 use crate::Node;
 
@@ -62,8 +63,18 @@ impl FeeEstimator for FixedFee {
 pub fn broadcast_stale_commitments(dir: &Path, network: Network, rpc: &Client) -> Vec<Txid> {
     let (seed, _) = lanes_wallet::Seed::load_or_create(&layout::seed_path(dir)).expect("the snapshot has a seed");
     let keys = std::sync::Arc::new(KeysManager::new(&seed.ldk_seed(network), 1, 0, true));
-    let store = std::sync::Arc::new(SledStore::open(layout::db_path(dir)).expect("open the snapshot's store"));
-    let monitors = read_channel_monitors(store, std::sync::Arc::clone(&keys), std::sync::Arc::clone(&keys)).expect("read the snapshot's monitors");
+    let store: lanes_store::DynStore = std::sync::Arc::new(SledStore::open(layout::db_path(dir)).expect("open the snapshot's store"));
+    // As lanesd stores them (lanes_channel::persist): the last full monitor, the updates since applied.
+    let reader = MonitorUpdatingPersister::new(
+        store,
+        std::sync::Arc::new(LdkTracing::default()),
+        MAX_PENDING_UPDATES,
+        std::sync::Arc::clone(&keys),
+        std::sync::Arc::clone(&keys),
+        std::sync::Arc::new(Collect::default()),
+        std::sync::Arc::new(FixedFee),
+    );
+    let monitors = reader.read_all_channel_monitors_with_updates().expect("read the snapshot's monitors");
     assert!(!monitors.is_empty(), "the snapshot at {} has no channel", dir.display());
     let collect = Collect::default();
     let logger = LdkTracing::default();

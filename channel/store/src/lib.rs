@@ -1,7 +1,8 @@
 //! The one storage trait under everything lanes keeps, and its implementations.
 //!
-//! Owns: the trait every durable owner writes through, LDK's [`KVStoreSync`] (as ldk-node does), behind
-//! [`DynStore`]; the key rules every implementation enforces ([`check`]); where things live ([`layout`]);
+//! Owns: the trait every durable owner writes through, [`Store`]: LDK's [`KVStoreSync`] (as ldk-node
+//! does) plus [`Store::write_batch`], several changes made durable together with one sync (the ordered
+//! flush of channel state is one such batch), behind [`DynStore`]; the key rules every implementation enforces ([`check`]); where things live ([`layout`]);
 //! and the sled implementation ([`SledStore`]). Adding another backend (PostgreSQL) is one more
 //! implementation of [`KVStoreSync`] here and a choice in the node's builder; no owner changes.
 //!
@@ -26,8 +27,32 @@ mod sled_store;
 pub use layout::Namespace;
 pub use sled_store::SledStore;
 
-/// The store every owner holds: any durable [`KVStoreSync`], shared.
-pub type DynStore = Arc<dyn KVStoreSync + Send + Sync>;
+/// One change of a [`Store::write_batch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    Write { primary: String, secondary: String, key: String, value: Vec<u8> },
+    Remove { primary: String, secondary: String, key: String },
+}
+
+impl Op {
+    pub fn write(primary: &str, secondary: &str, key: &str, value: Vec<u8>) -> Op {
+        Op::Write { primary: primary.into(), secondary: secondary.into(), key: key.into(), value }
+    }
+    pub fn remove(primary: &str, secondary: &str, key: &str) -> Op {
+        Op::Remove { primary: primary.into(), secondary: secondary.into(), key: key.into() }
+    }
+}
+
+/// The storage trait: LDK's [`KVStoreSync`] and a batch.
+pub trait Store: KVStoreSync + Send + Sync {
+    /// Applies `ops` in order and returns once all of them are durable, paying for one sync rather than
+    /// one per change (group commit). A backend that can (sled: one batch of one tree) applies them
+    /// atomically: after a crash, all or none are there. Checks every key before changing anything.
+    fn write_batch(&self, ops: Vec<Op>) -> io::Result<()>;
+}
+
+/// The store every owner holds: any durable [`Store`], shared.
+pub type DynStore = Arc<dyn Store>;
 
 /// Longest namespace or key ([`lightning::util::persist::KVSTORE_NAMESPACE_KEY_MAX_LEN`]).
 pub const MAX_LEN: usize = lightning::util::persist::KVSTORE_NAMESPACE_KEY_MAX_LEN;
