@@ -350,6 +350,49 @@ mod tests {
         assert_eq!(queued(&p), [Some(7), Some(MAX_PENDING_UPDATES)]);
     }
 
+    struct NoBroadcast;
+    impl lightning::chain::chaininterface::BroadcasterInterface for NoBroadcast {
+        fn broadcast_transactions(&self, _: &[&bitcoin::Transaction]) {}
+    }
+    struct FixedFee;
+    impl lightning::chain::chaininterface::FeeEstimator for FixedFee {
+        fn get_est_sat_per_1000_weight(&self, _: lightning::chain::chaininterface::ConfirmationTarget) -> u32 {
+            1000
+        }
+    }
+
+    /// What the flush writes, LDK's own reader loads: a full monitor of an earlier lanes (no sentinel) as it
+    /// is, and a full monitor in the new format with an update stored after it, that update applied.
+    #[test]
+    fn ldk_reads_back_monitors_as_stored_old_and_new() {
+        let (_dir, store, p) = persister();
+        let m = monitor();
+        let key = m.persistence_key().to_string();
+        let keys = Arc::new(KeysManager::new(LDK_SEED, 1, 0, true));
+        let reader = lightning::util::persist::MonitorUpdatingPersister::new(
+            Arc::clone(&store),
+            Arc::new(crate::logger::LdkTracing::default()),
+            MAX_PENDING_UPDATES,
+            Arc::clone(&keys),
+            Arc::clone(&keys),
+            Arc::new(NoBroadcast),
+            Arc::new(FixedFee),
+        );
+        store.write(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, "", &key, MONITOR.to_vec()).unwrap();
+        let old = reader.read_all_channel_monitors_with_updates().unwrap();
+        assert_eq!(old.len(), 1);
+        assert_eq!(old[0].1.get_latest_update_id(), m.get_latest_update_id());
+
+        let next = m.get_latest_update_id() + 1;
+        p.persist_new_channel(m.persistence_key(), &m);
+        p.update_persisted_channel(m.persistence_key(), Some(&update(next, m.channel_id())), &m);
+        let ops: Vec<Op> = p.queue.lock().unwrap().drain(..).flat_map(|q| q.ops).collect();
+        store.write_batch(ops).unwrap();
+        let new = reader.read_all_channel_monitors_with_updates().unwrap();
+        assert_eq!(new.len(), 1);
+        assert_eq!(new[0].1.get_latest_update_id(), next, "the stored update was applied");
+    }
+
     #[test]
     fn an_archived_monitor_is_not_written_back_by_a_queued_chain_sync_write() {
         let (_dir, _store, p) = persister();
