@@ -141,6 +141,8 @@ impl PaymentRecord {
 pub struct Payments {
     records: Records<PaymentRecord>,
     waiters: Mutex<HashMap<[u8; 32], Vec<oneshot::Sender<()>>>>,
+    /// Woken whenever a payment of ours ends: a payment waiting for channel capacity tries again.
+    ended: tokio::sync::Notify,
     channel_manager: Arc<ChannelManager>,
     keys: Arc<KeysManager>,
     node_id: PublicKey,
@@ -158,7 +160,55 @@ fn send_failure(e: RetryableSendFailure) -> NodeError {
 
 impl Payments {
     pub fn open(store: &lanes_store::DynStore, channel_manager: Arc<ChannelManager>, keys: Arc<KeysManager>, node_id: PublicKey, network: bitcoin::Network) -> Result<Self, NodeError> {
-        Ok(Self { records: Records::open(store, lanes_store::layout::PAYMENTS)?, waiters: Mutex::new(HashMap::new()), channel_manager, keys, node_id, network })
+        Ok(Self {
+            records: Records::open(store, lanes_store::layout::PAYMENTS)?,
+            waiters: Mutex::new(HashMap::new()),
+            ended: tokio::sync::Notify::new(),
+            channel_manager,
+            keys,
+            node_id,
+            network,
+        })
+    }
+
+    /// HTLCs of ours under way on usable channels: each holds an HTLC slot and some capacity until it ends.
+    fn htlcs_in_flight(&self) -> usize {
+        self.channel_manager.list_usable_channels().iter().map(|c| c.pending_outbound_htlcs.len()).sum()
+    }
+
+    /// Hands a payment to LDK with `start`. When LDK finds no route only because our channels are busy (every
+    /// HTLC slot or the in-flight limit taken by payments under way, which free them as they end), the
+    /// payment waits and tries again as payments end, until `deadline`, instead of failing at once with a
+    /// misleading "no route": load alone must not fail a payment (issue 14). With nothing of ours in
+    /// flight, "no route" is the truth and is returned at once. Dropping the call (the client gave up)
+    /// stops the wait.
+    async fn start_when_free(&self, deadline: tokio::time::Instant, hash: &PaymentHash, mut start: impl FnMut() -> Result<(), NodeError>) -> Result<(), NodeError> {
+        let mut waited = false;
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            let in_flight = match start() {
+                Err(NodeError::Payment(PaymentError::NoRoute(reason))) => match self.htlcs_in_flight() {
+                    0 => return Err(PaymentError::NoRoute(reason).into()),
+                    n => n,
+                },
+                other => return other,
+            };
+            if !waited {
+                waited = true;
+                tracing::info!(payment_hash = %hex(&hash.0), htlcs_in_flight = in_flight, "payment waits for channel capacity: our channels are busy");
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(NodeError::Timeout(format!(
+                    "no channel capacity freed up before the payment's timeout: {in_flight} HTLCs of ours still in flight"
+                )));
+            }
+            // A payment ending frees its slot a moment after its outcome (once the commitment without its HTLC
+            // is signed), and forwards free slots too: look again at least every POLL as well.
+            const POLL: Duration = Duration::from_millis(50);
+            let _ = tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + POLL), ended).await;
+        }
     }
 
     /// Pays a BOLT11 invoice and waits for the outcome (IN_FLIGHT if it takes longer than `timeout`).
@@ -182,18 +232,24 @@ impl Payments {
         let id = PaymentId(hash.0);
         self.begin(id, hash, destination, amount, PaymentKind::Bolt11 { invoice: inv.to_string() })?;
         let rx = self.wait_for(id);
-        let retry = Retry::Timeout(retry.unwrap_or(DEFAULT_RETRY));
+        let retry = retry.unwrap_or(DEFAULT_RETRY);
         let explicit = inv.amount_milli_satoshis().is_none().then_some(amount);
-        if let Err(e) = self.channel_manager.pay_for_bolt11_invoice(&inv, id, explicit, RouteParametersConfig::default(), retry) {
+        let deadline = tokio::time::Instant::now() + timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let started = self
+            .start_when_free(deadline, &hash, || {
+                self.channel_manager.pay_for_bolt11_invoice(&inv, id, explicit, RouteParametersConfig::default(), Retry::Timeout(retry)).map_err(|e| match e {
+                    Bolt11PaymentError::InvalidAmount => NodeError::Invalid("the amount does not fit the invoice".into()),
+                    Bolt11PaymentError::SendingFailed(f) => send_failure(f),
+                })
+            })
+            .await;
+        if let Err(e) = started {
             // Nothing left LDK: the payment does not exist.
             self.abort(id)?;
-            return Err(match e {
-                Bolt11PaymentError::InvalidAmount => NodeError::Invalid("the amount does not fit the invoice".into()),
-                Bolt11PaymentError::SendingFailed(f) => send_failure(f),
-            });
+            return Err(e);
         }
         tracing::info!(payment_hash = %hex(&hash.0), amount_msat = amount, destination = %destination, "payment started");
-        self.finish(id, rx, timeout).await
+        self.finish(id, rx, deadline).await
     }
 
     /// Pays `dest` `amount_msat` without an invoice; the preimage is ours and travels in the onion.
@@ -211,12 +267,19 @@ impl Payments {
         self.begin(id, hash, dest, amount_msat, PaymentKind::Keysend)?;
         let rx = self.wait_for(id);
         let params = RouteParameters::from_payment_params_and_value(PaymentParameters::for_keysend(dest, 40, false), amount_msat);
-        if let Err(e) = self.channel_manager.send_spontaneous_payment(Some(preimage), RecipientOnionFields::spontaneous_empty(), id, params, Retry::Timeout(DEFAULT_RETRY)) {
+        let deadline = tokio::time::Instant::now() + timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let started = self
+            .start_when_free(deadline, &hash, || {
+                let onion = RecipientOnionFields::spontaneous_empty();
+                self.channel_manager.send_spontaneous_payment(Some(preimage), onion, id, params.clone(), Retry::Timeout(DEFAULT_RETRY)).map(|_| ()).map_err(send_failure)
+            })
+            .await;
+        if let Err(e) = started {
             self.abort(id)?;
-            return Err(send_failure(e));
+            return Err(e);
         }
         tracing::info!(payment_hash = %hex(&hash.0), amount_msat, destination = %dest, "keysend started");
-        self.finish(id, rx, timeout).await
+        self.finish(id, rx, deadline).await
     }
 
     /// Records a new in-flight payment; refuses one we already paid or are paying.
@@ -261,11 +324,11 @@ impl Payments {
         rx
     }
 
-    /// Waits for the outcome (IN_FLIGHT after `timeout`). A payment is final at LDK's PaymentSent, and it is
-    /// returned then: the paths it took come in later events (one per part) and are added to its record as
-    /// they do, for ListPayments; waiting for them cost about 40% of a payment's latency.
-    async fn finish(&self, id: PaymentId, mut rx: oneshot::Receiver<()>, timeout: Option<Duration>) -> Result<PaymentRecord, NodeError> {
-        let deadline = tokio::time::Instant::now() + timeout.unwrap_or(DEFAULT_TIMEOUT);
+    /// Waits for the outcome (IN_FLIGHT after `deadline`: the call's timeout, counted from its start). A
+    /// payment is final at LDK's PaymentSent, and it is returned then: the paths it took come in later events
+    /// (one per part) and are added to its record as they do, for ListPayments; waiting for them cost about
+    /// 40% of a payment's latency.
+    async fn finish(&self, id: PaymentId, mut rx: oneshot::Receiver<()>, deadline: tokio::time::Instant) -> Result<PaymentRecord, NodeError> {
         loop {
             let timed_out = tokio::time::timeout_at(deadline, rx).await.is_err();
             let rec = self.records.get(&id.0)?.ok_or_else(|| NodeError::Internal("payment record vanished".into()))?;
@@ -302,6 +365,7 @@ impl Payments {
             Some(r)
         })?;
         self.notify(&id.0);
+        self.ended.notify_waiters();
         Ok(())
     }
 
@@ -313,6 +377,7 @@ impl Payments {
             Some(r)
         })?;
         self.notify(&id.0);
+        self.ended.notify_waiters();
         Ok(())
     }
 

@@ -140,8 +140,6 @@ impl Node {
         HeldPayment { preimage: hex(&preimage), payment_hash, payer_call }
     }
 
-    /// SendKeysend of `amount_msat` to `dest`, with lanesd's default timeout; as for
-    /// [`pay_invoice`](Node::pay_invoice), `Ok` whatever the payment's status.
     /// The paths a payment took, as ListPayments shows them once LDK reported them all (shortly after the
     /// payment succeeded: PayInvoice and SendKeysend return at success, before them): their last hops
     /// deliver the payment's whole amount.
@@ -156,6 +154,8 @@ impl Node {
         .await
     }
 
+    /// SendKeysend of `amount_msat` to `dest`, with lanesd's default timeout; as for
+    /// [`pay_invoice`](Node::pay_invoice), `Ok` whatever the payment's status.
     pub async fn keysend(&self, dest: &Node, amount_msat: u64) -> Result<Payment, tonic::Status> {
         let req = SendKeysendRequest { node_id: dest.node_id(), amount_msat, ..Default::default() };
         self.client().send_keysend(req).await.map(tonic::Response::into_inner)
