@@ -7,7 +7,8 @@
 //! With `LANES_BENCH_STRACE=1` (and `strace` installed) it also counts, on each node during the measured
 //! payments, the calls that make storage durable (`fsync`, `fdatasync`, `sync_file_range`) and prints them
 //! per payment, with each node's data dir size at the end. strace slows the nodes: read latency from a run
-//! without it.
+//! without it. Every run prints the bytes each node's process wrote to disk per payment (`write_bytes` of
+//! `/proc/<pid>/io`).
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,14 @@ struct Run {
     rate: f64,
     /// Per node (alice, bob): the sync calls strace counted, and the data dir's size in bytes.
     storage: Option<[(String, u64); 2]>,
+    /// Per node (alice, bob): bytes written to disk per payment.
+    written: [f64; 2],
+}
+
+/// Bytes the process has caused to be written to disk so far (`/proc/<pid>/io`).
+fn write_bytes(node: &Node) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{}/io", node.pid())).unwrap_or_default();
+    io.lines().find_map(|l| l.strip_prefix("write_bytes: ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
 /// Attaches `strace -c` to a node for the sync calls (see the module doc).
@@ -74,6 +83,7 @@ async fn run(lanesd: &str, n: usize, trace: bool) -> Run {
         // strace attaches asynchronously: let it take hold of every thread before the measured part.
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    let written_before = [write_bytes(&alice), write_bytes(&bob)];
     let mut took = Vec::with_capacity(n);
     let start = Instant::now();
     for _ in 0..n {
@@ -84,6 +94,7 @@ async fn run(lanesd: &str, n: usize, trace: bool) -> Run {
     }
     let total = start.elapsed();
     took.sort();
+    let written = [(write_bytes(&alice) - written_before[0]) as f64 / n as f64, (write_bytes(&bob) - written_before[1]) as f64 / n as f64];
     let storage = match trace {
         false => None,
         true => {
@@ -96,7 +107,7 @@ async fn run(lanesd: &str, n: usize, trace: bool) -> Run {
             Some([(summary(0), dir_size(alice.data_dir())), (summary(1), dir_size(bob.data_dir()))])
         }
     };
-    Run { p50: took[n / 2], p99: took[n * 99 / 100], rate: n as f64 / total.as_secs_f64(), storage }
+    Run { p50: took[n / 2], p99: took[n * 99 / 100], rate: n as f64 / total.as_secs_f64(), storage, written }
 }
 
 #[tokio::main]
@@ -110,6 +121,7 @@ async fn main() {
     let trace = std::env::var("LANES_BENCH_STRACE").is_ok_and(|v| v == "1");
     let report = |name: &str, r: &Run| {
         println!("{:<12} {:>10.1} {:>10.1} {:>12.1}", name, ms(r.p50), ms(r.p99), r.rate);
+        println!("{:<12} written to disk per payment: alice {:.0} KB, bob {:.0} KB", "", r.written[0] / 1e3, r.written[1] / 1e3);
         if let Some([(a, a_size), (b, b_size)]) = &r.storage {
             println!("{:<12} syncs per payment: alice {a}; bob {b}", "");
             println!("{:<12} data dir: alice {:.1} MB, bob {:.1} MB", "", *a_size as f64 / 1e6, *b_size as f64 / 1e6);
