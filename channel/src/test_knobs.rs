@@ -38,5 +38,16 @@ pub fn pause_before_writing_a_new_monitor() {
     std::thread::sleep(std::time::Duration::from_millis(ms));
 }
 
+/// Set to a number of bytes: the store counts its live data as at least that much when deciding to compact
+/// (4 MB otherwise), so a small test node compacts its store every few MB written (tests only).
+pub const STORE_COMPACT_MIN_LIVE_ENV: &str = "LANES_TEST_STORE_COMPACT_MIN_LIVE";
+
+/// See [`STORE_COMPACT_MIN_LIVE_ENV`].
+pub fn store_compact_min_live() -> Option<u64> {
+    let bytes = std::env::var(STORE_COMPACT_MIN_LIVE_ENV).ok()?.parse().ok()?;
+    tracing::warn!(knob = STORE_COMPACT_MIN_LIVE_ENV, bytes, "TEST KNOB ON: the store compacts above this much live data");
+    Some(bytes)
+}
+
 /// Set to `1`: lanesd drops the first announcement_signatures it receives (tests only).
 pub const DROP_FIRST_ANNOUNCEMENT_SIGNATURES_ENV: &str = "LANES_TEST_DROP_FIRST_ANNOUNCEMENT_SIGNATURES";

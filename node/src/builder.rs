@@ -75,7 +75,11 @@ impl Builder {
 
         // The store: every owner gets a handle on it and keeps to its own namespaces (lanes_store::layout).
         // sled is the one implementation today; another backend is chosen here.
-        let store: DynStore = Arc::new(SledStore::open(config.db_path()).map_err(|e| NodeError::Store(e.into()))?);
+        let opened = match lanes_channel::test_knobs::store_compact_min_live() {
+            Some(bytes) => SledStore::open_with(config.db_path(), bytes),
+            None => SledStore::open(config.db_path()),
+        };
+        let store: DynStore = Arc::new(opened.map_err(|e| NodeError::Store(e.into()))?);
 
         // Chain source.
         let rpc = RpcConfig {

@@ -1,4 +1,4 @@
-//! Crash safety: kill -9 a node at seeded random moments during a stream of payments.
+//! Crash safety: kill -9 a node at seeded random moments during a stream of payments (and store compactions).
 //!
 //! A block is mined during every round, so the chain moves while payments are under way. After every
 //! crash the node restarts from its data dir. At the end every payment has ended (settled or
@@ -44,7 +44,11 @@ async fn payments_survive_kill_9_at_random_moments() {
     eprintln!("crash test seed: {SEED:#x}");
     let mut rng = Rng(SEED);
     let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
-    let Pair { alice, bob, channel: channel_id } = net.pair(2 * CAPACITY, CAPACITY).await;
+    // Both stores compact above 100 KB of live data instead of 4 MB, every few MB written: several times a
+    // round, so kills also land inside compactions, which the next start must finish or undo.
+    let compact_often = [("LANES_TEST_STORE_COMPACT_MIN_LIVE", "100000")];
+    let (alice, bob) = (net.node_with_env("alice", &compact_often).await, net.node_with_env("bob", &compact_often).await);
+    let channel_id = net.fund_and_open(&alice, &bob, 2 * CAPACITY, CAPACITY).await;
     let alice_start = channel(&alice).await.unwrap().local_balance_msat;
     let (alice_wallet, bob_wallet) = (alice.balance().await, bob.balance().await);
 
@@ -118,6 +122,13 @@ async fn payments_survive_kill_9_at_random_moments() {
     // Nothing went on-chain.
     assert_eq!(alice.balance().await, alice_wallet);
     assert_eq!(bob.balance().await, bob_wallet);
+    // The stores did compact along the way (and after every kill, started again from what was on disk).
+    for n in [&alice, &bob] {
+        let log = std::fs::read_to_string(n.log_path()).unwrap_or_default();
+        let compactions = log.lines().filter(|l| l.contains("store compacted")).count();
+        assert!(compactions >= 5, "{}'s store compacted {compactions} times", n.name());
+        eprintln!("{}: {compactions} store compactions", n.name());
+    }
 }
 
 /// A kill -9 after a new channel's first ChannelMonitor reached the disk but before its persistence was

@@ -258,7 +258,9 @@ impl SledStore {
         Self::open_with(path, COMPACTION_MIN_LIVE)
     }
 
-    fn open_with(path: impl AsRef<Path>, min_live: u64) -> io::Result<Self> {
+    /// [`SledStore::open`], counting live data as at least `min_live` bytes when deciding to compact
+    /// ([`COMPACTION_MIN_LIVE`] by default): tests use a small one, to compact often.
+    pub fn open_with(path: impl AsRef<Path>, min_live: u64) -> io::Result<Self> {
         let path = path.as_ref().to_path_buf();
         recover_compaction(&path)?;
         let syncs = Arc::new(AtomicU64::new(0));
