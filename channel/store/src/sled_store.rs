@@ -25,7 +25,11 @@
 //! to `<db>.old`, then `<db>.compacting` to `<db>`, the parent directory synced after each; (3) open
 //! `<db>`, remove `<db>.old`. A crash in (1) leaves `<db>` whole and a partial copy, which the next open
 //! drops; between the renames, only the complete copy and the old one, and the next open puts the copy
-//! in place; after them, a leftover `<db>.old`, removed.
+//! in place; after them, a leftover `<db>.old`, removed. sled lets go of a database's file lock only once
+//! its background threads have, a little after its handle is dropped, so (3) waits for the lock (bounded).
+//! A compaction that fails in (1) changes nothing: the write that set it off still succeeds, a WARN says
+//! why, and a later write tries again. One that fails from the first rename on leaves the open handle on
+//! the moved files, so the store refuses every later use (the node stops) and the next open repairs it.
 //!
 //! The tree is named `ldk` because it first held only LDK's state; its keys are unchanged since, so LDK's
 //! state needs no migration. Earlier versions also kept a tree `wallet` (BDK change sets under u64
@@ -83,6 +87,8 @@ pub struct SledStore {
     /// Sync calls made, across compactions (for tests and benchmarks).
     syncs: Arc<AtomicU64>,
     compaction: Arc<Compaction>,
+    /// Set when a compaction failed past its first rename: every later use fails with this.
+    broken: Arc<std::sync::OnceLock<String>>,
 }
 
 struct Inner {
@@ -114,6 +120,8 @@ const COMPACTION_RATIO: u64 = 4;
 const COMPACTION_CHUNK: usize = 500;
 /// Live data counted as at least this much, so a small store is not compacted over and over.
 const COMPACTION_MIN_LIVE: u64 = 4_000_000;
+/// How long a compaction waits for sled to let go of the lock of the copy it just closed.
+const RELOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What makes sled's writes survive a power loss (see the module doc).
 struct Syncer {
@@ -180,6 +188,20 @@ impl Inner {
         // Blobs written before this open (by an earlier process) may never have been synced.
         inner.durable()?;
         Ok(inner)
+    }
+
+    /// [`Inner::open`] of a database this process just closed: sled's background threads may still hold its
+    /// lock for a moment, so a lock error is retried until [`RELOCK_WAIT`].
+    fn reopen(path: &Path, syncs: &Arc<AtomicU64>) -> io::Result<Self> {
+        let deadline = std::time::Instant::now() + RELOCK_WAIT;
+        loop {
+            match Self::open(path, Arc::clone(syncs)) {
+                Err(e) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(2))
+                }
+                opened => return opened,
+            }
+        }
     }
 
     /// Waits until everything written so far would survive a power loss (see the module doc).
@@ -270,15 +292,21 @@ impl SledStore {
             path: Arc::new(path),
             syncs,
             compaction: Arc::new(Compaction { changes: AtomicU64::new(0), live: AtomicU64::new(0), after: AtomicU64::new(0), done: AtomicU64::new(0), min_live }),
+            broken: Arc::new(std::sync::OnceLock::new()),
         };
         store.migrate()?;
-        store.compaction.live.store(store.inner().live_bytes()?, Ordering::Relaxed);
-        store.maybe_compact()?;
+        store.compaction.live.store(store.inner()?.live_bytes()?, Ordering::Relaxed);
+        store.compact_if_grown()?;
         Ok(store)
     }
 
-    fn inner(&self) -> RwLockReadGuard<'_, Inner> {
-        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    /// The open database, unless a failed compaction left the store unusable.
+    fn inner(&self) -> io::Result<RwLockReadGuard<'_, Inner>> {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        match self.broken.get() {
+            None => Ok(inner),
+            Some(why) => Err(io::Error::new(io::ErrorKind::Other, format!("the store is unusable until lanesd restarts: {why}"))),
+        }
     }
 
     /// How many fdatasync/fsync calls this store has made since it was opened.
@@ -297,7 +325,19 @@ impl SledStore {
         if (before + n) / COMPACTION_CHECK_EVERY == before / COMPACTION_CHECK_EVERY {
             return Ok(());
         }
-        self.maybe_compact()
+        self.compact_if_grown()
+    }
+
+    /// [`SledStore::maybe_compact`]; a failure that left the store intact is only logged (the changes that
+    /// set it off are durable already; a later change tries again).
+    fn compact_if_grown(&self) -> io::Result<()> {
+        match self.maybe_compact() {
+            Err(e) if self.broken.get().is_none() => {
+                tracing::warn!(path = %self.path.display(), error = %e, "store compaction failed; the store is unchanged and will try again");
+                Ok(())
+            }
+            done => done,
+        }
     }
 
     fn maybe_compact(&self) -> io::Result<()> {
@@ -315,15 +355,19 @@ impl SledStore {
     pub fn compact(&self) -> io::Result<()> {
         let started = std::time::Instant::now();
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(why) = self.broken.get() {
+            return Err(io::Error::new(io::ErrorKind::Other, format!("the store is unusable until lanesd restarts: {why}")));
+        }
         let before = dir_size(&self.path);
         let (new_path, old_path) = compaction_paths(&self.path);
         let parent = self.path.parent().unwrap_or(Path::new("")).to_path_buf();
         if new_path.exists() {
             std::fs::remove_dir_all(&new_path)?;
         }
-        // (1) The live data into a new database beside the old one, made durable, then closed.
-        let live = {
-            let new = Inner::open(&new_path, Arc::clone(&self.syncs))?;
+        // (1) The live data into a new database beside the old one, made durable, then closed. A failure
+        // here changes nothing (the partial copy is dropped now or at the next open).
+        let copied = (|| {
+            let new = Inner::reopen(&new_path, &self.syncs)?;
             let (mut live, mut batch, mut n) = (0u64, sled::Batch::default(), 0usize);
             for item in inner.tree.iter() {
                 let (k, v) = item.map_err(to_io)?;
@@ -337,18 +381,39 @@ impl SledStore {
             }
             new.tree.apply_batch(batch).map_err(to_io)?;
             new.durable()?;
-            live
+            sync_dir(&parent)?;
+            Ok::<_, io::Error>(live)
+        })();
+        let live = match copied {
+            Ok(live) => live,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&new_path);
+                return Err(e);
+            }
         };
-        sync_dir(&parent)?;
         // (2) The old database aside, the new one in its place: each rename durable before the next step.
-        std::fs::rename(&*self.path, &old_path)?;
-        sync_dir(&parent)?;
-        std::fs::rename(&new_path, &*self.path)?;
-        sync_dir(&parent)?;
-        // (3) Open the new one in place (the old handle, now under db.old, is dropped), then drop the old.
-        *inner = Inner::open(&self.path, Arc::clone(&self.syncs))?;
-        std::fs::remove_dir_all(&old_path)?;
+        // (3) Open the new one in place (the old handle, now under db.old, is dropped). From the first
+        // rename on, the open handle points at moved files: a failure makes the store refuse every use
+        // until a restart, whose open finishes the compaction (see the module doc).
+        let swapped = (|| {
+            std::fs::rename(&*self.path, &old_path)?;
+            sync_dir(&parent)?;
+            std::fs::rename(&new_path, &*self.path)?;
+            sync_dir(&parent)?;
+            Inner::reopen(&self.path, &self.syncs)
+        })();
+        match swapped {
+            Ok(new) => *inner = new,
+            Err(e) => {
+                let _ = self.broken.set(format!("a compaction failed after moving the database: {e}"));
+                tracing::error!(path = %self.path.display(), error = %e, "store compaction failed after moving the database; the store refuses every use until lanesd restarts");
+                return Err(e);
+            }
+        }
         drop(inner);
+        if let Err(e) = std::fs::remove_dir_all(&old_path) {
+            tracing::warn!(path = %old_path.display(), error = %e, "could not remove the database a compaction replaced; the next start removes it");
+        }
         let after = dir_size(&self.path);
         self.compaction.live.store(live, Ordering::Relaxed);
         self.compaction.after.store(after, Ordering::Relaxed);
@@ -365,7 +430,7 @@ impl SledStore {
 
     /// Moves every legacy tree into the store's tree (see the module doc).
     fn migrate(&self) -> io::Result<()> {
-        let inner = self.inner();
+        let inner = self.inner()?;
         let present = inner.db.tree_names();
         for (name, ns, key_of) in LEGACY_TREES {
             if !present.iter().any(|n| n.as_ref() == name.as_bytes()) {
@@ -418,7 +483,7 @@ fn to_io(e: sled::Error) -> io::Error {
 impl KVStoreSync for SledStore {
     fn read(&self, primary: &str, secondary: &str, key: &str) -> io::Result<Vec<u8>> {
         crate::check(primary, secondary, Some(key))?;
-        match self.inner().tree.get(Self::full_key(primary, secondary, key)).map_err(to_io)? {
+        match self.inner()?.tree.get(Self::full_key(primary, secondary, key)).map_err(to_io)? {
             Some(v) => Ok(v.to_vec()),
             None => Err(io::Error::new(io::ErrorKind::NotFound, format!("{primary}/{secondary}/{key} not found"))),
         }
@@ -427,7 +492,7 @@ impl KVStoreSync for SledStore {
     fn write(&self, primary: &str, secondary: &str, key: &str, buf: Vec<u8>) -> io::Result<()> {
         crate::check(primary, secondary, Some(key))?;
         {
-            let inner = self.inner();
+            let inner = self.inner()?;
             inner.tree.insert(Self::full_key(primary, secondary, key), buf).map_err(to_io)?;
             // Durable before returning: see the crate doc. LDK treats Ok as "persisted".
             inner.durable()?;
@@ -438,7 +503,7 @@ impl KVStoreSync for SledStore {
     fn remove(&self, primary: &str, secondary: &str, key: &str, lazy: bool) -> io::Result<()> {
         crate::check(primary, secondary, Some(key))?;
         {
-            let inner = self.inner();
+            let inner = self.inner()?;
             inner.tree.remove(Self::full_key(primary, secondary, key)).map_err(to_io)?;
             // A lazy remove may be lost on crash (LDK replays it); a non-lazy one must not be.
             if !lazy {
@@ -452,7 +517,7 @@ impl KVStoreSync for SledStore {
         crate::check(primary, secondary, None)?;
         let prefix = Self::prefix(primary, secondary);
         let mut keys = Vec::new();
-        for item in self.inner().tree.scan_prefix(&prefix) {
+        for item in self.inner()?.tree.scan_prefix(&prefix) {
             let (k, _) = item.map_err(to_io)?;
             let rest = &k[prefix.len()..];
             // Keys of deeper namespaces never match: the prefix ends in a separator and keys have none.
@@ -482,7 +547,7 @@ impl Store for SledStore {
         }
         let n = batch_len;
         {
-            let inner = self.inner();
+            let inner = self.inner()?;
             // One tree, one batch: sled applies it atomically. Then one flush and one sync for all of it.
             inner.tree.apply_batch(batch).map_err(to_io)?;
             inner.durable()?;
@@ -627,6 +692,94 @@ mod tests {
         check(&SledStore::open(&path).unwrap());
     }
 
+    /// sled lets go of a database's lock only once its background threads have: a compaction reopening the
+    /// copy it just closed must wait for that, not fail (the crash test saw "could not acquire lock" stop a
+    /// node). Writers on other threads keep going meanwhile.
+    #[test]
+    fn compacting_again_and_again_under_writes_never_fails() {
+        const COMPACTIONS: u64 = 100;
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path().join("db")).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let (s, stop) = (s.clone(), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    let mut i = 0u32;
+                    while !stop.load(Ordering::Relaxed) {
+                        s.write("w", "", &format!("{w}-{}", i % 50), i.to_be_bytes().repeat(2_000)).unwrap();
+                        i += 1;
+                    }
+                    i
+                })
+            })
+            .collect();
+        // Busy threads, so sled's background threads are often descheduled while they still hold the lock.
+        let busy: Vec<_> = (0..2)
+            .map(|_| {
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..COMPACTIONS {
+            s.compact().unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            assert!(w.join().unwrap() > 0);
+        }
+        busy.into_iter().for_each(|b| b.join().unwrap());
+        assert!(s.compactions() >= COMPACTIONS);
+        assert_eq!(s.list("w", "").unwrap().len(), 100);
+    }
+
+    /// A compaction that cannot even start its copy (here: a file where the copy goes) changes nothing: the
+    /// writes that set it off succeed, and once the way is clear a later one compacts.
+    #[test]
+    fn a_compaction_that_fails_before_moving_anything_only_delays_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let (new, _) = compaction_paths(&path);
+        let s = SledStore::open_with(&path, 100_000).unwrap();
+        std::fs::write(&new, b"in the way").unwrap();
+        for round in 0..200u32 {
+            s.write("", "", "manager", round.to_be_bytes().repeat(25_000)).unwrap();
+        }
+        assert_eq!(s.compactions(), 0);
+        std::fs::remove_file(&new).unwrap();
+        for round in 200..400u32 {
+            s.write("", "", "manager", round.to_be_bytes().repeat(25_000)).unwrap();
+        }
+        assert!(s.compactions() >= 1);
+        assert_eq!(s.read("", "", "manager").unwrap(), 399u32.to_be_bytes().repeat(25_000));
+    }
+
+    /// A compaction that fails once it has started moving the database (here: the first rename, onto a file)
+    /// leaves a store that refuses every use, saying why, rather than writing where the next start would not
+    /// look; reopening finds every entry.
+    #[test]
+    fn a_compaction_that_fails_while_moving_the_database_stops_the_store_until_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let (_, old) = compaction_paths(&path);
+        let s = SledStore::open(&path).unwrap();
+        s.write("a", "", "k", b"kept".to_vec()).unwrap();
+        std::fs::write(&old, b"in the way").unwrap();
+        s.compact().unwrap_err();
+        for e in [s.write("a", "", "k2", b"x".to_vec()).unwrap_err(), s.read("a", "", "k").unwrap_err()] {
+            assert!(e.to_string().contains("unusable until lanesd restarts"), "{e}");
+        }
+        drop(s);
+        std::fs::remove_file(&old).unwrap();
+        let s = SledStore::open(&path).unwrap();
+        assert_eq!(s.read("a", "", "k").unwrap(), b"kept");
+        assert_eq!(s.list("a", "").unwrap(), vec!["k".to_string()]);
+    }
+
     fn store_with(path: &Path, value: &[u8]) {
         let s = SledStore::open(path).unwrap();
         s.write("a", "", "k", value.to_vec()).unwrap();
@@ -717,7 +870,7 @@ mod tests {
 
         let s = SledStore::open(&path).unwrap();
         check_contents(&s);
-        let mut trees: Vec<_> = s.inner().db.tree_names().into_iter().map(|n| String::from_utf8_lossy(&n).into_owned()).collect();
+        let mut trees: Vec<_> = s.inner().unwrap().db.tree_names().into_iter().map(|n| String::from_utf8_lossy(&n).into_owned()).collect();
         trees.sort();
         assert_eq!(trees, ["__sled__default", "ldk"], "legacy trees are dropped once moved");
         // Written after the migration: a second open must not bring back or overwrite anything.
@@ -747,7 +900,7 @@ mod tests {
         let s = SledStore::open(&path).unwrap();
         assert_eq!(s.list(layout::PAYMENTS.primary, layout::PAYMENTS.secondary).unwrap(), ["ab".repeat(32)]);
         assert_eq!(s.read(layout::PAYMENTS.primary, layout::PAYMENTS.secondary, &"ab".repeat(32)).unwrap(), br#"{"amount_msat":1000}"#);
-        assert!(!s.inner().db.tree_names().iter().any(|n| n.as_ref() == b"payments"));
+        assert!(!s.inner().unwrap().db.tree_names().iter().any(|n| n.as_ref() == b"payments"));
     }
 
     #[test]
