@@ -1,4 +1,6 @@
 //! Typed errors of the Lightning side, mapped to gRPC statuses only at the API edge.
+//!
+//! Owns: the error types of lanes-channel. Must never: depend on tonic or name a gRPC code.
 
 /// What can go wrong while building or driving the Lightning state.
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,8 @@
 //! types the node is made of ([`types`]), lanes' router among them (crate `lanes-router`, re-exported
 //! as [`router`]). Protocol logic stays in LDK: nothing here builds commitment transactions or decides
 //! channel state, and nothing here talks to the API.
+//!
+//! Owns: the crate's module list and re-exports. Must never: hold logic of its own.
 
 pub mod bitcoind;
 pub mod broadcast;

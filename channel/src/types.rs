@@ -1,4 +1,6 @@
 //! The concrete LDK types a lanes node is made of, in one place so every module names them the same.
+//!
+//! Owns: the type aliases. Must never: hold logic, or let two modules spell the same LDK type differently.
 use std::sync::{Arc, RwLock};
 
 use lightning::chain::Filter;

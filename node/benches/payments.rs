@@ -2,7 +2,11 @@
 //! two real lanesd processes over one regtest bitcoind. With `LANES_BASELINE_LANESD` set to another lanesd
 //! binary (an older build, say), the same run measures it too, on its own pair, and prints the ratio.
 //!
-//! `cargo bench -p lanes-node --bench payments` (knob: `LANES_BENCH_PAYMENTS`, default 300).
+//! `cargo bench -p lanes-node --bench payments` (knobs: `LANES_BENCH_PAYMENTS`, default 300; `LANES_BENCH_IN_FLIGHT`).
+//!
+//! With `LANES_BENCH_IN_FLIGHT=N` (default 1) the client keeps N keysends in flight instead of one, as issue 14
+//! measures (16, 64, 256): latencies are then per call under load, and the table also counts the calls that
+//! did not end in success (the baseline may refuse at once what this build waits for).
 //!
 //! With `LANES_BENCH_STRACE=1` (and `strace` installed) it also counts, on each node during the measured
 //! payments, the calls that make storage durable (`fsync`, `fdatasync`, `sync_file_range`) and prints them
@@ -23,6 +27,8 @@ struct Run {
     storage: Option<[(String, u64); 2]>,
     /// Per node (alice, bob): bytes written to disk per payment.
     written: [f64; 2],
+    /// Calls that did not end in a succeeded payment, and the first such answer.
+    failed: (usize, Option<String>),
 }
 
 /// Bytes the process has caused to be written to disk so far (`/proc/<pid>/io`).
@@ -67,8 +73,8 @@ fn dir_size(path: &std::path::Path) -> u64 {
     }).sum()
 }
 
-/// p50, p99 and payments/s of `n` sequential keysends on a fresh pair run by `lanesd`.
-async fn run(lanesd: &str, n: usize, trace: bool) -> Run {
+/// p50, p99 and payments/s of `n` keysends, `in_flight` at a time, on a fresh pair run by `lanesd`.
+async fn run(lanesd: &str, n: usize, in_flight: usize, trace: bool) -> Run {
     let net = Net::start_with(lanesd).await;
     let Pair { alice, bob, .. } = net.pair(2_200_000, 2_000_000).await;
     for _ in 0..20 {
@@ -84,13 +90,30 @@ async fn run(lanesd: &str, n: usize, trace: bool) -> Run {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let written_before = [write_bytes(&alice), write_bytes(&bob)];
-    let mut took = Vec::with_capacity(n);
     let start = Instant::now();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let mut calls = Vec::with_capacity(n);
     for _ in 0..n {
-        let t = Instant::now();
-        let p = alice.keysend(&bob, 1_000_000).await.expect("keysend");
-        assert_eq!(p.status, lanes_regtest::proto::v1::PaymentStatus::Succeeded as i32, "{p:?}");
-        took.push(t.elapsed());
+        let permit = std::sync::Arc::clone(&slots).acquire_owned().await.expect("the semaphore is never closed");
+        let (alice, bob) = (alice.clone(), bob.clone());
+        calls.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let answer = alice.keysend(&bob, 1_000_000).await;
+            drop(permit);
+            (t.elapsed(), answer)
+        }));
+    }
+    let (mut took, mut failed) = (Vec::with_capacity(n), (0, None));
+    for call in calls {
+        let (t, answer) = call.await.expect("the keysend task");
+        took.push(t);
+        match answer {
+            Ok(p) if p.status == lanes_regtest::proto::v1::PaymentStatus::Succeeded as i32 => {}
+            other => {
+                failed.0 += 1;
+                failed.1.get_or_insert_with(|| format!("{other:?}"));
+            }
+        }
     }
     let total = start.elapsed();
     took.sort();
@@ -107,7 +130,8 @@ async fn run(lanesd: &str, n: usize, trace: bool) -> Run {
             Some([(summary(0), dir_size(alice.data_dir())), (summary(1), dir_size(bob.data_dir()))])
         }
     };
-    Run { p50: took[n / 2], p99: took[n * 99 / 100], rate: n as f64 / total.as_secs_f64(), storage, written }
+    let succeeded = n - failed.0;
+    Run { p50: took[n / 2], p99: took[n * 99 / 100], rate: succeeded as f64 / total.as_secs_f64(), storage, written, failed }
 }
 
 #[tokio::main]
@@ -115,22 +139,29 @@ async fn main() {
     let n: usize = std::env::var("LANES_BENCH_PAYMENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
     let this = env!("CARGO_BIN_EXE_lanesd").to_string();
     let baseline = std::env::var("LANES_BASELINE_LANESD").ok();
-    println!("{n} keysends of 1,000 sat, one at a time, over one 2,000,000 sat channel");
-    println!("{:<12} {:>10} {:>10} {:>12}", "lanesd", "p50 ms", "p99 ms", "payments/s");
+    let in_flight: usize = std::env::var("LANES_BENCH_IN_FLIGHT").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    match in_flight {
+        1 => println!("{n} keysends of 1,000 sat, one at a time, over one 2,000,000 sat channel"),
+        k => println!("{n} keysends of 1,000 sat, {k} in flight, over one 2,000,000 sat channel"),
+    }
+    println!("{:<12} {:>10} {:>10} {:>12} {:>8}", "lanesd", "p50 ms", "p99 ms", "payments/s", "failed");
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let trace = std::env::var("LANES_BENCH_STRACE").is_ok_and(|v| v == "1");
     let report = |name: &str, r: &Run| {
-        println!("{:<12} {:>10.1} {:>10.1} {:>12.1}", name, ms(r.p50), ms(r.p99), r.rate);
+        println!("{:<12} {:>10.1} {:>10.1} {:>12.1} {:>8}", name, ms(r.p50), ms(r.p99), r.rate, r.failed.0);
+        if let Some(first) = &r.failed.1 {
+            println!("{:<12} first failure: {}", "", first.chars().take(200).collect::<String>());
+        }
         println!("{:<12} written to disk per payment: alice {:.0} KB, bob {:.0} KB", "", r.written[0] / 1e3, r.written[1] / 1e3);
         if let Some([(a, a_size), (b, b_size)]) = &r.storage {
             println!("{:<12} syncs per payment: alice {a}; bob {b}", "");
             println!("{:<12} data dir: alice {:.1} MB, bob {:.1} MB", "", *a_size as f64 / 1e6, *b_size as f64 / 1e6);
         }
     };
-    let this_run = run(&this, n, trace).await;
+    let this_run = run(&this, n, in_flight, trace).await;
     report("this build", &this_run);
     if let Some(base) = baseline {
-        let base_run = run(&base, n, trace).await;
+        let base_run = run(&base, n, in_flight, trace).await;
         report("baseline", &base_run);
         println!(
             "p50 ratio this/baseline: {:.2}; payments/s ratio: {:.2}",

@@ -1,5 +1,7 @@
 //! Typed errors of the node, transport-neutral: the API maps them to gRPC statuses in one place
 //! (`api::error`).
+//!
+//! Owns: the node's error types. Must never: depend on tonic or name a gRPC code (api/error.rs does, once).
 use lanes_channel::ChannelError;
 use lanes_wallet::WalletError;
 

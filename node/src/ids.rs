@@ -1,4 +1,6 @@
 //! Hex ids at the API boundary (channel ids, payment hashes, preimages): one parser, one printer.
+//!
+//! Owns: the hex forms of ids. Must never: accept an id of the wrong length, or print one any other way.
 use crate::NodeError;
 
 pub fn hex(bytes: &[u8]) -> String {

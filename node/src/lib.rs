@@ -12,6 +12,8 @@
 //!    `announce`, `sweep`, `anchors`, `listener`, `watcher`.
 //! 3. `events`: LDK's events, handed to the services.
 //! 4. `node` (the facade and its tasks), `builder` (the wiring), `api` (the transport).
+//!
+//! Owns: the crate's module list and what it exports. Must never: hold logic of its own.
 
 pub mod anchors;
 pub mod announce;

@@ -42,6 +42,8 @@
 //!
 //! This crate owns the harness only: it must never contain node logic, and never touch processes, ports or
 //! directories it did not create itself.
+//!
+//! Owns: the harness's module list and exports. Must never: hold logic of its own.
 mod bitcoind;
 pub mod cheat;
 mod electrum;

@@ -1,4 +1,6 @@
 //! Typed errors of the on-chain wallet, mapped to gRPC statuses at the API edge.
+//!
+//! Owns: the wallet's error types. Must never: depend on tonic or name a gRPC code.
 
 /// What can go wrong in the on-chain wallet. The `Invalid*` variants are the caller's mistake and
 /// change nothing; `InsufficientFunds` is well-formed input the current balance cannot satisfy.

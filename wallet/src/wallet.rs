@@ -353,7 +353,7 @@ impl OnchainWallet {
         reserve_sat: u64,
     ) -> Result<(Transaction, u64), WalletError> {
         if let Target::Amount(sat) = target {
-            if Amount::from_sat(sat) > Amount::MAX_MONEY {
+            if sat > lanes_common::MAX_MSAT / 1000 {
                 return Err(WalletError::InvalidAmount(format!("{sat} sat is more than 21 million bitcoin")));
             }
         }

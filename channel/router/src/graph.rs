@@ -8,6 +8,9 @@
 //! Which directions are kept follows LDK's router: both directions of the channel must have a
 //! channel update (LDK's `as_directed_to` requires it), and the direction must be enabled.
 //! Disabled directions are left out of the view (they are counted in [`GraphStats`]).
+//!
+//! Owns: the snapshot's layout (nodes and edges by index). Must never: change after it is built (a new graph is
+//! a new snapshot), or hold liquidity knowledge (that is the scorer's).
 use std::collections::HashMap;
 
 use lightning::routing::gossip::{NodeId, ReadOnlyNetworkGraph};

@@ -19,6 +19,9 @@
 //! Payments to blinded paths (BOLT12) and the creation of blinded receive paths are delegated to an
 //! inner router (LDK's `DefaultRouter` in lanesd): this router only finds clear paths.
 //! In-flight HTLCs (LDK's `InFlightHtlcs`) are taken off the liquidity of the channels they use.
+//!
+//! Owns: turning LDK's route requests into queries and results into LDK routes, and when the graph snapshot is
+//! rebuilt. Must never: search paths itself (pathfind does) or write to the network graph.
 use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};

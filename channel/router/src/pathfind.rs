@@ -17,6 +17,9 @@
 //! which grows with the share of a channel's possible liquidity a payment needs, discourages it.
 //!
 //! Nothing here panics on any input: arithmetic saturates or rejects, indices are checked.
+//!
+//! Owns: the search and its rules (fees, CLTV, htlc limits, path length). Must never: do I/O, take locks, or
+//! return a route LDK's own rules would refuse.
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -28,8 +31,8 @@ use rayon::prelude::*;
 use super::graph::{Edge, EdgeKind, RoutingGraph};
 use super::scorer::ScoreView;
 
-/// All bitcoin that can exist, in msat.
-pub const MAX_VALUE_MSAT: u64 = 21_000_000 * 100_000_000 * 1000;
+/// All bitcoin that can exist, in msat (the one definition, lanes-common's).
+pub const MAX_VALUE_MSAT: u64 = lanes_common::MAX_MSAT;
 /// LDK's `MAX_PATH_LENGTH_ESTIMATE`: hops that fit a 1300-byte onion.
 pub const MAX_PATH_LENGTH: u8 = 19;
 /// Below this single-path success probability, MPP splits are also tried (when allowed).

@@ -10,6 +10,9 @@
 //! [`LiquidityScorer::view`] flattens the bounds (decayed to a given time) into arrays aligned with a
 //! [`RoutingGraph`]'s edges, so searches never touch the map. The state is plain data, serializable
 //! with serde ([`LiquidityScorer::to_bytes`]) so it can be kept in the store.
+//!
+//! Owns: the per-direction liquidity bounds and how they decay. Must never: block a path search for long
+//! (readers take a snapshot), or forget what it learned without the decay saying so.
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};

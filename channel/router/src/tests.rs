@@ -1,5 +1,7 @@
 //! Router tests on small hand-built graphs loaded through LDK's public gossip API, and a fee
 //! cross-check against LDK's own `find_route`.
+//!
+//! Owns: the router's behavioural tests. Must never: be compiled outside `cfg(test)`.
 use std::sync::Arc;
 
 use bitcoin::secp256k1::PublicKey;

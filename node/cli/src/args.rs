@@ -4,6 +4,8 @@
 //! (`--sat-per-vbyte`) is accepted too. Amount flags say their unit in their name or help: `--amt` and
 //! `--local_amt` are satoshis, `--amt_msat` and `--push_amt` millisatoshis. Nothing here checks amounts or
 //! ids against the node's rules: lanesd does, and its errors are shown as they come.
+//!
+//! Owns: the flags, their defaults and their help. Must never: talk to lanesd or print (main and human do).
 use clap::{ArgGroup, Parser, Subcommand};
 
 #[derive(Parser)]

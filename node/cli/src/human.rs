@@ -4,6 +4,8 @@
 //! as UTC dates, and leaves out what is empty. Records of a list are separated by a blank line and the list
 //! ends with a count. This module only formats; it never calls lanesd and never decides anything about money
 //! beyond reading a payment's status to choose the exit code.
+//!
+//! Owns: the output formats. Must never: change what a field means between the human and the JSON form.
 use lanes_proto::text::Word;
 use lanes_proto::v1::*;
 use serde_json::Value;

@@ -1,5 +1,8 @@
 //! Channel calls: OpenChannel, ListChannels, PendingChannels, CloseChannel, ClosedChannels,
 //! UpdateChannelPolicy, ForwardingHistory.
+//!
+//! Owns: parsing this group's requests and converting the answers. Must never: hold policy or state, or reach
+//! past the services into LDK, BDK or the store (policy lives in the services).
 use std::sync::Arc;
 
 use lanes_proto::v1::*;

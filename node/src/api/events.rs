@@ -1,4 +1,7 @@
 //! SubscribeEvents: the node's event bus as a stream.
+//!
+//! Owns: parsing this group's requests and converting the answers. Must never: hold policy or state, or reach
+//! past the services into LDK, BDK or the store (policy lives in the services).
 use std::sync::Arc;
 
 use tokio_stream::StreamExt;

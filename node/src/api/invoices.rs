@@ -1,4 +1,7 @@
 //! Invoice calls: AddInvoice, DecodeInvoice, ListInvoices, LookupInvoice, SettleInvoice, CancelInvoice.
+//!
+//! Owns: parsing this group's requests and converting the answers. Must never: hold policy or state, or reach
+//! past the services into LDK, BDK or the store (policy lives in the services).
 use std::sync::Arc;
 
 use lanes_proto::v1::*;

@@ -76,4 +76,25 @@ mod tests {
         let more = ApiSecurity { tls_extra_domains: vec!["node.example.com".into()], ..api };
         assert_ne!(load_or_create(dir.path(), &more).unwrap().0, cert, "made again for new names");
     }
+
+    /// A certificate is made again at start once it expires within RENEW_BEFORE, not before.
+    #[test]
+    fn the_certificate_is_made_again_a_week_before_it_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let api = ApiSecurity { tls: true, macaroons: true, ..Default::default() };
+        let (cert, _) = load_or_create(dir.path(), &api).unwrap();
+        let expiring_in = |secs: u64| {
+            let line = format!("{}\n{}\n", names(&api).join(","), lanes_common::now_secs() + secs);
+            std::fs::write(dir.path().join(TLS_NAMES), line).unwrap();
+        };
+        expiring_in(RENEW_BEFORE.as_secs() + 3600);
+        assert_eq!(load_or_create(dir.path(), &api).unwrap().0, cert, "more than a week left: kept");
+        expiring_in(RENEW_BEFORE.as_secs() - 3600);
+        let renewed = load_or_create(dir.path(), &api).unwrap().0;
+        assert_ne!(renewed, cert, "less than a week left: made again");
+        let kept = std::fs::read_to_string(dir.path().join(TLS_NAMES)).unwrap();
+        let expires: u64 = kept.lines().nth(1).unwrap().parse().unwrap();
+        assert!(expires >= lanes_common::now_secs() + VALIDITY.as_secs() - 60, "valid for 14 months again");
+        assert_eq!(load_or_create(dir.path(), &api).unwrap().0, renewed, "then kept");
+    }
 }

@@ -1,4 +1,7 @@
 //! lanesd: the lanes Lightning node daemon. See `lanesd --help`.
+//!
+//! Owns: the process: arguments, logging, the exit code. Must never: hold node logic (the builder and the
+//! services do).
 use std::sync::Arc;
 
 use clap::Parser;

@@ -7,6 +7,8 @@
 //! A step that fails ends the run with exit code 1, saying which step, after the harness's own message (what
 //! it waited for, the tail of the node's log); the data directory is kept then.
 //! lanesd and lanes-cli are taken from next to this executable (`target/debug/`), or `LANESD_EXE`.
+//!
+//! Owns: the main job's command line and what it prints. Must never: leave a process behind, whatever ends it.
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
