@@ -29,6 +29,19 @@ struct Run {
     written: [f64; 2],
     /// Calls that did not end in a succeeded payment, and the first such answer.
     failed: (usize, Option<String>),
+    /// Per node (alice, bob): CPU time (user + system) per succeeded payment.
+    cpu: [Duration; 2],
+}
+
+/// CPU time (user + system) the process has used so far (`/proc/<pid>/stat`, in clock ticks of 10 ms).
+fn cpu_time(node: &Node) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", node.pid())).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces): utime and stime are the
+    // 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }
 
 /// Bytes the process has caused to be written to disk so far (`/proc/<pid>/io`).
@@ -90,6 +103,7 @@ async fn run(lanesd: &str, n: usize, in_flight: usize, trace: bool) -> Run {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let written_before = [write_bytes(&alice), write_bytes(&bob)];
+    let cpu_before = [cpu_time(&alice), cpu_time(&bob)];
     let start = Instant::now();
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight));
     let mut calls = Vec::with_capacity(n);
@@ -117,6 +131,8 @@ async fn run(lanesd: &str, n: usize, in_flight: usize, trace: bool) -> Run {
     }
     let total = start.elapsed();
     took.sort();
+    let per_payment = |d: Duration| d / (n - failed.0).max(1) as u32;
+    let cpu = [per_payment(cpu_time(&alice).saturating_sub(cpu_before[0])), per_payment(cpu_time(&bob).saturating_sub(cpu_before[1]))];
     let written = [(write_bytes(&alice) - written_before[0]) as f64 / n as f64, (write_bytes(&bob) - written_before[1]) as f64 / n as f64];
     let storage = match trace {
         false => None,
@@ -131,7 +147,7 @@ async fn run(lanesd: &str, n: usize, in_flight: usize, trace: bool) -> Run {
         }
     };
     let succeeded = n - failed.0;
-    Run { p50: took[n / 2], p99: took[n * 99 / 100], rate: succeeded as f64 / total.as_secs_f64(), storage, written, failed }
+    Run { p50: took[n / 2], p99: took[n * 99 / 100], rate: succeeded as f64 / total.as_secs_f64(), storage, written, failed, cpu }
 }
 
 #[tokio::main]
@@ -153,6 +169,7 @@ async fn main() {
             println!("{:<12} first failure: {}", "", first.chars().take(200).collect::<String>());
         }
         println!("{:<12} written to disk per payment: alice {:.0} KB, bob {:.0} KB", "", r.written[0] / 1e3, r.written[1] / 1e3);
+        println!("{:<12} CPU per payment: alice {:.1} ms, bob {:.1} ms", "", ms(r.cpu[0]), ms(r.cpu[1]));
         if let Some([(a, a_size), (b, b_size)]) = &r.storage {
             println!("{:<12} syncs per payment: alice {a}; bob {b}", "");
             println!("{:<12} data dir: alice {:.1} MB, bob {:.1} MB", "", *a_size as f64 / 1e6, *b_size as f64 / 1e6);
