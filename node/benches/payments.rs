@@ -77,14 +77,6 @@ fn sync_calls(summary: &str, n: usize) -> String {
     if calls.is_empty() { "none".into() } else { calls.join(", ") }
 }
 
-fn dir_size(path: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
-    entries.flatten().map(|e| match e.metadata() {
-        Ok(m) if m.is_dir() => dir_size(&e.path()),
-        Ok(m) => m.len(),
-        Err(_) => 0,
-    }).sum()
-}
 
 /// p50, p99 and payments/s of `n` keysends, `in_flight` at a time, on a fresh pair run by `lanesd`.
 async fn run(lanesd: &str, n: usize, in_flight: usize, trace: bool) -> Run {
@@ -143,7 +135,7 @@ async fn run(lanesd: &str, n: usize, in_flight: usize, trace: bool) -> Run {
                 let _ = t.wait();
             }
             let summary = |i: usize| sync_calls(&std::fs::read_to_string(&outs[i]).unwrap_or_default(), n);
-            Some([(summary(0), dir_size(alice.data_dir())), (summary(1), dir_size(bob.data_dir()))])
+            Some([(summary(0), lanes_store::dir_size(alice.data_dir())), (summary(1), lanes_store::dir_size(bob.data_dir()))])
         }
     };
     let succeeded = n - failed.0;

@@ -10,7 +10,6 @@
 //!
 //! `cargo bench -p lanes-store --bench growth` (knobs: `LANES_BENCH_GROWTH_PAYMENTS`, default 100,000;
 //! `LANES_BENCH_GROWTH_MANAGER_KB`, the ChannelManager's size, default 100).
-use std::path::Path;
 use std::time::Instant;
 
 use lanes_store::{KVStoreSync, Op, SledStore, Store};
@@ -37,18 +36,6 @@ impl Rng {
     }
 }
 
-fn dir_size(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            // What the files take on disk, as du says (sled's log file is sparse where it preallocates).
-            Ok(m) => std::os::unix::fs::MetadataExt::blocks(&m) * 512,
-            Err(_) => 0,
-        })
-        .sum()
-}
 
 fn main() {
     let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
@@ -89,7 +76,7 @@ fn main() {
         }
         store.write("payments", "", &format!("{p:016x}"), rng.fill(RECORD_BYTES)).unwrap();
         if p % (payments / 10).max(1) == 0 || p == payments {
-            let size = dir_size(dir.path());
+            let size = lanes_store::dir_size(dir.path());
             let live = (manager_bytes + MONITOR_BYTES) as u64 + live_updates * UPDATE_BYTES as u64 + p * RECORD_BYTES as u64;
             let ratio = size as f64 / live as f64;
             worst = worst.max(ratio);

@@ -25,7 +25,7 @@ pub mod layout;
 mod sled_store;
 
 pub use layout::Namespace;
-pub use sled_store::SledStore;
+pub use sled_store::{dir_size, SledStore};
 
 /// One change of a [`Store::write_batch`].
 #[derive(Clone, Debug, PartialEq, Eq)]

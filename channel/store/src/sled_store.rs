@@ -259,8 +259,9 @@ fn recover_compaction(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// The size of a sled directory: its log and its blob files.
-fn dir_size(path: &Path) -> u64 {
+/// What a directory and everything under it takes on disk, as `du` counts it (a sled database: its log and
+/// its blob files). Benchmarks report data dirs with it too.
+pub fn dir_size(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else { return 0 };
     entries
         .flatten()
