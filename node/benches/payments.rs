@@ -77,7 +77,6 @@ fn sync_calls(summary: &str, n: usize) -> String {
     if calls.is_empty() { "none".into() } else { calls.join(", ") }
 }
 
-
 /// p50, p99 and payments/s of `n` keysends, `in_flight` at a time, on a fresh pair run by `lanesd`.
 async fn run(lanesd: &str, n: usize, in_flight: usize, trace: bool) -> Run {
     let net = Net::start_with(lanesd).await;

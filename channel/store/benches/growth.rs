@@ -36,7 +36,6 @@ impl Rng {
     }
 }
 
-
 fn main() {
     let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
     let payments = env("LANES_BENCH_GROWTH_PAYMENTS", 100_000);

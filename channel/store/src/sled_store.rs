@@ -304,8 +304,14 @@ impl SledStore {
     /// The open database, unless a failed compaction left the store unusable.
     fn inner(&self) -> io::Result<RwLockReadGuard<'_, Inner>> {
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        self.usable()?;
+        Ok(inner)
+    }
+
+    /// Err once a failed compaction left the store unusable (see the module doc).
+    fn usable(&self) -> io::Result<()> {
         match self.broken.get() {
-            None => Ok(inner),
+            None => Ok(()),
             Some(why) => Err(io::Error::new(io::ErrorKind::Other, format!("the store is unusable until lanesd restarts: {why}"))),
         }
     }
@@ -356,9 +362,7 @@ impl SledStore {
     pub fn compact(&self) -> io::Result<()> {
         let started = std::time::Instant::now();
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(why) = self.broken.get() {
-            return Err(io::Error::new(io::ErrorKind::Other, format!("the store is unusable until lanesd restarts: {why}")));
-        }
+        self.usable()?;
         let before = dir_size(&self.path);
         let (new_path, old_path) = compaction_paths(&self.path);
         let parent = self.path.parent().unwrap_or(Path::new("")).to_path_buf();
@@ -411,10 +415,11 @@ impl SledStore {
                 return Err(e);
             }
         }
-        drop(inner);
+        // Still under the lock: a next compaction moves the database to the same `<db>.old`.
         if let Err(e) = std::fs::remove_dir_all(&old_path) {
             tracing::warn!(path = %old_path.display(), error = %e, "could not remove the database a compaction replaced; the next start removes it");
         }
+        drop(inner);
         let after = dir_size(&self.path);
         self.compaction.live.store(live, Ordering::Relaxed);
         self.compaction.after.store(after, Ordering::Relaxed);
