@@ -52,6 +52,7 @@ pub mod raw;
 mod lightning;
 mod net;
 mod node;
+mod postgres;
 mod process;
 mod wait;
 
@@ -60,6 +61,7 @@ pub use bitcoind::{bitcoind_exe, Bitcoind, MINER_WALLET, RPC_PASSWORD, RPC_USER}
 pub use net::{Net, KEEP_TMP_ENV, LANESD_EXE_ENV};
 pub use lightning::{HeldPayment, Line, Pair};
 pub use node::Node;
+pub use postgres::{postgres_bin, Postgres, POSTGRES_PASSWORD, POSTGRES_USER};
 pub use process::free_port;
 pub use wait::{log_tail, wait_until, wait_until_logged, Outcome, POLL_INTERVAL, START_TIMEOUT, STOP_TIMEOUT, SYNC_TIMEOUT};
 

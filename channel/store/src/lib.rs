@@ -3,8 +3,8 @@
 //! Owns: the trait every durable owner writes through, [`Store`]: LDK's [`KVStoreSync`] (as ldk-node
 //! does) plus [`Store::write_batch`], several changes made durable together with one sync (the ordered
 //! flush of channel state is one such batch), behind [`DynStore`]; the key rules every implementation enforces ([`check`]); where things live ([`layout`]);
-//! and the sled implementation ([`SledStore`]). Adding another backend (PostgreSQL) is one more
-//! implementation of [`KVStoreSync`] here and a choice in the node's builder; no owner changes.
+//! the sled implementation ([`SledStore`], the embedded default) and the PostgreSQL one ([`PgStore`]);
+//! the builder chooses one, no owner knows which; and what every implementation must do ([`contract`]).
 //!
 //! Every implementation must make [`KVStoreSync::write`] and a non-lazy [`KVStoreSync::remove`] durable
 //! before returning. LDK's ChainMonitor writes a ChannelMonitor update and only afterwards lets the
@@ -21,10 +21,13 @@ use std::sync::Arc;
 pub use lightning::io;
 pub use lightning::util::persist::KVStoreSync;
 
+pub mod contract;
 pub mod layout;
+mod postgres_store;
 mod sled_store;
 
 pub use layout::Namespace;
+pub use postgres_store::{describe as describe_postgres, schema_version as postgres_schema_version, PgOptions, PgStore, MIGRATIONS as POSTGRES_MIGRATIONS};
 pub use sled_store::{dir_size, SledStore};
 
 /// One change of a [`Store::write_batch`].

@@ -593,6 +593,12 @@ mod tests {
     }
 
     #[test]
+    fn keeps_the_store_contract() {
+        let (_d, s) = store();
+        crate::contract::check_all(&s);
+    }
+
+    #[test]
     fn survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         SledStore::open(dir.path()).unwrap().write("a", "b", "c", vec![5; 100]).unwrap();

@@ -1,0 +1,161 @@
+//! The PostgreSQL store on a real PostgreSQL server (Debian's package, started by the harness on 127.0.0.1):
+//! the store contract sled is held to, the schema and its migrations, clear errors for a bad or unreachable
+//! database, many writers at once, and a server restart.
+use std::sync::Arc;
+
+use lanes_regtest::Postgres;
+use lanes_store::{contract, io, KVStoreSync, Op, PgOptions, PgStore, Store};
+
+fn options(pg: &Postgres, dsn: String) -> PgOptions {
+    PgOptions { dsn, password: Some(pg.password().to_string()), ca_file: None }
+}
+
+async fn fresh(pg: &Postgres, db: &str) -> (PgOptions, PgStore) {
+    let opts = options(pg, pg.create_database(db).await);
+    let store = PgStore::open(&opts).expect("open the PostgreSQL store");
+    (opts, store)
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_store_keeps_the_store_contract_and_its_data_across_a_reopen() {
+    let dir = tmp();
+    let pg = Postgres::start(dir.path()).await;
+    let (opts, store) = fresh(&pg, "contract").await;
+    contract::check_all(&store);
+    store.write("monitors", "", "abc_1", vec![1, 2, 3]).unwrap();
+    drop(store);
+
+    let again = PgStore::open(&opts).unwrap();
+    assert_eq!(again.read("monitors", "", "abc_1").unwrap(), vec![1, 2, 3]);
+    assert_eq!(again.list("contract", "").unwrap(), Vec::<String>::new());
+    assert_eq!(again.list("contract_sort", "").unwrap(), vec!["0", "A", "B", "_", "a", "a-", "ab", "b"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_is_made_from_an_empty_database_once_and_a_newer_one_is_refused() {
+    let dir = tmp();
+    let pg = Postgres::start(dir.path()).await;
+    let (opts, store) = fresh(&pg, "schema").await;
+    drop(store);
+    // A second node opening the same database migrates nothing again.
+    let _again = PgStore::open(&opts).unwrap();
+    let _third = PgStore::open(&opts).unwrap();
+    let applied = versions(&pg, "schema").await;
+    assert_eq!(applied, (1..=lanes_store::postgres_schema_version()).collect::<Vec<_>>());
+
+    // A database a newer lanesd migrated further: refused at open, untouched.
+    let newer = lanes_store::postgres_schema_version() + 1;
+    pg.execute("schema", &format!("INSERT INTO lanes_schema_version (version) VALUES ({newer})")).await;
+    let err = PgStore::open(&opts).err().expect("a newer schema must be refused");
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("schema is at version {newer}, newer than this lanesd knows")), "{msg}");
+    assert_eq!(versions(&pg, "schema").await.last(), Some(&newer));
+}
+
+async fn versions(pg: &Postgres, db: &str) -> Vec<i32> {
+    let (client, connection) = tokio_postgres_config(pg, db).connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.query("SELECT version FROM lanes_schema_version ORDER BY version", &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
+}
+
+fn tokio_postgres_config(pg: &Postgres, db: &str) -> tokio_postgres::Config {
+    let mut c = tokio_postgres::Config::new();
+    c.host("127.0.0.1").port(pg.port()).user(lanes_regtest::POSTGRES_USER).password(pg.password()).dbname(db);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_or_unreachable_database_is_a_clear_error_that_never_shows_the_password() {
+    let dir = tmp();
+    let pg = Postgres::start(dir.path()).await;
+    pg.create_database("exists").await;
+    let secret = "not-the-password-7f3a";
+    let open = |dsn: String, password: &str| {
+        PgStore::open(&PgOptions { dsn, password: Some(password.into()), ca_file: None }).err().expect("must fail").to_string()
+    };
+
+    let unparsable = open("postgres://lanes@127.0.0.1:notaport/x".into(), secret);
+    assert!(unparsable.contains("not a PostgreSQL connection string"), "{unparsable}");
+
+    let wrong_password = open(pg.dsn("exists"), secret);
+    assert!(wrong_password.contains("password authentication failed"), "{wrong_password}");
+    assert!(wrong_password.contains(&format!("127.0.0.1:{}/exists", pg.port())), "names the database: {wrong_password}");
+
+    let in_dsn = open(format!("postgres://lanes:{secret}@127.0.0.1:{}/exists", pg.port()), secret);
+    let no_database = open(pg.dsn("missing"), pg.password());
+    assert!(no_database.contains("missing") && no_database.contains("does not exist"), "{no_database}");
+
+    let closed_port = lanes_regtest::free_port();
+    let unreachable = open(format!("postgres://lanes@127.0.0.1:{closed_port}/exists"), pg.password());
+    assert!(unreachable.contains(&format!("127.0.0.1:{closed_port}")), "{unreachable}");
+
+    for msg in [&unparsable, &wrong_password, &in_dsn, &no_database, &unreachable] {
+        assert!(!msg.contains(secret) && !msg.contains(pg.password()), "a password in an error: {msg}");
+    }
+}
+
+/// Owners call the store from LDK's threads and from tokio tasks at once; every write is acknowledged
+/// once committed, and all of them are there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_from_threads_and_tasks_at_once_all_land() {
+    let dir = tmp();
+    let pg = Postgres::start(dir.path()).await;
+    let (_opts, store) = fresh(&pg, "busy").await;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let mut threads = Vec::new();
+    for t in 0..4 {
+        let store = Arc::clone(&store);
+        threads.push(std::thread::spawn(move || {
+            for i in 0..50 {
+                store.write("busy", &format!("t{t}"), &format!("{i:03}"), vec![t as u8; i]).unwrap();
+            }
+        }));
+    }
+    let mut tasks = Vec::new();
+    for t in 4..8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let ops = vec![Op::write("busy", &format!("t{t}"), &format!("{:03}", 2 * i), vec![1]), Op::write("busy", &format!("t{t}"), &format!("{:03}", 2 * i + 1), vec![2])];
+                store.write_batch(ops).unwrap();
+            }
+        }));
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for t in 0..8 {
+        let keys = store.list("busy", &format!("t{t}")).unwrap();
+        assert_eq!(keys.len(), 50, "writer {t}");
+        assert_eq!(keys.first().map(String::as_str), Some("000"));
+    }
+    assert_eq!(store.read("busy", "t3", "049").unwrap(), vec![3u8; 49]);
+}
+
+/// PostgreSQL restarted under a running node (an upgrade, a failover of the operator's database): calls
+/// fail while it is down, with the reason, and work again once it is back, without reopening the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_reconnects_after_postgres_restarts() {
+    let dir = tmp();
+    let pg = Postgres::start(dir.path()).await;
+    let (_opts, store) = fresh(&pg, "restarts").await;
+    store.write("k", "", "before", vec![1]).unwrap();
+    assert_eq!(store.list("k", "").unwrap(), vec!["before"]);
+
+    pg.stop().await;
+    let down = store.write("k", "", "during", vec![2]).unwrap_err();
+    assert!(down.to_string().contains("PostgreSQL at"), "{down}");
+    assert_ne!(down.kind(), io::ErrorKind::NotFound);
+
+    pg.restart().await;
+    store.write("k", "", "after", vec![3]).unwrap();
+    assert_eq!(store.read("k", "", "before").unwrap(), vec![1]);
+    assert_eq!(store.list("k", "").unwrap(), vec!["after", "before"]);
+}
