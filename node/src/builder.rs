@@ -37,7 +37,7 @@ use lanes_channel::types::{
 };
 use lanes_channel::router::{LiquidityScorer, ScorerParams};
 use lanes_channel::ChannelError;
-use lanes_store::{layout, DynStore, SledStore};
+use lanes_store::{layout, DynStore, PgStore, SledStore};
 use lanes_wallet::{OnchainWallet, Seed};
 
 use crate::announce::Announcer;
@@ -55,6 +55,7 @@ use crate::peers::Peers;
 use crate::routes::Routes;
 use crate::sweep::{Sweeper, WalletChange};
 use crate::watcher::SyncStatus;
+use crate::config::StoreChoice;
 use crate::{Config, NodeError};
 
 /// Builds a [`Node`] from a [`Config`].
@@ -73,13 +74,26 @@ impl Builder {
         let network = config.network;
         make_private(&config.data_dir)?;
 
-        // The store: every owner gets a handle on it and keeps to its own namespaces (lanes_store::layout).
-        // sled is the one implementation today; another backend is chosen here.
-        let opened = match lanes_channel::test_knobs::store_compact_min_live() {
-            Some(bytes) => SledStore::open_with(config.db_path(), bytes),
-            None => SledStore::open(config.db_path()),
+        // The store: every owner gets a handle on it and keeps to its own namespaces (lanes_store::layout),
+        // and none knows which implementation it is.
+        let store: DynStore = match &config.store {
+            StoreChoice::Sled => {
+                let opened = match lanes_channel::test_knobs::store_compact_min_live() {
+                    Some(bytes) => SledStore::open_with(config.db_path(), bytes),
+                    None => SledStore::open(config.db_path()),
+                };
+                Arc::new(opened.map_err(|e| NodeError::Store(e.into()))?)
+            }
+            StoreChoice::Postgres(options) => {
+                // Connects and migrates (blocking, bounded by the driver's connect timeout): a bad or
+                // unreachable database stops the start here, before anything else runs.
+                let options = options.clone();
+                let opened = tokio::task::spawn_blocking(move || PgStore::open(&options))
+                    .await
+                    .map_err(|e| NodeError::Store(std::io::Error::other(format!("the store's open panicked: {e}"))))?;
+                Arc::new(opened.map_err(|e| NodeError::Store(e.into()))?)
+            }
         };
-        let store: DynStore = Arc::new(opened.map_err(|e| NodeError::Store(e.into()))?);
 
         // Chain source.
         let rpc = RpcConfig {

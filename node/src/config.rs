@@ -91,6 +91,19 @@ pub struct Args {
     #[arg(long)]
     #[serde(default)]
     pub tls_extra_domain: Vec<String>,
+    /// Where the node's state lives: `sled` (the default: an embedded database in <data-dir>/db, no setup),
+    /// or a PostgreSQL connection string (`postgres://user@host:5432/lanes`, `?sslmode=require` for TLS
+    /// with the server's certificate checked), for operators whose state must live in a replicated
+    /// database. Keep the password out of the string: use --db-password-file.
+    #[arg(long, env = "LANES_DB", hide_env_values = true)]
+    pub db: Option<String>,
+    /// A file holding the PostgreSQL password (first line), so it never appears in argv or the config.
+    #[arg(long)]
+    pub db_password_file: Option<PathBuf>,
+    /// A PEM file of CA certificates to trust for the PostgreSQL server's TLS certificate, besides the
+    /// system's.
+    #[arg(long)]
+    pub db_ca_file: Option<PathBuf>,
     /// Make a new macaroon root key at start: every macaroon made before stops working, and new
     /// admin, readonly and invoice macaroons are written.
     #[arg(long)]
@@ -114,6 +127,39 @@ pub struct Config {
     pub api: ApiSecurity,
     /// HTLCs a peer may have in flight towards us per channel (see [`Args::max_accepted_htlcs`]).
     pub max_accepted_htlcs: u16,
+    /// Which store holds the node's state (see [`Args::db`]).
+    pub store: StoreChoice,
+}
+
+/// The store the builder opens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreChoice {
+    /// sled in <data-dir>/db: the embedded default.
+    Sled,
+    /// A PostgreSQL database (its Debug never shows the connection string: it may hold a password).
+    Postgres(lanes_store::PgOptions),
+}
+
+impl StoreChoice {
+    fn from_setting(db: Option<String>, password_file: Option<PathBuf>, ca_file: Option<PathBuf>) -> Result<Self, NodeError> {
+        let db = db.map(|d| d.trim().to_string()).filter(|d| !d.is_empty());
+        match db.as_deref() {
+            None | Some("sled") => {
+                if password_file.is_some() || ca_file.is_some() {
+                    return Err(NodeError::Config("--db-password-file and --db-ca-file are for a PostgreSQL --db".into()));
+                }
+                Ok(StoreChoice::Sled)
+            }
+            Some(dsn) if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") || dsn.contains("host=") => {
+                if let Err(e) = lanes_store::check_postgres_dsn(dsn) {
+                    return Err(NodeError::Config(format!("--db is not a PostgreSQL connection string: {e}")));
+                }
+                let password = password_file.map(|p| read_password_file(&p)).transpose()?;
+                Ok(StoreChoice::Postgres(lanes_store::PgOptions { dsn: dsn.to_string(), password, ca_file }))
+            }
+            Some(_) => Err(NodeError::Config("--db must be `sled` or a PostgreSQL connection string (postgres://user@host:5432/db)".into())),
+        }
+    }
 }
 
 /// The protocol's limit on HTLCs in flight in one direction of a channel (BOLT 2).
@@ -243,9 +289,11 @@ impl Config {
         if !(1..=MAX_ACCEPTED_HTLCS).contains(&max_accepted_htlcs) {
             return Err(NodeError::Config(format!("--max-accepted-htlcs {max_accepted_htlcs} is outside 1..={MAX_ACCEPTED_HTLCS}")));
         }
+        let store = StoreChoice::from_setting(args.db.or(file.db), args.db_password_file.or(file.db_password_file), args.db_ca_file.or(file.db_ca_file))?;
         Ok(Self {
             api,
             max_accepted_htlcs,
+            store,
             forward_to_private_channels: args.forward_to_private_channels.or(file.forward_to_private_channels).unwrap_or(true),
             fees,
             network,
@@ -365,6 +413,30 @@ mod tests {
         assert!(Config::from_args(args(&["--data-dir", d, "--bitcoind-rpc-user", "u", "--bitcoind-rpc-password", "x", "--bitcoind-rpc-password-file", f])).is_err());
         std::fs::write(&file, "").unwrap();
         assert!(Config::from_args(args(&["--data-dir", d, "--bitcoind-rpc-user", "u", "--bitcoind-rpc-password-file", f])).is_err());
+    }
+
+    #[test]
+    fn the_store_is_sled_unless_a_postgres_connection_string_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let base = ["--data-dir", d, "--bitcoind-rpc-user", "u", "--bitcoind-rpc-password", "p"];
+        let with = |extra: &[&str]| Config::from_args(args(&[&base[..], extra].concat()));
+        assert_eq!(with(&[]).unwrap().store, StoreChoice::Sled);
+        assert_eq!(with(&["--db", "sled"]).unwrap().store, StoreChoice::Sled);
+        let pass = dir.path().join("dbpass");
+        std::fs::write(&pass, "pg-s3cret\n").unwrap();
+        let dsn = "postgres://lanes@db.example:5432/lanes?sslmode=require";
+        let c = with(&["--db", dsn, "--db-password-file", pass.to_str().unwrap(), "--db-ca-file", "/etc/lanes/ca.pem"]).unwrap();
+        let want = lanes_store::PgOptions { dsn: dsn.into(), password: Some("pg-s3cret".into()), ca_file: Some("/etc/lanes/ca.pem".into()) };
+        assert_eq!(c.store, StoreChoice::Postgres(want));
+        assert!(!format!("{c:?}").contains("pg-s3cret") && !format!("{c:?}").contains("db.example"), "the config's Debug shows no connection details");
+        assert_eq!(with(&["--db", "host=127.0.0.1 user=lanes dbname=lanes"]).unwrap().store, StoreChoice::Postgres(lanes_store::PgOptions { dsn: "host=127.0.0.1 user=lanes dbname=lanes".into(), password: None, ca_file: None }));
+        let err = |extra: &[&str]| with(extra).unwrap_err().to_string();
+        assert!(err(&["--db", "mysql://x"]).contains("--db must be `sled` or a PostgreSQL connection string"));
+        assert!(err(&["--db", "postgres://lanes@h:notaport/x"]).contains("--db is not a PostgreSQL connection string"));
+        assert!(err(&["--db-password-file", pass.to_str().unwrap()]).contains("for a PostgreSQL --db"));
+        std::fs::write(dir.path().join("lanesd.toml"), format!("db = \"{dsn}\"\n")).unwrap();
+        assert!(matches!(with(&[]).unwrap().store, StoreChoice::Postgres(_)), "the config file can choose it");
     }
 
     #[test]

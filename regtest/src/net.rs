@@ -16,6 +16,7 @@ use bitcoincore_rpc::{Client, RpcApi};
 
 use crate::bitcoind::Bitcoind;
 use crate::node::{Node, NodeInner, NodeOptions};
+use crate::postgres::Postgres;
 use crate::process::free_port;
 
 /// Environment variable naming the lanesd executable, for [`Net::start`].
@@ -31,6 +32,8 @@ pub struct Net {
 /// What a `Net` and its nodes share. Fields drop in order: bitcoind stops before the directory goes.
 pub(crate) struct Shared {
     pub(crate) bitcoind: Bitcoind,
+    /// A PostgreSQL server, started the first time a story asks for it ([`Net::postgres`]).
+    postgres: tokio::sync::OnceCell<Postgres>,
     lanesd_exe: Option<PathBuf>,
     nodes: Mutex<Vec<Weak<NodeInner>>>,
     root: PathBuf,
@@ -54,7 +57,7 @@ impl Net {
         let tmp = tempfile::Builder::new().prefix("lanes-regtest-").tempdir().expect("cannot create a temporary directory");
         let root = tmp.path().to_path_buf();
         let bitcoind = Bitcoind::start(root.join("bitcoind")).await;
-        Net { shared: Arc::new(Shared { bitcoind, lanesd_exe, nodes: Mutex::new(Vec::new()), root, tmp }) }
+        Net { shared: Arc::new(Shared { bitcoind, postgres: tokio::sync::OnceCell::new(), lanesd_exe, nodes: Mutex::new(Vec::new()), root, tmp }) }
     }
 
     /// Starts a lanesd node called `name` (its data dir is `<net dir>/<name>`), and waits until it answers and
@@ -73,6 +76,22 @@ impl Net {
     pub async fn node_with_env(&self, name: &str, env: &[(&str, &str)]) -> Node {
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         self.node_inner(name, &NodeOptions { env, ..Default::default() }).await
+    }
+
+    /// The net's PostgreSQL server (Debian's, on a free 127.0.0.1 port, log in the net's dir), started on
+    /// first use and stopped with the net.
+    pub async fn postgres(&self) -> &Postgres {
+        self.shared.postgres.get_or_init(|| Postgres::start(&self.shared.root)).await
+    }
+
+    /// Like [`Net::node`], on the PostgreSQL store: a database of the net's server named for the node, the
+    /// password from a file (`--db <dsn> --db-password-file <file>`, kept across restarts), plus `args`.
+    pub async fn node_on_postgres(&self, name: &str, args: &[&str]) -> Node {
+        let pg = self.postgres().await;
+        let dsn = pg.create_database(name).await;
+        let mut all = vec!["--db".to_string(), dsn, "--db-password-file".into(), pg.password_file().display().to_string()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        self.node_inner(name, &NodeOptions { args: all, ..Default::default() }).await
     }
 
     /// Like [`Net::node`], with lanesd's open-file limit (soft and hard) set to `limit`.

@@ -153,6 +153,16 @@ impl Node {
         self.wait_synced_to(tip, START_TIMEOUT).await;
     }
 
+    /// Starts lanesd when it is expected to refuse to start (a bad setting, an unreachable database) and
+    /// waits for it to exit; panics, and kills it, if it is still running after `timeout`.
+    pub async fn start_expecting_exit(&self, timeout: Duration) -> ExitStatus {
+        if self.is_running() {
+            panic!("{} is already running", self.name());
+        }
+        let mut child = spawn_logged(&mut self.lanesd_command(), &self.log_path());
+        self.reap(&mut child, timeout, "exit (it was expected to refuse to start)").await
+    }
+
     /// Stops lanesd gracefully (SIGTERM) and waits for it to exit; panics unless it exits with code 0 within
     /// [`STOP_TIMEOUT`] (then it is killed).
     pub async fn stop(&self) {

@@ -57,7 +57,7 @@ pub fn schema_version() -> i32 {
 const MIGRATION_LOCK: i64 = 0x6c_61_6e_65_73;
 
 /// Where and how to connect.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PgOptions {
     /// A libpq-style connection string: `postgres://user@host:port/db?sslmode=require` or
     /// `host=… user=… dbname=…`.
@@ -73,6 +73,12 @@ impl std::fmt::Debug for PgOptions {
         // Never the DSN itself: it may hold a password.
         f.debug_struct("PgOptions").field("ca_file", &self.ca_file).finish_non_exhaustive()
     }
+}
+
+/// Checks that `dsn` is a connection string the driver understands (for config validation), saying why
+/// not, without echoing it.
+pub fn check_dsn(dsn: &str) -> Result<(), String> {
+    dsn.parse::<Config>().map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// What a DSN names, without its password: for messages and logs.
