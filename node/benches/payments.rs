@@ -8,6 +8,10 @@
 //! measures (16, 64, 256): latencies are then per call under load, and the table also counts the calls that
 //! did not end in success (the baseline may refuse at once what this build waits for).
 //!
+//! With `LANES_BENCH_POSTGRES=1` the same run also measures this build with both nodes on the PostgreSQL
+//! store (a throw-away PostgreSQL server from Debian's package, on 127.0.0.1, as the tests use) and prints
+//! its ratio to sled. Bytes written and CPU are then lanesd's own; PostgreSQL's server does the disk writes.
+//!
 //! With `LANES_BENCH_STRACE=1` (and `strace` installed) it also counts, on each node during the measured
 //! payments, the calls that make storage durable (`fsync`, `fdatasync`, `sync_file_range`) and prints them
 //! per payment, with each node's data dir size at the end. strace slows the nodes: read latency from a run
@@ -78,9 +82,16 @@ fn sync_calls(summary: &str, n: usize) -> String {
 }
 
 /// p50, p99 and payments/s of `n` keysends, `in_flight` at a time, on a fresh pair run by `lanesd`.
-async fn run(lanesd: &str, n: usize, in_flight: usize, trace: bool) -> Run {
+async fn run(lanesd: &str, n: usize, in_flight: usize, trace: bool, on_postgres: bool) -> Run {
     let net = Net::start_with(lanesd).await;
-    let Pair { alice, bob, .. } = net.pair(2_200_000, 2_000_000).await;
+    let Pair { alice, bob, .. } = match on_postgres {
+        false => net.pair(2_200_000, 2_000_000).await,
+        true => {
+            let (alice, bob) = (net.node_on_postgres("alice", &[]).await, net.node_on_postgres("bob", &[]).await);
+            let channel = net.fund_and_open(&alice, &bob, 2_200_000, 2_000_000).await;
+            Pair { alice, bob, channel }
+        }
+    };
     for _ in 0..20 {
         alice.keysend(&bob, 1_000_000).await.expect("warm-up keysend");
     }
@@ -166,10 +177,19 @@ async fn main() {
             println!("{:<12} data dir: alice {:.1} MB, bob {:.1} MB", "", *a_size as f64 / 1e6, *b_size as f64 / 1e6);
         }
     };
-    let this_run = run(&this, n, in_flight, trace).await;
+    let this_run = run(&this, n, in_flight, trace, false).await;
     report("this build", &this_run);
+    if std::env::var("LANES_BENCH_POSTGRES").is_ok_and(|v| v == "1") {
+        let pg_run = run(&this, n, in_flight, trace, true).await;
+        report("postgres", &pg_run);
+        println!(
+            "p50 ratio postgres/sled: {:.2}; payments/s ratio: {:.2}",
+            ms(pg_run.p50) / ms(this_run.p50),
+            pg_run.rate / this_run.rate
+        );
+    }
     if let Some(base) = baseline {
-        let base_run = run(&base, n, in_flight, trace).await;
+        let base_run = run(&base, n, in_flight, trace, false).await;
         report("baseline", &base_run);
         println!(
             "p50 ratio this/baseline: {:.2}; payments/s ratio: {:.2}",
