@@ -159,3 +159,75 @@ async fn the_store_reconnects_after_postgres_restarts() {
     assert_eq!(store.read("k", "", "before").unwrap(), vec![1]);
     assert_eq!(store.list("k", "").unwrap(), vec!["after", "before"]);
 }
+
+/// A database the previous lanesd made (schema version 1: the key-value table only) is brought to this
+/// build's version at open, and keeps its data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_at_the_previous_schema_version_is_migrated_and_keeps_its_data() {
+    let dir = tmp();
+    let pg = Postgres::start(dir.path()).await;
+    let dsn = pg.create_database("old").await;
+    pg.execute("old", lanes_store::POSTGRES_MIGRATIONS[0]).await;
+    pg.execute(
+        "old",
+        "CREATE TABLE lanes_schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+         INSERT INTO lanes_schema_version (version) VALUES (1);
+         INSERT INTO lanes_kv VALUES ('monitors', '', 'abc_1', '\\x010203'::bytea);",
+    )
+    .await;
+    let store = PgStore::open(&options(&pg, dsn)).expect("open a version 1 database");
+    assert_eq!(versions(&pg, "old").await, (1..=lanes_store::postgres_schema_version()).collect::<Vec<_>>());
+    assert!(lanes_store::postgres_schema_version() >= 2);
+    assert_eq!(store.read("monitors", "", "abc_1").unwrap(), vec![1, 2, 3]);
+    assert_eq!(store.lease().unwrap(), None, "no instance ever held the lease");
+}
+
+/// The lease and the fencing token: one instance holds the lease; another takes it only once it expired
+/// or was released, with a higher epoch; from then on the deposed instance can write nothing, whether or
+/// not it noticed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_instance_holds_the_lease_and_a_deposed_one_can_write_nothing() {
+    use std::time::Duration;
+    let dir = tmp();
+    let pg = Postgres::start(dir.path()).await;
+    let (opts, a) = fresh(&pg, "lease").await;
+    let b = PgStore::open(&opts).unwrap();
+    let ttl = Duration::from_millis(1500);
+    let wait = Duration::from_secs(5);
+
+    assert_eq!(a.acquire_lease("a", ttl).unwrap(), Ok(1));
+    let held = b.acquire_lease("b", ttl).unwrap().expect_err("a holds it");
+    assert_eq!((held.holder.as_str(), held.epoch), ("a", 1));
+    assert!(held.expires_in_ms > 0 && held.expires_in_ms <= 1500, "{held:?}");
+    a.fence("a", 1);
+    a.write("k", "", "v", vec![1]).unwrap();
+    assert!(a.renew_lease("a", 1, ttl, wait).unwrap());
+
+    // a stops renewing: once the lease expired (database clock), b takes it with the next epoch.
+    let taken = lanes_regtest::wait_until(wait, "b to take the expired lease", || async {
+        match b.acquire_lease("b", ttl).unwrap() {
+            Ok(epoch) => Ok(epoch),
+            Err(info) => Err(format!("still held: {info:?}")),
+        }
+    })
+    .await;
+    assert_eq!(taken, 2);
+    b.fence("b", 2);
+    b.write("k", "", "v", vec![2]).unwrap();
+
+    // a has not noticed: its writes are refused and change nothing; its renewal fails.
+    let refused = a.write("k", "", "v", vec![3]).unwrap_err();
+    assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
+    assert!(refused.to_string().contains("fenced") && refused.to_string().contains("epoch 2"), "{refused}");
+    assert_eq!(a.write_batch(vec![Op::write("k", "", "w", vec![3]), Op::remove("k", "", "v")]).unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+    assert_eq!(a.remove("k", "", "v", false).unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+    assert_eq!(b.read("k", "", "v").unwrap(), vec![2]);
+    assert_eq!(b.list("k", "").unwrap(), vec!["v"]);
+    assert!(!a.renew_lease("a", 1, ttl, wait).unwrap());
+    assert_eq!(a.acquire_lease("a", ttl).unwrap().expect_err("b holds it").holder, "b");
+
+    // A clean stop releases the lease: the other takes it at once.
+    b.release_lease("b", 2).unwrap();
+    assert_eq!(a.acquire_lease("a", ttl).unwrap(), Ok(3));
+    assert_eq!(a.lease().unwrap().map(|l| (l.holder, l.epoch)), Some(("a".to_string(), 3)));
+}

@@ -46,6 +46,13 @@ pub const MIGRATIONS: &[&str] = &[
         value BYTEA NOT NULL,
         PRIMARY KEY (primary_namespace, secondary_namespace, key)
     )",
+    // 2: the lease: which instance may write (and so sign), since when (epoch) and until when. One row.
+    "CREATE TABLE lanes_lease (
+        id SMALLINT PRIMARY KEY CHECK (id = 1),
+        holder TEXT NOT NULL,
+        epoch BIGINT NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL
+    )",
 ];
 
 /// The schema version this build writes: the number of [`MIGRATIONS`].
@@ -104,11 +111,30 @@ fn describe_config(c: &Config) -> String {
     )
 }
 
+/// Who holds the lease, as the database sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseInfo {
+    pub holder: String,
+    pub epoch: i64,
+    /// Milliseconds until it expires (by the database's clock); zero or less: expired.
+    pub expires_in_ms: i64,
+}
+
+/// The instance whose writes the store accepts, once [`PgStore::fence`] set it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Fence {
+    holder: String,
+    epoch: i64,
+}
+
 type Job = Box<dyn FnOnce(Arc<Conns>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send>;
 
 /// The store. Dropping it closes the connections and ends its thread.
 pub struct PgStore {
     jobs: Option<mpsc::UnboundedSender<Job>>,
+    /// Set once this instance holds the lease: every write then checks, in its own transaction, that the
+    /// lease is still this instance's at this epoch (the fencing token).
+    fence: Arc<std::sync::RwLock<Option<Fence>>>,
     thread: Option<std::thread::JoinHandle<()>>,
     target: String,
 }
@@ -128,6 +154,8 @@ struct Conns {
     tls: Tls,
     reader: Mutex<Option<Session>>,
     writer: Mutex<Option<Session>>,
+    /// The lease's own session: a renewal never waits behind a stuck write.
+    lease: Mutex<Option<Session>>,
 }
 
 #[derive(Clone)]
@@ -183,7 +211,7 @@ impl PgStore {
                     }
                 };
                 rt.block_on(async move {
-                    let conns = Arc::new(Conns { config, tls, reader: Mutex::new(None), writer: Mutex::new(None) });
+                    let conns = Arc::new(Conns { config, tls, reader: Mutex::new(None), writer: Mutex::new(None), lease: Mutex::new(None) });
                     let opened = async {
                         let mut writer = conns.connect(&thread_target).await?;
                         migrate(&mut writer.client, &thread_target).await?;
@@ -214,7 +242,7 @@ impl PgStore {
             }
         }
         tracing::info!(database = %target, schema = schema_version(), "store opened on PostgreSQL");
-        Ok(PgStore { jobs: Some(tx), thread: Some(thread), target })
+        Ok(PgStore { jobs: Some(tx), fence: Arc::new(std::sync::RwLock::new(None)), thread: Some(thread), target })
     }
 
     /// The database, for messages: `postgres://user@host:port/db`, never the password.
@@ -229,6 +257,17 @@ impl PgStore {
         F: FnOnce(Arc<Conns>, String) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = io::Result<T>> + Send + 'static,
     {
+        self.run_within(None, work)
+    }
+
+    /// [`PgStore::run`], giving up (with [`io::ErrorKind::TimedOut`]) after `timeout` if one is given; the
+    /// work itself is not cancelled.
+    fn run_within<T, F, Fut>(&self, timeout: Option<Duration>, work: F) -> io::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Conns>, String) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = io::Result<T>> + Send + 'static,
+    {
         let (reply_tx, reply_rx) = std_mpsc::sync_channel(1);
         let target = self.target.clone();
         let job: Job = Box::new(move |conns| {
@@ -238,7 +277,123 @@ impl PgStore {
         });
         let gone = || other(format!("PostgreSQL at {}: the store is closed", self.target));
         self.jobs.as_ref().ok_or_else(gone)?.send(job).map_err(|_| gone())?;
-        reply_rx.recv().map_err(|_| gone())?
+        match timeout {
+            None => reply_rx.recv().map_err(|_| gone())?,
+            Some(t) => match reply_rx.recv_timeout(t) {
+                Ok(answer) => answer,
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                    Err(io::Error::new(io::ErrorKind::TimedOut, format!("PostgreSQL at {}: no answer within {t:?}", self.target)))
+                }
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => Err(gone()),
+            },
+        }
+    }
+
+    /// Takes the lease for `holder` if nobody holds it or it expired, with a new epoch, valid for `ttl` by
+    /// the database's clock. `Ok(Err(info))`: another instance holds it.
+    pub fn acquire_lease(&self, holder: &str, ttl: Duration) -> io::Result<Result<i64, LeaseInfo>> {
+        let holder = holder.to_owned();
+        let ttl_ms = ttl.as_millis() as i64;
+        self.run(move |conns, target| async move {
+            let mut guard = conns.session(&conns.lease, &target).await?;
+            let client = &mut guard.as_mut().expect("connected by session()").client;
+            let e = |e| pg_err(&target, e);
+            let tx = client.transaction().await.map_err(e)?;
+            // Locks the row against a racing acquirer (and waits for writes in flight under the old epoch,
+            // which hold it FOR SHARE: see `fenced`).
+            let row = tx
+                .query_opt(
+                    "SELECT holder, epoch, (EXTRACT(EPOCH FROM (expires_at - now())) * 1000)::BIGINT FROM lanes_lease WHERE id = 1 FOR UPDATE",
+                    &[],
+                )
+                .await
+                .map_err(e)?;
+            let epoch = match row {
+                Some(row) => {
+                    let info = LeaseInfo { holder: row.get(0), epoch: row.get(1), expires_in_ms: row.get(2) };
+                    if info.expires_in_ms > 0 && info.holder != holder {
+                        return Ok(Err(info));
+                    }
+                    let epoch = info.epoch + 1;
+                    tx.execute(
+                        "UPDATE lanes_lease SET holder = $1, epoch = $2, expires_at = now() + $3 * interval '1 millisecond' WHERE id = 1",
+                        &[&holder, &epoch, &(ttl_ms as f64)],
+                    )
+                    .await
+                    .map_err(e)?;
+                    epoch
+                }
+                None => {
+                    // Two first acquirers: one insert wins, the other fails on the key and retries later.
+                    tx.execute(
+                        "INSERT INTO lanes_lease (id, holder, epoch, expires_at) VALUES (1, $1, 1, now() + $2 * interval '1 millisecond')",
+                        &[&holder, &(ttl_ms as f64)],
+                    )
+                    .await
+                    .map_err(e)?;
+                    1
+                }
+            };
+            tx.commit().await.map_err(e)?;
+            Ok(Ok(epoch))
+        })
+    }
+
+    /// Extends `holder`'s lease at `epoch` to `ttl` from now (database clock). `Ok(false)`: the lease is no
+    /// longer this holder's at this epoch. Gives up after `timeout` (a database that does not answer).
+    pub fn renew_lease(&self, holder: &str, epoch: i64, ttl: Duration, timeout: Duration) -> io::Result<bool> {
+        let holder = holder.to_owned();
+        let ttl_ms = ttl.as_millis() as f64;
+        self.run_within(Some(timeout), move |conns, target| async move {
+            let guard = conns.session(&conns.lease, &target).await?;
+            let client = &guard.as_ref().expect("connected by session()").client;
+            let n = client
+                .execute(
+                    "UPDATE lanes_lease SET expires_at = now() + $3 * interval '1 millisecond' WHERE id = 1 AND holder = $1 AND epoch = $2",
+                    &[&holder, &epoch, &ttl_ms],
+                )
+                .await
+                .map_err(|e| pg_err(&target, e))?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Ends `holder`'s lease at `epoch` now (a clean stop), so a standby need not wait for it to expire.
+    pub fn release_lease(&self, holder: &str, epoch: i64) -> io::Result<()> {
+        let holder = holder.to_owned();
+        self.run_within(Some(Duration::from_secs(5)), move |conns, target| async move {
+            let guard = conns.session(&conns.lease, &target).await?;
+            let client = &guard.as_ref().expect("connected by session()").client;
+            client
+                .execute("UPDATE lanes_lease SET expires_at = now() WHERE id = 1 AND holder = $1 AND epoch = $2", &[&holder, &epoch])
+                .await
+                .map_err(|e| pg_err(&target, e))?;
+            Ok(())
+        })
+    }
+
+    /// Who holds the lease now, if anyone ever did.
+    pub fn lease(&self) -> io::Result<Option<LeaseInfo>> {
+        self.run(move |conns, target| async move {
+            let guard = conns.session(&conns.lease, &target).await?;
+            let client = &guard.as_ref().expect("connected by session()").client;
+            let row = client
+                .query_opt("SELECT holder, epoch, (EXTRACT(EPOCH FROM (expires_at - now())) * 1000)::BIGINT FROM lanes_lease WHERE id = 1", &[])
+                .await
+                .map_err(|e| pg_err(&target, e))?;
+            Ok(row.map(|row| LeaseInfo { holder: row.get(0), epoch: row.get(1), expires_in_ms: row.get(2) }))
+        })
+    }
+
+    /// From now on, every write must hold `holder`'s lease at `epoch`: one that does not (another instance
+    /// took over, even if this one has not noticed yet) fails with [`io::ErrorKind::PermissionDenied`] and
+    /// changes nothing.
+    pub fn fence(&self, holder: &str, epoch: i64) {
+        *self.fence.write().unwrap_or_else(|e| e.into_inner()) = Some(Fence { holder: holder.to_owned(), epoch });
+    }
+
+    fn current_fence(&self) -> Option<Fence> {
+        self.fence.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -388,25 +543,12 @@ impl KVStoreSync for PgStore {
 
     fn write(&self, primary: &str, secondary: &str, key: &str, buf: Vec<u8>) -> io::Result<()> {
         crate::check(primary, secondary, Some(key))?;
-        let (p, s, k) = owned(primary, secondary, key);
-        // One statement is one transaction: returns once committed (durable, see the module doc).
-        self.run(move |conns, target| async move {
-            let guard = conns.session(&conns.writer, &target).await?;
-            let session = guard.as_ref().expect("connected by session()");
-            session.client.execute(&session.write, &[&p, &s, &k, &buf]).await.map_err(|e| pg_err(&target, e))?;
-            Ok(())
-        })
+        self.write_batch(vec![Op::Write { primary: primary.into(), secondary: secondary.into(), key: key.into(), value: buf }])
     }
 
     fn remove(&self, primary: &str, secondary: &str, key: &str, _lazy: bool) -> io::Result<()> {
         crate::check(primary, secondary, Some(key))?;
-        let (p, s, k) = owned(primary, secondary, key);
-        self.run(move |conns, target| async move {
-            let guard = conns.session(&conns.writer, &target).await?;
-            let session = guard.as_ref().expect("connected by session()");
-            session.client.execute(&session.remove, &[&p, &s, &k]).await.map_err(|e| pg_err(&target, e))?;
-            Ok(())
-        })
+        self.write_batch(vec![Op::Remove { primary: primary.into(), secondary: secondary.into(), key: key.into() }])
     }
 
     fn list(&self, primary: &str, secondary: &str) -> io::Result<Vec<String>> {
@@ -432,12 +574,16 @@ impl Store for PgStore {
             return Ok(());
         }
         // One transaction: all of the batch is committed, or none of it (a crash of lanesd or of
-        // PostgreSQL before the commit leaves the previous state).
+        // PostgreSQL before the commit leaves the previous state). Returns once committed: durable.
+        let fence = self.current_fence();
         self.run(move |conns, target| async move {
             let mut guard = conns.session(&conns.writer, &target).await?;
             let Session { client, write, remove, .. } = guard.as_mut().expect("connected by session()");
             let e = |e| pg_err(&target, e);
             let tx = client.transaction().await.map_err(e)?;
+            if let Some(fence) = &fence {
+                fenced(&tx, fence, &target).await?;
+            }
             for op in &ops {
                 match op {
                     Op::Write { primary, secondary, key, value } => tx.execute(&*write, &[primary, secondary, key, value]).await.map_err(e)?,
@@ -446,5 +592,30 @@ impl Store for PgStore {
             }
             tx.commit().await.map_err(e)
         })
+    }
+}
+
+/// The fencing check, first in every write transaction of a lease holder: the lease row must still name
+/// this holder at this epoch. `FOR SHARE` keeps it so until the commit: a takeover's `FOR UPDATE` waits for
+/// writes already checked, and a write checked after a takeover sees the new epoch and fails. So after a
+/// takeover commits, no write of the old epoch can commit, and the new active reads everything the old one
+/// committed. (Its expiry may pass meanwhile: expiry only says when a standby may take over.)
+async fn fenced(tx: &tokio_postgres::Transaction<'_>, fence: &Fence, target: &str) -> io::Result<()> {
+    let row = tx
+        .query_opt("SELECT holder, epoch FROM lanes_lease WHERE id = 1 FOR SHARE", &[])
+        .await
+        .map_err(|e| pg_err(target, e))?;
+    match row {
+        Some(row) if row.get::<_, String>(0) == fence.holder && row.get::<_, i64>(1) == fence.epoch => Ok(()),
+        Some(row) => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "PostgreSQL at {target}: fenced: this instance's lease (epoch {}) was taken over by {} (epoch {}); nothing written",
+                fence.epoch,
+                row.get::<_, String>(0),
+                row.get::<_, i64>(1)
+            ),
+        )),
+        None => Err(io::Error::new(io::ErrorKind::PermissionDenied, format!("PostgreSQL at {target}: fenced: no lease; nothing written"))),
     }
 }
