@@ -56,16 +56,25 @@ use crate::routes::Routes;
 use crate::sweep::{Sweeper, WalletChange};
 use crate::watcher::SyncStatus;
 use crate::config::StoreChoice;
+use crate::lease::{self, Role, RoleInfo, RoleState};
 use crate::{Config, NodeError};
 
 /// Builds a [`Node`] from a [`Config`].
 pub struct Builder {
     config: Config,
+    role: Arc<RoleState>,
 }
 
 impl Builder {
     pub fn new(config: Config) -> Self {
-        Self { config }
+        Self { config, role: Arc::default() }
+    }
+
+    /// Reports this instance's role (standby while it waits for the database lease, then active) through
+    /// `role`, which the API reads while the node is not built yet.
+    pub fn with_role(mut self, role: Arc<RoleState>) -> Self {
+        self.role = role;
+        self
     }
 
     /// Builds the node and starts its background tasks (chain sync, peer listener, event processing).
@@ -76,6 +85,7 @@ impl Builder {
 
         // The store: every owner gets a handle on it and keeps to its own namespaces (lanes_store::layout),
         // and none knows which implementation it is.
+        let mut lease = None;
         let store: DynStore = match &config.store {
             StoreChoice::Sled => {
                 let opened = match lanes_channel::test_knobs::store_compact_min_live() {
@@ -91,9 +101,16 @@ impl Builder {
                 let opened = tokio::task::spawn_blocking(move || PgStore::open(&options))
                     .await
                     .map_err(|e| NodeError::Store(std::io::Error::other(format!("the store's open panicked: {e}"))))?;
-                Arc::new(opened.map_err(|e| NodeError::Store(e.into()))?)
+                let pg = Arc::new(opened.map_err(|e| NodeError::Store(e.into()))?);
+                // Nothing is read or written before this instance holds the lease: a standby waits here.
+                // From here on every write is fenced with the lease's epoch.
+                lease = Some(lease::acquire(Arc::clone(&pg), lease::instance_name(config.grpc_listen), Arc::clone(&self.role)).await);
+                pg
             }
         };
+        if lease.is_none() {
+            self.role.set(RoleInfo { role: Role::Active, epoch: 0, holder: String::new() });
+        }
 
         // Chain source.
         let rpc = RpcConfig {
@@ -403,7 +420,7 @@ impl Builder {
             processor_store,
             sync: Arc::new(SyncStatus::default()),
         };
-        let node = Arc::new(Node::new(config, node_id, services, runtime, health));
+        let node = Arc::new(Node::new(config, node_id, services, runtime, health, self.role, lease));
         node.start(chain_tip, cache).await?;
         Ok(node)
     }
@@ -427,7 +444,7 @@ type MonitorListener = (
 /// Everything lanesd writes is the node's user's alone: the data dir is 0700 and files made from now on are
 /// 0600 (umask 077; the store and the seed create their files below it). A data dir or seed readable by others
 /// (made by an older version, or by hand) is tightened, with a warning.
-fn make_private(dir: &std::path::Path) -> Result<(), NodeError> {
+pub fn make_private(dir: &std::path::Path) -> Result<(), NodeError> {
     use std::os::unix::fs::PermissionsExt;
     // SAFETY: umask(2) only sets this process's file mode mask; it cannot fail.
     unsafe { libc::umask(0o077) };

@@ -29,6 +29,7 @@ pub mod graph;
 pub mod health;
 pub mod ids;
 pub mod invoice;
+pub mod lease;
 pub mod listener;
 pub mod node;
 pub mod onchain;

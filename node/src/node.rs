@@ -26,6 +26,7 @@ use crate::config::{CHAIN_POLL, FEE_REFRESH};
 use crate::events::EventHandler;
 use crate::forwards::Forwards;
 use crate::graph::Graph;
+use crate::lease::{Lease, RoleInfo, RoleState};
 use crate::health::Health;
 use crate::invoice::Invoices;
 use crate::onchain::Onchain;
@@ -78,6 +79,9 @@ pub struct Node {
     health: Health,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<(&'static str, JoinHandle<()>)>>,
+    /// This instance's role, and the database lease it holds (PostgreSQL store), released at a clean stop.
+    role: Arc<RoleState>,
+    lease: Mutex<Option<Lease>>,
 }
 
 /// What GetInfo reports.
@@ -96,11 +100,12 @@ pub struct Info {
     pub claimable_sat: u64,
     pub routes_by_lanes: u64,
     pub routes_by_ldk_fallback: u64,
+    pub role: RoleInfo,
 }
 
 impl Node {
-    pub(crate) fn new(config: Config, node_id: PublicKey, services: Services, rt: Runtime, health: Health) -> Self {
-        Self { config, node_id, services, rt, health, shutdown: watch::channel(false).0, tasks: Default::default() }
+    pub(crate) fn new(config: Config, node_id: PublicKey, services: Services, rt: Runtime, health: Health, role: Arc<RoleState>, lease: Option<Lease>) -> Self {
+        Self { config, node_id, services, rt, health, shutdown: watch::channel(false).0, tasks: Default::default(), role, lease: Mutex::new(lease) }
     }
 
     pub fn config(&self) -> &Config {
@@ -243,6 +248,7 @@ impl Node {
             listen_addr: self.config.listen,
             routes_by_lanes: routed.found,
             routes_by_ldk_fallback: routed.fell_back,
+            role: self.role.get(),
         }
     }
 
@@ -261,7 +267,11 @@ impl Node {
         }
         self.rt.peer_manager.disconnect_all_peers();
         self.rt.persister.flush().map_err(|e| NodeError::Internal(format!("persisting the channel state: {e}")))?;
-        // Nothing else to flush: every store write is durable before it returns.
+        // Nothing else to flush: every store write is durable before it returns. Only now may a standby
+        // take over: everything this instance acknowledged is in the database.
+        if let Some(lease) = self.lease.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            lease.release();
+        }
         tracing::info!(node_id = %self.node_id, "stopped");
         Ok(())
     }

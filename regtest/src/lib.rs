@@ -54,6 +54,7 @@ mod net;
 mod node;
 mod postgres;
 mod process;
+mod proxy;
 mod wait;
 
 pub use electrum::{btc_to_sat, electrum_exes, sat_to_btc, Electrum, ElectrumBalance, ElectrumChannel, ElectrumInvoice, ElectrumPayment, ELECTRUM_FEE_ETAS};
@@ -63,6 +64,7 @@ pub use lightning::{HeldPayment, Line, Pair};
 pub use node::Node;
 pub use postgres::{postgres_bin, Postgres, POSTGRES_PASSWORD, POSTGRES_USER};
 pub use process::free_port;
+pub use proxy::Proxy;
 pub use wait::{log_tail, wait_until, wait_until_logged, Outcome, POLL_INTERVAL, START_TIMEOUT, STOP_TIMEOUT, SYNC_TIMEOUT};
 
 /// The crates the harness speaks in, so tests need not depend on them separately.

@@ -94,6 +94,38 @@ impl Net {
         self.node_inner(name, &NodeOptions { args: all, ..Default::default() }).await
     }
 
+    /// Like [`Net::node_on_postgres`], with the database reached through `proxy` (see [`Net::postgres_proxy`]),
+    /// which a story can cut to isolate this node from its database.
+    pub async fn node_on_postgres_through(&self, name: &str, proxy: &crate::Proxy) -> Node {
+        let pg = self.postgres().await;
+        pg.create_database(name).await;
+        let dsn = format!("postgres://{}@127.0.0.1:{}/{name}", crate::POSTGRES_USER, proxy.port());
+        let args = vec!["--db".to_string(), dsn, "--db-password-file".into(), pg.password_file().display().to_string()];
+        self.node_inner(name, &NodeOptions { args, ..Default::default() }).await
+    }
+
+    /// A proxy to the net's PostgreSQL server (started if need be), for partition stories.
+    pub async fn postgres_proxy(&self) -> crate::Proxy {
+        crate::Proxy::start(self.postgres().await.port()).await
+    }
+
+    /// A second instance of `active` (a node on PostgreSQL): the same seed and the same database (reached
+    /// directly), its own data dir and API port, and `active`'s P2P port (which it only binds once it has
+    /// taken over, as a standby behind one public address would). Started, and answering as a standby.
+    pub async fn standby_of(&self, active: &Node, name: &str) -> Node {
+        let dir = self.shared.root.join(name);
+        assert!(!dir.exists(), "a node called {name} already exists in this net");
+        std::fs::create_dir_all(&dir).expect("cannot create the node's data dir");
+        let seed = lanes_store::layout::seed_path(&dir);
+        std::fs::copy(active.seed_path(), &seed).expect("cannot copy the active instance's seed");
+        let pg = self.postgres().await;
+        let args = vec!["--db".to_string(), pg.dsn(active.name()), "--db-password-file".into(), pg.password_file().display().to_string()];
+        let node = Node::new(self.shared.clone(), name, dir, self.shared.lanesd_exe(), active.p2p_addr().port(), free_port(), NodeOptions { args, ..Default::default() });
+        self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner()).push(node.downgrade());
+        node.start_standby().await;
+        node
+    }
+
     /// Like [`Net::node`], with lanesd's open-file limit (soft and hard) set to `limit`.
     pub async fn node_with_fd_limit(&self, name: &str, limit: u64) -> Node {
         self.node_inner(name, &NodeOptions { fd_limit: Some(limit), ..Default::default() }).await
@@ -154,7 +186,7 @@ impl Net {
     pub async fn reorg(&self, block: BlockHash, n: u64) -> BlockHash {
         self.shared.bitcoind.call(&format!("invalidateblock {block}"), move |rpc| rpc.invalidate_block(&block)).await;
         let tip = self.shared.mine_empty(n).await.pop().unwrap_or(block);
-        for node in self.nodes().iter().filter(|node| node.is_running()) {
+        for node in self.nodes().iter().filter(|node| node.is_running() && !node.is_standby()) {
             node.wait_until(format!("the node on the new tip {tip}"), || async {
                 let info = node.info().await;
                 match info.synced_to_chain && info.block_hash == tip.to_string() {
@@ -260,7 +292,7 @@ impl Shared {
     }
 
     async fn wait_synced(&self) {
-        for node in self.nodes().iter().filter(|node| node.is_running()) {
+        for node in self.nodes().iter().filter(|node| node.is_running() && !node.is_standby()) {
             node.wait_synced().await;
         }
     }

@@ -54,6 +54,8 @@ pub(crate) struct NodeInner {
     child: Mutex<Option<Child>>,
     /// The node id, from the first GetInfo that answered (it comes from the seed, so restarts keep it).
     node_id: OnceLock<String>,
+    /// Started as a standby and not yet seen active: it follows no chain, so waits for blocks skip it.
+    standby: std::sync::atomic::AtomicBool,
     net: Arc<Shared>,
 }
 
@@ -68,6 +70,7 @@ impl Node {
             opts,
             child: Mutex::new(None),
             node_id: OnceLock::new(),
+            standby: std::sync::atomic::AtomicBool::new(false),
             net,
         };
         Node { inner: Arc::new(inner) }
@@ -149,8 +152,57 @@ impl Node {
         }
         let child = spawn_logged(&mut self.lanesd_command(), &self.log_path());
         *self.lock_child() = Some(child);
+        self.inner.standby.store(false, std::sync::atomic::Ordering::SeqCst);
         let tip = self.inner.net.bitcoind.height().await;
         self.wait_synced_to(tip, START_TIMEOUT).await;
+    }
+
+    /// Whether this instance was started as a standby and has not been seen active since.
+    pub fn is_standby(&self) -> bool {
+        self.inner.standby.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Starts lanesd as a standby of an instance that holds the database lease, and waits until it answers
+    /// GetInfo with the role "standby".
+    pub async fn start_standby(&self) {
+        if self.is_running() {
+            panic!("{} is already running", self.name());
+        }
+        let child = spawn_logged(&mut self.lanesd_command(), &self.log_path());
+        *self.lock_child() = Some(child);
+        self.inner.standby.store(true, std::sync::atomic::Ordering::SeqCst);
+        let what = format!("{} to answer GetInfo as a standby", self.name());
+        wait_until_logged(START_TIMEOUT, what, &[self.log_path()], || async {
+            self.panic_if_exited();
+            let info = self.client().get_info(GetInfoRequest {}).await.map_err(|s| format!("GetInfo: {:?}: {}", s.code(), s.message()))?.into_inner();
+            match info.role.as_str() {
+                "standby" => Ok(()),
+                other => Err(format!("role {other:?}")),
+            }
+        })
+        .await
+    }
+
+    /// Waits up to `timeout` until this instance is active (it holds the database lease and its node is
+    /// built) and synced to bitcoind's tip; returns its GetInfo.
+    pub async fn wait_active(&self, timeout: Duration) -> GetInfoResponse {
+        let tip = self.inner.net.bitcoind.height().await;
+        let what = format!("{} to be active and synced at height {tip}", self.name());
+        wait_until_logged(timeout, what, &[self.log_path()], || async {
+            self.panic_if_exited();
+            let info = self.client().get_info(GetInfoRequest {}).await.map_err(|s| format!("GetInfo: {:?}: {}", s.code(), s.message()))?.into_inner();
+            if !info.node_id.is_empty() {
+                let _ = self.inner.node_id.set(info.node_id.clone());
+            }
+            match info.role == "active" && info.synced_to_chain && u64::from(info.block_height) >= tip {
+                true => {
+                    self.inner.standby.store(false, std::sync::atomic::Ordering::SeqCst);
+                    Ok(info)
+                }
+                false => Err(format!("role {:?}, synced_to_chain={} block_height={}", info.role, info.synced_to_chain, info.block_height)),
+            }
+        })
+        .await
     }
 
     /// Starts lanesd when it is expected to refuse to start (a bad setting, an unreachable database) and
@@ -362,8 +414,10 @@ impl Node {
             self.panic_if_exited();
             let info = self.client().get_info(GetInfoRequest {}).await.map_err(|s| format!("GetInfo: {:?}: {}", s.code(), s.message()))?;
             let info = info.into_inner();
-            let _ = self.inner.node_id.set(info.node_id.clone());
-            match info.synced_to_chain && u64::from(info.block_height) >= tip {
+            if !info.node_id.is_empty() {
+                let _ = self.inner.node_id.set(info.node_id.clone());
+            }
+            match info.role == "active" && info.synced_to_chain && u64::from(info.block_height) >= tip {
                 true => Ok(()),
                 false => Err(format!("synced_to_chain={} block_height={}", info.synced_to_chain, info.block_height)),
             }

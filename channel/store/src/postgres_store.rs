@@ -60,6 +60,11 @@ pub fn schema_version() -> i32 {
     MIGRATIONS.len() as i32
 }
 
+/// How long the server lets a transaction of ours sit idle before it ends it (see `Conns::connect`).
+pub const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(3);
+/// How long a lease call waits for the lease row's lock before it fails (and is retried).
+const LEASE_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// An advisory lock key only lanes' migrations take ("lanes" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c_61_6e_65_73;
 
@@ -299,6 +304,9 @@ impl PgStore {
             let client = &mut guard.as_mut().expect("connected by session()").client;
             let e = |e| pg_err(&target, e);
             let tx = client.transaction().await.map_err(e)?;
+            // Never wait long for the row: a holder's transaction stuck behind a partition keeps it locked
+            // until the server ends it (IDLE_IN_TRANSACTION); the caller retries.
+            tx.batch_execute(&format!("SET LOCAL lock_timeout = {}", LEASE_LOCK_TIMEOUT.as_millis())).await.map_err(e)?;
             // Locks the row against a racing acquirer (and waits for writes in flight under the old epoch,
             // which hold it FOR SHARE: see `fenced`).
             let row = tx
@@ -428,6 +436,14 @@ impl Conns {
         if setting == "off" {
             client.batch_execute("SET synchronous_commit TO on").await.map_err(|e| pg_err(target, e))?;
         }
+        // A session cut off mid-transaction (a partition: the server still sees the connection open) would
+        // hold its locks, the lease row's among them, until TCP gives up, hours later: the server ends any
+        // transaction of ours left idle this long, so a takeover waits seconds, not hours. Ours never idle:
+        // each sends its statements back to back.
+        client
+            .batch_execute(&format!("SET idle_in_transaction_session_timeout = {}", IDLE_IN_TRANSACTION.as_millis()))
+            .await
+            .map_err(|e| pg_err(target, e))?;
         let placeholder = client.prepare("SELECT 1").await.map_err(|e| pg_err(target, e))?;
         Ok(Session { client, read: placeholder.clone(), write: placeholder.clone(), remove: placeholder.clone(), list: placeholder })
     }

@@ -129,6 +129,10 @@ fn fees(base_msat: u32, rate_ppm: u32, cltv_delta: u32) -> String {
 
 pub fn getinfo(r: GetInfoResponse) -> Output {
     let mut l = Lines::default();
+    if r.role == "standby" {
+        l.kv("role", format!("standby: {} is active (lease epoch {})", r.lease_holder, r.lease_epoch));
+        return Output::new(json(&r), l);
+    }
     l.kv("node id", &r.node_id)
         .kv("network", &r.network)
         .kv("block height", r.block_height.to_string())
@@ -141,6 +145,9 @@ pub fn getinfo(r: GetInfoResponse) -> Output {
         .kv("listening on", &r.listen_addr)
         .kv("payment routes", format!("{} by lanes' router, {} by LDK's (fallback)", r.routes_by_lanes, r.routes_by_ldk_fallback))
         .kv("version", &r.version);
+    if r.lease_epoch > 0 {
+        l.kv("role", format!("{} (lease epoch {})", r.role, r.lease_epoch));
+    }
     Output::new(json(&r), l)
 }
 

@@ -12,6 +12,7 @@ use crate::graph::{format_scid, ChannelView as GraphChannelView, NodeView, Polic
 use crate::ids::hex;
 use crate::invoice::{DecodedInvoice, InvoiceRecord, InvoiceState as State};
 use crate::node::Info;
+use crate::lease::RoleInfo;
 use crate::payments::{PaymentKind, PaymentRecord, PaymentStatus as PStatus};
 use crate::routes::{HopView, RouteView};
 
@@ -31,6 +32,20 @@ pub fn info(i: Info) -> GetInfoResponse {
         claimable_sat: i.claimable_sat,
         routes_by_lanes: i.routes_by_lanes,
         routes_by_ldk_fallback: i.routes_by_ldk_fallback,
+        role: i.role.role.name().to_string(),
+        lease_epoch: i.role.epoch,
+        lease_holder: i.role.holder,
+    }
+}
+
+/// GetInfo of a standby: its role and who holds the lease; no chain or channel state (it loaded none).
+pub fn standby_info(role: RoleInfo) -> GetInfoResponse {
+    GetInfoResponse {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        role: role.role.name().to_string(),
+        lease_epoch: role.epoch,
+        lease_holder: role.holder,
+        ..Default::default()
     }
 }
 

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::lease::{Role, RoleState};
 use crate::{Node, NodeError};
 
 pub mod auth;
@@ -34,20 +35,52 @@ pub mod routes;
 pub mod tls;
 pub mod wallet;
 
-/// The service over a running node. `stop` asks the daemon to shut down.
+/// The node the API drives, once it is built; until then (starting, or a standby waiting for the database
+/// lease) every call but GetInfo answers UNAVAILABLE, saying why.
+pub struct NodeSlot {
+    node: std::sync::OnceLock<Arc<Node>>,
+    role: Arc<RoleState>,
+}
+
+impl NodeSlot {
+    pub fn new(role: Arc<RoleState>) -> Self {
+        Self { node: std::sync::OnceLock::new(), role }
+    }
+
+    /// The node is built: every call goes to it from now on.
+    pub fn set(&self, node: Arc<Node>) {
+        let _ = self.node.set(node);
+    }
+
+    fn get(&self) -> Result<Arc<Node>, Status> {
+        self.node.get().cloned().ok_or_else(|| {
+            let r = self.role.get();
+            match r.role {
+                Role::Standby => Status::unavailable(format!(
+                    "this instance is a standby: {} is active (lease epoch {}); send calls there",
+                    r.holder, r.epoch
+                )),
+                _ => Status::unavailable("the node is starting"),
+            }
+        })
+    }
+}
+
+/// The service over a node. `stop` asks the daemon to shut down.
 pub struct Api {
-    node: Arc<Node>,
+    node: Arc<NodeSlot>,
+    config: crate::Config,
     stop: mpsc::Sender<()>,
     /// Bakes macaroons under the current root key; None with `--no-macaroons`.
     baker: Option<Arc<credentials::Baker>>,
 }
 
 impl Api {
-    /// The API of `node`, with its credentials read from (or made in) the node's data dir.
-    pub fn new(node: Arc<Node>, stop: mpsc::Sender<()>) -> Result<Self, NodeError> {
-        let api = &node.config().api;
-        let baker = if api.macaroons { Some(Arc::new(credentials::Baker::load_or_create(&node.config().data_dir, api.rotate_root_key)?)) } else { None };
-        Ok(Self { node, stop, baker })
+    /// The API of the node `slot` will hold, with its credentials read from (or made in) the data dir.
+    pub fn new(config: &crate::Config, slot: Arc<NodeSlot>, stop: mpsc::Sender<()>) -> Result<Self, NodeError> {
+        let api = &config.api;
+        let baker = if api.macaroons { Some(Arc::new(credentials::Baker::load_or_create(&config.data_dir, api.rotate_root_key)?)) } else { None };
+        Ok(Self { node: slot, config: config.clone(), stop, baker })
     }
 
     /// Serves the API (with gRPC reflection) on `addr` until `shutdown` resolves: TLS, and every call
@@ -57,7 +90,7 @@ impl Api {
             .register_encoded_file_descriptor_set(lanes_proto::FILE_DESCRIPTOR_SET)
             .build_v1()
             .map_err(|e| NodeError::Internal(format!("reflection: {e}")))?;
-        let config = self.node.config().clone();
+        let config = self.config.clone();
         let security = &config.api;
         let mut server = tonic::transport::Server::builder();
         if security.tls {
@@ -89,7 +122,7 @@ impl Api {
     where
         F: std::future::Future<Output = Result<R, NodeError>>,
     {
-        Ok(Response::new(handler(Arc::clone(&self.node), req.into_inner()).await?))
+        Ok(Response::new(handler(self.node.get()?, req.into_inner()).await?))
     }
 }
 
@@ -106,6 +139,11 @@ pub(crate) fn opt(s: String) -> Option<String> {
 #[tonic::async_trait]
 impl Lanes for Api {
     async fn get_info(&self, r: Request<GetInfoRequest>) -> Result<Response<GetInfoResponse>, Status> {
+        // A standby answers who is active (and nothing about channels: it has none loaded).
+        let role = self.node.role.get();
+        if self.node.node.get().is_none() && role.role == Role::Standby {
+            return Ok(Response::new(convert::standby_info(role)));
+        }
         self.call(r, wallet::get_info).await
     }
 

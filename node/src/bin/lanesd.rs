@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use clap::Parser;
-use lanes_node::api::Api;
+use lanes_node::api::{Api, NodeSlot};
+use lanes_node::lease::RoleState;
 use lanes_node::config::{Args, Config};
 use lanes_node::Builder;
 use tokio::signal::unix::{signal, SignalKind};
@@ -31,17 +32,41 @@ async fn main() {
 async fn run() -> Result<(), lanes_node::NodeError> {
     let config = Config::from_args(Args::parse())?;
     let grpc = config.grpc_listen;
-    let node = Arc::new(Builder::new(config).build().await?);
+    lanes_node::builder::make_private(&config.data_dir)?;
 
-    // Stop on SIGINT, SIGTERM or the Stop RPC, whichever comes first.
+    // The API serves from the start: while the node is built (or, on a shared database, while this
+    // instance is a standby waiting for the lease) it answers GetInfo and UNAVAILABLE for the rest.
     let (stop_tx, mut stop_rx) = tokio::sync::mpsc::channel::<()>(1);
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    let role = Arc::new(RoleState::default());
+    let slot = Arc::new(NodeSlot::new(Arc::clone(&role)));
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let api = Api::new(Arc::clone(&node), stop_tx)?;
+    let api = Api::new(&config, Arc::clone(&slot), stop_tx)?;
     let mut server = tokio::spawn(api.serve(grpc, async {
         let _ = api_stop_rx.await;
     }));
+
+    // Stop on SIGINT, SIGTERM or the Stop RPC, whichever comes first, during the build too.
+    let built = tokio::select! {
+        node = Builder::new(config).with_role(role).build() => Some(node?),
+        _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping before the node started"); None }
+        _ = sigint.recv() => { tracing::info!("SIGINT: stopping before the node started"); None }
+        _ = stop_rx.recv() => None,
+        res = &mut server => {
+            return Err(match res {
+                Ok(Err(e)) => e,
+                Ok(Ok(())) => lanes_node::NodeError::Internal("the gRPC server stopped".into()),
+                Err(e) => lanes_node::NodeError::Internal(format!("gRPC task: {e}")),
+            });
+        }
+    };
+    let Some(node) = built else {
+        let _ = api_stop_tx.send(());
+        let _ = tokio::time::timeout(API_GRACE, &mut server).await;
+        return Ok(());
+    };
+    slot.set(Arc::clone(&node));
     tracing::info!(node_id = %node.node_id(), "lanesd ready");
     let server_result = tokio::select! {
         _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); None }
