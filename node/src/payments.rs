@@ -188,8 +188,12 @@ impl Payments {
             let ended = self.ended.notified();
             tokio::pin!(ended);
             ended.as_mut().enable();
+            // Counted before and after the attempt: payments that ended between LDK's "no route" and a count
+            // taken only after it would make a busy channel look idle, and fail a payment that load alone
+            // stopped (seen once in 40 in load.rs). Only "nothing in flight, before and after" is the truth.
+            let before = self.htlcs_in_flight();
             let in_flight = match start() {
-                Err(NodeError::Payment(PaymentError::NoRoute(reason))) => match self.htlcs_in_flight() {
+                Err(NodeError::Payment(PaymentError::NoRoute(reason))) => match before.max(self.htlcs_in_flight()) {
                     0 => return Err(PaymentError::NoRoute(reason).into()),
                     n => n,
                 },
