@@ -56,6 +56,8 @@ pub struct Postgres {
     /// The cluster (data) directory's parent, owned by the server's user. Removed on drop.
     cluster: tempfile::TempDir,
     password_file: PathBuf,
+    /// With TLS: the CA certificate (PEM) that signed the server's.
+    ca_file: Option<PathBuf>,
     child: Mutex<Option<Child>>,
 }
 
@@ -71,6 +73,12 @@ impl Postgres {
     /// Makes a cluster with initdb and starts the server; its log is `log_dir/postgres.log`. Returns once it
     /// accepts connections.
     pub async fn start(log_dir: &Path) -> Postgres {
+        Postgres::start_with(log_dir, false).await
+    }
+
+    /// [`Postgres::start`], with TLS on as well when `tls`: a server certificate for 127.0.0.1 signed by a
+    /// throw-away CA, whose certificate is [`Postgres::ca_file`]. Plain connections still work.
+    pub async fn start_with(log_dir: &Path, tls: bool) -> Postgres {
         let bin = tokio::task::spawn_blocking(postgres_bin).await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         let cluster = tempfile::Builder::new().prefix("lanes-postgres-").tempdir().expect("cannot create a temporary directory");
         // SAFETY: geteuid(2) cannot fail.
@@ -96,10 +104,28 @@ impl Postgres {
 
         let port = free_port();
         let mut server = server_command(&bin, cluster.path(), port);
+        let ca_file = tls.then(|| {
+            let (ca, cert, key) = tls_files();
+            let ca_file = log_dir.join("postgres-ca.pem");
+            std::fs::write(&ca_file, ca).expect("cannot write the CA certificate");
+            let (cert_path, key_path) = (cluster.path().join("server.crt"), cluster.path().join("server.key"));
+            std::fs::write(&cert_path, cert).expect("cannot write the server certificate");
+            std::fs::write(&key_path, key).expect("cannot write the server key");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).expect("chmod the server key");
+            // SAFETY: geteuid(2) cannot fail.
+            if unsafe { libc::geteuid() } == 0 {
+                for p in [&cert_path, &key_path] {
+                    std::os::unix::fs::chown(p, Some(NOBODY), Some(NOBODY)).expect("cannot hand the TLS files to nobody");
+                }
+            }
+            server.args(["-c", "ssl=on", "-c"]).arg(format!("ssl_cert_file={}", cert_path.display())).arg("-c").arg(format!("ssl_key_file={}", key_path.display()));
+            ca_file
+        });
         let child = spawn_logged(&mut server, &log);
         let password_file = log_dir.join("postgres.password");
         std::fs::write(&password_file, POSTGRES_PASSWORD).expect("cannot write the password file");
-        let pg = Postgres { port, log, cluster, password_file, child: Mutex::new(Some(child)) };
+        let pg = Postgres { port, log, cluster, password_file, ca_file, child: Mutex::new(Some(child)) };
         pg.wait_ready().await;
         pg
     }
@@ -145,6 +171,11 @@ impl Postgres {
         &self.password_file
     }
 
+    /// With TLS ([`Postgres::start_with`]): the CA certificate clients must trust.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_deref()
+    }
+
     pub fn password(&self) -> &str {
         POSTGRES_PASSWORD
     }
@@ -178,6 +209,21 @@ impl Postgres {
         *self.child.lock().unwrap() = Some(spawn_logged(&mut server, &self.log));
         self.wait_ready().await;
     }
+}
+
+/// A throw-away CA and a server certificate for 127.0.0.1 and localhost signed by it: (CA PEM, server
+/// certificate PEM, server key PEM).
+fn tls_files() -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().expect("a CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "lanes-regtest postgres CA");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("the CA certificate");
+    let key = rcgen::KeyPair::generate().expect("a server key");
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).expect("server params");
+    params.distinguished_name.push(rcgen::DnType::CommonName, "127.0.0.1");
+    let cert = params.signed_by(&key, &ca, &ca_key).expect("the server certificate");
+    (ca.pem(), cert.pem(), key.serialize_pem())
 }
 
 /// The server of the cluster in `cluster`/data, on 127.0.0.1:`port` only.

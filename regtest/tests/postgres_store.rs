@@ -231,3 +231,27 @@ async fn one_instance_holds_the_lease_and_a_deposed_one_can_write_nothing() {
     assert_eq!(a.acquire_lease("a", ttl).unwrap(), Ok(3));
     assert_eq!(a.lease().unwrap().map(|l| (l.holder, l.epoch)), Some(("a".to_string(), 3)));
 }
+
+/// A remote database over TLS (`sslmode=require`): the server's certificate is checked against the CA
+/// given (`--db-ca-file`), the session is encrypted, and a server the store cannot verify is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_require_speaks_tls_and_checks_the_server_certificate() {
+    let dir = tmp();
+    let pg = Postgres::start_with(dir.path(), true).await;
+    let dsn = format!("{}?sslmode=require", pg.create_database("tls").await);
+    let ca = pg.ca_file().expect("a CA").to_path_buf();
+
+    let store = PgStore::open(&PgOptions { dsn: dsn.clone(), password: Some(pg.password().into()), ca_file: Some(ca) }).expect("open over TLS");
+    store.write("k", "", "v", vec![7]).unwrap();
+    assert_eq!(store.read("k", "", "v").unwrap(), vec![7]);
+    let (client, connection) = tokio_postgres_config(&pg, "postgres").connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let rows = client
+        .query("SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = 'tls'", &[])
+        .await
+        .unwrap();
+    assert!(!rows.is_empty() && rows.iter().all(|r| r.get::<_, bool>(0)), "every session of the store is encrypted");
+
+    let unverified = PgStore::open(&PgOptions { dsn, password: Some(pg.password().into()), ca_file: None }).err().expect("an unknown CA must be refused").to_string();
+    assert!(unverified.to_lowercase().contains("certificate"), "{unverified}");
+}
