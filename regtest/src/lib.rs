@@ -59,7 +59,7 @@ mod wait;
 
 pub use electrum::{btc_to_sat, electrum_exes, sat_to_btc, Electrum, ElectrumBalance, ElectrumChannel, ElectrumInvoice, ElectrumPayment, ELECTRUM_FEE_ETAS};
 pub use bitcoind::{bitcoind_exe, Bitcoind, MINER_WALLET, RPC_PASSWORD, RPC_USER};
-pub use net::{Net, KEEP_TMP_ENV, LANESD_EXE_ENV};
+pub use net::{Net, KEEP_TMP_ENV, LANESD_EXE_ENV, TEST_STORE_ENV};
 pub use lightning::{HeldPayment, Line, Pair};
 pub use node::Node;
 pub use postgres::{postgres_bin, Postgres, POSTGRES_PASSWORD, POSTGRES_USER};

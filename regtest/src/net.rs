@@ -23,6 +23,11 @@ use crate::process::free_port;
 pub const LANESD_EXE_ENV: &str = "LANESD_EXE";
 /// Environment variable that keeps the temporary directory when set to `1`.
 pub const KEEP_TMP_ENV: &str = "LANES_KEEP_TMP";
+/// Environment variable that, set to `postgres`, puts every node a story starts with [`Net::node`] (and
+/// the other constructors that do not choose a store) on the net's PostgreSQL server instead of sled: any
+/// story can then be run against PostgreSQL, e.g. `LANES_TEST_STORE=postgres cargo test -p lanes-node
+/// --test channels`.
+pub const TEST_STORE_ENV: &str = "LANES_TEST_STORE";
 
 /// A running regtest network. See the crate docs for a walk through.
 pub struct Net {
@@ -138,6 +143,12 @@ impl Net {
     }
 
     async fn node_inner(&self, name: &str, opts: &NodeOptions) -> Node {
+        let mut opts = opts.clone();
+        if std::env::var(TEST_STORE_ENV).is_ok_and(|v| v == "postgres") && !opts.args.iter().any(|a| a == "--db") && opts.tmpfs_bytes.is_none() {
+            let pg = self.postgres().await;
+            opts.args.extend(["--db".to_string(), pg.create_database(name).await, "--db-password-file".into(), pg.password_file().display().to_string()]);
+        }
+        let opts = &opts;
         let dir = self.shared.root.join(name);
         assert!(!dir.exists(), "a node called {name} already exists in this net");
         std::fs::create_dir_all(&dir).expect("cannot create the node's data dir");
