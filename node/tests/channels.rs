@@ -4,6 +4,7 @@
 use lanes_regtest::bitcoin::{OutPoint, Transaction, Txid};
 use lanes_regtest::proto::v1::*;
 use lanes_regtest::{Line, Net, Node, Pair};
+use lanes_regtest::RpcApi;
 use tonic::Code;
 
 const CHANNEL: u64 = 1_000_000;
@@ -338,9 +339,14 @@ async fn an_urgent_anchor_close_left_out_of_blocks_is_bumped_again_with_the_same
     assert!(second_fee * first_vsize > first_fee * second_vsize, "a higher fee rate: {second_fee} sat / {second_vsize} vB, was {first_fee} sat / {first_vsize} vB");
     assert!(!net.mempool().await.contains(&first.child.compute_txid()), "the first child was replaced");
 
-    net.mine(1).await;
-    assert_eq!(net.tx_confirmations(second.commitment.compute_txid()).await, 1);
-    assert_eq!(net.tx_confirmations(second.child.compute_txid()).await, 1);
+    // The node may bump once more before the block (blocks it saw during mine_empty still trigger
+    // rebroadcasts): whichever child is the latest, it confirms with the commitment and spends that coin.
+    let block = net.mine(1).await[0];
+    let txs = net.rpc().get_block(&block).expect("the mined block").txdata;
+    let commitment = second.commitment.compute_txid();
+    assert!(txs.iter().any(|t| t.compute_txid() == commitment), "the commitment confirmed");
+    let child = txs.iter().find(|t| t.input.iter().any(|i| i.previous_output.txid == commitment)).expect("a child of the commitment confirmed with it");
+    assert_eq!(wallet_coin_of(&second.commitment, child, &alice_coins), coin, "the child that confirmed spends the same wallet coin");
 }
 
 /// The funding outpoint of a channel, as "txid:vout".

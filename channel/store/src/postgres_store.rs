@@ -174,7 +174,17 @@ fn pg_err(target: &str, e: tokio_postgres::Error) -> io::Error {
     // server's detail are what an operator needs.
     let detail = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => e.to_string(),
+        None => {
+            // The driver's own message is generic ("error performing TLS handshake"): the causes say why
+            // (an untrusted certificate, a refused connection).
+            let mut detail = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                detail = format!("{detail}: {cause}");
+                source = cause.source();
+            }
+            detail
+        }
     };
     let kind = if e.is_closed() || e.as_db_error().is_none() { io::ErrorKind::ConnectionAborted } else { io::ErrorKind::Other };
     io::Error::new(kind, format!("PostgreSQL at {target}: {detail}"))
