@@ -389,6 +389,7 @@ impl Builder {
             bumper,
             logger: Arc::clone(&logger),
             user_config,
+            trusted_0conf: config.trusted_peers_0conf.clone(),
         });
         let services = Services {
             onchain: Arc::new(Onchain::new(Arc::clone(&wallet), Arc::clone(&channel_manager))),

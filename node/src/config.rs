@@ -104,6 +104,14 @@ pub struct Args {
     /// system's.
     #[arg(long)]
     pub db_ca_file: Option<PathBuf>,
+    /// A peer (node id, hex) whose inbound channels are accepted as zero-conf: usable at once, before the
+    /// funding transaction confirms (repeatable; ldk-node's trusted_peers_0conf). Only for peers you trust
+    /// not to double-spend the funding: until it confirms, what they pay you over the channel is only as
+    /// good as their word. Channels we fund are usable at zero conf whenever the peer allows it (we trust
+    /// our own funding).
+    #[arg(long = "trusted-peer-0conf")]
+    #[serde(default, rename = "trusted_peer_0conf")]
+    pub trusted_peer_0conf: Vec<String>,
     /// Make a new macaroon root key at start: every macaroon made before stops working, and new
     /// admin, readonly and invoice macaroons are written.
     #[arg(long)]
@@ -129,6 +137,8 @@ pub struct Config {
     pub max_accepted_htlcs: u16,
     /// Which store holds the node's state (see [`Args::db`]).
     pub store: StoreChoice,
+    /// Peers whose inbound channels we accept as zero-conf (see [`Args::trusted_peer_0conf`]).
+    pub trusted_peers_0conf: Vec<bitcoin::secp256k1::PublicKey>,
 }
 
 /// The store the builder opens.
@@ -289,11 +299,17 @@ impl Config {
         if !(1..=MAX_ACCEPTED_HTLCS).contains(&max_accepted_htlcs) {
             return Err(NodeError::Config(format!("--max-accepted-htlcs {max_accepted_htlcs} is outside 1..={MAX_ACCEPTED_HTLCS}")));
         }
+        let trusted = if args.trusted_peer_0conf.is_empty() { file.trusted_peer_0conf } else { args.trusted_peer_0conf };
+        let trusted_peers_0conf = trusted
+            .iter()
+            .map(|id| id.trim().parse().map_err(|_| NodeError::Config(format!("--trusted-peer-0conf {id:?} is not a node id (66 hex characters)"))))
+            .collect::<Result<Vec<_>, _>>()?;
         let store = StoreChoice::from_setting(args.db.or(file.db), args.db_password_file.or(file.db_password_file), args.db_ca_file.or(file.db_ca_file))?;
         Ok(Self {
             api,
             max_accepted_htlcs,
             store,
+            trusted_peers_0conf,
             forward_to_private_channels: args.forward_to_private_channels.or(file.forward_to_private_channels).unwrap_or(true),
             fees,
             network,
@@ -437,6 +453,19 @@ mod tests {
         assert!(err(&["--db-password-file", pass.to_str().unwrap()]).contains("for a PostgreSQL --db"));
         std::fs::write(dir.path().join("lanesd.toml"), format!("db = \"{dsn}\"\n")).unwrap();
         assert!(matches!(with(&[]).unwrap().store, StoreChoice::Postgres(_)), "the config file can choose it");
+    }
+
+    #[test]
+    fn trusted_zero_conf_peers_are_node_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let base = ["--data-dir", d, "--bitcoind-rpc-user", "u", "--bitcoind-rpc-password", "p"];
+        let with = |extra: &[&str]| Config::from_args(args(&[&base[..], extra].concat()));
+        assert!(with(&[]).unwrap().trusted_peers_0conf.is_empty(), "nobody is trusted by default");
+        let id = "02eec7245d6b7d2ccb30380bfbe2a3648cd7a942653f5aa340edcea1f283686619";
+        assert_eq!(with(&["--trusted-peer-0conf", id]).unwrap().trusted_peers_0conf, vec![id.parse().unwrap()]);
+        let err = with(&["--trusted-peer-0conf", "02ee"]).unwrap_err().to_string();
+        assert!(err.contains("is not a node id"), "{err}");
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct EventHandler {
     pub bumper: Arc<crate::anchors::Bumper>,
     pub logger: Arc<LdkTracing>,
     pub user_config: UserConfig,
+    /// Peers whose inbound channels are accepted as zero-conf (`--trusted-peer-0conf`).
+    pub trusted_0conf: Vec<bitcoin::secp256k1::PublicKey>,
 }
 
 impl EventHandler {
@@ -101,8 +103,15 @@ impl EventHandler {
                         tracing::warn!(peer = %counterparty_node_id, reserve_sat = need, wallet_sat = have, "accepting an anchor channel while the wallet holds less than the reserve that bumps its closing fees: fund the wallet");
                     }
                 }
-                match self.channel_manager.accept_inbound_channel(&temporary_channel_id, &counterparty_node_id, 0, None) {
-                    Ok(()) => tracing::info!(peer = %counterparty_node_id, capacity_sat = funding_satoshis, anchors = channel_type.supports_anchors_zero_fee_htlc_tx(), "inbound channel accepted"),
+                // A trusted peer's channel is usable at once, before its funding confirms: we take its word
+                // that it will not double-spend the funding (`--trusted-peer-0conf`).
+                let zero_conf = self.trusted_0conf.contains(&counterparty_node_id);
+                let accepted = match zero_conf {
+                    true => self.channel_manager.accept_inbound_channel_from_trusted_peer_0conf(&temporary_channel_id, &counterparty_node_id, 0, None),
+                    false => self.channel_manager.accept_inbound_channel(&temporary_channel_id, &counterparty_node_id, 0, None),
+                };
+                match accepted {
+                    Ok(()) => tracing::info!(peer = %counterparty_node_id, capacity_sat = funding_satoshis, anchors = channel_type.supports_anchors_zero_fee_htlc_tx(), zero_conf, "inbound channel accepted"),
                     Err(e) => tracing::warn!(peer = %counterparty_node_id, error = ?e, "inbound channel could not be accepted"),
                 }
             }

@@ -171,9 +171,19 @@ impl Payments {
         })
     }
 
-    /// HTLCs of ours under way on usable channels: each holds an HTLC slot and some capacity until it ends.
+    /// HTLCs under way on usable channels that hold capacity we are about to have: ours (each holds an HTLC
+    /// slot and some capacity until it ends), and those we were paid or refused whose removal is not yet
+    /// irrevocable (what we were just paid becomes spendable only then: paying it on at once found "no
+    /// route" on a zero-conf channel in zero_conf.rs). HTLCs merely held (hold invoices) do not count:
+    /// they may stay for hours.
     fn htlcs_in_flight(&self) -> usize {
-        self.channel_manager.list_usable_channels().iter().map(|c| c.pending_outbound_htlcs.len()).sum()
+        use lightning::ln::channel_state::InboundHTLCStateDetails as In;
+        let settling = |s: &Option<In>| matches!(s, Some(In::AwaitingRemoteRevokeToRemoveFulfill | In::AwaitingRemoteRevokeToRemoveFail));
+        self.channel_manager
+            .list_usable_channels()
+            .iter()
+            .map(|c| c.pending_outbound_htlcs.len() + c.pending_inbound_htlcs.iter().filter(|h| settling(&h.state)).count())
+            .sum()
     }
 
     /// Hands a payment to LDK with `start`. When LDK finds no route only because our channels are busy (every
