@@ -26,14 +26,15 @@ async fn one_run() -> (Duration, Duration) {
 
     alice.kill().await;
     let killed = Instant::now();
-    // Poll both ways at once: the standby's GetInfo, and bob paying the node (whichever instance serves it).
+    // Poll both ways at once: the standby's GetInfo, and bob paying the node (one node id: whichever instance
+    // serves it).
     let active = async {
         standby.wait_active(Duration::from_secs(60)).await;
         killed.elapsed()
     };
     let served = async {
         loop {
-            if matches!(bob.keysend(&standby, 1_000_000).await, Ok(p) if p.status == PaymentStatus::Succeeded as i32) {
+            if matches!(bob.keysend(&alice, 1_000_000).await, Ok(p) if p.status == PaymentStatus::Succeeded as i32) {
                 return killed.elapsed();
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bitcoin::secp256k1::PublicKey;
-use bitcoin::ScriptBuf;
+use bitcoin::{ScriptBuf, Txid};
 use lightning::chain::channelmonitor::Balance;
 use lightning::chain::transaction::OutPoint;
 use lightning::events::ClosureReason;
@@ -97,12 +97,42 @@ pub struct ClosedView {
 
 struct PendingOpen {
     sat_per_vbyte: Option<String>,
-    done: oneshot::Sender<Result<OutPoint, String>>,
+    /// The caller of a single open; None for a member of a batch (its batch answers).
+    done: Option<oneshot::Sender<Result<OutPoint, String>>>,
+    /// The batch this open is part of.
+    batch: Option<u64>,
+}
+
+/// A batch open under way: channels to several peers funded by one transaction, all or none.
+struct Batch {
+    /// Every member's user_channel_id, in the caller's order.
+    members: Vec<u128>,
+    /// Members whose funding output LDK has asked for, by user_channel_id.
+    ready: HashMap<u128, ReadyToFund>,
+    sat_per_vbyte: Option<String>,
+    done: Option<oneshot::Sender<Result<(Txid, Vec<OutPoint>), String>>>,
+}
+
+struct ReadyToFund {
+    temp_id: ChannelId,
+    peer: PublicKey,
+    value_sat: u64,
+    script: ScriptBuf,
+}
+
+/// One channel of a batch open.
+#[derive(Clone, Debug)]
+pub struct BatchMember {
+    pub peer: PublicKey,
+    pub amount_sat: u64,
+    pub push_msat: u64,
+    pub private: bool,
 }
 
 /// The channels service.
 pub struct Channels {
     pending_opens: Mutex<HashMap<u128, PendingOpen>>,
+    batches: Mutex<HashMap<u64, Batch>>,
     closed: Records<ClosedRecord>,
     node_id: PublicKey,
     channel_manager: Arc<ChannelManager>,
@@ -144,6 +174,7 @@ impl Channels {
     pub fn open(store: &lanes_store::DynStore, d: ChannelsDeps) -> Result<Self, NodeError> {
         Ok(Self {
             pending_opens: Mutex::new(HashMap::new()),
+            batches: Mutex::new(HashMap::new()),
             closed: Records::open(store, lanes_store::layout::CLOSED_CHANNELS)?,
             node_id: d.node_id,
             channel_manager: d.channel_manager,
@@ -192,7 +223,7 @@ impl Channels {
 
         let user_channel_id = u128::from_be_bytes(lightning::sign::EntropySource::get_secure_random_bytes(&*self.keys)[..16].try_into().expect("16 bytes"));
         let (tx, rx) = oneshot::channel();
-        self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).insert(user_channel_id, PendingOpen { sat_per_vbyte, done: tx });
+        self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).insert(user_channel_id, PendingOpen { sat_per_vbyte, done: Some(tx), batch: None });
         let mut config = self.user_config.clone();
         config.channel_handshake_config.announce_for_forwarding = !private;
         if let Err(e) = self.channel_manager.create_channel(peer, amount_sat, push_msat, user_channel_id, None, Some(config)) {
@@ -211,9 +242,181 @@ impl Channels {
         }
     }
 
+    /// Opens channels to several connected peers funded by one transaction (LND's BatchOpenChannel, CLN's
+    /// multifundchannel): one fee, all or none. Answers with the funding txid and each channel's funding
+    /// outpoint, in the order given, once the transaction is built; LDK broadcasts it only when every peer
+    /// has signed its part, and if any peer refuses or fails, no channel of the batch opens and the wallet
+    /// keeps its coins.
+    pub async fn batch_open(&self, members: Vec<BatchMember>, sat_per_vbyte: Option<String>) -> Result<(Txid, Vec<(ChannelId, OutPoint)>), NodeError> {
+        if members.len() < 2 {
+            return Err(NodeError::Invalid("a batch opens at least 2 channels (use OpenChannel for one)".into()));
+        }
+        let mut peers = std::collections::HashSet::new();
+        let mut total: u64 = 0;
+        for m in &members {
+            if m.amount_sat == 0 {
+                return Err(NodeError::Invalid(format!("channel capacity to {} must be greater than 0", m.peer)));
+            }
+            let capacity_msat = m.amount_sat.checked_mul(1000).ok_or_else(|| NodeError::Invalid(format!("{} sat is too large", m.amount_sat)))?;
+            if m.push_msat >= capacity_msat {
+                return Err(NodeError::Invalid(format!("push amount {} msat to {} must be below the capacity {capacity_msat} msat", m.push_msat, m.peer)));
+            }
+            if m.peer == self.node_id {
+                return Err(NodeError::Invalid("cannot open a channel to ourselves: give another node's id".into()));
+            }
+            if !peers.insert(m.peer) {
+                return Err(NodeError::Invalid(format!("{} appears twice in the batch", m.peer)));
+            }
+            if self.peer_manager.peer_by_node_id(&m.peer).is_none() {
+                return Err(PeerError::NotConnected { peer: m.peer, hint: "ConnectPeer first" }.into());
+            }
+            total = total.checked_add(m.amount_sat).ok_or_else(|| NodeError::Invalid("the batch's total is too large".into()))?;
+        }
+        if let Some(rate) = &sat_per_vbyte {
+            lanes_wallet::wallet::parse_fee_rate(rate)?;
+        }
+        self.wallet.check_funds(total, self.anchor_reserve_sat(members.len()))?;
+
+        let batch_id = u64::from_be_bytes(lightning::sign::EntropySource::get_secure_random_bytes(&*self.keys)[..8].try_into().expect("8 bytes"));
+        let (tx, rx) = oneshot::channel();
+        let ids: Vec<u128> = members
+            .iter()
+            .map(|_| u128::from_be_bytes(lightning::sign::EntropySource::get_secure_random_bytes(&*self.keys)[..16].try_into().expect("16 bytes")))
+            .collect();
+        self.batches.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            batch_id,
+            Batch { members: ids.clone(), ready: HashMap::new(), sat_per_vbyte: sat_per_vbyte.clone(), done: Some(tx) },
+        );
+        for (m, id) in members.iter().zip(&ids) {
+            self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).insert(*id, PendingOpen { sat_per_vbyte: None, done: None, batch: Some(batch_id) });
+            let mut config = self.user_config.clone();
+            config.channel_handshake_config.announce_for_forwarding = !m.private;
+            if let Err(e) = self.channel_manager.create_channel(m.peer, m.amount_sat, m.push_msat, *id, None, Some(config)) {
+                let e = api_error(e);
+                self.abort_batch(batch_id, format!("opening the channel to {} failed: {e}", m.peer));
+                return Err(e);
+            }
+        }
+        tracing::info!(batch = %format!("{batch_id:016x}"), channels = members.len(), capacity_sat = total, "batch channel open requested");
+        match tokio::time::timeout(OPEN_TIMEOUT, rx).await {
+            Ok(Ok(Ok((txid, outpoints)))) => Ok((txid, outpoints.into_iter().map(|o| (ChannelId::v1_from_funding_outpoint(o), o)).collect())),
+            Ok(Ok(Err(why))) => Err(NodeError::Refused(why)),
+            Ok(Err(_)) => Err(NodeError::Internal("the batch open was dropped".into())),
+            Err(_) => {
+                let why = format!("not every peer accepted its channel within {} s: no channel of the batch opens", OPEN_TIMEOUT.as_secs());
+                self.abort_batch(batch_id, why.clone());
+                Err(NodeError::Timeout(why))
+            }
+        }
+    }
+
+    /// Ends a batch that cannot complete: every channel of it is closed before any funding exists (nothing
+    /// is broadcast), and its caller gets `why`.
+    fn abort_batch(&self, batch_id: u64, why: String) {
+        let Some(mut batch) = self.batches.lock().unwrap_or_else(|p| p.into_inner()).remove(&batch_id) else { return };
+        {
+            let mut pending = self.pending_opens.lock().unwrap_or_else(|p| p.into_inner());
+            for id in &batch.members {
+                pending.remove(id);
+            }
+        }
+        for c in self.channel_manager.list_channels().into_iter().filter(|c| batch.members.contains(&c.user_channel_id)) {
+            let _ = self.channel_manager.force_close_broadcasting_latest_txn(&c.channel_id, &c.counterparty.node_id, format!("batch open aborted: {why}"));
+        }
+        tracing::warn!(batch = %format!("{batch_id:016x}"), reason = %why, "batch channel open aborted: no channel of it opens");
+        if let Some(done) = batch.done.take() {
+            let _ = done.send(Err(why));
+        }
+    }
+
+    /// A channel closed before it was funded (the peer refused it, or it timed out): the open waiting for it
+    /// fails now with the reason, and a batch it was part of is aborted.
+    pub fn unfunded_channel_closed(&self, user_channel_id: u128, reason: &ClosureReason) {
+        let batch = {
+            let pending = self.pending_opens.lock().unwrap_or_else(|p| p.into_inner());
+            match pending.get(&user_channel_id) {
+                Some(p) => p.batch,
+                None => None,
+            }
+        };
+        let batch = batch.or_else(|| {
+            self.batches.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(_, b)| b.members.contains(&user_channel_id)).map(|(id, _)| *id)
+        });
+        match batch {
+            Some(b) => self.abort_batch(b, format!("a peer refused its channel: {reason}")),
+            None => {
+                if let Some(p) = self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).remove(&user_channel_id) {
+                    if let Some(done) = p.done {
+                        let _ = done.send(Err(format!("the peer refused the channel: {reason}")));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A batch member is ready to be funded; once all are, one transaction funds them all.
+    async fn fund_in_batch(&self, batch_id: u64, user_channel_id: u128, ready: ReadyToFund) {
+        let complete = {
+            let mut batches = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(batch) = batches.get_mut(&batch_id) else {
+                // Aborted meanwhile: this channel must not stay half-open.
+                let _ = self.channel_manager.force_close_broadcasting_latest_txn(&ready.temp_id, &ready.peer, "batch open aborted".into());
+                return;
+            };
+            batch.ready.insert(user_channel_id, ready);
+            if batch.ready.len() < batch.members.len() {
+                return;
+            }
+            batches.remove(&batch_id).expect("present")
+        };
+        let Batch { members, mut ready, sat_per_vbyte, done } = complete;
+        let order: Vec<ReadyToFund> = members.iter().filter_map(|id| ready.remove(id)).collect();
+        let outputs: Vec<(ScriptBuf, u64)> = order.iter().map(|r| (r.script.clone(), r.value_sat)).collect();
+        let wallet = Arc::clone(&self.wallet);
+        // These channels are already in the list: the reserve counts them.
+        let reserve = self.anchor_reserve_sat(0);
+        let built = tokio::task::spawn_blocking(move || wallet.build_batch_funding_tx(&outputs, sat_per_vbyte.as_deref(), reserve))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        let built_txid = built.as_ref().ok().map(|tx| tx.compute_txid());
+        let result = built.and_then(|tx| {
+            let txid = tx.compute_txid();
+            let mut outpoints = Vec::with_capacity(order.len());
+            for r in &order {
+                let vout = tx.output.iter().position(|o| o.script_pubkey == r.script).ok_or("funding output missing")? as u16;
+                outpoints.push(OutPoint { txid, index: vout });
+            }
+            let channels: Vec<(&ChannelId, &PublicKey)> = order.iter().map(|r| (&r.temp_id, &r.peer)).collect();
+            // LDK holds the transaction until every peer has sent funding_signed, then broadcasts it; if any
+            // channel of the batch closes before that, it closes them all and discards the funding.
+            self.channel_manager.batch_funding_transaction_generated(&channels, tx).map_err(|e| format!("{e:?}"))?;
+            Ok((txid, outpoints))
+        });
+        if let Err(why) = &result {
+            tracing::warn!(batch = %format!("{batch_id:016x}"), error = %why, "funding the batch failed: abandoning it");
+            if let Some(txid) = built_txid {
+                if let Err(e) = self.wallet.forget_tx(txid) {
+                    tracing::error!(%txid, error = %e, "could not release the abandoned batch funding's inputs");
+                }
+            }
+            for r in &order {
+                let _ = self.channel_manager.force_close_broadcasting_latest_txn(&r.temp_id, &r.peer, format!("batch funding failed: {why}"));
+            }
+        } else if let Some(txid) = built_txid {
+            tracing::info!(batch = %format!("{batch_id:016x}"), %txid, channels = order.len(), "batch funding handed to LDK: broadcast once every peer signed");
+        }
+        if let Some(done) = done {
+            let _ = done.send(result.map_err(|e| e.to_string()));
+        }
+    }
+
     /// LDK asks for the funding transaction: build it from the wallet and hand it over.
     pub async fn fund(&self, temp_id: ChannelId, peer: PublicKey, value_sat: u64, script: ScriptBuf, user_channel_id: u128) {
         let pending = self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).remove(&user_channel_id);
+        if let Some(batch) = pending.as_ref().and_then(|p| p.batch) {
+            return self.fund_in_batch(batch, user_channel_id, ReadyToFund { temp_id, peer, value_sat, script }).await;
+        }
         let rate = pending.as_ref().and_then(|p| p.sat_per_vbyte.clone());
         let wallet = Arc::clone(&self.wallet);
         // This channel is already in the list: the reserve counts it.
@@ -240,8 +443,8 @@ impl Channels {
             }
             let _ = self.channel_manager.force_close_broadcasting_latest_txn(&temp_id, &peer, format!("funding failed: {why}"));
         }
-        if let Some(p) = pending {
-            let _ = p.done.send(result);
+        if let Some(done) = pending.and_then(|p| p.done) {
+            let _ = done.send(result);
         }
     }
 

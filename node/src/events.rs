@@ -64,7 +64,11 @@ impl EventHandler {
                 self.announcer.announce_node();
                 self.bus.publish(NodeEvent { kind: "channel_opened", node_id: counterparty_node_id.to_string(), channel_id: channel_id.to_string(), ..Default::default() });
             }
-            Event::ChannelClosed { channel_id, reason, counterparty_node_id, channel_capacity_sats, channel_funding_txo, .. } => {
+            Event::ChannelClosed { channel_id, reason, counterparty_node_id, channel_capacity_sats, channel_funding_txo, user_channel_id, .. } => {
+                if channel_funding_txo.is_none() {
+                    // Closed before it was funded: an open waiting for it (alone or in a batch) fails now.
+                    self.channels.unfunded_channel_closed(user_channel_id, &reason);
+                }
                 let peer = counterparty_node_id.map(|p| p.to_string()).unwrap_or_default();
                 if let Some(peer_rate) = refused_peer_fee(&reason) {
                     // The peer's fee rate was above what our dust exposure cap allows: say so with the numbers,

@@ -226,9 +226,11 @@ impl OnchainWallet {
             (false, 0) => return Err(WalletError::InvalidAmount("amount must be greater than 0 (or use send_all)".into())),
         }
         let fee_rate = self.fee_rate(req.sat_per_vbyte.as_deref())?;
-        let target = if req.send_all { Target::All } else { Target::Amount(req.amount_sat) };
+        let script = address.script_pubkey();
+        let one = [(script.clone(), req.amount_sat)];
+        let target = if req.send_all { Target::All(&script) } else { Target::Pay(&one) };
         let mut w = self.wallet();
-        let (tx, fee) = self.build_signed(&mut w, address.script_pubkey(), target, fee_rate, req.reserve_sat)?;
+        let (tx, fee) = self.build_signed(&mut w, target, fee_rate, req.reserve_sat)?;
         let sent = tx.output.iter().filter(|o| o.script_pubkey == address.script_pubkey()).map(|o| o.value.to_sat()).sum();
         let txid = self.rpc.send_raw_transaction(&tx).map_err(|e| WalletError::Bitcoind(format!("broadcast: {e}")))?;
         self.track_unconfirmed(&mut w, tx)?;
@@ -244,8 +246,20 @@ impl OnchainWallet {
     ) -> Result<Transaction, WalletError> {
         let fee_rate = self.fee_rate(sat_per_vbyte)?;
         let mut w = self.wallet();
-        let (tx, fee) = self.build_signed(&mut w, script, Target::Amount(amount_sat), fee_rate, reserve_sat)?;
+        let (tx, fee) = self.build_signed(&mut w, Target::Pay(&[(script, amount_sat)]), fee_rate, reserve_sat)?;
         tracing::info!(txid = %tx.compute_txid(), amount_sat, fee_sat = fee, "channel funding transaction built");
+        self.track_unconfirmed(&mut w, tx.clone())?;
+        Ok(tx)
+    }
+
+    /// One transaction funding several channels (a batch open): one output per `(script, amount)`, one
+    /// fee, keeping `reserve_sat` in the wallet. Built, signed and recorded as ours, not broadcast.
+    pub fn build_batch_funding_tx(&self, outputs: &[(ScriptBuf, u64)], sat_per_vbyte: Option<&str>, reserve_sat: u64) -> Result<Transaction, WalletError> {
+        let fee_rate = self.fee_rate(sat_per_vbyte)?;
+        let mut w = self.wallet();
+        let (tx, fee) = self.build_signed(&mut w, Target::Pay(outputs), fee_rate, reserve_sat)?;
+        let amount_sat: u64 = outputs.iter().map(|(_, a)| a).sum();
+        tracing::info!(txid = %tx.compute_txid(), channels = outputs.len(), amount_sat, fee_sat = fee, "batch funding transaction built");
         self.track_unconfirmed(&mut w, tx.clone())?;
         Ok(tx)
     }
@@ -347,13 +361,12 @@ impl OnchainWallet {
     fn build_signed(
         &self,
         w: &mut PersistedWallet<WalletStore>,
-        script: ScriptBuf,
-        target: Target,
+        target: Target<'_>,
         fee_rate: FeeRate,
         reserve_sat: u64,
     ) -> Result<(Transaction, u64), WalletError> {
-        if let Target::Amount(sat) = target {
-            if sat > lanes_common::MAX_MSAT / 1000 {
+        if let Target::Pay(outputs) = target {
+            if let Some((_, sat)) = outputs.iter().find(|(_, sat)| *sat > lanes_common::MAX_MSAT / 1000) {
                 return Err(WalletError::InvalidAmount(format!("{sat} sat is more than 21 million bitcoin")));
             }
         }
@@ -366,19 +379,21 @@ impl OnchainWallet {
             )));
         }
         let reserve_script = match (target, reserve_sat) {
-            (Target::All, 1..) => Some(w.reveal_next_address(KeychainKind::Internal).address.script_pubkey()),
+            (Target::All(_), 1..) => Some(w.reveal_next_address(KeychainKind::Internal).address.script_pubkey()),
             _ => None,
         };
         let mut builder = w.build_tx();
         match target {
-            Target::All => {
+            Target::All(script) => {
                 builder.drain_wallet().drain_to(script.clone());
                 if let Some(reserve) = reserve_script {
                     builder.add_recipient(reserve, Amount::from_sat(reserve_sat));
                 }
             }
-            Target::Amount(sat) => {
-                builder.add_recipient(script.clone(), Amount::from_sat(sat));
+            Target::Pay(outputs) => {
+                for (script, sat) in outputs {
+                    builder.add_recipient(script.clone(), Amount::from_sat(*sat));
+                }
             }
         }
         builder.fee_rate(fee_rate);
@@ -389,7 +404,10 @@ impl OnchainWallet {
         }
         let fee = psbt.fee().map_err(|e| WalletError::Build(e.to_string()))?;
         let tx = psbt.extract_tx().map_err(|e| WalletError::Build(e.to_string()))?;
-        let paid: u64 = tx.output.iter().filter(|o| o.script_pubkey == script).map(|o| o.value.to_sat()).sum();
+        let paid: u64 = match target {
+            Target::All(script) => tx.output.iter().filter(|o| &o.script_pubkey == script).map(|o| o.value.to_sat()).sum(),
+            Target::Pay(outputs) => outputs.iter().map(|(_, sat)| sat).sum(),
+        };
         let left = before.saturating_sub(paid).saturating_sub(fee.to_sat());
         if left < reserve_sat {
             // Nothing was persisted or broadcast: the refused payment changes nothing.
@@ -446,13 +464,14 @@ pub fn parse_fee_rate(s: &str) -> Result<FeeRate, WalletError> {
 
 /// What a transaction pays to its one recipient.
 #[derive(Clone, Copy, Debug)]
-enum Target {
-    Amount(u64),
-    /// Everything the wallet has, less the fee.
-    All,
+enum Target<'a> {
+    /// These outputs (script, sat), the change back to the wallet.
+    Pay(&'a [(ScriptBuf, u64)]),
+    /// Everything the wallet has, less the fee, to this script.
+    All(&'a ScriptBuf),
 }
 
-fn build_error(e: CreateTxError, target: Target) -> WalletError {
+fn build_error(e: CreateTxError, target: Target<'_>) -> WalletError {
     match e {
         CreateTxError::CoinSelection(f) => WalletError::InsufficientFunds(format!(
             "need {} sat, the wallet has {} sat available",
@@ -460,9 +479,9 @@ fn build_error(e: CreateTxError, target: Target) -> WalletError {
             f.available.to_sat()
         )),
         CreateTxError::NoUtxosSelected => WalletError::InsufficientFunds("the wallet has no spendable outputs".into()),
-        CreateTxError::OutputBelowDustLimit(_) => match target {
-            Target::Amount(sat) => WalletError::InvalidAmount(format!("{sat} sat is below the dust limit")),
-            Target::All => WalletError::InsufficientFunds("what the wallet has does not cover the fee".into()),
+        CreateTxError::OutputBelowDustLimit(i) => match target {
+            Target::Pay(outputs) => WalletError::InvalidAmount(format!("{} sat is below the dust limit", outputs.get(i).map_or(0, |(_, sat)| *sat))),
+            Target::All(_) => WalletError::InsufficientFunds("what the wallet has does not cover the fee".into()),
         },
         other => WalletError::Build(other.to_string()),
     }

@@ -116,6 +116,19 @@ pub enum Command {
         #[arg(value_name = "NODE_ID SAT", num_args = 0..=2)]
         positional: Vec<String>,
     },
+    /// Open channels to several connected peers with one funding transaction, all or none (LND's
+    /// batchopenchannel): `lanes-cli batchopenchannel NODE_ID:SAT NODE_ID:SAT ...`.
+    Batchopenchannel {
+        /// One per channel: the peer's node id and the capacity in satoshis, as NODE_ID:SAT.
+        #[arg(value_name = "NODE_ID:SAT", num_args = 2.., required = true)]
+        channels: Vec<String>,
+        /// Do not announce the channels to the network.
+        #[arg(long)]
+        private: bool,
+        /// Fee rate of the funding transaction in sat/vbyte (default: estimated by lanesd).
+        #[arg(long = "sat_per_vbyte", alias = "sat-per-vbyte", value_name = "RATE")]
+        sat_per_vbyte: Option<String>,
+    },
     /// Channels that are not closed (pending ones included).
     Listchannels {
         /// Only channels usable right now.

@@ -205,6 +205,16 @@ pub fn listpeers(r: ListPeersResponse) -> Output {
 
 // ---- channels ----
 
+pub fn batchopenchannel(r: BatchOpenChannelResponse) -> Output {
+    let mut l = Lines::default();
+    l.kv("funding txid", &r.funding_txid);
+    for c in &r.channels {
+        l.kv("channel id", format!("{} (output {})", c.channel_id, c.funding_output_index));
+    }
+    l.text("One transaction funds them all; the channels are usable once it confirms (see pendingchannels).");
+    Output::new(json(&r), l)
+}
+
 pub fn openchannel(r: OpenChannelResponse) -> Output {
     let mut l = Lines::default();
     l.kv("channel id", &r.channel_id)

@@ -147,6 +147,17 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
             };
             human::openchannel(connect(rpc).await?.open_channel(req).await?.into_inner())
         }
+        Command::Batchopenchannel { channels, private, sat_per_vbyte } => {
+            let channels = channels
+                .iter()
+                .map(|c| match c.split_once(':').map(|(id, sat)| (id, sat.parse::<u64>())) {
+                    Some((id, Ok(sat))) => Ok(BatchOpenChannel { node_id: id.to_string(), local_funding_sat: sat, push_msat: 0, private: *private }),
+                    _ => Err(Failure::Usage(format!("{c:?}: give each channel as NODE_ID:SAT"))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let req = BatchOpenChannelRequest { channels, sat_per_vbyte: sat_per_vbyte.clone().unwrap_or_default() };
+            human::batchopenchannel(connect(rpc).await?.batch_open_channel(req).await?.into_inner())
+        }
         Command::Listchannels { active_only, peer } => {
             let req = ListChannelsRequest { active_only: *active_only, peer: peer.clone().unwrap_or_default() };
             human::listchannels(connect(rpc).await?.list_channels(req).await?.into_inner())

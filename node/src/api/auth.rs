@@ -36,6 +36,7 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
     ("ListPeers", "peers:read"),
     ("DisconnectPeer", "peers:write"),
     ("OpenChannel", "offchain:write"),
+    ("BatchOpenChannel", "offchain:write"),
     ("ListChannels", "offchain:read"),
     ("PendingChannels", "offchain:read"),
     ("CloseChannel", "offchain:write"),

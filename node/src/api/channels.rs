@@ -1,4 +1,4 @@
-//! Channel calls: OpenChannel, ListChannels, PendingChannels, CloseChannel, ClosedChannels,
+//! Channel calls: OpenChannel, BatchOpenChannel, ListChannels, PendingChannels, CloseChannel, ClosedChannels,
 //! UpdateChannelPolicy, ForwardingHistory.
 //!
 //! Owns: parsing this group's requests and converting the answers. Must never: hold policy or state, or reach
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use lanes_proto::v1::*;
 
 use super::{convert, opt};
+use crate::channels::BatchMember;
 use crate::peers::parse_node_id;
 use crate::{Node, NodeError};
 
@@ -15,6 +16,24 @@ pub async fn open(node: Arc<Node>, r: OpenChannelRequest) -> Result<OpenChannelR
     let peer = parse_node_id(&r.node_id)?;
     let (id, outpoint) = node.channels().open_channel(peer, r.local_funding_sat, r.push_msat, r.private, opt(r.sat_per_vbyte)).await?;
     Ok(OpenChannelResponse { channel_id: id.to_string(), funding_txid: outpoint.txid.to_string(), funding_output_index: outpoint.index as u32 })
+}
+
+pub async fn batch_open(node: Arc<Node>, r: BatchOpenChannelRequest) -> Result<BatchOpenChannelResponse, NodeError> {
+    let members = r
+        .channels
+        .into_iter()
+        .map(|c| Ok(BatchMember { peer: parse_node_id(&c.node_id)?, amount_sat: c.local_funding_sat, push_msat: c.push_msat, private: c.private }))
+        .collect::<Result<Vec<_>, NodeError>>()?;
+    let (txid, outpoints) = node.channels().batch_open(members, opt(r.sat_per_vbyte)).await?;
+    let channels = outpoints
+        .into_iter()
+        .map(|(id, o)| OpenChannelResponse {
+            channel_id: id.to_string(),
+            funding_txid: o.txid.to_string(),
+            funding_output_index: o.index as u32,
+        })
+        .collect();
+    Ok(BatchOpenChannelResponse { funding_txid: txid.to_string(), channels })
 }
 
 pub async fn list(node: Arc<Node>, r: ListChannelsRequest) -> Result<ListChannelsResponse, NodeError> {

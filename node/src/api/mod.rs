@@ -185,6 +185,10 @@ impl Lanes for Api {
         self.call(r, channels::open).await
     }
 
+    async fn batch_open_channel(&self, r: Request<BatchOpenChannelRequest>) -> Result<Response<BatchOpenChannelResponse>, Status> {
+        self.call(r, channels::batch_open).await
+    }
+
     async fn list_channels(&self, r: Request<ListChannelsRequest>) -> Result<Response<ListChannelsResponse>, Status> {
         self.call(r, channels::list).await
     }
