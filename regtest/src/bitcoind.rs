@@ -38,21 +38,12 @@ pub fn bitcoind_exe() -> PathBuf {
 }
 
 fn provision() -> Result<PathBuf, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bitcoind.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        return Err(format!("{} failed ({}):\n{stderr}", script.display(), out.status));
+    let lines = crate::process::run_provisioning_script("bitcoind.sh")?;
+    let path = PathBuf::from(lines.last().expect("not empty"));
+    match path.is_file() {
+        true => Ok(path),
+        false => Err(format!("regtest/scripts/bitcoind.sh printed {lines:?}, which is not an executable")),
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let path = PathBuf::from(stdout.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("").trim());
-    if !path.is_file() {
-        return Err(format!("{} printed {stdout:?}, which is not an executable\n{stderr}", script.display()));
-    }
-    Ok(path)
 }
 
 /// A running bitcoind with a funded "miner" wallet. Dropping it stops the process.

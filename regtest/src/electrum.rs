@@ -71,19 +71,12 @@ pub fn electrum_exes() -> (PathBuf, PathBuf) {
 }
 
 fn provision() -> Result<(PathBuf, PathBuf), String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/electrum.sh");
-    let out = Command::new("bash").arg(&script).output().map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        return Err(format!("{} failed ({}):\n{stderr}", script.display(), out.status));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = stdout.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    match lines[..] {
+    let lines = crate::process::run_provisioning_script("electrum.sh")?;
+    match &lines[..] {
         [.., electrum, electrumx] if Path::new(electrum).is_file() && Path::new(electrumx).is_file() => {
             Ok((PathBuf::from(electrum), PathBuf::from(electrumx)))
         }
-        _ => Err(format!("{} printed {stdout:?}, not two executables\n{stderr}", script.display())),
+        _ => Err(format!("regtest/scripts/electrum.sh printed {lines:?}, not two executables")),
     }
 }
 

@@ -30,18 +30,12 @@ const NOBODY: u32 = 65534;
 pub fn postgres_bin() -> PathBuf {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let provisioned = BIN.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres.sh");
-        let out = Command::new("bash").arg(&script).output().map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() {
-            return Err(format!("{} failed ({}):\n{stderr}", script.display(), out.status));
+        let lines = crate::process::run_provisioning_script("postgres.sh")?;
+        let dir = PathBuf::from(lines.last().expect("not empty"));
+        match dir.join("postgres").is_file() {
+            true => Ok(dir),
+            false => Err(format!("regtest/scripts/postgres.sh printed {lines:?}, which holds no postgres")),
         }
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let dir = PathBuf::from(stdout.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("").trim());
-        if !dir.join("postgres").is_file() {
-            return Err(format!("{} printed {stdout:?}, which holds no postgres\n{stderr}", script.display()));
-        }
-        Ok(dir)
     });
     match provisioned {
         Ok(dir) => dir.clone(),

@@ -97,6 +97,23 @@ fn spawn_from_long_lived_thread(cmd: &mut Command) -> std::io::Result<Child> {
     reply_rx.recv().map_err(|_| std::io::Error::other("the spawner thread is gone"))?
 }
 
+/// Runs a provisioning script of `regtest/scripts/` (bash; idempotent) and returns the non-empty lines it
+/// printed on stdout; an error with its stderr if it fails. Progress goes to its stderr.
+pub fn run_provisioning_script(name: &str) -> Result<Vec<String>, String> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name);
+    let out = Command::new("bash").arg(&script).output().map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(format!("{} failed ({}):\n{stderr}", script.display(), out.status));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<String> = stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    if lines.is_empty() {
+        return Err(format!("{} printed nothing\n{stderr}", script.display()));
+    }
+    Ok(lines)
+}
+
 /// Sends `signal` (e.g. `libc::SIGTERM`) to a child the harness spawned, unless it has already exited.
 pub fn signal(child: &mut Child, signal: libc::c_int) {
     if matches!(child.try_wait(), Ok(None)) {

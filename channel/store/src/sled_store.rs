@@ -641,26 +641,16 @@ mod tests {
 
     /// Group commit: a batch costs one log sync however many changes it holds, applies them in order, and
     /// with a bad key changes nothing.
+    /// What a batch does is the contract's (`keeps_the_store_contract`); sled's part is that it costs one
+    /// sync, and a refused one none.
     #[test]
-    fn a_batch_is_applied_in_order_with_one_sync_or_not_at_all() {
+    fn a_batch_costs_one_sync() {
         let (_d, s) = store();
-        s.write("monitor_updates", "m", "1", vec![1]).unwrap();
         let before = s.syncs();
-        let ops = vec![
-            Op::write("", "", "manager", vec![9; 50]),
-            Op::write("monitors", "", "m", vec![8; 50]),
-            Op::write("monitors", "", "m", vec![7; 50]),
-            Op::remove("monitor_updates", "m", "1"),
-        ];
-        s.write_batch(ops).unwrap();
+        s.write_batch(vec![Op::write("", "", "manager", vec![9; 50]), Op::write("monitors", "", "m", vec![8; 50]), Op::remove("monitor_updates", "m", "1")]).unwrap();
         assert_eq!(s.syncs(), before + 1);
-        assert_eq!(s.read("monitors", "", "m").unwrap(), vec![7; 50], "the later write of a key wins");
-        assert_eq!(s.read("", "", "manager").unwrap(), vec![9; 50]);
-        assert!(s.list("monitor_updates", "m").unwrap().is_empty());
-
-        let bad = vec![Op::write("monitors", "", "n", vec![1]), Op::write("a/b", "", "k", vec![])];
-        assert_eq!(s.write_batch(bad).unwrap_err().kind(), io::ErrorKind::InvalidInput);
-        assert_eq!(s.read("monitors", "", "n").unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert!(s.write_batch(vec![Op::write("monitors", "", "n", vec![1]), Op::write("a/b", "", "k", vec![])]).is_err());
+        assert_eq!(s.syncs(), before + 1);
     }
 
     fn dir_of(store: &SledStore) -> u64 {
