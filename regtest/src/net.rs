@@ -302,6 +302,11 @@ impl Shared {
         hashes
     }
 
+    /// The PostgreSQL server, if started.
+    pub(crate) fn postgres(&self) -> Option<&Postgres> {
+        self.postgres.get()
+    }
+
     async fn wait_synced(&self) {
         for node in self.nodes().iter().filter(|node| node.is_running() && !node.is_standby()) {
             node.wait_synced().await;

@@ -157,6 +157,19 @@ impl Node {
         self.wait_synced_to(tip, START_TIMEOUT).await;
     }
 
+    /// The connection string and password file this node's `--db` and `--db-password-file` name, when it is
+    /// on PostgreSQL.
+    pub fn postgres_args(&self) -> Option<(String, String)> {
+        let args = &self.inner.opts.args;
+        let after = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+        Some((after("--db")?, after("--db-password-file")?))
+    }
+
+    /// The net's PostgreSQL server, if a story started it.
+    pub fn net_postgres(&self) -> Option<&crate::Postgres> {
+        self.inner.net.postgres()
+    }
+
     /// Whether this instance was started as a standby and has not been seen active since.
     pub fn is_standby(&self) -> bool {
         self.inner.standby.load(std::sync::atomic::Ordering::SeqCst)
