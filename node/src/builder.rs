@@ -130,6 +130,14 @@ impl Builder {
         if created {
             tracing::info!(path = %config.seed_path().display(), "new seed created: back it up");
         }
+        // The store and the seed must be one node's: on PostgreSQL they live apart, and a standby started with
+        // another seed would load channels it cannot sign for. The store records its node id once.
+        if let Err(e) = check_store_owner(&store, &seed, network) {
+            if let Some(lease) = lease.take() {
+                lease.release();
+            }
+            return Err(e);
+        }
         let wallet = {
             let (url, user, pass) = (rpc.url.clone(), rpc.user.clone(), rpc.password.clone());
             let (seed, store) = (seed.clone(), DynStore::clone(&store));
@@ -424,6 +432,24 @@ impl Builder {
         let node = Arc::new(Node::new(config, node_id, services, runtime, health, self.role, lease));
         node.start(chain_tip, cache).await?;
         Ok(node)
+    }
+}
+
+/// Refuses a store that another seed's node wrote; records this node's id in a store that has none yet.
+fn check_store_owner(store: &DynStore, seed: &Seed, network: bitcoin::Network) -> Result<(), NodeError> {
+    let keys = KeysManager::new(&seed.ldk_seed(network), 0, 0, false);
+    let ours = keys.get_node_id(lightning::sign::Recipient::Node).map_err(|_| NodeError::Internal("no node id".into()))?;
+    let (ns, key) = (layout::NODE_ID, layout::NODE_ID_KEY);
+    match store.read(ns.primary, ns.secondary, key) {
+        Ok(stored) if stored == ours.serialize() => Ok(()),
+        Ok(stored) => Err(NodeError::Config(format!(
+            "the store holds node {}'s state, but this seed is node {ours}: refusing to start (a standby needs the active node's seed)",
+            crate::ids::hex(&stored)
+        ))),
+        Err(e) if e.kind() == lanes_store::io::ErrorKind::NotFound => {
+            store.write(ns.primary, ns.secondary, key, ours.serialize().to_vec()).map_err(|e| NodeError::Store(e.into()))
+        }
+        Err(e) => Err(NodeError::Store(e.into())),
     }
 }
 

@@ -99,3 +99,24 @@ async fn a_node_whose_database_goes_away_stops_and_starts_again_once_it_is_back(
     let third = alice.keysend(&bob, 3_000_000).await.expect("keysend after");
     assert_eq!(third.status, PaymentStatus::Succeeded as i32, "{third:?}");
 }
+
+/// On PostgreSQL the seed and the state live apart: an instance started with another seed on a node's
+/// database refuses it (it could sign for none of its channels), says whose state it is, and leaves the
+/// database to its node, which starts again at once.
+#[tokio::test]
+async fn an_instance_with_another_seed_refuses_a_database_holding_another_nodes_state() {
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let alice = net.node_on_postgres("alice", &[]).await;
+    let id = alice.node_id();
+    alice.stop().await;
+    let pg = net.postgres().await;
+    let password_file = pg.password_file().display().to_string();
+    let (mallory, status) = net.node_refusing_to_start("mallory", &["--db", &pg.dsn("alice"), "--db-password-file", &password_file]).await;
+    assert!(!status.success(), "{status:?}");
+    let log = std::fs::read_to_string(mallory.log_path()).unwrap();
+    assert!(log.contains(&format!("the store holds node {id}'s state, but this seed is node")), "mallory says why");
+    assert!(log.contains("database lease released"), "mallory leaves the lease at once");
+
+    alice.start().await;
+    assert_eq!(alice.info().await.node_id, id);
+}

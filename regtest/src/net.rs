@@ -114,6 +114,19 @@ impl Net {
         crate::Proxy::start(self.postgres().await.port()).await
     }
 
+    /// Like [`Net::node_with`], for a node expected to refuse to start (a bad setting, a store that is not
+    /// its own): starts it, waits for it to exit, and returns it with how it exited.
+    pub async fn node_refusing_to_start(&self, name: &str, args: &[&str]) -> (Node, std::process::ExitStatus) {
+        let dir = self.shared.root.join(name);
+        assert!(!dir.exists(), "a node called {name} already exists in this net");
+        std::fs::create_dir_all(&dir).expect("cannot create the node's data dir");
+        let opts = NodeOptions { args: args.iter().map(|a| a.to_string()).collect(), ..Default::default() };
+        let node = Node::new(self.shared.clone(), name, dir, self.shared.lanesd_exe(), free_port(), free_port(), opts);
+        self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner()).push(node.downgrade());
+        let status = node.start_expecting_exit(crate::START_TIMEOUT).await;
+        (node, status)
+    }
+
     /// A second instance of `active` (a node on PostgreSQL): the same seed and the same database (reached
     /// directly), its own data dir and API port, and `active`'s P2P port (which it only binds once it has
     /// taken over, as a standby behind one public address would). Started, and answering as a standby.

@@ -43,6 +43,11 @@ const fn lanes(secondary: &'static str) -> Namespace {
 pub const ROUTER: Namespace = Namespace { primary: LANES, secondary: "" };
 pub const ROUTER_SCORER_KEY: &str = "router_scorer";
 
+/// The node id (33 bytes) whose state the store holds: one key, [`NODE_ID_KEY`], in [`NODE_ID`]. A node
+/// started with another seed refuses the store.
+pub const NODE_ID: Namespace = Namespace { primary: LANES, secondary: "" };
+pub const NODE_ID_KEY: &str = "node_id";
+
 /// Transactions kept and re-broadcast until they are buried, by txid.
 pub const BROADCAST_JOURNAL: Namespace = lanes("broadcasts");
 /// The BDK wallet's change sets, under [`sequence_key`]s.
@@ -71,6 +76,7 @@ mod tests {
         for ns in all {
             crate::check(ns.primary, ns.secondary, Some("k")).unwrap();
             assert_ne!(ns.secondary, ROUTER_SCORER_KEY, "a key and a namespace share a name");
+            assert_ne!(ns.secondary, NODE_ID_KEY, "a key and a namespace share a name");
         }
         let mut secondaries: Vec<_> = all.iter().map(|n| n.secondary).collect();
         secondaries.sort();
