@@ -88,7 +88,8 @@ pub type LdkRouter = lightning::routing::router::DefaultRouter<
     Scorer,
 >;
 
-pub type MessageRouter = lightning::onion_message::messenger::DefaultMessageRouter<Arc<NetworkGraph>, Arc<Logger>, Arc<KeysManager>>;
+/// LDK's message router, with onion-message paths through the graph (see `lanes_router::message_router`).
+pub type MessageRouter = lanes_router::LanesMessageRouter<Arc<NetworkGraph>, Arc<Logger>, Arc<KeysManager>>;
 
 pub type OnionMessenger = lightning::onion_message::messenger::OnionMessenger<
     Arc<KeysManager>,

@@ -4,7 +4,8 @@
 //! Owns: a compact view of the channel graph built from LDK's `NetworkGraph` ([`graph`]), what we
 //! have learned about channel liquidity from payment outcomes ([`scorer`]), the path search itself
 //! with every constraint an LDK route must satisfy and MPP splitting ([`pathfind`]), and the
-//! adapter that answers LDK through its `Router` trait ([`lanes_router`]).
+//! adapter that answers LDK through its `Router` trait ([`lanes_router`]); and onion-message paths through
+//! the graph, for BOLT12 ([`message_router`]).
 //!
 //! Must never: send, retry or abandon payments (LDK's ChannelManager does), modify LDK's network
 //! graph (gossip owns it), return a route LDK would reject (wrong final amount or CLTV, a path longer
@@ -23,6 +24,7 @@
 
 pub mod graph;
 pub mod lanes_router;
+pub mod message_router;
 pub mod pathfind;
 pub mod scorer;
 #[cfg(any(test, feature = "synth"))]
@@ -33,5 +35,6 @@ mod tests;
 
 pub use graph::RoutingGraph;
 pub use lanes_router::LanesRouter;
+pub use message_router::LanesMessageRouter;
 pub use pathfind::{find_route, find_routes_batch, Query};
 pub use scorer::{LiquidityScorer, ScoreView, ScorerParams};
