@@ -376,6 +376,7 @@ impl Builder {
             },
         )?);
         let invoices = Arc::new(Invoices::open(&store, Arc::clone(&channel_manager), network)?);
+        let offers = Arc::new(crate::offers::Offers::open(&store, Arc::clone(&channel_manager), network)?);
         let payments = Arc::new(Payments::open(&store, Arc::clone(&channel_manager), Arc::clone(&keys), node_id, network)?);
         let routes = Arc::new(Routes::new(Arc::clone(&router), Arc::clone(&channel_manager), lanes_store::DynStore::clone(&store), node_id));
         let forwards = Arc::new(Forwards::open(&store)?);
@@ -383,6 +384,7 @@ impl Builder {
         let events = Arc::new(EventHandler {
             channels: Arc::clone(&channels),
             invoices: Arc::clone(&invoices),
+            offers: Arc::clone(&offers),
             payments: Arc::clone(&payments),
             forwards: Arc::clone(&forwards),
             peers: Arc::clone(&peers),
@@ -405,6 +407,7 @@ impl Builder {
             peers,
             channels,
             invoices,
+            offers,
             payments,
             routes,
             forwards,

@@ -63,6 +63,9 @@ pub enum PaymentError {
     NoRoute(String),
     #[error("the payment's onion would be too large (too many hints or custom data)")]
     OnionTooLarge,
+    /// A BOLT12 offer (or refund) past its expiry.
+    #[error("the offer has expired")]
+    OfferExpired,
 }
 
 /// Why a peer could not be used.

@@ -20,7 +20,8 @@ use crate::channels::Channels;
 use crate::forwards::Forwards;
 use crate::health::Health;
 use crate::invoice::Invoices;
-use crate::payments::Payments;
+use crate::offers::Offers;
+use crate::payments::{PaymentKind, Payments};
 use crate::peers::Peers;
 use crate::routes::Routes;
 use crate::sweep::{output_value, Sweeper};
@@ -29,6 +30,7 @@ use crate::sweep::{output_value, Sweeper};
 pub struct EventHandler {
     pub channels: Arc<Channels>,
     pub invoices: Arc<Invoices>,
+    pub offers: Arc<Offers>,
     pub payments: Arc<Payments>,
     pub forwards: Arc<Forwards>,
     pub peers: Arc<Peers>,
@@ -120,6 +122,15 @@ impl EventHandler {
                 }
             }
             Event::PaymentClaimable { payment_hash, purpose, amount_msat, claim_deadline, .. } => {
+                // A payment for one of our BOLT12 offers: the offer's policy (disabled, single use) decides first.
+                if let PaymentPurpose::Bolt12OfferPayment { payment_context, .. } = &purpose {
+                    let offer_id = payment_context.offer_id.0;
+                    if let Some(why) = self.offers.may_claim(&offer_id, &payment_hash.0).map_err(|_| ReplayEvent())? {
+                        tracing::warn!(payment_hash = %payment_hash, offer_id = %crate::ids::hex(&offer_id), amount_msat, reason = %why, "offer payment refused: failing it back");
+                        self.channel_manager.fail_htlc_backwards(&payment_hash);
+                        return Ok(());
+                    }
+                }
                 let canceled = self.invoices.is_canceled(payment_hash).map_err(|_| ReplayEvent())?;
                 match purpose.preimage() {
                     // An invoice we made, or keysend: claiming is what settles it.
@@ -134,6 +145,28 @@ impl EventHandler {
                         self.channel_manager.fail_htlc_backwards(&payment_hash);
                     }
                 }
+            }
+            Event::PaymentClaimed { payment_hash, amount_msat, purpose: PaymentPurpose::Bolt12OfferPayment { payment_context, payment_preimage, .. }, .. } => {
+                let offer_id = payment_context.offer_id.0;
+                let fields = &payment_context.invoice_request;
+                let payer_note = fields.payer_note_truncated.as_ref().map(|n| n.0.clone());
+                tracing::info!(payment_hash = %payment_hash, amount_msat, offer_id = %crate::ids::hex(&offer_id), quantity = fields.quantity.unwrap_or(1), "offer payment received");
+                let kind = PaymentKind::Bolt12Offer { offer: self.offers.offer_string(&offer_id).unwrap_or_default(), offer_id, payer_note, quantity: fields.quantity };
+                let recorded = self.payments.received(payment_hash, kind, amount_msat, payment_preimage).and_then(|()| self.offers.paid(&offer_id, amount_msat));
+                if let Err(e) = recorded {
+                    self.health.fail(format!("recording a received offer payment failed: {e}"));
+                    return Err(ReplayEvent());
+                }
+                self.bus.publish(NodeEvent { kind: "offer_paid", payment_hash: payment_hash.to_string(), amount_msat, detail: crate::ids::hex(&offer_id), ..Default::default() });
+            }
+            Event::PaymentClaimed { payment_hash, amount_msat, purpose: PaymentPurpose::Bolt12RefundPayment { payment_preimage, .. }, .. } => {
+                tracing::info!(payment_hash = %payment_hash, amount_msat, "refund payment received");
+                let kind = PaymentKind::Bolt12Refund { refund: String::new(), payer_note: None };
+                if let Err(e) = self.payments.received(payment_hash, kind, amount_msat, payment_preimage) {
+                    self.health.fail(format!("recording a received refund failed: {e}"));
+                    return Err(ReplayEvent());
+                }
+                self.bus.publish(NodeEvent { kind: "refund_received", payment_hash: payment_hash.to_string(), amount_msat, ..Default::default() });
             }
             Event::PaymentClaimed { payment_hash, amount_msat, purpose, .. } => {
                 let keysend = matches!(purpose, PaymentPurpose::SpontaneousPayment(_));
@@ -275,7 +308,10 @@ fn failure_words(r: lightning::events::PaymentFailureReason) -> String {
         R::PaymentExpired => "the invoice expired before a route succeeded".into(),
         R::RouteNotFound => "no route to the destination with enough capacity".into(),
         R::UnexpectedError => "unexpected error (see the node log)".into(),
-        other => format!("{other:?}"),
+        R::InvoiceRequestExpired => "no invoice came for the offer in time (the recipient did not answer our invoice request)".into(),
+        R::InvoiceRequestRejected => "the recipient refused our invoice request".into(),
+        R::BlindedPathCreationFailed => "no blinded reply path could be made (we need a peer with a public channel)".into(),
+        R::UnknownRequiredFeatures => "the invoice requires features lanes does not know".into(),
     }
 }
 

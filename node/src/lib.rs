@@ -32,6 +32,7 @@ pub mod invoice;
 pub mod lease;
 pub mod listener;
 pub mod node;
+pub mod offers;
 pub mod onchain;
 pub mod payments;
 pub mod peers;

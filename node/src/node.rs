@@ -43,6 +43,7 @@ pub struct Services {
     pub peers: Arc<Peers>,
     pub channels: Arc<Channels>,
     pub invoices: Arc<Invoices>,
+    pub offers: Arc<crate::offers::Offers>,
     pub payments: Arc<Payments>,
     pub routes: Arc<Routes>,
     pub graph: Arc<Graph>,
@@ -130,6 +131,10 @@ impl Node {
 
     pub fn invoices(&self) -> &Arc<Invoices> {
         &self.services.invoices
+    }
+
+    pub fn offers(&self) -> &Arc<crate::offers::Offers> {
+        &self.services.offers
     }
 
     pub fn payments(&self) -> &Arc<Payments> {

@@ -1,16 +1,18 @@
-//! Outgoing payments: paying BOLT11 invoices and keysend, and the record of every payment's outcome.
+//! Payments: paying BOLT11 invoices, keysend, BOLT12 offers and refunds, and the record of every payment's
+//! outcome, including what BOLT12 offers and refunds of ours were paid (inbound).
 //!
-//! Owns: checks before a payment starts (a malformed, foreign, expired or already-paid invoice, a zero
-//! or impossible amount never reaches LDK), the payment records and waiting for outcomes. Must never:
-//! pick routes or retry by itself (LDK does both, through the node's router), or mark a payment
-//! succeeded without LDK's PaymentSent.
+//! Owns: checks before a payment starts (a malformed, foreign, expired or already-paid invoice or offer, a
+//! zero or impossible amount never reaches LDK), the payment records and waiting for outcomes. Must never:
+//! pick routes or retry by itself (LDK does both, through the node's router), fetch offer invoices itself
+//! (LDK does, over onion messages), or mark a payment succeeded without LDK's PaymentSent.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::PublicKey;
-use lightning::ln::channelmanager::{Bolt11PaymentError, PaymentId, RecipientOnionFields, Retry, RetryableSendFailure};
+use lightning::ln::channelmanager::{Bolt11PaymentError, OptionalOfferPaymentParams, PaymentId, RecipientOnionFields, Retry, RetryableSendFailure};
+use lightning::offers::offer::Amount;
 use lightning::routing::router::{Path, PaymentParameters, RouteParameters, RouteParametersConfig};
 use lightning::sign::KeysManager;
 use lightning::types::payment::{PaymentHash, PaymentPreimage};
@@ -38,13 +40,34 @@ pub enum PaymentStatus {
     Failed,
 }
 
-/// What a payment pays. BOLT12 offers and refunds join here.
+/// What a payment pays.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PaymentKind {
     Bolt11 { invoice: String },
     /// A spontaneous payment: the preimage is the payer's and travels in the onion.
     Keysend,
+    /// The invoice of a BOLT12 offer (`offer` is "" for an inbound payment of an offer we have no record of).
+    Bolt12Offer {
+        offer: String,
+        #[serde(with = "hex32")]
+        offer_id: [u8; 32],
+        payer_note: Option<String>,
+        quantity: Option<u64>,
+    },
+    /// The invoice answering a BOLT12 refund (`lnr1…`): outbound on the refund's maker, inbound on its claimer.
+    Bolt12Refund { refund: String, payer_note: Option<String> },
+}
+
+impl PaymentKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PaymentKind::Bolt11 { .. } => "bolt11",
+            PaymentKind::Keysend => "keysend",
+            PaymentKind::Bolt12Offer { .. } => "bolt12_offer",
+            PaymentKind::Bolt12Refund { .. } => "bolt12_refund",
+        }
+    }
 }
 
 /// Which way the money went.
@@ -244,7 +267,7 @@ impl Payments {
             return Err(NodeError::Invalid("this invoice is our own".into()));
         }
         let id = PaymentId(hash.0);
-        self.begin(id, hash, destination, amount, PaymentKind::Bolt11 { invoice: inv.to_string() })?;
+        self.begin(id, Some(hash), Some(destination), amount, PaymentKind::Bolt11 { invoice: inv.to_string() })?;
         let rx = self.wait_for(id);
         let retry = retry.unwrap_or(DEFAULT_RETRY);
         let explicit = inv.amount_milli_satoshis().is_none().then_some(amount);
@@ -278,7 +301,7 @@ impl Payments {
         let preimage = PaymentPreimage(lightning::sign::EntropySource::get_secure_random_bytes(&*self.keys));
         let hash = PaymentHash(sha256::Hash::hash(&preimage.0).to_byte_array());
         let id = PaymentId(hash.0);
-        self.begin(id, hash, dest, amount_msat, PaymentKind::Keysend)?;
+        self.begin(id, Some(hash), Some(dest), amount_msat, PaymentKind::Keysend)?;
         let rx = self.wait_for(id);
         let params = RouteParameters::from_payment_params_and_value(PaymentParameters::for_keysend(dest, 40, false), amount_msat);
         let deadline = tokio::time::Instant::now() + timeout.unwrap_or(DEFAULT_TIMEOUT);
@@ -296,8 +319,156 @@ impl Payments {
         self.finish(id, rx, deadline).await
     }
 
+    /// Pays a BOLT12 offer: LDK requests its invoice over onion messages and pays it once it arrives; waits for
+    /// the outcome as [`Payments::pay_invoice`] does. Every offer payment has an id of its own (a reusable
+    /// offer is paid many times), random, not the payment hash (unknown until the invoice comes).
+    pub async fn pay_offer(&self, offer: &str, amount_msat: u64, quantity: u64, payer_note: Option<String>, timeout: Option<Duration>, retry: Option<Duration>) -> Result<PaymentRecord, NodeError> {
+        let offer = crate::offers::parse_offer(offer)?;
+        crate::offers::check_offer_chain(&offer, self.network)?;
+        if offer.is_expired() {
+            return Err(PaymentError::OfferExpired.into());
+        }
+        let quantity = match (offer.expects_quantity(), quantity) {
+            (false, 0 | 1) => None,
+            (false, q) => return Err(NodeError::Invalid(format!("the offer sells one item per payment: quantity {q} is not possible"))),
+            (true, 0) => Some(1),
+            (true, q) if offer.is_valid_quantity(q) => Some(q),
+            (true, q) => return Err(NodeError::Invalid(format!("quantity {q} is more than the offer allows"))),
+        };
+        let per_item = match offer.amount() {
+            None => None,
+            Some(Amount::Bitcoin { amount_msats }) => Some(amount_msats),
+            Some(Amount::Currency { .. }) => return Err(NodeError::Invalid("the offer is priced in a fiat currency; lanes pays offers priced in bitcoin only".into())),
+        };
+        let amount = match (per_item.map(|a| a.saturating_mul(quantity.unwrap_or(1))), amount_msat) {
+            (Some(price), 0) => check_msat(price)?,
+            (Some(price), x) if x >= price => check_msat(x)?,
+            (Some(price), x) => return Err(NodeError::Invalid(format!("the offer asks for {price} msat; {x} msat is less"))),
+            (None, 0) => return Err(NodeError::Invalid("the offer has no amount: give amount_msat".into())),
+            (None, x) => check_msat(x)?,
+        };
+        if payer_note.as_ref().is_some_and(|n| n.len() > 512) {
+            return Err(NodeError::Invalid("the payer note is at most 512 bytes".into()));
+        }
+        let id = PaymentId(lightning::sign::EntropySource::get_secure_random_bytes(&*self.keys));
+        let kind = PaymentKind::Bolt12Offer { offer: offer.to_string(), offer_id: offer.id().0, payer_note: payer_note.clone(), quantity };
+        self.begin(id, None, offer.issuer_signing_pubkey(), amount, kind)?;
+        let rx = self.wait_for(id);
+        let deadline = tokio::time::Instant::now() + timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let params = OptionalOfferPaymentParams { payer_note, route_params_config: RouteParametersConfig::default(), retry_strategy: Retry::Timeout(retry.unwrap_or(DEFAULT_RETRY)) };
+        // The amount goes in the request only when the payer chose it (LDK asks for price times quantity otherwise).
+        let explicit = (amount_msat > 0 || per_item.is_none()).then_some(amount);
+        let sent = match quantity {
+            Some(q) => self.channel_manager.pay_for_offer_with_quantity(&offer, explicit, id, params, q),
+            None => self.channel_manager.pay_for_offer(&offer, explicit, id, params),
+        };
+        if let Err(e) = sent {
+            self.abort(id)?;
+            return Err(crate::offers::semantic_error(e));
+        }
+        tracing::info!(payment_id = %hex(&id.0), offer_id = %hex(&offer.id().0), amount_msat = amount, "offer payment started: invoice requested");
+        self.finish(id, rx, deadline).await
+    }
+
+    /// Makes a BOLT12 refund (`lnr1…`) of `amount_msat`: LDK pays the first invoice sent for it before it
+    /// expires (one hour when `expiry_secs` is 0). Recorded at once as an outbound payment in flight; returns
+    /// the record and the refund string.
+    pub fn create_refund(&self, amount_msat: u64, description: &str, expiry_secs: u64, payer_note: Option<String>) -> Result<(PaymentRecord, u64), NodeError> {
+        if amount_msat == 0 {
+            return Err(NodeError::Invalid("amount must be greater than 0".into()));
+        }
+        check_msat(amount_msat)?;
+        if expiry_secs > 365 * 86_400 {
+            return Err(NodeError::Invalid(format!("expiry_secs {expiry_secs} is more than a year")));
+        }
+        let expires_at = now_secs() + if expiry_secs == 0 { 3600 } else { expiry_secs };
+        let id = PaymentId(lightning::sign::EntropySource::get_secure_random_bytes(&*self.keys));
+        let builder = self
+            .channel_manager
+            .create_refund_builder(amount_msat, Duration::from_secs(expires_at), id, Retry::Timeout(DEFAULT_RETRY), RouteParametersConfig::default())
+            .map_err(crate::offers::semantic_error)?;
+        let mut builder = builder.description(description.to_string());
+        if let Some(note) = &payer_note {
+            builder = builder.payer_note(note.clone());
+        }
+        // LDK now waits for the refund's invoice: a refund we cannot record or build is abandoned at once.
+        let built = builder.build().map_err(crate::offers::semantic_error).and_then(|refund| {
+            let kind = PaymentKind::Bolt12Refund { refund: refund.to_string(), payer_note };
+            self.begin(id, None, None, amount_msat, kind)?;
+            Ok(refund)
+        });
+        let refund = match built {
+            Ok(r) => r,
+            Err(e) => {
+                self.channel_manager.abandon_payment(id);
+                return Err(e);
+            }
+        };
+        tracing::info!(payment_id = %hex(&id.0), amount_msat, expires_at, paths = refund.paths().len(), "refund created: paid to the first invoice sent for it");
+        let rec = self.records.get(&id.0)?.ok_or_else(|| NodeError::Internal("refund record vanished".into()))?;
+        Ok((rec, expires_at))
+    }
+
+    /// Asks to be paid a refund another node made: LDK sends it our invoice over onion messages. The receipt is
+    /// recorded now (inbound, in flight) and succeeds when the payment is claimed.
+    pub fn request_refund_payment(&self, refund: &str) -> Result<PaymentRecord, NodeError> {
+        let r = crate::offers::parse_refund(refund)?;
+        let ours = bitcoin::constants::ChainHash::using_genesis_block(self.network);
+        if r.chain() != ours {
+            return Err(NodeError::Invalid(format!("the refund is for chain {}, not for this node's {}", r.chain(), self.network)));
+        }
+        if r.is_expired() {
+            return Err(PaymentError::OfferExpired.into());
+        }
+        let invoice = self.channel_manager.request_refund_payment(&r).map_err(crate::offers::semantic_error)?;
+        let hash = invoice.payment_hash().0;
+        let rec = PaymentRecord {
+            id: hash,
+            kind: PaymentKind::Bolt12Refund { refund: r.to_string(), payer_note: r.payer_note().map(|n| n.to_string()) },
+            direction: Direction::Inbound,
+            payment_hash: Some(hash),
+            counterparty: Some(r.payer_signing_pubkey()),
+            amount_msat: r.amount_msats(),
+            fee_msat: 0,
+            status: PaymentStatus::InFlight,
+            preimage: None,
+            failure_reason: String::new(),
+            created_at: now_secs(),
+            paths: Vec::new(),
+        };
+        self.records.put(&hash, &rec)?;
+        tracing::info!(payment_hash = %hex(&hash), amount_msat = rec.amount_msat, "refund invoice sent: waiting to be paid");
+        Ok(rec)
+    }
+
+    /// An inbound BOLT12 payment was claimed: its receipt (keyed by payment hash) is SUCCEEDED, made now for an
+    /// offer's payment, or completing the one [`Payments::request_refund_payment`] made.
+    pub fn received(&self, hash: PaymentHash, kind: PaymentKind, amount_msat: u64, preimage: Option<PaymentPreimage>) -> Result<(), NodeError> {
+        self.records.update(&hash.0, |old| {
+            let mut r = old.unwrap_or(PaymentRecord {
+                id: hash.0,
+                kind,
+                direction: Direction::Inbound,
+                payment_hash: Some(hash.0),
+                counterparty: None,
+                amount_msat,
+                fee_msat: 0,
+                status: PaymentStatus::InFlight,
+                preimage: None,
+                failure_reason: String::new(),
+                created_at: now_secs(),
+                paths: Vec::new(),
+            });
+            r.status = PaymentStatus::Succeeded;
+            r.amount_msat = amount_msat;
+            r.preimage = preimage.map(|p| p.0);
+            Some(r)
+        })?;
+        Ok(())
+    }
+
     /// Records a new in-flight payment; refuses one we already paid or are paying.
-    fn begin(&self, id: PaymentId, hash: PaymentHash, dest: PublicKey, amount_msat: u64, kind: PaymentKind) -> Result<(), NodeError> {
+    fn begin(&self, id: PaymentId, hash: Option<PaymentHash>, dest: Option<PublicKey>, amount_msat: u64, kind: PaymentKind) -> Result<(), NodeError> {
         let mut refused = None;
         self.records.update(&id.0, |old| match old {
             Some(r) if r.status == PaymentStatus::Succeeded => {
@@ -312,8 +483,8 @@ impl Payments {
                 id: id.0,
                 kind,
                 direction: Direction::Outbound,
-                payment_hash: Some(hash.0),
-                counterparty: Some(dest),
+                payment_hash: hash.map(|h| h.0),
+                counterparty: dest,
                 amount_msat,
                 fee_msat: 0,
                 status: PaymentStatus::InFlight,
@@ -371,6 +542,8 @@ impl Payments {
         self.records.update(&id.0, |r| {
             let mut r = r?;
             r.status = PaymentStatus::Succeeded;
+            // An offer's or refund's payment learns its hash from the invoice, known only now.
+            r.payment_hash = Some(hash.0);
             r.preimage = Some(preimage.0);
             r.fee_msat = fee.unwrap_or(0);
             if let Some(a) = amount {
@@ -411,7 +584,7 @@ impl Payments {
     /// has an HTLC out from its monitors). Mark those failed so nothing waits on them forever.
     pub fn reconcile(&self, known: &[PaymentId]) -> Result<(), NodeError> {
         for rec in self.records.all()? {
-            if rec.status != PaymentStatus::InFlight {
+            if rec.status != PaymentStatus::InFlight || rec.direction == Direction::Inbound {
                 continue;
             }
             let id = PaymentId(rec.id);

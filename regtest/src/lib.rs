@@ -52,6 +52,7 @@ pub mod raw;
 mod lightning;
 mod net;
 mod node;
+mod offers;
 mod postgres;
 mod process;
 mod proxy;

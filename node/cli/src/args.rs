@@ -289,10 +289,93 @@ pub enum Command {
         #[arg(value_name = "NODE_ID SAT", num_args = 0..=2)]
         positional: Vec<String>,
     },
-    /// Payments sent by this node.
+    /// Payments sent by this node, and BOLT12 payments it received.
     Listpayments,
     /// Payments this node forwarded, and the fees it earned.
     Fwdinghistory,
+
+    // ---- BOLT12 offers and refunds ----
+    /// Make a BOLT12 offer (lno1...) to be paid over blinded paths, again and again unless --single_use.
+    Createoffer {
+        /// Price of one item in satoshis; none: any amount.
+        #[arg(long, value_name = "SAT", conflicts_with = "amt_msat")]
+        amt: Option<u64>,
+        /// Price of one item in millisatoshis.
+        #[arg(long = "amt_msat", alias = "amt-msat", value_name = "MSAT")]
+        amt_msat: Option<u64>,
+        /// What is sold.
+        #[arg(long, default_value = "")]
+        memo: String,
+        /// Seconds until the offer expires (default: never).
+        #[arg(long, value_name = "SECS", default_value_t = 0)]
+        expiry: u64,
+        /// Items one payment may buy (default: 1).
+        #[arg(long = "quantity_max", alias = "quantity-max", value_name = "N", default_value_t = 0)]
+        quantity_max: u64,
+        /// Any number of items per payment.
+        #[arg(long = "quantity_unbounded", alias = "quantity-unbounded", conflicts_with = "quantity_max")]
+        quantity_unbounded: bool,
+        /// Take one payment only: later ones are failed back.
+        #[arg(long = "single_use", alias = "single-use")]
+        single_use: bool,
+        /// Who is paid, as the payer's wallet shows it.
+        #[arg(long, default_value = "")]
+        issuer: String,
+    },
+    /// All offers of this node.
+    Listoffers,
+    /// Stop taking payments for an offer.
+    Disableoffer {
+        #[arg(value_name = "OFFER_ID")]
+        offer_id: String,
+    },
+    /// Decode a BOLT12 offer (lno1...) or refund (lnr1...).
+    Decodeoffer {
+        #[arg(value_name = "OFFER")]
+        offer: String,
+    },
+    /// Pay a BOLT12 offer and wait for the outcome. Exit codes as for payinvoice.
+    Payoffer {
+        #[arg(value_name = "OFFER")]
+        offer: String,
+        /// Amount in satoshis, for an offer without an amount (or to pay more).
+        #[arg(long, value_name = "SAT", conflicts_with = "amt_msat")]
+        amt: Option<u64>,
+        /// Amount in millisatoshis.
+        #[arg(long = "amt_msat", alias = "amt-msat", value_name = "MSAT")]
+        amt_msat: Option<u64>,
+        /// Items to buy (for offers that sell several).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        quantity: u64,
+        /// A note the recipient sees.
+        #[arg(long = "payer_note", alias = "payer-note", default_value = "")]
+        payer_note: String,
+        /// How long to wait for the outcome, in seconds (default: 60).
+        #[arg(long, value_name = "SECS", default_value_t = 0)]
+        timeout: u32,
+    },
+    /// Make a BOLT12 refund (lnr1...): this node pays it to whoever claims it with requestrefund.
+    #[command(group(ArgGroup::new("how_much").required(true).args(["amt", "amt_msat"])))]
+    Createrefund {
+        /// Amount in satoshis.
+        #[arg(long, value_name = "SAT")]
+        amt: Option<u64>,
+        /// Amount in millisatoshis.
+        #[arg(long = "amt_msat", alias = "amt-msat", value_name = "MSAT")]
+        amt_msat: Option<u64>,
+        #[arg(long, default_value = "")]
+        memo: String,
+        /// Seconds it can be claimed for (default: one hour).
+        #[arg(long, value_name = "SECS", default_value_t = 0)]
+        expiry: u64,
+        #[arg(long = "payer_note", alias = "payer-note", default_value = "")]
+        payer_note: String,
+    },
+    /// Be paid a BOLT12 refund another node made: send it this node's invoice.
+    Requestrefund {
+        #[arg(value_name = "REFUND")]
+        refund: String,
+    },
 
     // ---- events ----
     /// Print node events as they happen, one per line, until Ctrl-C.

@@ -453,7 +453,20 @@ pub fn lookupinvoice(r: Invoice) -> Output {
 // ---- payments ----
 
 fn payment_lines(l: &mut Lines, p: &Payment) {
+    if p.payment_id != p.payment_hash {
+        l.kv("payment id", &p.payment_id);
+    }
+    if p.direction == "inbound" {
+        l.kv("direction", "received");
+    }
     l.kv("payment hash", &p.payment_hash)
+        .kv_some("kind", &p.kind)
+        .kv_some("offer id", &p.offer_id)
+        .kv_some("payer note", &p.payer_note);
+    if p.quantity > 0 {
+        l.kv("quantity", p.quantity.to_string());
+    }
+    l
         .kv("status", PaymentStatus::word(p.status))
         .kv("destination", &p.destination)
         .kv("amount", msat(p.amount_msat))
@@ -497,7 +510,7 @@ pub fn payment(p: Payment) -> Output {
         }
         _ => Verdict::Pending(format!(
             "payment {} is still in flight: lanes-cli listpayments shows how it ends",
-            p.payment_hash
+            p.payment_id
         )),
     };
     Output { json: json(&p), human: l.0, verdict }
@@ -571,6 +584,74 @@ pub fn listpayments(r: ListPaymentsResponse) -> Output {
         l.kv_some("bolt11", &p.bolt11).blank();
     }
     l.text(count(r.payments.len(), "payment"));
+    Output::new(json(&r), l)
+}
+
+// ---- BOLT12 ----
+
+fn offer_lines(l: &mut Lines, o: &Offer) {
+    let state = match (o.active, o.disabled) {
+        (true, _) => "active",
+        (false, true) => "disabled",
+        (false, false) if o.single_use && o.times_paid > 0 => "used",
+        (false, false) => "expired",
+    };
+    l.kv("offer id", &o.offer_id)
+        .kv("state", state)
+        .kv("amount", amount_or_any(o.amount_msat))
+        .kv_some("description", &o.description)
+        .kv_some("issuer", &o.issuer)
+        .kv("expires", if o.expires_at == 0 { "never".to_string() } else { utc(o.expires_at) })
+        .kv("items per payment", if o.quantity_max == 0 { "any number".to_string() } else { o.quantity_max.to_string() })
+        .kv("single use", if o.single_use { "yes" } else { "no" })
+        .kv("paid", format!("{} times, {}", o.times_paid, msat(o.received_msat)))
+        .kv("offer", &o.offer);
+}
+
+/// createoffer and disableoffer: the offer.
+pub fn offer(o: Offer) -> Output {
+    let mut l = Lines::default();
+    offer_lines(&mut l, &o);
+    Output::new(json(&o), l)
+}
+
+pub fn listoffers(r: ListOffersResponse) -> Output {
+    let mut l = Lines::default();
+    for o in &r.offers {
+        offer_lines(&mut l, o);
+        l.blank();
+    }
+    l.text(count(r.offers.len(), "offer"));
+    Output::new(json(&r), l)
+}
+
+pub fn decodeoffer(r: DecodeOfferResponse) -> Output {
+    let mut l = Lines::default();
+    let expired = if r.expired { " (expired)" } else { "" };
+    l.kv("kind", &r.kind)
+        .kv_some("offer id", &r.offer_id)
+        .kv("amount", amount_or_any(r.amount_msat))
+        .kv_some("description", &r.description)
+        .kv_some("issuer", &r.issuer)
+        .kv("expires", if r.expires_at == 0 { "never".to_string() } else { format!("{}{expired}", utc(r.expires_at)) })
+        .kv_some("signing key", &r.signing_pubkey)
+        .kv_some("payer note", &r.payer_note)
+        .kv("network", format!("{}{}", r.network, if r.our_network { "" } else { " (not this node's)" }));
+    for (i, n) in r.introduction_nodes.iter().enumerate() {
+        l.kv(&format!("blinded path {}", i + 1), format!("introduced by {n}"));
+    }
+    Output::new(json(&r), l)
+}
+
+pub fn createrefund(r: CreateRefundResponse) -> Output {
+    let mut l = Lines::default();
+    l.kv("payment id", &r.payment_id).kv("expires", utc(r.expires_at)).kv("refund", &r.refund);
+    Output::new(json(&r), l)
+}
+
+pub fn requestrefund(r: RequestRefundPaymentResponse) -> Output {
+    let mut l = Lines::default();
+    l.kv("payment hash", &r.payment_hash).kv("amount", msat(r.amount_msat)).text("invoice sent: lanes-cli listpayments shows when it is paid");
     Output::new(json(&r), l)
 }
 

@@ -9,6 +9,7 @@
 //!   gossip:    describegraph, getnodeinfo, getchaninfo
 //!   invoices:  addinvoice, decodepayreq, listinvoices, lookupinvoice, settleinvoice, cancelinvoice
 //!   payments:  payinvoice, sendkeysend, queryroutes, listpayments, fwdinghistory
+//!   bolt12:    createoffer, listoffers, disableoffer, decodeoffer, payoffer, createrefund, requestrefund
 //!   events:    subscribe
 //! ```
 //!
@@ -257,6 +258,46 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
             human::queryroutes(connect(rpc).await?.query_routes(req).await?.into_inner())
         }
         Command::Listpayments => human::listpayments(connect(rpc).await?.list_payments(ListPaymentsRequest {}).await?.into_inner()),
+        Command::Createoffer { amt, amt_msat, memo, expiry, quantity_max, quantity_unbounded, single_use, issuer } => {
+            let req = CreateOfferRequest {
+                amount_msat: msat_from(*amt, *amt_msat).map_err(Failure::Usage)?.unwrap_or(0),
+                description: memo.clone(),
+                expiry_secs: *expiry,
+                quantity_max: *quantity_max,
+                quantity_unbounded: *quantity_unbounded,
+                single_use: *single_use,
+                issuer: issuer.clone(),
+            };
+            human::offer(connect(rpc).await?.create_offer(req).await?.into_inner())
+        }
+        Command::Listoffers => human::listoffers(connect(rpc).await?.list_offers(ListOffersRequest {}).await?.into_inner()),
+        Command::Disableoffer { offer_id } => {
+            human::offer(connect(rpc).await?.disable_offer(DisableOfferRequest { offer_id: offer_id.clone() }).await?.into_inner())
+        }
+        Command::Decodeoffer { offer } => human::decodeoffer(connect(rpc).await?.decode_offer(DecodeOfferRequest { offer: offer.clone() }).await?.into_inner()),
+        Command::Payoffer { offer, amt, amt_msat, quantity, payer_note, timeout } => {
+            let req = PayOfferRequest {
+                offer: offer.clone(),
+                amount_msat: msat_from(*amt, *amt_msat).map_err(Failure::Usage)?.unwrap_or(0),
+                quantity: *quantity,
+                payer_note: payer_note.clone(),
+                timeout_secs: *timeout,
+                retry_secs: 0,
+            };
+            human::payment(connect(rpc).await?.pay_offer(req).await?.into_inner())
+        }
+        Command::Createrefund { amt, amt_msat, memo, expiry, payer_note } => {
+            let req = CreateRefundRequest {
+                amount_msat: msat_from(*amt, *amt_msat).map_err(Failure::Usage)?.unwrap_or(0),
+                description: memo.clone(),
+                expiry_secs: *expiry,
+                payer_note: payer_note.clone(),
+            };
+            human::createrefund(connect(rpc).await?.create_refund(req).await?.into_inner())
+        }
+        Command::Requestrefund { refund } => {
+            human::requestrefund(connect(rpc).await?.request_refund_payment(RequestRefundPaymentRequest { refund: refund.clone() }).await?.into_inner())
+        }
         Command::Fwdinghistory => {
             human::fwdinghistory(connect(rpc).await?.forwarding_history(ForwardingHistoryRequest {}).await?.into_inner())
         }

@@ -54,6 +54,15 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
     ("PayInvoice", "offchain:write"),
     ("SendKeysend", "offchain:write"),
     ("ListPayments", "offchain:read"),
+    // Making offers and being paid refunds is receiving money, as AddInvoice is; paying offers and making
+    // refunds spends it.
+    ("CreateOffer", "invoices:write"),
+    ("ListOffers", "invoices:read"),
+    ("DisableOffer", "invoices:write"),
+    ("DecodeOffer", "offchain:read"),
+    ("PayOffer", "offchain:write"),
+    ("CreateRefund", "offchain:write"),
+    ("RequestRefundPayment", "invoices:write"),
     ("QueryRoutes", "info:read"),
     ("BatchQueryRoutes", "info:read"),
     ("ForwardingHistory", "offchain:read"),

@@ -13,7 +13,8 @@ use crate::ids::hex;
 use crate::invoice::{DecodedInvoice, InvoiceRecord, InvoiceState as State};
 use crate::node::Info;
 use crate::lease::RoleInfo;
-use crate::payments::{PaymentKind, PaymentRecord, PaymentStatus as PStatus};
+use crate::offers::{OfferRecord, OfferView};
+use crate::payments::{Direction, PaymentKind, PaymentRecord, PaymentStatus as PStatus};
 use crate::routes::{HopView, RouteView};
 
 pub fn info(i: Info) -> GetInfoResponse {
@@ -215,10 +216,60 @@ pub fn payment(r: PaymentRecord) -> Payment {
         failure_reason: r.failure_reason,
         created_at: r.created_at,
         paths: r.paths.into_iter().map(|hops| PaymentPath { hops: hops.into_iter().map(hop).collect() }).collect(),
-        bolt11: match r.kind {
-            PaymentKind::Bolt11 { invoice } => invoice,
-            PaymentKind::Keysend => String::new(),
-        },
+        kind: r.kind.name().into(),
+        direction: match r.direction {
+            Direction::Outbound => "outbound",
+            Direction::Inbound => "inbound",
+        }
+        .into(),
+        ..match r.kind {
+            PaymentKind::Bolt11 { invoice } => Payment { bolt11: invoice, ..Default::default() },
+            PaymentKind::Keysend => Payment::default(),
+            PaymentKind::Bolt12Offer { offer, offer_id, payer_note, quantity } => Payment {
+                offer,
+                offer_id: hex(&offer_id),
+                payer_note: payer_note.unwrap_or_default(),
+                quantity: quantity.unwrap_or(0),
+                ..Default::default()
+            },
+            PaymentKind::Bolt12Refund { refund, payer_note } => Payment { offer: refund, payer_note: payer_note.unwrap_or_default(), ..Default::default() },
+        }
+    }
+}
+
+pub fn offer(r: OfferRecord) -> Offer {
+    Offer {
+        offer_id: hex(&r.id),
+        active: r.active(),
+        offer: r.offer,
+        description: r.description,
+        amount_msat: r.amount_msat.unwrap_or(0),
+        expires_at: r.expires_at.unwrap_or(0),
+        quantity_max: r.quantity_max,
+        single_use: r.single_use,
+        disabled: r.disabled,
+        times_paid: r.times_paid,
+        received_msat: r.received_msat,
+        created_at: r.created_at,
+        issuer: r.issuer,
+    }
+}
+
+pub fn decoded_offer(v: OfferView) -> DecodeOfferResponse {
+    DecodeOfferResponse {
+        kind: v.kind.into(),
+        offer_id: v.offer_id.map(|i| hex(&i)).unwrap_or_default(),
+        description: v.description,
+        amount_msat: v.amount_msat,
+        expires_at: v.expires_at.unwrap_or(0),
+        expired: v.expired,
+        issuer: v.issuer,
+        signing_pubkey: v.signing_pubkey,
+        introduction_nodes: v.introduction_nodes,
+        quantity_max: v.quantity_max,
+        payer_note: v.payer_note,
+        network: v.network,
+        our_network: v.our_network,
     }
 }
 

@@ -28,7 +28,7 @@ impl From<NodeError> for Status {
             },
             NodeError::Channel(ChannelError::Bitcoind(_)) => Code::Unavailable,
             NodeError::Payment(p) => match p {
-                PaymentError::InvoiceExpired(_) | PaymentError::Expired | PaymentError::NoRoute(_) => Code::FailedPrecondition,
+                PaymentError::InvoiceExpired(_) | PaymentError::Expired | PaymentError::OfferExpired | PaymentError::NoRoute(_) => Code::FailedPrecondition,
                 PaymentError::AlreadyPaid(_) | PaymentError::InFlight(_) | PaymentError::Duplicate => Code::AlreadyExists,
                 PaymentError::OnionTooLarge => Code::InvalidArgument,
             },

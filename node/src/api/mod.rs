@@ -1,6 +1,6 @@
 //! The gRPC control API (`lanes.v1.Lanes`): a thin layer over the node's services.
 //!
-//! Each group of calls has its module (wallet, peers, channels, invoices, payments, routes, graph,
+//! Each group of calls has its module (wallet, peers, channels, invoices, offers, payments, routes, graph,
 //! events); a handler parses its request, calls one service method and converts the answer
 //! ([`convert`]). Errors become statuses in one place ([`error`]); who may call what is one table
 //! ([`auth`]), checked by one layer in front of every service (reflection included) against macaroons
@@ -29,6 +29,7 @@ pub mod error;
 pub mod events;
 pub mod graph;
 pub mod invoices;
+pub mod offers;
 pub mod payments;
 pub mod peers;
 pub mod routes;
@@ -255,6 +256,34 @@ impl Lanes for Api {
 
     async fn list_payments(&self, r: Request<ListPaymentsRequest>) -> Result<Response<ListPaymentsResponse>, Status> {
         self.call(r, payments::list).await
+    }
+
+    async fn create_offer(&self, r: Request<CreateOfferRequest>) -> Result<Response<Offer>, Status> {
+        self.call(r, offers::create).await
+    }
+
+    async fn list_offers(&self, r: Request<ListOffersRequest>) -> Result<Response<ListOffersResponse>, Status> {
+        self.call(r, offers::list).await
+    }
+
+    async fn disable_offer(&self, r: Request<DisableOfferRequest>) -> Result<Response<Offer>, Status> {
+        self.call(r, offers::disable).await
+    }
+
+    async fn decode_offer(&self, r: Request<DecodeOfferRequest>) -> Result<Response<DecodeOfferResponse>, Status> {
+        self.call(r, offers::decode).await
+    }
+
+    async fn pay_offer(&self, r: Request<PayOfferRequest>) -> Result<Response<Payment>, Status> {
+        self.call(r, offers::pay).await
+    }
+
+    async fn create_refund(&self, r: Request<CreateRefundRequest>) -> Result<Response<CreateRefundResponse>, Status> {
+        self.call(r, offers::create_refund).await
+    }
+
+    async fn request_refund_payment(&self, r: Request<RequestRefundPaymentRequest>) -> Result<Response<RequestRefundPaymentResponse>, Status> {
+        self.call(r, offers::request_refund_payment).await
     }
 
     async fn query_routes(&self, r: Request<QueryRoutesRequest>) -> Result<Response<QueryRoutesResponse>, Status> {

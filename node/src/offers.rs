@@ -1,0 +1,373 @@
+//! BOLT12 offers this node makes, and reading offers and refunds.
+//!
+//! An offer (`lno1…`) is made by LDK (its metadata derived from our keys, its blinded paths through our
+//! peers) and answered by LDK: invoice requests arrive as onion messages and LDK replies with invoices on
+//! its own. What lanes adds is the offer's record and its policy, applied when a payment for it arrives:
+//! a disabled offer, or a single-use offer already paid, has its payment failed back to the payer.
+//!
+//! Owns: offer records (description, price, expiry, single use, times paid, amount received), the decision
+//! to claim or refuse an arriving offer payment, and parsing offer and refund strings with the errors a
+//! caller can act on. Must never: build invoices, answer invoice requests or route onion messages (LDK
+//! does), or claim a payment itself (the event handler does, after asking [`Offers::may_claim`]).
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::constants::ChainHash;
+use lightning::offers::offer::{Amount, Offer, Quantity};
+use lightning::offers::parse::Bolt12SemanticError;
+use lightning::offers::refund::Refund;
+use serde::{Deserialize, Serialize};
+
+use lanes_channel::types::ChannelManager;
+use lanes_common::now_secs;
+
+use crate::error::PaymentError;
+use crate::ids::hex;
+use crate::invoice::check_msat;
+use crate::record::{hex32, Record};
+use crate::store::Records;
+use crate::NodeError;
+
+/// One offer of ours, as recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OfferRecord {
+    /// LDK's OfferId.
+    #[serde(with = "hex32")]
+    pub id: [u8; 32],
+    /// The offer as handed to payers (`lno1…`).
+    pub offer: String,
+    pub description: String,
+    pub issuer: String,
+    /// Price of one item; None: any amount.
+    pub amount_msat: Option<u64>,
+    pub expires_at: Option<u64>,
+    /// Items per payment: 1, up to N, or 0 for any number.
+    pub quantity_max: u64,
+    pub single_use: bool,
+    pub disabled: bool,
+    /// Single use: the payment hash of the one payment taken (set when it arrives, before it is claimed).
+    #[serde(with = "hex32::option")]
+    pub used_by: Option<[u8; 32]>,
+    pub times_paid: u64,
+    pub received_msat: u64,
+    pub created_at: u64,
+}
+
+impl Record for OfferRecord {
+    const KIND: &'static str = "offer";
+}
+
+impl OfferRecord {
+    /// Takes payments now: not disabled, not expired, and (single use) not paid yet.
+    pub fn active(&self) -> bool {
+        !self.disabled && self.used_by.is_none() && self.expires_at.is_none_or(|t| t > now_secs())
+    }
+}
+
+/// What an offer or a refund says, for DecodeOffer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OfferView {
+    /// "offer" or "refund".
+    pub kind: &'static str,
+    pub offer_id: Option<[u8; 32]>,
+    pub description: String,
+    pub amount_msat: u64,
+    pub expires_at: Option<u64>,
+    pub expired: bool,
+    pub issuer: String,
+    pub signing_pubkey: String,
+    pub introduction_nodes: Vec<String>,
+    pub quantity_max: u64,
+    pub payer_note: String,
+    pub network: String,
+    pub our_network: bool,
+}
+
+/// Items per payment as recorded and shown: 1, N, or 0 for any number.
+fn quantity_max(q: Quantity) -> u64 {
+    match q {
+        Quantity::One => 1,
+        Quantity::Bounded(n) => n.get(),
+        Quantity::Unbounded => 0,
+    }
+}
+
+fn chain_name(chain: ChainHash) -> String {
+    use bitcoin::Network as N;
+    [N::Bitcoin, N::Testnet, N::Signet, N::Regtest]
+        .into_iter()
+        .find(|n| ChainHash::using_genesis_block(*n) == chain)
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| chain.to_string())
+}
+
+/// An offer string (`lno1…`), read; a malformed one is refused with the parser's words.
+pub fn parse_offer(s: &str) -> Result<Offer, NodeError> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(NodeError::Invalid("give an offer (lno1...)".into()));
+    }
+    s.parse::<Offer>().map_err(|e| NodeError::Invalid(format!("not a BOLT12 offer: {e:?}")))
+}
+
+/// A refund string (`lnr1…`), read.
+pub fn parse_refund(s: &str) -> Result<Refund, NodeError> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(NodeError::Invalid("give a refund (lnr1...)".into()));
+    }
+    s.parse::<Refund>().map_err(|e| NodeError::Invalid(format!("not a BOLT12 refund: {e:?}")))
+}
+
+/// An offer or a refund for another chain than ours is refused before anything is sent.
+pub fn check_offer_chain(offer: &Offer, network: bitcoin::Network) -> Result<(), NodeError> {
+    let ours = ChainHash::using_genesis_block(network);
+    match offer.supports_chain(ours) {
+        true => Ok(()),
+        false => Err(NodeError::Invalid(format!(
+            "the offer is for {}, not for this node's {network}",
+            offer.chains().into_iter().map(chain_name).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// LDK's refusal of an offer, refund or invoice request, as the caller's error.
+pub fn semantic_error(e: Bolt12SemanticError) -> NodeError {
+    use Bolt12SemanticError as E;
+    match e {
+        E::AlreadyExpired => PaymentError::OfferExpired.into(),
+        E::DuplicatePaymentId => PaymentError::Duplicate.into(),
+        E::UnsupportedChain | E::UnexpectedChain => NodeError::Invalid("the offer is for another chain".into()),
+        E::MissingAmount => NodeError::Invalid("the offer has no amount: give amount_msat".into()),
+        E::InvalidAmount => NodeError::Invalid("the amount is not valid here (zero or over 21 million BTC)".into()),
+        E::InsufficientAmount => NodeError::Invalid("the amount is less than the offer asks for".into()),
+        E::UnsupportedCurrency | E::InvalidCurrencyCode => NodeError::Invalid("the offer is priced in a fiat currency; lanes pays offers priced in bitcoin only".into()),
+        E::InvalidQuantity | E::MissingQuantity | E::UnexpectedQuantity => NodeError::Invalid("the quantity does not fit the offer".into()),
+        E::UnknownRequiredFeatures => NodeError::Invalid("the offer requires features lanes does not know".into()),
+        E::MissingPaths => NodeError::Refused("no blinded path could be made: this node needs a peer with a public channel".into()),
+        other => NodeError::Invalid(format!("LDK refused it: {other:?}")),
+    }
+}
+
+/// The offers service.
+pub struct Offers {
+    records: Records<OfferRecord>,
+    channel_manager: Arc<ChannelManager>,
+    network: bitcoin::Network,
+}
+
+/// What [`Offers::create`] is asked for.
+#[derive(Clone, Debug, Default)]
+pub struct NewOffer {
+    /// Price of one item; 0: any amount.
+    pub amount_msat: u64,
+    pub description: String,
+    /// 0: never expires.
+    pub expiry_secs: u64,
+    /// 0 or 1: one item per payment; N: up to N.
+    pub quantity_max: u64,
+    pub quantity_unbounded: bool,
+    pub single_use: bool,
+    pub issuer: String,
+}
+
+impl Offers {
+    pub fn open(store: &lanes_store::DynStore, channel_manager: Arc<ChannelManager>, network: bitcoin::Network) -> Result<Self, NodeError> {
+        Ok(Self { records: Records::open(store, lanes_store::layout::OFFERS)?, channel_manager, network })
+    }
+
+    /// Makes an offer (LDK builds it, with blinded paths through our peers) and records it.
+    pub fn create(&self, o: NewOffer) -> Result<OfferRecord, NodeError> {
+        if o.amount_msat > 0 {
+            check_msat(o.amount_msat)?;
+        }
+        if o.quantity_unbounded && o.quantity_max > 0 {
+            return Err(NodeError::Invalid("give quantity_max or quantity_unbounded, not both".into()));
+        }
+        if o.description.len() > 640 || o.issuer.len() > 640 {
+            return Err(NodeError::Invalid("the description and the issuer are at most 640 bytes".into()));
+        }
+        let now = now_secs();
+        let expires_at = match o.expiry_secs {
+            0 => None,
+            s if s > 100 * 365 * 86_400 => return Err(NodeError::Invalid(format!("expiry_secs {s} is more than a century"))),
+            s => Some(now + s),
+        };
+        let quantity = match (o.quantity_unbounded, o.quantity_max) {
+            (true, _) => Quantity::Unbounded,
+            (false, 0 | 1) => Quantity::One,
+            (false, n) => Quantity::Bounded(std::num::NonZeroU64::new(n).expect("n > 1")),
+        };
+        let mut builder = self.channel_manager.create_offer_builder().map_err(semantic_error)?.description(o.description.clone()).supported_quantity(quantity);
+        if o.amount_msat > 0 {
+            builder = builder.amount_msats(o.amount_msat);
+        }
+        if let Some(t) = expires_at {
+            builder = builder.absolute_expiry(Duration::from_secs(t));
+        }
+        if !o.issuer.is_empty() {
+            builder = builder.issuer(o.issuer.clone());
+        }
+        let offer = builder.build().map_err(semantic_error)?;
+        let rec = OfferRecord {
+            id: offer.id().0,
+            offer: offer.to_string(),
+            description: o.description,
+            issuer: o.issuer,
+            amount_msat: (o.amount_msat > 0).then_some(o.amount_msat),
+            expires_at,
+            quantity_max: quantity_max(quantity),
+            single_use: o.single_use,
+            disabled: false,
+            used_by: None,
+            times_paid: 0,
+            received_msat: 0,
+            created_at: now,
+        };
+        self.records.put(&rec.id, &rec)?;
+        tracing::info!(offer_id = %hex(&rec.id), amount_msat = rec.amount_msat.unwrap_or(0), single_use = rec.single_use, expires_at = rec.expires_at.unwrap_or(0), paths = offer.paths().len(), "offer created");
+        Ok(rec)
+    }
+
+    /// Every offer, oldest first.
+    pub fn list(&self) -> Result<Vec<OfferRecord>, NodeError> {
+        let mut all = self.records.all()?;
+        all.sort_by_key(|r| r.created_at);
+        Ok(all)
+    }
+
+    /// Stops taking payments for the offer with this id (hex).
+    pub fn disable(&self, offer_id: &str) -> Result<OfferRecord, NodeError> {
+        let id = crate::ids::parse_hex32(offer_id, "offer id")?;
+        let rec = self
+            .records
+            .update(&id, |r| {
+                let mut r = r?;
+                r.disabled = true;
+                Some(r)
+            })?
+            .ok_or_else(|| NodeError::NotFound(format!("no offer {offer_id}")))?;
+        tracing::info!(offer_id = %offer_id, "offer disabled");
+        Ok(rec)
+    }
+
+    /// The offer string of ours with this id, if we recorded it.
+    pub fn offer_string(&self, id: &[u8; 32]) -> Option<String> {
+        self.records.get(id).ok().flatten().map(|r| r.offer)
+    }
+
+    /// At a payment's arrival (PaymentClaimable): whether the payment with `hash` for our offer `id` may be
+    /// claimed (`Ok(None)`), or why it is refused. A single-use offer is taken by its first payment here, before
+    /// the claim, so two payments arriving together cannot both be claimed; the same payment seen again (the
+    /// event replayed after a restart) is still allowed. An offer we have no record of (made by an older data
+    /// directory with the same seed) is paid: LDK recognised it as ours.
+    pub fn may_claim(&self, id: &[u8; 32], hash: &[u8; 32]) -> Result<Option<String>, NodeError> {
+        let mut refused = None;
+        self.records.update(id, |r| {
+            let mut r = r?;
+            if r.disabled {
+                refused = Some("the offer is disabled".to_string());
+                return None;
+            }
+            if r.single_use {
+                match r.used_by {
+                    Some(h) if h != *hash => {
+                        refused = Some("the single-use offer was paid already".to_string());
+                        return None;
+                    }
+                    Some(_) => return None,
+                    None => r.used_by = Some(*hash),
+                }
+            }
+            Some(r)
+        })?;
+        Ok(refused)
+    }
+
+    /// A payment for our offer `id` was claimed.
+    pub fn paid(&self, id: &[u8; 32], amount_msat: u64) -> Result<(), NodeError> {
+        self.records.update(id, |r| {
+            let mut r = r?;
+            r.times_paid += 1;
+            r.received_msat += amount_msat;
+            Some(r)
+        })?;
+        Ok(())
+    }
+
+    /// What an offer (`lno1…`) or a refund (`lnr1…`) says.
+    pub fn describe(&self, s: &str) -> Result<OfferView, NodeError> {
+        let ours = ChainHash::using_genesis_block(self.network);
+        let s = s.trim();
+        let intro = |paths: &[lightning::blinded_path::message::BlindedMessagePath]| -> Vec<String> {
+            use lightning::blinded_path::IntroductionNode as I;
+            paths
+                .iter()
+                .map(|p| match p.introduction_node() {
+                    I::NodeId(n) => n.to_string(),
+                    I::DirectedShortChannelId(d, scid) => format!("{} ({d:?})", crate::graph::format_scid(*scid)),
+                })
+                .collect()
+        };
+        if s.to_ascii_lowercase().starts_with("lnr1") {
+            let r = parse_refund(s)?;
+            return Ok(OfferView {
+                kind: "refund",
+                offer_id: None,
+                description: r.description().to_string(),
+                amount_msat: r.amount_msats(),
+                expires_at: r.absolute_expiry().map(|d| d.as_secs()),
+                expired: r.is_expired(),
+                issuer: r.issuer().map(|i| i.to_string()).unwrap_or_default(),
+                signing_pubkey: r.payer_signing_pubkey().to_string(),
+                introduction_nodes: intro(r.paths()),
+                quantity_max: r.quantity().unwrap_or(0),
+                payer_note: r.payer_note().map(|n| n.to_string()).unwrap_or_default(),
+                network: chain_name(r.chain()),
+                our_network: r.chain() == ours,
+            });
+        }
+        let o = parse_offer(s)?;
+        let amount_msat = match o.amount() {
+            None => 0,
+            Some(Amount::Bitcoin { amount_msats }) => amount_msats,
+            Some(Amount::Currency { .. }) => return Err(NodeError::Invalid("the offer is priced in a fiat currency; lanes reads offers priced in bitcoin only".into())),
+        };
+        Ok(OfferView {
+            kind: "offer",
+            offer_id: Some(o.id().0),
+            description: o.description().map(|d| d.to_string()).unwrap_or_default(),
+            amount_msat,
+            expires_at: o.absolute_expiry().map(|d| d.as_secs()),
+            expired: o.is_expired(),
+            issuer: o.issuer().map(|i| i.to_string()).unwrap_or_default(),
+            signing_pubkey: o.issuer_signing_pubkey().map(|k| k.to_string()).unwrap_or_default(),
+            introduction_nodes: intro(o.paths()),
+            quantity_max: quantity_max(o.supported_quantity()),
+            payer_note: String::new(),
+            network: o.chains().into_iter().map(chain_name).collect::<Vec<_>>().join(","),
+            our_network: o.supports_chain(ours),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_offers_and_refunds_are_refused_with_words() {
+        for bad in ["", "lno1", "lno1qqqq", "lnbcrt1pexample", "not an offer"] {
+            let e = parse_offer(bad).unwrap_err();
+            assert!(matches!(e, NodeError::Invalid(_)), "{bad}: {e}");
+        }
+        for bad in ["", "lnr1", "lno1pgqpvggzfyqv8gg09k4q35tc5mkmzr7re2nm20gw5qp5d08r3w5s6zzu4t5q"] {
+            assert!(matches!(parse_refund(bad), Err(NodeError::Invalid(_))), "{bad}");
+        }
+        // A well-formed mainnet offer (BOLT12's smallest example) reads, and is refused on regtest.
+        let offer = parse_offer("lno1pgqpvggzfyqv8gg09k4q35tc5mkmzr7re2nm20gw5qp5d08r3w5s6zzu4t5q").unwrap();
+        assert!(check_offer_chain(&offer, bitcoin::Network::Bitcoin).is_ok());
+        let e = check_offer_chain(&offer, bitcoin::Network::Regtest).unwrap_err().to_string();
+        assert!(e.contains("not for this node's regtest"), "{e}");
+    }
+}
