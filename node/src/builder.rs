@@ -376,8 +376,8 @@ impl Builder {
             },
         )?);
         let invoices = Arc::new(Invoices::open(&store, Arc::clone(&channel_manager), network)?);
-        let offers = Arc::new(crate::offers::Offers::open(&store, Arc::clone(&channel_manager), network)?);
         let payments = Arc::new(Payments::open(&store, Arc::clone(&channel_manager), Arc::clone(&keys), node_id, network)?);
+        let offers = Arc::new(crate::offers::Offers::open(&store, Arc::clone(&payments), Arc::clone(&channel_manager), network)?);
         let routes = Arc::new(Routes::new(Arc::clone(&router), Arc::clone(&channel_manager), lanes_store::DynStore::clone(&store), node_id));
         let forwards = Arc::new(Forwards::open(&store)?);
         let bumper = Arc::new(crate::anchors::bumper(Arc::clone(&bitcoind), Arc::clone(&wallet), Arc::clone(&signer), Arc::clone(&logger)));

@@ -152,8 +152,8 @@ impl EventHandler {
                 let payer_note = fields.payer_note_truncated.as_ref().map(|n| n.0.clone());
                 tracing::info!(payment_hash = %payment_hash, amount_msat, offer_id = %crate::ids::hex(&offer_id), quantity = fields.quantity.unwrap_or(1), "offer payment received");
                 let kind = PaymentKind::Bolt12Offer { offer: self.offers.offer_string(&offer_id).unwrap_or_default(), offer_id, payer_note, quantity: fields.quantity };
-                let recorded = self.payments.received(payment_hash, kind, amount_msat, payment_preimage).and_then(|()| self.offers.paid(&offer_id, amount_msat));
-                if let Err(e) = recorded {
+                // Keyed by payment hash: the event handed over again (after a restart) records nothing twice.
+                if let Err(e) = self.payments.received(payment_hash, kind, amount_msat, payment_preimage) {
                     self.health.fail(format!("recording a received offer payment failed: {e}"));
                     return Err(ReplayEvent());
                 }

@@ -26,6 +26,7 @@ use crate::ids::hex;
 use crate::invoice::check_msat;
 use crate::record::{hex32, Record};
 use crate::store::Records;
+use crate::payments::Payments;
 use crate::NodeError;
 
 /// One offer of ours, as recorded.
@@ -48,9 +49,13 @@ pub struct OfferRecord {
     /// Single use: the payment hash of the one payment taken (set when it arrives, before it is claimed).
     #[serde(with = "hex32::option")]
     pub used_by: Option<[u8; 32]>,
-    pub times_paid: u64,
-    pub received_msat: u64,
     pub created_at: u64,
+    /// How many payments for it were received, and how much: counted from the payment records when the offer
+    /// is read (never stored, so an event LDK hands over twice cannot count twice).
+    #[serde(skip)]
+    pub times_paid: u64,
+    #[serde(skip)]
+    pub received_msat: u64,
 }
 
 impl Record for OfferRecord {
@@ -152,6 +157,8 @@ pub fn semantic_error(e: Bolt12SemanticError) -> NodeError {
 /// The offers service.
 pub struct Offers {
     records: Records<OfferRecord>,
+    /// What was received for each offer.
+    payments: Arc<Payments>,
     channel_manager: Arc<ChannelManager>,
     network: bitcoin::Network,
 }
@@ -172,8 +179,17 @@ pub struct NewOffer {
 }
 
 impl Offers {
-    pub fn open(store: &lanes_store::DynStore, channel_manager: Arc<ChannelManager>, network: bitcoin::Network) -> Result<Self, NodeError> {
-        Ok(Self { records: Records::open(store, lanes_store::layout::OFFERS)?, channel_manager, network })
+    pub fn open(store: &lanes_store::DynStore, payments: Arc<Payments>, channel_manager: Arc<ChannelManager>, network: bitcoin::Network) -> Result<Self, NodeError> {
+        Ok(Self { records: Records::open(store, lanes_store::layout::OFFERS)?, payments, channel_manager, network })
+    }
+
+    /// `records` with what each was paid.
+    fn with_totals(&self, mut records: Vec<OfferRecord>) -> Result<Vec<OfferRecord>, NodeError> {
+        let totals = self.payments.offer_totals()?;
+        for r in &mut records {
+            (r.times_paid, r.received_msat) = totals.get(&r.id).copied().unwrap_or_default();
+        }
+        Ok(records)
     }
 
     /// Makes an offer (LDK builds it, with blinded paths through our peers) and records it.
@@ -220,9 +236,9 @@ impl Offers {
             single_use: o.single_use,
             disabled: false,
             used_by: None,
+            created_at: now,
             times_paid: 0,
             received_msat: 0,
-            created_at: now,
         };
         self.records.put(&rec.id, &rec)?;
         tracing::info!(offer_id = %hex(&rec.id), amount_msat = rec.amount_msat.unwrap_or(0), single_use = rec.single_use, expires_at = rec.expires_at.unwrap_or(0), paths = offer.paths().len(), "offer created");
@@ -233,7 +249,7 @@ impl Offers {
     pub fn list(&self) -> Result<Vec<OfferRecord>, NodeError> {
         let mut all = self.records.all()?;
         all.sort_by_key(|r| r.created_at);
-        Ok(all)
+        self.with_totals(all)
     }
 
     /// Stops taking payments for the offer with this id (hex).
@@ -248,7 +264,7 @@ impl Offers {
             })?
             .ok_or_else(|| NodeError::NotFound(format!("no offer {offer_id}")))?;
         tracing::info!(offer_id = %offer_id, "offer disabled");
-        Ok(rec)
+        Ok(self.with_totals(vec![rec])?.remove(0))
     }
 
     /// The offer string of ours with this id, if we recorded it.
@@ -282,17 +298,6 @@ impl Offers {
             Some(r)
         })?;
         Ok(refused)
-    }
-
-    /// A payment for our offer `id` was claimed.
-    pub fn paid(&self, id: &[u8; 32], amount_msat: u64) -> Result<(), NodeError> {
-        self.records.update(id, |r| {
-            let mut r = r?;
-            r.times_paid += 1;
-            r.received_msat += amount_msat;
-            Some(r)
-        })?;
-        Ok(())
     }
 
     /// What an offer (`lno1…`) or a refund (`lnr1…`) says.

@@ -467,6 +467,19 @@ impl Payments {
         Ok(())
     }
 
+    /// For each of our offers that was paid: how many payments were received for it, and how much in all.
+    pub fn offer_totals(&self) -> Result<HashMap<[u8; 32], (u64, u64)>, NodeError> {
+        let mut totals: HashMap<[u8; 32], (u64, u64)> = HashMap::new();
+        for r in self.records.all()? {
+            if let (Direction::Inbound, PaymentStatus::Succeeded, PaymentKind::Bolt12Offer { offer_id, .. }) = (r.direction, r.status, &r.kind) {
+                let t = totals.entry(*offer_id).or_default();
+                t.0 += 1;
+                t.1 += r.amount_msat;
+            }
+        }
+        Ok(totals)
+    }
+
     /// Records a new in-flight payment; refuses one we already paid or are paying.
     fn begin(&self, id: PaymentId, hash: Option<PaymentHash>, dest: Option<PublicKey>, amount_msat: u64, kind: PaymentKind) -> Result<(), NodeError> {
         let mut refused = None;

@@ -191,3 +191,41 @@ async fn a_refund_is_paid_to_the_node_that_claims_it_and_bad_strings_change_noth
     assert_eq!(alice.payments().await.len(), 1, "only the refund: {:?}", alice.payments().await);
     carol_holds(carol, &line.bob_carol, 3_000_000).await;
 }
+
+#[tokio::test]
+async fn offers_and_what_they_were_paid_outlive_restarts() {
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let pair = net.pair(2_000_000, 1_000_000).await;
+    let (alice, bob) = (&pair.alice, &pair.bob);
+    let monthly = bob.create_offer(2_000_000, "subscription").await;
+    let once = bob.create_offer_with(CreateOfferRequest { amount_msat: 1_000_000, description: "gift".into(), single_use: true, ..Default::default() }).await;
+    for offer in [&monthly, &once] {
+        let paid = alice.pay_offer(&offer.offer, 0).await.expect("PayOffer");
+        assert!(succeeded(&paid), "{paid:?}");
+    }
+
+    // Both nodes restart: the offers LDK made from bob's keys are still his, and his records remember them.
+    bob.restart().await;
+    alice.restart().await;
+    alice.wait_channel_active(&pair.channel).await;
+    bob.wait_channel_active(&pair.channel).await;
+    let again = alice.pay_offer(&monthly.offer, 0).await.expect("PayOffer after the restarts");
+    assert!(succeeded(&again), "{again:?}");
+    let refused = alice.pay_offer(&once.offer, 0).await.expect("PayOffer is sent; bob refuses it");
+    assert_eq!(refused.status, PaymentStatus::Failed as i32, "the single-use offer stays used: {refused:?}");
+
+    // Each payment counted once, though LDK may hand a payment's events over again after a restart.
+    let (monthly, once) = (bob.offer(&monthly.offer_id).await, bob.offer(&once.offer_id).await);
+    assert_eq!((monthly.times_paid, monthly.received_msat, monthly.active), (2, 4_000_000, true));
+    assert_eq!((once.times_paid, once.received_msat, once.active), (1, 1_000_000, false));
+    let received: u64 = bob.payments().await.iter().filter(|p| p.direction == "inbound" && succeeded(p)).map(|p| p.amount_msat).sum();
+    assert_eq!(received, 5_000_000);
+    let sent: Vec<(u64, i32)> = alice.payments().await.iter().map(|p| (p.amount_msat, p.status)).collect();
+    assert_eq!(sent.len(), 4, "{sent:?}");
+    assert_eq!(sent.iter().filter(|(_, s)| *s == PaymentStatus::Succeeded as i32).map(|(a, _)| a).sum::<u64>(), 5_000_000);
+    bob.wait_until("bob to hold what he was paid", || async {
+        let held = bob.channel(&pair.channel).await.expect("bob's channel").local_balance_msat;
+        if held == 5_000_000 { Ok(()) } else { Err(format!("{held} msat")) }
+    })
+    .await;
+}
