@@ -128,6 +128,19 @@ async fn lanes_cli_drives_two_nodes() {
     assert_eq!(event["detail"], "keysend", "{event}");
     events.stop().await;
 
+    // ---- a BOLT12 offer of bob's, decoded and paid by alice ----
+    let offer = json(&cli_ok(&bob, &["createoffer", "--amt", "2000", "--memo", "stickers", "--json"]).await);
+    let lno = offer["offer"].as_str().unwrap_or_else(|| panic!("{offer}")).to_string();
+    let decoded = cli_ok(&alice, &["decodeoffer", &lno]).await;
+    assert!(has_line(&decoded, "kind", "offer") && has_line(&decoded, "amount", "2000000 msat (2000 sat)"), "decodeoffer printed:\n{decoded}");
+    let paid = json(&cli_ok(&alice, &["payoffer", &lno, "--payer_note", "thanks", "--json"]).await);
+    assert_eq!((paid["status"].as_str(), paid["kind"].as_str(), paid["amount_msat"].as_u64()), (Some("succeeded"), Some("bolt12_offer"), Some(2_000_000)), "{paid}");
+    let listed = cli_ok(&bob, &["listoffers"]).await;
+    assert!(has_line(&listed, "paid", "1 payment, 2000000 msat (2000 sat)") && has_line(&listed, "state", "active"), "listoffers printed:\n{listed}");
+    let disabled = cli_ok(&bob, &["disableoffer", offer["offer_id"].as_str().unwrap()]).await;
+    assert!(has_line(&disabled, "state", "disabled"), "disableoffer printed:\n{disabled}");
+    assert_failed(&cli(&alice, &["payoffer", "lno1notanoffer"]).await, "invalid argument");
+
     // ---- queryroutes: the route to bob is our channel, no fee; one line per hop ----
     let route = json(&cli_ok(&alice, &["queryroutes", &bob.node_id(), "1000", "--json"]).await);
     let scid = channel["short_channel_id"].as_str().expect("the channel's short channel id");
@@ -139,9 +152,9 @@ async fn lanes_cli_drives_two_nodes() {
 
     // ---- every listing answers in both forms ----
     let bob_id = bob.node_id();
-    let listings: [&[&str]; 9] = [
+    let listings: [&[&str]; 10] = [
         &["listpeers"], &["listchannels"], &["pendingchannels"], &["closedchannels"], &["describegraph"],
-        &["listinvoices"], &["listpayments"], &["fwdinghistory"], &["getnodeinfo", &bob_id],
+        &["listinvoices"], &["listpayments"], &["fwdinghistory"], &["getnodeinfo", &bob_id], &["listoffers"],
     ];
     for args in listings {
         cli_ok(&alice, args).await;
@@ -168,6 +181,11 @@ async fn lanes_cli_drives_two_nodes() {
 }
 
 // ---- helpers ----
+
+/// Whether the human output has a `key: value` line (keys are padded to align the values).
+fn has_line(text: &str, key: &str, value: &str) -> bool {
+    text.lines().any(|l| l.split_once(':').is_some_and(|(k, v)| k.trim() == key && v.trim() == value))
+}
 
 /// A binary of the workspace, built next to lanes-regtest by `cargo test --workspace` (or `cargo build
 /// --workspace --bins`).

@@ -604,7 +604,7 @@ fn offer_lines(l: &mut Lines, o: &Offer) {
         .kv("expires", if o.expires_at == 0 { "never".to_string() } else { utc(o.expires_at) })
         .kv("items per payment", if o.quantity_max == 0 { "any number".to_string() } else { o.quantity_max.to_string() })
         .kv("single use", if o.single_use { "yes" } else { "no" })
-        .kv("paid", format!("{} times, {}", o.times_paid, msat(o.received_msat)))
+        .kv("paid", format!("{}, {}", count(o.times_paid as usize, "payment"), msat(o.received_msat)))
         .kv("offer", &o.offer);
 }
 
