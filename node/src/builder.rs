@@ -362,9 +362,11 @@ impl Builder {
             Arc::clone(&gossip_handler),
         ));
         let peers = Arc::new(Peers::open(&store, node_id, Arc::clone(&peer_manager), Arc::clone(&channel_manager), Arc::clone(&network_graph), Arc::clone(&bus))?);
+        let splices = Arc::new(crate::splice::Splices::new(Arc::clone(&channel_manager), Arc::clone(&peer_manager), Arc::clone(&wallet), network));
         let channels = Arc::new(Channels::open(
             &store,
             ChannelsDeps {
+                splices: Arc::clone(&splices),
                 node_id,
                 channel_manager: Arc::clone(&channel_manager),
                 chain_monitor: Arc::clone(&chain_monitor),
@@ -386,6 +388,7 @@ impl Builder {
             invoices: Arc::clone(&invoices),
             offers: Arc::clone(&offers),
             payments: Arc::clone(&payments),
+            splices: Arc::clone(&splices),
             forwards: Arc::clone(&forwards),
             peers: Arc::clone(&peers),
             routes: Arc::clone(&routes),
@@ -408,6 +411,7 @@ impl Builder {
             channels,
             invoices,
             offers,
+            splices,
             payments,
             routes,
             forwards,
@@ -538,6 +542,7 @@ fn user_config(config: &Config) -> UserConfig {
     // LND's default HTLC slots (the protocol's maximum), not LDK's 50: a peer sending many payments at once
     // should wait on liquidity, not on a slot count.
     c.channel_handshake_config.our_max_accepted_htlcs = config.max_accepted_htlcs;
+    c.reject_inbound_splices = config.reject_inbound_splices;
     c
 }
 

@@ -86,6 +86,8 @@ pub struct ChannelView {
     pub fee_rate_ppm: u32,
     pub cltv_expiry_delta: u32,
     pub commitment: Commitment,
+    /// A splice under way.
+    pub splice: Option<crate::splice::PendingSplice>,
 }
 
 /// A closed channel with what is still to be claimed on-chain.
@@ -131,6 +133,7 @@ pub struct BatchMember {
 
 /// The channels service.
 pub struct Channels {
+    splices: Arc<crate::splice::Splices>,
     pending_opens: Mutex<HashMap<u128, PendingOpen>>,
     batches: Mutex<HashMap<u64, Batch>>,
     closed: Records<ClosedRecord>,
@@ -146,6 +149,8 @@ pub struct Channels {
 
 /// What the channels service is built from.
 pub struct ChannelsDeps {
+    /// Splices under way, shown with their channels.
+    pub splices: Arc<crate::splice::Splices>,
     pub node_id: PublicKey,
     pub channel_manager: Arc<ChannelManager>,
     pub chain_monitor: Arc<ChainMonitor>,
@@ -173,6 +178,7 @@ fn api_error(e: APIError) -> NodeError {
 impl Channels {
     pub fn open(store: &lanes_store::DynStore, d: ChannelsDeps) -> Result<Self, NodeError> {
         Ok(Self {
+            splices: d.splices,
             pending_opens: Mutex::new(HashMap::new()),
             batches: Mutex::new(HashMap::new()),
             closed: Records::open(store, lanes_store::layout::CLOSED_CHANNELS)?,
@@ -486,6 +492,7 @@ impl Channels {
                 Some(t) if t.supports_static_remote_key() => Commitment::StaticRemoteKey,
                 _ => Commitment::Unknown,
             },
+            splice: self.splices.pending(&c.channel_id),
         }
     }
 

@@ -112,6 +112,11 @@ pub struct Args {
     #[arg(long = "trusted-peer-0conf")]
     #[serde(default, rename = "trusted_peer_0conf")]
     pub trusted_peer_0conf: Vec<String>,
+    /// Refuse splices our peers propose (ours are still made). By default they are accepted, as CLN and
+    /// Eclair do (LDK's own default refuses them, for peers running LDK before 0.2).
+    #[arg(long)]
+    #[serde(default)]
+    pub reject_inbound_splices: bool,
     /// Make a new macaroon root key at start: every macaroon made before stops working, and new
     /// admin, readonly and invoice macaroons are written.
     #[arg(long)]
@@ -139,6 +144,8 @@ pub struct Config {
     pub store: StoreChoice,
     /// Peers whose inbound channels we accept as zero-conf (see [`Args::trusted_peer_0conf`]).
     pub trusted_peers_0conf: Vec<bitcoin::secp256k1::PublicKey>,
+    /// Refuse splices peers propose (see [`Args::reject_inbound_splices`]).
+    pub reject_inbound_splices: bool,
 }
 
 /// The store the builder opens.
@@ -310,6 +317,7 @@ impl Config {
             max_accepted_htlcs,
             store,
             trusted_peers_0conf,
+            reject_inbound_splices: args.reject_inbound_splices || file.reject_inbound_splices,
             forward_to_private_channels: args.forward_to_private_channels.or(file.forward_to_private_channels).unwrap_or(true),
             fees,
             network,

@@ -32,6 +32,7 @@ pub struct EventHandler {
     pub invoices: Arc<Invoices>,
     pub offers: Arc<Offers>,
     pub payments: Arc<Payments>,
+    pub splices: Arc<crate::splice::Splices>,
     pub forwards: Arc<Forwards>,
     pub peers: Arc<Peers>,
     pub routes: Arc<Routes>,
@@ -59,6 +60,30 @@ impl EventHandler {
             Event::ChannelPending { channel_id, counterparty_node_id, funding_txo, .. } => {
                 tracing::info!(%channel_id, peer = %counterparty_node_id, funding = %funding_txo, "channel pending");
                 self.bus.publish(NodeEvent { kind: "channel_pending", node_id: counterparty_node_id.to_string(), channel_id: channel_id.to_string(), detail: funding_txo.to_string(), ..Default::default() });
+            }
+            Event::ChannelReady { channel_id, counterparty_node_id, funding_txo, .. }
+                if self.splices.locked(channel_id, funding_txo) =>
+            {
+                tracing::info!(%channel_id, peer = %counterparty_node_id, funding = %shown(funding_txo), "splice locked: the channel moved onto its new funding");
+                self.bus.publish(NodeEvent { kind: "splice_locked", node_id: counterparty_node_id.to_string(), channel_id: channel_id.to_string(), ..Default::default() });
+            }
+            Event::SplicePending { channel_id, counterparty_node_id, new_funding_txo, .. } => {
+                tracing::info!(%channel_id, peer = %counterparty_node_id, funding = %new_funding_txo, "splice pending: the new funding waits for its confirmations");
+                self.splices.pending_on(channel_id, new_funding_txo);
+                self.bus.publish(NodeEvent { kind: "splice_pending", node_id: counterparty_node_id.to_string(), channel_id: channel_id.to_string(), detail: new_funding_txo.to_string(), ..Default::default() });
+            }
+            Event::SpliceFailed { channel_id, counterparty_node_id, abandoned_funding_txo, .. } => {
+                tracing::warn!(%channel_id, peer = %counterparty_node_id, "splice failed: the channel stays on its funding");
+                if let Some(txo) = abandoned_funding_txo {
+                    // Coins of ours it would have spent are spendable again.
+                    if let Err(e) = self.wallet.forget_tx(txo.txid) {
+                        tracing::error!(%channel_id, error = %e, "could not release the failed splice's inputs");
+                    }
+                }
+                self.splices.failed(channel_id, "the peer or LDK abandoned it (see the log)");
+            }
+            Event::FundingTransactionReadyForSigning { channel_id, counterparty_node_id, unsigned_transaction, .. } => {
+                self.splices.sign(channel_id, counterparty_node_id, unsigned_transaction);
             }
             Event::ChannelReady { channel_id, counterparty_node_id, .. } => {
                 tracing::info!(%channel_id, peer = %counterparty_node_id, "channel opened");

@@ -39,6 +39,7 @@ pub mod peers;
 pub mod record;
 pub mod routes;
 pub mod store;
+pub mod splice;
 pub mod sweep;
 pub mod watcher;
 

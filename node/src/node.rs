@@ -44,6 +44,7 @@ pub struct Services {
     pub channels: Arc<Channels>,
     pub invoices: Arc<Invoices>,
     pub offers: Arc<crate::offers::Offers>,
+    pub splices: Arc<crate::splice::Splices>,
     pub payments: Arc<Payments>,
     pub routes: Arc<Routes>,
     pub graph: Arc<Graph>,
@@ -131,6 +132,10 @@ impl Node {
 
     pub fn invoices(&self) -> &Arc<Invoices> {
         &self.services.invoices
+    }
+
+    pub fn splices(&self) -> &Arc<crate::splice::Splices> {
+        &self.services.splices
     }
 
     pub fn offers(&self) -> &Arc<crate::offers::Offers> {

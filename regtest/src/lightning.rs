@@ -161,6 +161,21 @@ impl Node {
         self.client().send_keysend(req).await.map(tonic::Response::into_inner)
     }
 
+    /// SpliceIn of `amount_sat` wallet coins into `channel_id` at 2 sat/vB: `Ok` is the new funding output
+    /// ("txid", index) once the peer agreed; `Err` the refusal.
+    pub async fn splice_in(&self, channel_id: &str, amount_sat: u64) -> Result<(Txid, u32), tonic::Status> {
+        let req = lanes_proto::v1::SpliceInRequest { channel_id: channel_id.into(), amount_sat, sat_per_vbyte: "2".into() };
+        let r = self.client().splice_in(req).await?.into_inner();
+        Ok((r.funding_txid.parse().expect("a txid"), r.funding_output_index))
+    }
+
+    /// SpliceOut of `amount_sat` from `channel_id` to `address` at 2 sat/vB (as [`Node::splice_in`]).
+    pub async fn splice_out(&self, channel_id: &str, amount_sat: u64, address: &str) -> Result<(Txid, u32), tonic::Status> {
+        let req = lanes_proto::v1::SpliceOutRequest { channel_id: channel_id.into(), amount_sat, address: address.into(), sat_per_vbyte: "2".into() };
+        let r = self.client().splice_out(req).await?.into_inner();
+        Ok((r.funding_txid.parse().expect("a txid"), r.funding_output_index))
+    }
+
     /// Sets this node's forwarding fees on one of its channels (UpdateChannelPolicy; the CLTV delta is
     /// kept); panics if refused or if it did not update exactly that channel.
     pub async fn set_channel_fee(&self, channel_id: &str, base_msat: u32, ppm: u32) {

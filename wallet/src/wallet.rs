@@ -341,12 +341,66 @@ impl OnchainWallet {
         Ok(psbt.extract_tx_unchecked_fee_rate())
     }
 
+    /// Coins for a splice-in of `amount_sat` at `sat_per_vbyte` (or the estimate): the wallet's coin selection
+    /// for a payment of that amount, keeping `reserve_sat`, as (previous transaction, output index) pairs,
+    /// and the fee rate used. Nothing is signed, recorded or broadcast: LDK builds the splice transaction
+    /// with the peer and asks [`OnchainWallet::sign_splice`] to sign these inputs.
+    pub fn splice_inputs(&self, amount_sat: u64, sat_per_vbyte: Option<&str>, reserve_sat: u64) -> Result<(Vec<(Transaction, u32)>, FeeRate), WalletError> {
+        let fee_rate = self.fee_rate(sat_per_vbyte)?;
+        self.check_funds(amount_sat, reserve_sat)?;
+        let mut w = self.wallet();
+        // A P2WSH output stands for the channel's new funding output, of the size it will have.
+        let placeholder = ScriptBuf::new_p2wsh(&bitcoin::WScriptHash::from_raw_hash(bitcoin::hashes::Hash::all_zeros()));
+        let mut builder = w.build_tx();
+        builder.add_recipient(placeholder.clone(), Amount::from_sat(amount_sat)).fee_rate(fee_rate);
+        let psbt = builder.finish().map_err(|e| build_error(e, Target::Pay(&[(placeholder, amount_sat)])))?;
+        let mut inputs = Vec::new();
+        for i in &psbt.unsigned_tx.input {
+            let prev = w
+                .get_tx(i.previous_output.txid)
+                .map(|t| (*t.tx_node.tx).clone())
+                .ok_or_else(|| WalletError::Build(format!("the wallet lacks the transaction of its coin {}", i.previous_output)))?;
+            inputs.push((prev, i.previous_output.vout));
+        }
+        // The change address BDK revealed for the placeholder is not used: nothing to persist but the index.
+        self.persist(&mut w)?;
+        Ok((inputs, fee_rate))
+    }
+
+    /// Signs the inputs of a splice transaction that spend wallet coins (the channel's own input is LDK's to
+    /// sign) and records the transaction as ours, unconfirmed, so its coins are not spent again meanwhile.
+    pub fn sign_splice(&self, tx: Transaction) -> Result<Transaction, WalletError> {
+        let mut w = self.wallet();
+        let mut psbt = bitcoin::Psbt::from_unsigned_tx(tx).map_err(|e| WalletError::Build(format!("splice transaction: {e}")))?;
+        for (i, input) in psbt.unsigned_tx.input.iter().enumerate() {
+            if let Some(utxo) = w.get_utxo(input.previous_output) {
+                psbt.inputs[i].witness_utxo = Some(utxo.txout);
+            }
+        }
+        let opts = SignOptions { trust_witness_utxo: true, try_finalize: true, ..Default::default() };
+        // Not every input is ours: "not finalized" is expected; each of ours is finalized on its own.
+        w.sign(&mut psbt, opts).map_err(|e| WalletError::Build(format!("signing: {e}")))?;
+        let mut tx = psbt.unsigned_tx.clone();
+        for (i, input) in psbt.inputs.iter().enumerate() {
+            if let Some(witness) = &input.final_script_witness {
+                tx.input[i].witness = witness.clone();
+            }
+        }
+        self.track_unconfirmed(&mut w, tx.clone())?;
+        Ok(tx)
+    }
+
     /// A fresh change script (where LDK's sweeper sends funds claimed from channels).
     pub fn new_change_script(&self) -> Result<ScriptBuf, WalletError> {
         let mut w = self.wallet();
         let info = w.reveal_next_address(KeychainKind::Internal);
         self.persist(&mut w)?;
         Ok(info.address.script_pubkey())
+    }
+
+    /// The fee rate given in sat/vB, or bitcoind's estimate (the fallback while it has none).
+    pub fn fee_rate_for(&self, sat_per_vbyte: Option<&str>) -> Result<FeeRate, WalletError> {
+        self.fee_rate(sat_per_vbyte)
     }
 
     fn fee_rate(&self, sat_per_vbyte: Option<&str>) -> Result<FeeRate, WalletError> {

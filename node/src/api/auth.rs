@@ -42,6 +42,9 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
     ("CloseChannel", "offchain:write"),
     ("ClosedChannels", "offchain:read"),
     ("UpdateChannelPolicy", "offchain:write"),
+    // A splice moves on-chain coins into a channel or out of it.
+    ("SpliceIn", "onchain:write"),
+    ("SpliceOut", "onchain:write"),
     ("DescribeGraph", "info:read"),
     ("GetNodeInfo", "info:read"),
     ("GetChanInfo", "info:read"),

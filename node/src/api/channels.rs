@@ -1,5 +1,5 @@
 //! Channel calls: OpenChannel, BatchOpenChannel, ListChannels, PendingChannels, CloseChannel, ClosedChannels,
-//! UpdateChannelPolicy, ForwardingHistory.
+//! UpdateChannelPolicy, SpliceIn, SpliceOut, ForwardingHistory.
 //!
 //! Owns: parsing this group's requests and converting the answers. Must never: hold policy or state, or reach
 //! past the services into LDK, BDK or the store (policy lives in the services).
@@ -34,6 +34,17 @@ pub async fn batch_open(node: Arc<Node>, r: BatchOpenChannelRequest) -> Result<B
         })
         .collect();
     Ok(BatchOpenChannelResponse { funding_txid: txid.to_string(), channels })
+}
+
+pub async fn splice_in(node: Arc<Node>, r: SpliceInRequest) -> Result<SpliceResponse, NodeError> {
+    let reserve = node.channels().anchor_reserve_sat(0);
+    let txo = node.splices().splice_in(&r.channel_id, r.amount_sat, opt(r.sat_per_vbyte).as_deref(), reserve).await?;
+    Ok(SpliceResponse { funding_txid: txo.txid.to_string(), funding_output_index: txo.vout })
+}
+
+pub async fn splice_out(node: Arc<Node>, r: SpliceOutRequest) -> Result<SpliceResponse, NodeError> {
+    let txo = node.splices().splice_out(&r.channel_id, r.amount_sat, &r.address, opt(r.sat_per_vbyte).as_deref()).await?;
+    Ok(SpliceResponse { funding_txid: txo.txid.to_string(), funding_output_index: txo.vout })
 }
 
 pub async fn list(node: Arc<Node>, r: ListChannelsRequest) -> Result<ListChannelsResponse, NodeError> {

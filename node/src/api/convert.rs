@@ -80,6 +80,9 @@ pub fn channel(c: ChannelView) -> Channel {
             Commitment::StaticRemoteKey => CommitmentType::StaticRemoteKey,
             Commitment::Unknown => CommitmentType::Unknown,
         } as i32,
+        splice_pending: c.splice.is_some(),
+        splice_delta_sat: c.splice.as_ref().map_or(0, |s| s.delta_sat),
+        splice_funding_outpoint: c.splice.and_then(|s| s.funding_txo).map(|o| o.to_string()).unwrap_or_default(),
     }
 }
 

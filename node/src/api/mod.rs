@@ -210,6 +210,14 @@ impl Lanes for Api {
         self.call(r, channels::update_policy).await
     }
 
+    async fn splice_in(&self, r: Request<SpliceInRequest>) -> Result<Response<SpliceResponse>, Status> {
+        self.call(r, channels::splice_in).await
+    }
+
+    async fn splice_out(&self, r: Request<SpliceOutRequest>) -> Result<Response<SpliceResponse>, Status> {
+        self.call(r, channels::splice_out).await
+    }
+
     async fn describe_graph(&self, r: Request<DescribeGraphRequest>) -> Result<Response<DescribeGraphResponse>, Status> {
         self.call(r, graph::describe).await
     }

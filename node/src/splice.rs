@@ -1,0 +1,182 @@
+//! Splicing: adding wallet coins to a channel (splice in) or moving channel funds to an address (splice out)
+//! without closing it. LDK negotiates the new funding transaction with the peer (quiescence, interactive
+//! construction, signatures), keeps the channel forwarding on the old funding until the new one has locked,
+//! and broadcasts it; lanes picks the wallet coins, signs them when LDK asks, and tells the caller.
+//!
+//! Owns: the splices under way on our channels (requested, then pending with their new funding output, until
+//! the channel locks on it or the splice fails), choosing and signing the wallet's inputs, and the fee rate.
+//! Must never: build or sign the channel's side of a splice (LDK does), keep a wallet coin spent by a splice
+//! that failed, or splice a channel whose peer is not connected (the call says so instead).
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bitcoin::secp256k1::PublicKey;
+use bitcoin::{Amount, OutPoint, TxOut};
+use lightning::ln::funding::{FundingTxInput, SpliceContribution};
+use lightning::ln::types::ChannelId;
+use tokio::sync::oneshot;
+
+use lanes_channel::types::{ChannelManager, PeerManager};
+use lanes_wallet::OnchainWallet;
+
+use crate::error::PeerError;
+use crate::NodeError;
+
+/// How long SpliceIn / SpliceOut wait for the peer to agree on the splice transaction.
+pub const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A splice under way on one of our channels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingSplice {
+    /// What the channel gains (splice in) or loses (splice out, the fee included once known), in sat.
+    pub delta_sat: i64,
+    /// The new funding output, once the splice transaction is agreed.
+    pub funding_txo: Option<OutPoint>,
+}
+
+struct Waiting {
+    splice: PendingSplice,
+    done: Option<oneshot::Sender<Result<OutPoint, String>>>,
+}
+
+/// The splicing service.
+pub struct Splices {
+    under_way: Mutex<HashMap<ChannelId, Waiting>>,
+    channel_manager: Arc<ChannelManager>,
+    peer_manager: Arc<PeerManager>,
+    wallet: Arc<OnchainWallet>,
+    network: bitcoin::Network,
+}
+
+impl Splices {
+    pub fn new(channel_manager: Arc<ChannelManager>, peer_manager: Arc<PeerManager>, wallet: Arc<OnchainWallet>, network: bitcoin::Network) -> Self {
+        Self { under_way: Mutex::new(HashMap::new()), channel_manager, peer_manager, wallet, network }
+    }
+
+    fn usable(&self, id: &str) -> Result<(ChannelId, PublicKey, u64), NodeError> {
+        let id = crate::channels::parse_channel_id(id)?;
+        let c = self
+            .channel_manager
+            .list_channels()
+            .into_iter()
+            .find(|c| c.channel_id == id)
+            .ok_or_else(|| NodeError::NotFound(format!("no open channel {id}")))?;
+        let peer = c.counterparty.node_id;
+        if self.peer_manager.peer_by_node_id(&peer).is_none() {
+            return Err(PeerError::NotConnected { peer, hint: "a splice is agreed with it" }.into());
+        }
+        if !c.is_channel_ready {
+            return Err(NodeError::Refused(format!("channel {id} is not open yet")));
+        }
+        if self.pending(&id).is_some() {
+            return Err(NodeError::Refused(format!("channel {id} has a splice under way already")));
+        }
+        Ok((id, peer, c.outbound_capacity_msat / 1000))
+    }
+
+    /// Adds `amount_sat` of wallet coins to the channel; returns its new funding output once the peer agreed
+    /// (it confirms, and the channel moves onto it, later).
+    pub async fn splice_in(&self, id: &str, amount_sat: u64, sat_per_vbyte: Option<&str>, reserve_sat: u64) -> Result<OutPoint, NodeError> {
+        if amount_sat == 0 {
+            return Err(NodeError::Invalid("amount must be greater than 0".into()));
+        }
+        let (channel_id, peer, _) = self.usable(id)?;
+        let wallet = Arc::clone(&self.wallet);
+        let rate = sat_per_vbyte.map(str::to_string);
+        let (coins, fee_rate) = tokio::task::spawn_blocking(move || wallet.splice_inputs(amount_sat, rate.as_deref(), reserve_sat))
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))??;
+        let inputs = coins
+            .into_iter()
+            .map(|(tx, vout)| FundingTxInput::new_p2wpkh(tx, vout).map_err(|()| NodeError::Internal("a wallet coin is not P2WPKH".into())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let change_script = Some(self.wallet.new_change_script()?);
+        let contribution = SpliceContribution::SpliceIn { value: Amount::from_sat(amount_sat), inputs, change_script };
+        self.start(channel_id, peer, contribution, fee_rate, amount_sat as i64).await
+    }
+
+    /// Moves `amount_sat` of our channel balance to `address` (the fee comes out of the channel too).
+    pub async fn splice_out(&self, id: &str, amount_sat: u64, address: &str, sat_per_vbyte: Option<&str>) -> Result<OutPoint, NodeError> {
+        if amount_sat == 0 {
+            return Err(NodeError::Invalid("amount must be greater than 0".into()));
+        }
+        let address = lanes_wallet::wallet::parse_address(address, self.network)?;
+        let (channel_id, peer, spendable_sat) = self.usable(id)?;
+        if amount_sat > spendable_sat {
+            return Err(NodeError::Refused(format!("the channel can send {spendable_sat} sat now; {amount_sat} sat (plus the fee) cannot leave it")));
+        }
+        let fee_rate = self.wallet.fee_rate_for(sat_per_vbyte)?;
+        let contribution = SpliceContribution::SpliceOut { outputs: vec![TxOut { value: Amount::from_sat(amount_sat), script_pubkey: address.script_pubkey() }] };
+        self.start(channel_id, peer, contribution, fee_rate, -(amount_sat as i64)).await
+    }
+
+    async fn start(&self, channel_id: ChannelId, peer: PublicKey, contribution: SpliceContribution, fee_rate: bitcoin::FeeRate, delta_sat: i64) -> Result<OutPoint, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.under_way.lock().unwrap_or_else(|p| p.into_inner()).insert(channel_id, Waiting { splice: PendingSplice { delta_sat, funding_txo: None }, done: Some(tx) });
+        let per_kw = u32::try_from(fee_rate.to_sat_per_kwu()).unwrap_or(u32::MAX).max(253);
+        if let Err(e) = self.channel_manager.splice_channel(&channel_id, &peer, contribution, per_kw, None) {
+            self.under_way.lock().unwrap_or_else(|p| p.into_inner()).remove(&channel_id);
+            return Err(NodeError::Refused(format!("the splice could not start: {e:?}")));
+        }
+        tracing::info!(%channel_id, peer = %peer, delta_sat, sat_per_kw = per_kw, "splice requested");
+        match tokio::time::timeout(NEGOTIATION_TIMEOUT, rx).await {
+            Ok(Ok(Ok(txo))) => Ok(txo),
+            Ok(Ok(Err(why))) => Err(NodeError::Refused(format!("the splice failed: {why}"))),
+            Ok(Err(_)) => Err(NodeError::Internal("the splice's outcome was lost".into())),
+            Err(_) => Err(NodeError::Timeout(format!("the peer did not agree on the splice within {} s; it may still complete", NEGOTIATION_TIMEOUT.as_secs()))),
+        }
+    }
+
+    /// LDK asks us to sign our inputs of an agreed splice transaction (FundingTransactionReadyForSigning).
+    pub fn sign(&self, channel_id: ChannelId, peer: PublicKey, unsigned: bitcoin::Transaction) {
+        let signed = self.wallet.sign_splice(unsigned).map_err(|e| e.to_string()).and_then(|tx| {
+            let txid = tx.compute_txid();
+            self.channel_manager.funding_transaction_signed(&channel_id, &peer, tx).map_err(|e| format!("{e:?}")).map(|()| txid)
+        });
+        match signed {
+            Ok(txid) => tracing::info!(%channel_id, %txid, "splice transaction signed"),
+            Err(why) => {
+                tracing::warn!(%channel_id, error = %why, "could not sign the splice transaction");
+                self.failed(channel_id, &why);
+            }
+        }
+    }
+
+    /// The splice transaction is agreed (SplicePending): the channel will move onto `funding_txo`.
+    pub fn pending_on(&self, channel_id: ChannelId, funding_txo: OutPoint) {
+        let mut under_way = self.under_way.lock().unwrap_or_else(|p| p.into_inner());
+        // A splice the peer started is under way too.
+        let w = under_way.entry(channel_id).or_insert(Waiting { splice: PendingSplice { delta_sat: 0, funding_txo: None }, done: None });
+        w.splice.funding_txo = Some(funding_txo);
+        if let Some(done) = w.done.take() {
+            let _ = done.send(Ok(funding_txo));
+        }
+    }
+
+    /// The splice failed (SpliceFailed): the channel stays on its funding; coins we put in are ours again.
+    pub fn failed(&self, channel_id: ChannelId, why: &str) {
+        if let Some(mut w) = self.under_way.lock().unwrap_or_else(|p| p.into_inner()).remove(&channel_id) {
+            if let Some(done) = w.done.take() {
+                let _ = done.send(Err(why.to_string()));
+            }
+        }
+    }
+
+    /// The channel is ready on `funding_txo` (ChannelReady): a splice onto it is done.
+    pub fn locked(&self, channel_id: ChannelId, funding_txo: Option<OutPoint>) -> bool {
+        let mut under_way = self.under_way.lock().unwrap_or_else(|p| p.into_inner());
+        match under_way.get(&channel_id) {
+            Some(w) if w.splice.funding_txo.is_some() && w.splice.funding_txo == funding_txo => {
+                under_way.remove(&channel_id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The splice under way on this channel, if any.
+    pub fn pending(&self, channel_id: &ChannelId) -> Option<PendingSplice> {
+        self.under_way.lock().unwrap_or_else(|p| p.into_inner()).get(channel_id).map(|w| w.splice.clone())
+    }
+}

@@ -1,0 +1,88 @@
+//! Splicing: wallet coins spliced into a channel and channel funds spliced out to an address, while payments
+//! flow, without closing the channel. Every satoshi is accounted for: the channel's capacity and both sides'
+//! balances, the payer's wallet, the address paid, and the splice transactions' fees read from the chain.
+use lanes_regtest::proto::v1::*;
+use lanes_regtest::{Net, Node};
+use tonic::Code;
+
+async fn channel(n: &Node, id: &str) -> Channel {
+    n.channel(id).await.unwrap_or_else(|| panic!("{} has no channel {id}", n.name()))
+}
+
+/// Waits until the channel, on `n`, stands on `funding` with `capacity` sat and no splice under way.
+async fn wait_spliced(n: &Node, id: &str, funding: &str, capacity: u64) -> Channel {
+    n.wait_until(format!("channel {id} on its new funding {funding}"), || async {
+        let c = channel(n, id).await;
+        match c.funding_txid == funding && c.capacity_sat == capacity && !c.splice_pending && c.active {
+            true => Ok(c),
+            false => Err(format!("{c:?}")),
+        }
+    })
+    .await
+}
+
+fn paid(p: Result<Payment, tonic::Status>) {
+    let p = p.expect("keysend");
+    assert_eq!(p.status, PaymentStatus::Succeeded as i32, "{p:?}");
+}
+
+#[tokio::test]
+async fn a_channel_is_spliced_in_and_out_while_payments_flow_and_every_satoshi_is_accounted_for() {
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let pair = net.pair(3_000_000, 1_000_000).await;
+    let (alice, bob, id) = (&pair.alice, &pair.bob, pair.channel.as_str());
+    paid(alice.keysend(bob, 100_000_000).await);
+    let before = channel(alice, id).await;
+    let wallet_before = alice.balance().await.confirmed_sat;
+
+    // ---- splice in: 200,000 sat of alice's coins join the channel ----
+    let (txid, _) = alice.splice_in(id, 200_000).await.expect("SpliceIn");
+    let c = channel(alice, id).await;
+    assert!(c.splice_pending && c.splice_delta_sat == 200_000 && c.splice_funding_outpoint.starts_with(&txid.to_string()), "{c:?}");
+    assert_eq!(c.capacity_sat, 1_000_000, "the capacity is the old one until the splice locks");
+    alice.wait_until("the splice transaction in the mempool", || async { net.mempool().await.contains(&txid) }).await;
+    // The channel keeps carrying payments while the splice waits for its confirmations.
+    paid(alice.keysend(bob, 1_000_000).await);
+    net.mine(6).await;
+    let c = wait_spliced(alice, id, &txid.to_string(), 1_200_000).await;
+    wait_spliced(bob, id, &txid.to_string(), 1_200_000).await;
+    let splice_in_fee = net.fee_sat(&net.transaction(txid).await).await;
+    assert_eq!(c.local_balance_msat, before.local_balance_msat - 1_000_000 + 200_000_000, "alice's side grew by the coins, to the msat");
+    alice
+        .wait_until("alice's wallet to have paid the splice in and its fee", || async {
+            let now = alice.balance().await.confirmed_sat;
+            if now == wallet_before - 200_000 - splice_in_fee { Ok(()) } else { Err(format!("{now} sat, fee {splice_in_fee}")) }
+        })
+        .await;
+
+    // ---- splice out: 150,000 sat leave the channel to an address; the channel pays the fee ----
+    let address = net.new_address().await.to_string();
+    let before_out = channel(alice, id).await;
+    let (txid, _) = alice.splice_out(id, 150_000, &address).await.expect("SpliceOut");
+    alice.wait_until("the splice-out transaction in the mempool", || async { net.mempool().await.contains(&txid) }).await;
+    paid(alice.keysend(bob, 2_000_000).await);
+    net.mine(6).await;
+    let splice_out_fee = net.fee_sat(&net.transaction(txid).await).await;
+    let c = wait_spliced(alice, id, &txid.to_string(), 1_200_000 - 150_000 - splice_out_fee).await;
+    wait_spliced(bob, id, &txid.to_string(), 1_200_000 - 150_000 - splice_out_fee).await;
+    assert_eq!(net.get_received(&address).await, 150_000);
+    assert_eq!(c.local_balance_msat, before_out.local_balance_msat - 2_000_000 - (150_000 + splice_out_fee) * 1000, "the amount and the fee left alice's side");
+    assert_eq!(channel(bob, id).await.local_balance_msat, 103_000_000, "bob's side is what he was paid, to the msat");
+
+    // Still one channel, still paying; nothing closed.
+    paid(alice.keysend(bob, 1_000).await);
+    assert!(alice.closed_channels().await.is_empty() && bob.closed_channels().await.is_empty());
+
+    // ---- bad input changes nothing ----
+    for (what, err) in [
+        ("no amount", alice.splice_in(id, 0).await.unwrap_err()),
+        ("a bad channel id", alice.splice_in("xyz", 1_000).await.unwrap_err()),
+        ("a bad address", alice.splice_out(id, 1_000, "bogus").await.unwrap_err()),
+    ] {
+        assert_eq!(err.code(), Code::InvalidArgument, "{what}: {err:?}");
+    }
+    assert_eq!(alice.splice_in(&"ab".repeat(32), 1_000).await.unwrap_err().code(), Code::NotFound);
+    let too_much = alice.splice_out(id, 2_000_000, &address).await.unwrap_err();
+    assert_eq!(too_much.code(), Code::FailedPrecondition, "{too_much:?}");
+    assert!(!channel(alice, id).await.splice_pending);
+}
