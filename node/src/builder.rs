@@ -362,7 +362,7 @@ impl Builder {
             Arc::clone(&gossip_handler),
         ));
         let peers = Arc::new(Peers::open(&store, node_id, Arc::clone(&peer_manager), Arc::clone(&channel_manager), Arc::clone(&network_graph), Arc::clone(&bus))?);
-        let splices = Arc::new(crate::splice::Splices::new(Arc::clone(&channel_manager), Arc::clone(&peer_manager), Arc::clone(&wallet), network));
+        let splices = Arc::new(crate::splice::Splices::open(&store, Arc::clone(&channel_manager), Arc::clone(&peer_manager), Arc::clone(&wallet), network)?);
         let channels = Arc::new(Channels::open(
             &store,
             ChannelsDeps {

@@ -69,7 +69,10 @@ impl EventHandler {
             }
             Event::SplicePending { channel_id, counterparty_node_id, new_funding_txo, .. } => {
                 tracing::info!(%channel_id, peer = %counterparty_node_id, funding = %new_funding_txo, "splice pending: the new funding waits for its confirmations");
-                self.splices.pending_on(channel_id, new_funding_txo);
+                if let Err(e) = self.splices.pending_on(channel_id, new_funding_txo) {
+                    self.health.fail(format!("recording a pending splice failed: {e}"));
+                    return Err(ReplayEvent());
+                }
                 self.bus.publish(NodeEvent { kind: "splice_pending", node_id: counterparty_node_id.to_string(), channel_id: channel_id.to_string(), detail: new_funding_txo.to_string(), ..Default::default() });
             }
             Event::SpliceFailed { channel_id, counterparty_node_id, abandoned_funding_txo, .. } => {
@@ -80,7 +83,7 @@ impl EventHandler {
                         tracing::error!(%channel_id, error = %e, "could not release the failed splice's inputs");
                     }
                 }
-                self.splices.failed(channel_id, "the peer or LDK abandoned it (see the log)");
+                self.splices.failed(channel_id, "the peer refused it or the negotiation broke off (see both nodes' logs)");
             }
             Event::FundingTransactionReadyForSigning { channel_id, counterparty_node_id, unsigned_transaction, .. } => {
                 self.splices.sign(channel_id, counterparty_node_id, unsigned_transaction);

@@ -4,7 +4,8 @@
 //! and broadcasts it; lanes picks the wallet coins, signs them when LDK asks, and tells the caller.
 //!
 //! Owns: the splices under way on our channels (requested, then pending with their new funding output, until
-//! the channel locks on it or the splice fails), choosing and signing the wallet's inputs, and the fee rate.
+//! the channel locks on it or the splice fails; agreed ones are recorded, so a restart keeps showing them),
+//! choosing and signing the wallet's inputs, and the fee rate.
 //! Must never: build or sign the channel's side of a splice (LDK does), keep a wallet coin spent by a splice
 //! that failed, or splice a channel whose peer is not connected (the call says so instead).
 use std::collections::HashMap;
@@ -15,24 +16,39 @@ use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Amount, OutPoint, TxOut};
 use lightning::ln::funding::{FundingTxInput, SpliceContribution};
 use lightning::ln::types::ChannelId;
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use lanes_channel::types::{ChannelManager, PeerManager};
 use lanes_wallet::OnchainWallet;
 
 use crate::error::PeerError;
+use crate::record::{hex32, Record};
+use crate::store::Records;
 use crate::NodeError;
 
 /// How long SpliceIn / SpliceOut wait for the peer to agree on the splice transaction.
 pub const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A splice under way on one of our channels.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PendingSplice {
     /// What the channel gains (splice in) or loses (splice out, the fee included once known), in sat.
     pub delta_sat: i64,
     /// The new funding output, once the splice transaction is agreed.
     pub funding_txo: Option<OutPoint>,
+}
+
+/// An agreed splice, as recorded until its channel locks on it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SpliceRecord {
+    #[serde(with = "hex32")]
+    channel_id: [u8; 32],
+    splice: PendingSplice,
+}
+
+impl Record for SpliceRecord {
+    const KIND: &'static str = "splice";
 }
 
 struct Waiting {
@@ -43,6 +59,7 @@ struct Waiting {
 /// The splicing service.
 pub struct Splices {
     under_way: Mutex<HashMap<ChannelId, Waiting>>,
+    records: Records<SpliceRecord>,
     channel_manager: Arc<ChannelManager>,
     peer_manager: Arc<PeerManager>,
     wallet: Arc<OnchainWallet>,
@@ -50,8 +67,11 @@ pub struct Splices {
 }
 
 impl Splices {
-    pub fn new(channel_manager: Arc<ChannelManager>, peer_manager: Arc<PeerManager>, wallet: Arc<OnchainWallet>, network: bitcoin::Network) -> Self {
-        Self { under_way: Mutex::new(HashMap::new()), channel_manager, peer_manager, wallet, network }
+    /// The service, with the agreed splices recorded before a restart under way again.
+    pub fn open(store: &lanes_store::DynStore, channel_manager: Arc<ChannelManager>, peer_manager: Arc<PeerManager>, wallet: Arc<OnchainWallet>, network: bitcoin::Network) -> Result<Self, NodeError> {
+        let records = Records::open(store, lanes_store::layout::SPLICES)?;
+        let under_way = records.all()?.into_iter().map(|r: SpliceRecord| (ChannelId(r.channel_id), Waiting { splice: r.splice, done: None })).collect();
+        Ok(Self { under_way: Mutex::new(under_way), records, channel_manager, peer_manager, wallet, network })
     }
 
     fn usable(&self, id: &str) -> Result<(ChannelId, PublicKey, u64), NodeError> {
@@ -143,14 +163,23 @@ impl Splices {
         }
     }
 
-    /// The splice transaction is agreed (SplicePending): the channel will move onto `funding_txo`.
-    pub fn pending_on(&self, channel_id: ChannelId, funding_txo: OutPoint) {
+    /// The splice transaction is agreed (SplicePending): the channel will move onto `funding_txo`. Recorded
+    /// before the caller hears of it (an error is for the event handler to retry).
+    pub fn pending_on(&self, channel_id: ChannelId, funding_txo: OutPoint) -> Result<(), NodeError> {
         let mut under_way = self.under_way.lock().unwrap_or_else(|p| p.into_inner());
         // A splice the peer started is under way too.
         let w = under_way.entry(channel_id).or_insert(Waiting { splice: PendingSplice { delta_sat: 0, funding_txo: None }, done: None });
         w.splice.funding_txo = Some(funding_txo);
+        self.records.put(&channel_id.0, &SpliceRecord { channel_id: channel_id.0, splice: w.splice.clone() })?;
         if let Some(done) = w.done.take() {
             let _ = done.send(Ok(funding_txo));
+        }
+        Ok(())
+    }
+
+    fn forget(&self, channel_id: &ChannelId) {
+        if let Err(e) = self.records.remove(&channel_id.0) {
+            tracing::warn!(%channel_id, error = %e, "could not forget a finished splice's record");
         }
     }
 
@@ -161,6 +190,7 @@ impl Splices {
                 let _ = done.send(Err(why.to_string()));
             }
         }
+        self.forget(&channel_id);
     }
 
     /// The channel is ready on `funding_txo` (ChannelReady): a splice onto it is done.
@@ -169,6 +199,7 @@ impl Splices {
         match under_way.get(&channel_id) {
             Some(w) if w.splice.funding_txo.is_some() && w.splice.funding_txo == funding_txo => {
                 under_way.remove(&channel_id);
+                self.forget(&channel_id);
                 true
             }
             _ => false,

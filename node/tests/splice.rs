@@ -86,3 +86,65 @@ async fn a_channel_is_spliced_in_and_out_while_payments_flow_and_every_satoshi_i
     assert_eq!(too_much.code(), Code::FailedPrecondition, "{too_much:?}");
     assert!(!channel(alice, id).await.splice_pending);
 }
+
+#[tokio::test]
+async fn a_splice_with_an_htlc_in_flight_survives_restarts_of_both_nodes() {
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let pair = net.pair(3_000_000, 1_000_000).await;
+    let (alice, bob, id) = (&pair.alice, &pair.bob, pair.channel.as_str());
+    let before = channel(alice, id).await;
+
+    // A payment of alice's is held by bob's hold invoice: its HTLC stays in flight through the splice.
+    let held = bob.held_payment_from(alice, 5_000_000, [7; 32]).await;
+    let (txid, _) = alice.splice_in(id, 100_000).await.expect("SpliceIn with an HTLC in flight");
+    alice.wait_until("the splice transaction in the mempool", || async { net.mempool().await.contains(&txid) }).await;
+
+    // Both restart before it confirms: the splice is still under way, and the HTLC still held.
+    alice.restart().await;
+    bob.restart().await;
+    alice.wait_channel_active(id).await;
+    bob.wait_channel_active(id).await;
+    let c = channel(alice, id).await;
+    assert!(c.splice_pending && c.splice_funding_outpoint.starts_with(&txid.to_string()) && c.capacity_sat == 1_000_000, "{c:?}");
+    assert!(channel(bob, id).await.splice_pending, "bob, who did not ask for it, shows it too");
+
+    // bob takes the payment while the splice waits; then it confirms and both move onto it.
+    bob.client().settle_invoice(SettleInvoiceRequest { preimage: held.preimage.clone() }).await.expect("SettleInvoice");
+    alice
+        .wait_until("alice's held payment to succeed", || async {
+            match alice.payments().await.into_iter().find(|p| p.payment_hash == held.payment_hash) {
+                Some(p) if p.status == PaymentStatus::Succeeded as i32 => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+    net.mine(6).await;
+    let c = wait_spliced(alice, id, &txid.to_string(), 1_100_000).await;
+    wait_spliced(bob, id, &txid.to_string(), 1_100_000).await;
+    assert_eq!(c.local_balance_msat, before.local_balance_msat - 5_000_000 + 100_000_000);
+    bob.wait_until("bob to hold the payment on the spliced channel", || async {
+        let held = channel(bob, id).await.local_balance_msat;
+        if held == 5_000_000 { Ok(()) } else { Err(format!("{held} msat")) }
+    })
+    .await;
+    paid(alice.keysend(bob, 1_000_000).await);
+    assert!(alice.closed_channels().await.is_empty() && bob.closed_channels().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_peer_that_refuses_splices_gets_none_and_the_wallet_keeps_its_coins() {
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let alice = net.node("alice").await;
+    let bob = net.node_with("bob", &["--reject-inbound-splices"]).await;
+    let id = net.fund_and_open(&alice, &bob, 3_000_000, 1_000_000).await;
+    let wallet = alice.balance().await;
+
+    let refused = alice.splice_in(&id, 100_000).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("splice"), "{refused:?}");
+    // (LDK drops the connection over the refusal; the peers reconnect.)
+    let c = alice.wait_channel_active(&id).await;
+    assert!(!c.splice_pending && c.capacity_sat == 1_000_000, "{c:?}");
+    assert_eq!(alice.balance().await, wallet, "the wallet kept its coins");
+    paid(alice.keysend(&bob, 1_000_000).await);
+}

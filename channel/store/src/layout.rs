@@ -63,6 +63,7 @@ pub fn sequence_key(n: u64) -> String {
 pub const PAYMENTS: Namespace = lanes("payments");
 pub const INVOICES: Namespace = lanes("invoices");
 pub const OFFERS: Namespace = lanes("offers");
+pub const SPLICES: Namespace = lanes("splices");
 pub const FORWARDS: Namespace = lanes("forwards");
 pub const CLOSED_CHANNELS: Namespace = lanes("closed_channels");
 pub const PEER_ADDRESSES: Namespace = lanes("peer_addresses");
@@ -73,7 +74,7 @@ mod tests {
 
     #[test]
     fn names_are_valid_and_distinct() {
-        let all = [BROADCAST_JOURNAL, WALLET, PAYMENTS, INVOICES, OFFERS, FORWARDS, CLOSED_CHANNELS, PEER_ADDRESSES];
+        let all = [BROADCAST_JOURNAL, WALLET, PAYMENTS, INVOICES, OFFERS, SPLICES, FORWARDS, CLOSED_CHANNELS, PEER_ADDRESSES];
         for ns in all {
             crate::check(ns.primary, ns.secondary, Some("k")).unwrap();
             assert_ne!(ns.secondary, ROUTER_SCORER_KEY, "a key and a namespace share a name");

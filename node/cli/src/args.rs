@@ -154,6 +154,28 @@ pub enum Command {
     },
     /// Channels that closed, with the funds still on their way back.
     Closedchannels,
+    /// Add wallet coins to a channel without closing it (splice in).
+    Splicein {
+        #[arg(long = "chan_id", alias = "chan-id", value_name = "CHANNEL_ID")]
+        chan_id: String,
+        /// Satoshis to add (the wallet pays the fee on top).
+        #[arg(long, value_name = "SAT")]
+        amt: u64,
+        #[arg(long = "sat_per_vbyte", alias = "sat-per-vbyte", value_name = "RATE")]
+        sat_per_vbyte: Option<String>,
+    },
+    /// Move channel funds to an address without closing the channel (splice out).
+    Spliceout {
+        #[arg(long = "chan_id", alias = "chan-id", value_name = "CHANNEL_ID")]
+        chan_id: String,
+        /// Satoshis to send (the channel pays the fee on top).
+        #[arg(long, value_name = "SAT")]
+        amt: u64,
+        #[arg(long, value_name = "ADDRESS")]
+        addr: String,
+        #[arg(long = "sat_per_vbyte", alias = "sat-per-vbyte", value_name = "RATE")]
+        sat_per_vbyte: Option<String>,
+    },
     /// Set the forwarding fees and CLTV delta of one channel, or of all of them.
     Updatechanpolicy {
         /// The channel id (default: all channels).

@@ -248,6 +248,10 @@ fn channel_lines(l: &mut Lines, c: &Channel) {
     if !c.funding_txid.is_empty() {
         l.kv("funding", format!("{}:{}", c.funding_txid, c.funding_output_index));
     }
+    if c.splice_pending {
+        let onto = if c.splice_funding_outpoint.is_empty() { "being agreed with the peer".to_string() } else { format!("onto {}", c.splice_funding_outpoint) };
+        l.kv("splice", format!("{:+} sat, {onto}", c.splice_delta_sat));
+    }
     l.kv("our fees", fees(c.fee_base_msat, c.fee_rate_ppm, c.cltv_expiry_delta));
 }
 
@@ -584,6 +588,13 @@ pub fn listpayments(r: ListPaymentsResponse) -> Output {
         l.kv_some("bolt11", &p.bolt11).blank();
     }
     l.text(count(r.payments.len(), "payment"));
+    Output::new(json(&r), l)
+}
+
+/// splicein and spliceout: the channel's new funding output.
+pub fn splice(r: SpliceResponse) -> Output {
+    let mut l = Lines::default();
+    l.kv("new funding", format!("{}:{}", r.funding_txid, r.funding_output_index)).text("the channel moves onto it once it confirms: lanes-cli listchannels shows the splice meanwhile");
     Output::new(json(&r), l)
 }
 

@@ -5,7 +5,8 @@
 //!   node:      getinfo, stop
 //!   wallet:    newaddress, walletbalance, listunspent, sendcoins
 //!   peers:     connect, listpeers, disconnect
-//!   channels:  openchannel, listchannels, pendingchannels, closechannel, closedchannels, updatechanpolicy
+//!   channels:  openchannel, listchannels, pendingchannels, closechannel, closedchannels, updatechanpolicy,
+//!              splicein, spliceout
 //!   gossip:    describegraph, getnodeinfo, getchaninfo
 //!   invoices:  addinvoice, decodepayreq, listinvoices, lookupinvoice, settleinvoice, cancelinvoice
 //!   payments:  payinvoice, sendkeysend, queryroutes, listpayments, fwdinghistory
@@ -176,6 +177,14 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
         }
         Command::Closedchannels => {
             human::closedchannels(connect(rpc).await?.closed_channels(ClosedChannelsRequest {}).await?.into_inner())
+        }
+        Command::Splicein { chan_id, amt, sat_per_vbyte } => {
+            let req = SpliceInRequest { channel_id: chan_id.clone(), amount_sat: *amt, sat_per_vbyte: sat_per_vbyte.clone().unwrap_or_default() };
+            human::splice(connect(rpc).await?.splice_in(req).await?.into_inner())
+        }
+        Command::Spliceout { chan_id, amt, addr, sat_per_vbyte } => {
+            let req = SpliceOutRequest { channel_id: chan_id.clone(), amount_sat: *amt, address: addr.clone(), sat_per_vbyte: sat_per_vbyte.clone().unwrap_or_default() };
+            human::splice(connect(rpc).await?.splice_out(req).await?.into_inner())
         }
         Command::Updatechanpolicy { chan_id, base_fee_msat, fee_rate_ppm, time_lock_delta } => {
             let req = UpdateChannelPolicyRequest {
