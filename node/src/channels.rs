@@ -99,6 +99,8 @@ pub struct ClosedView {
 
 struct PendingOpen {
     sat_per_vbyte: Option<String>,
+    /// The caller asked for a zero-conf channel: fund it only if the peer accepted it so.
+    zero_conf: bool,
     /// The caller of a single open; None for a member of a batch (its batch answers).
     done: Option<oneshot::Sender<Result<OutPoint, String>>>,
     /// The batch this open is part of.
@@ -207,6 +209,7 @@ impl Channels {
         push_msat: u64,
         private: bool,
         sat_per_vbyte: Option<String>,
+        zero_conf: bool,
     ) -> Result<(ChannelId, OutPoint), NodeError> {
         if amount_sat == 0 {
             return Err(NodeError::Invalid("channel capacity must be greater than 0".into()));
@@ -229,14 +232,14 @@ impl Channels {
 
         let user_channel_id = u128::from_be_bytes(lightning::sign::EntropySource::get_secure_random_bytes(&*self.keys)[..16].try_into().expect("16 bytes"));
         let (tx, rx) = oneshot::channel();
-        self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).insert(user_channel_id, PendingOpen { sat_per_vbyte, done: Some(tx), batch: None });
+        self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).insert(user_channel_id, PendingOpen { sat_per_vbyte, zero_conf, done: Some(tx), batch: None });
         let mut config = self.user_config.clone();
         config.channel_handshake_config.announce_for_forwarding = !private;
         if let Err(e) = self.channel_manager.create_channel(peer, amount_sat, push_msat, user_channel_id, None, Some(config)) {
             self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).remove(&user_channel_id);
             return Err(api_error(e));
         }
-        tracing::info!(peer = %peer, capacity_sat = amount_sat, push_msat, private, "channel open requested");
+        tracing::info!(peer = %peer, capacity_sat = amount_sat, push_msat, private, zero_conf, "channel open requested");
         match tokio::time::timeout(OPEN_TIMEOUT, rx).await {
             Ok(Ok(Ok(outpoint))) => Ok((ChannelId::v1_from_funding_outpoint(outpoint), outpoint)),
             Ok(Ok(Err(why))) => Err(NodeError::Refused(why)),
@@ -294,7 +297,7 @@ impl Channels {
             Batch { members: ids.clone(), ready: HashMap::new(), sat_per_vbyte: sat_per_vbyte.clone(), done: Some(tx) },
         );
         for (m, id) in members.iter().zip(&ids) {
-            self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).insert(*id, PendingOpen { sat_per_vbyte: None, done: None, batch: Some(batch_id) });
+            self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).insert(*id, PendingOpen { sat_per_vbyte: None, zero_conf: false, done: None, batch: Some(batch_id) });
             let mut config = self.user_config.clone();
             config.channel_handshake_config.announce_for_forwarding = !m.private;
             if let Err(e) = self.channel_manager.create_channel(m.peer, m.amount_sat, m.push_msat, *id, None, Some(config)) {
@@ -422,6 +425,22 @@ impl Channels {
         let pending = self.pending_opens.lock().unwrap_or_else(|p| p.into_inner()).remove(&user_channel_id);
         if let Some(batch) = pending.as_ref().and_then(|p| p.batch) {
             return self.fund_in_batch(batch, user_channel_id, ReadyToFund { temp_id, peer, value_sat, script }).await;
+        }
+        // A zero-conf open the peer accepted with confirmations: nothing is funded, the caller hears why.
+        if pending.as_ref().is_some_and(|p| p.zero_conf) {
+            let depth = self.channel_manager.list_channels().into_iter().find(|c| c.channel_id == temp_id).and_then(|c| c.confirmations_required);
+            if depth != Some(0) {
+                let why = format!(
+                    "peer {peer} accepted the channel only with {} confirmations, not as zero-conf (it must list us as a trusted peer)",
+                    depth.map(|d| d.to_string()).unwrap_or_else(|| "unknown".into())
+                );
+                tracing::warn!(channel_id = %temp_id, peer = %peer, "zero-conf open refused by the peer: abandoning it unfunded");
+                let _ = self.channel_manager.force_close_broadcasting_latest_txn(&temp_id, &peer, "the peer would not take it as zero-conf".into());
+                if let Some(done) = pending.and_then(|p| p.done) {
+                    let _ = done.send(Err(why));
+                }
+                return;
+            }
         }
         let rate = pending.as_ref().and_then(|p| p.sat_per_vbyte.clone());
         let wallet = Arc::clone(&self.wallet);

@@ -141,7 +141,7 @@ async fn assert_open_refused(a: &Node, node_id: &str, sat: u64, push_msat: u64, 
     let (chans, bal) = (a.client().list_channels(ListChannelsRequest::default()).await.unwrap().into_inner().channels.len(), a.balance().await);
     let e = a
         .client()
-        .open_channel(OpenChannelRequest { node_id: node_id.into(), local_funding_sat: sat, push_msat, private: false, sat_per_vbyte: String::new() })
+        .open_channel(OpenChannelRequest { node_id: node_id.into(), local_funding_sat: sat, push_msat, private: false, sat_per_vbyte: String::new(), zero_conf: false })
         .await
         .unwrap_err();
     assert_eq!(e.code(), code, "{what}: {e:?}");

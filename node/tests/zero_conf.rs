@@ -48,4 +48,18 @@ async fn a_trusted_peers_channel_carries_payments_before_its_funding_confirms() 
     assert_eq!(again.status, PaymentStatus::Succeeded as i32, "{again:?}");
     assert_eq!(channel(&bob, &trusted).await.local_balance_msat, 61_000_000);
     assert!(alice.closed_channels().await.is_empty() && bob.closed_channels().await.is_empty());
+
+    // A funder may ask for zero-conf (OpenChannel.zero_conf, as LND's): carol, who does not trust alice, asks for
+    // confirmations, and the open fails before anything is funded.
+    let (wallet, mempool) = (alice.balance().await, net.mempool().await);
+    let req = OpenChannelRequest { node_id: carol.node_id(), local_funding_sat: 50_000, zero_conf: true, ..Default::default() };
+    let refused = alice.client().open_channel(req).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("not as zero-conf"), "{refused:?}");
+    assert_eq!((alice.balance().await, net.mempool().await), (wallet, mempool), "nothing was funded or broadcast");
+    assert_eq!(alice.channels().await.len(), 2, "no third channel is left behind");
+    // bob trusts alice: the zero-conf channel is usable at once.
+    let zero_conf = alice.open_channel_with(&bob, OpenChannelRequest { local_funding_sat: 50_000, zero_conf: true, ..Default::default() }).await;
+    alice.wait_channel_active(&zero_conf).await;
+    assert_eq!(channel(&alice, &zero_conf).await.confirmations, 0);
 }

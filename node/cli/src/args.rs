@@ -112,6 +112,9 @@ pub enum Command {
         /// Fee rate of the funding transaction in sat/vbyte (default: estimated by lanesd).
         #[arg(long = "sat_per_vbyte", alias = "sat-per-vbyte", value_name = "RATE")]
         sat_per_vbyte: Option<String>,
+        /// A zero-conf channel: fails unless the peer accepts it so (it must trust us).
+        #[arg(long = "zero_conf", alias = "zero-conf")]
+        zero_conf: bool,
         /// NODE_ID and SAT, when not given as flags.
         #[arg(value_name = "NODE_ID SAT", num_args = 0..=2)]
         positional: Vec<String>,

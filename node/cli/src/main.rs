@@ -138,7 +138,7 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
             human::done(human::json(&r), "disconnected from", node_id.clone())
         }
 
-        Command::Openchannel { node_key, local_amt, push_amt, private, sat_per_vbyte, positional } => {
+        Command::Openchannel { node_key, local_amt, push_amt, private, sat_per_vbyte, zero_conf, positional } => {
             let (node_id, local_funding_sat) = open_target(node_key.as_deref(), *local_amt, positional).map_err(Failure::Usage)?;
             let req = OpenChannelRequest {
                 node_id,
@@ -146,6 +146,7 @@ async fn run(cli: &Cli) -> Result<Output, Failure> {
                 push_msat: *push_amt,
                 private: *private,
                 sat_per_vbyte: sat_per_vbyte.clone().unwrap_or_default(),
+                zero_conf: *zero_conf,
             };
             human::openchannel(connect(rpc).await?.open_channel(req).await?.into_inner())
         }

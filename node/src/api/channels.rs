@@ -14,7 +14,7 @@ use crate::{Node, NodeError};
 
 pub async fn open(node: Arc<Node>, r: OpenChannelRequest) -> Result<OpenChannelResponse, NodeError> {
     let peer = parse_node_id(&r.node_id)?;
-    let (id, outpoint) = node.channels().open_channel(peer, r.local_funding_sat, r.push_msat, r.private, opt(r.sat_per_vbyte)).await?;
+    let (id, outpoint) = node.channels().open_channel(peer, r.local_funding_sat, r.push_msat, r.private, opt(r.sat_per_vbyte), r.zero_conf).await?;
     Ok(OpenChannelResponse { channel_id: id.to_string(), funding_txid: outpoint.txid.to_string(), funding_output_index: outpoint.index as u32 })
 }
 
