@@ -134,6 +134,9 @@ pub struct BatchMember {
 }
 
 /// The channels service.
+/// How long a cooperative close waits for the channel's monitor update under way to be persisted.
+const CLOSE_BUSY_WAIT: Duration = Duration::from_secs(10);
+
 pub struct Channels {
     splices: Arc<crate::splice::Splices>,
     pending_opens: Mutex<HashMap<u128, PendingOpen>>,
@@ -541,7 +544,19 @@ impl Channels {
                 return Err(PeerError::NotConnected { peer, hint: "a cooperative close needs it (or use force)" }.into());
             }
             tracing::info!(channel_id = %c.channel_id, peer = %peer, "closing channel cooperatively");
-            self.channel_manager.close_channel_with_feerate_and_script(&c.channel_id, &peer, feerate, None).map_err(api_error)?;
+            // Right after a payment the channel's last monitor update may still be on its way to disk, and LDK
+            // refuses to begin the shutdown until it is: wait for it (bounded), as LND queues the shutdown,
+            // instead of failing a close asked at that moment (seen in postgres.rs, where writes take longer).
+            let busy_until = tokio::time::Instant::now() + CLOSE_BUSY_WAIT;
+            loop {
+                match self.channel_manager.close_channel_with_feerate_and_script(&c.channel_id, &peer, feerate, None) {
+                    Ok(()) => break,
+                    Err(APIError::ChannelUnavailable { err }) if err.contains("waiting on a monitor update") && tokio::time::Instant::now() < busy_until => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(e) => return Err(api_error(e)),
+                }
+            }
         }
         let Some(funding) = c.funding_txo.map(|f| f.into_bitcoin_outpoint()) else { return Ok(None) };
         let deadline = tokio::time::Instant::now() + CLOSE_TXID_WAIT;
