@@ -72,8 +72,10 @@ impl OfferRecord {
 /// What an offer or a refund says, for DecodeOffer.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OfferView {
-    /// "offer" or "refund".
+    /// "offer", "refund" or "invoice".
     pub kind: &'static str,
+    /// Invoices: the payment hash.
+    pub payment_hash: Option<[u8; 32]>,
     pub offer_id: Option<[u8; 32]>,
     pub description: String,
     pub amount_msat: u64,
@@ -122,6 +124,26 @@ pub fn parse_refund(s: &str) -> Result<Refund, NodeError> {
         return Err(NodeError::Invalid("give a refund (lnr1...)".into()));
     }
     s.parse::<Refund>().map_err(|e| NodeError::Invalid(format!("not a BOLT12 refund: {e:?}")))
+}
+
+/// A BOLT12 invoice as CLN shows it: `lni1…`, bech32 without checksum (LDK sends invoices only as onion
+/// messages and has no string form for them).
+pub fn invoice_string(invoice: &lightning::offers::invoice::Bolt12Invoice) -> String {
+    use bitcoin::bech32::{primitives::hrp::Hrp, NoChecksum};
+    use lightning::util::ser::Writeable;
+    let hrp = Hrp::parse("lni").expect("a valid hrp");
+    bitcoin::bech32::encode::<NoChecksum>(hrp, &invoice.encode()).expect("an invoice fits a bech32 string")
+}
+
+/// A BOLT12 invoice string (`lni1…`, `+` continuations allowed), read.
+pub fn parse_invoice(s: &str) -> Result<lightning::offers::invoice::Bolt12Invoice, NodeError> {
+    use bitcoin::bech32::{primitives::decode::CheckedHrpstring, NoChecksum};
+    let joined: String = s.chars().filter(|c| *c != '+' && !c.is_whitespace()).collect();
+    let parsed = CheckedHrpstring::new::<NoChecksum>(&joined).map_err(|e| NodeError::Invalid(format!("not a BOLT12 invoice: {e}")))?;
+    if !parsed.hrp().lowercase_char_iter().eq("lni".chars()) {
+        return Err(NodeError::Invalid("not a BOLT12 invoice (lni1...)".into()));
+    }
+    lightning::offers::invoice::Bolt12Invoice::try_from(parsed.byte_iter().collect::<Vec<u8>>()).map_err(|e| NodeError::Invalid(format!("not a BOLT12 invoice: {e:?}")))
 }
 
 /// An offer or a refund for another chain than ours is refused before anything is sent.
@@ -300,7 +322,7 @@ impl Offers {
         Ok(refused)
     }
 
-    /// What an offer (`lno1…`) or a refund (`lnr1…`) says.
+    /// What an offer (`lno1…`), a refund (`lnr1…`) or a BOLT12 invoice (`lni1…`) says.
     pub fn describe(&self, s: &str) -> Result<OfferView, NodeError> {
         let ours = ChainHash::using_genesis_block(self.network);
         let s = s.trim();
@@ -314,11 +336,39 @@ impl Offers {
                 })
                 .collect()
         };
+        if s.to_ascii_lowercase().starts_with("lni1") {
+            let i = parse_invoice(s)?;
+            let intro_nodes = i
+                .payment_paths()
+                .iter()
+                .map(|p| match p.introduction_node() {
+                    lightning::blinded_path::IntroductionNode::NodeId(n) => n.to_string(),
+                    lightning::blinded_path::IntroductionNode::DirectedShortChannelId(d, scid) => format!("{} ({d:?})", crate::graph::format_scid(*scid)),
+                })
+                .collect();
+            return Ok(OfferView {
+                kind: "invoice",
+                offer_id: i.offer_id().map(|o| o.0),
+                payment_hash: Some(i.payment_hash().0),
+                description: i.description().map(|d| d.to_string()).unwrap_or_default(),
+                amount_msat: i.amount_msats(),
+                expires_at: Some((i.created_at() + i.relative_expiry()).as_secs()),
+                expired: i.is_expired(),
+                issuer: i.issuer().map(|d| d.to_string()).unwrap_or_default(),
+                signing_pubkey: i.signing_pubkey().to_string(),
+                introduction_nodes: intro_nodes,
+                quantity_max: i.quantity().unwrap_or(0),
+                payer_note: i.payer_note().map(|n| n.to_string()).unwrap_or_default(),
+                network: chain_name(i.chain()),
+                our_network: i.chain() == ours,
+            });
+        }
         if s.to_ascii_lowercase().starts_with("lnr1") {
             let r = parse_refund(s)?;
             return Ok(OfferView {
                 kind: "refund",
                 offer_id: None,
+                payment_hash: None,
                 description: r.description().to_string(),
                 amount_msat: r.amount_msats(),
                 expires_at: r.absolute_expiry().map(|d| d.as_secs()),
@@ -341,6 +391,7 @@ impl Offers {
         Ok(OfferView {
             kind: "offer",
             offer_id: Some(o.id().0),
+            payment_hash: None,
             description: o.description().map(|d| d.to_string()).unwrap_or_default(),
             amount_msat,
             expires_at: o.absolute_expiry().map(|d| d.as_secs()),

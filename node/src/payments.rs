@@ -411,7 +411,7 @@ impl Payments {
 
     /// Asks to be paid a refund another node made: LDK sends it our invoice over onion messages. The receipt is
     /// recorded now (inbound, in flight) and succeeds when the payment is claimed.
-    pub fn request_refund_payment(&self, refund: &str) -> Result<PaymentRecord, NodeError> {
+    pub fn request_refund_payment(&self, refund: &str) -> Result<(PaymentRecord, String), NodeError> {
         let r = crate::offers::parse_refund(refund)?;
         let ours = bitcoin::constants::ChainHash::using_genesis_block(self.network);
         if r.chain() != ours {
@@ -438,7 +438,7 @@ impl Payments {
         };
         self.records.put(&hash, &rec)?;
         tracing::info!(payment_hash = %hex(&hash), amount_msat = rec.amount_msat, "refund invoice sent: waiting to be paid");
-        Ok(rec)
+        Ok((rec, crate::offers::invoice_string(&invoice)))
     }
 
     /// An inbound BOLT12 payment was claimed: its receipt (keyed by payment hash) is SUCCEEDED, made now for an

@@ -142,6 +142,10 @@ async fn a_refund_is_paid_to_the_node_that_claims_it_and_bad_strings_change_noth
     // carol claims it: her invoice goes to alice over onion messages, and alice pays it over bob.
     let claimed = carol.request_refund_payment(&refund.refund).await.expect("RequestRefundPayment");
     assert_eq!(claimed.amount_msat, 3_000_000);
+    // The invoice carol sent, as a string anyone can decode.
+    let invoice = alice.decode_offer(&claimed.invoice).await.expect("DecodeOffer of the lni1 invoice");
+    assert_eq!((invoice.kind.as_str(), invoice.amount_msat, invoice.payment_hash.as_str()), ("invoice", 3_000_000, claimed.payment_hash.as_str()));
+    assert!(claimed.invoice.starts_with("lni1") && !invoice.introduction_nodes.is_empty() && invoice.our_network, "{invoice:?}");
     let paid = alice
         .wait_until("the refund to be paid", || async {
             match alice.payment(&refund.payment_id).await {
@@ -170,7 +174,7 @@ async fn a_refund_is_paid_to_the_node_that_claims_it_and_bad_strings_change_noth
         let e = carol.request_refund_payment(bad).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "RequestRefundPayment {bad:?}: {e:?}");
     }
-    for bad in ["", "lno1garbage", "xyz"] {
+    for bad in ["", "lno1garbage", "xyz", "lni1qqqq", "lni1"] {
         let e = alice.decode_offer(bad).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "DecodeOffer {bad:?}: {e:?}");
     }

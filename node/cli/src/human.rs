@@ -641,6 +641,7 @@ pub fn decodeoffer(r: DecodeOfferResponse) -> Output {
     let expired = if r.expired { " (expired)" } else { "" };
     l.kv("kind", &r.kind)
         .kv_some("offer id", &r.offer_id)
+        .kv_some("payment hash", &r.payment_hash)
         .kv("amount", amount_or_any(r.amount_msat))
         .kv_some("description", &r.description)
         .kv_some("issuer", &r.issuer)
@@ -662,7 +663,7 @@ pub fn createrefund(r: CreateRefundResponse) -> Output {
 
 pub fn requestrefund(r: RequestRefundPaymentResponse) -> Output {
     let mut l = Lines::default();
-    l.kv("payment hash", &r.payment_hash).kv("amount", msat(r.amount_msat)).text("invoice sent: lanes-cli listpayments shows when it is paid");
+    l.kv("payment hash", &r.payment_hash).kv("amount", msat(r.amount_msat)).kv("invoice", &r.invoice).text("invoice sent: lanes-cli listpayments shows when it is paid");
     Output::new(json(&r), l)
 }
 

@@ -262,6 +262,7 @@ pub fn decoded_offer(v: OfferView) -> DecodeOfferResponse {
     DecodeOfferResponse {
         kind: v.kind.into(),
         offer_id: v.offer_id.map(|i| hex(&i)).unwrap_or_default(),
+        payment_hash: v.payment_hash.map(|h| hex(&h)).unwrap_or_default(),
         description: v.description,
         amount_msat: v.amount_msat,
         expires_at: v.expires_at.unwrap_or(0),

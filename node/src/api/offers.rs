@@ -52,6 +52,6 @@ pub async fn create_refund(node: Arc<Node>, r: CreateRefundRequest) -> Result<Cr
 }
 
 pub async fn request_refund_payment(node: Arc<Node>, r: RequestRefundPaymentRequest) -> Result<RequestRefundPaymentResponse, NodeError> {
-    let rec = node.payments().request_refund_payment(&r.refund)?;
-    Ok(RequestRefundPaymentResponse { payment_hash: crate::ids::hex(&rec.id), amount_msat: rec.amount_msat })
+    let (rec, invoice) = node.payments().request_refund_payment(&r.refund)?;
+    Ok(RequestRefundPaymentResponse { payment_hash: crate::ids::hex(&rec.id), amount_msat: rec.amount_msat, invoice })
 }
