@@ -144,7 +144,15 @@ impl Splices {
             Ok(Ok(Ok(txo))) => Ok(txo),
             Ok(Ok(Err(why))) => Err(NodeError::Refused(format!("the splice failed: {why}"))),
             Ok(Err(_)) => Err(NodeError::Internal("the splice's outcome was lost".into())),
-            Err(_) => Err(NodeError::Timeout(format!("the peer did not agree on the splice within {} s; it may still complete", NEGOTIATION_TIMEOUT.as_secs()))),
+            Err(_) => {
+                // Not agreed in time: no longer shown as under way, so the channel can be spliced again; if it is
+                // agreed after all, SplicePending records it then.
+                let mut under_way = self.under_way.lock().unwrap_or_else(|p| p.into_inner());
+                if under_way.get(&channel_id).is_some_and(|w| w.splice.funding_txo.is_none()) {
+                    under_way.remove(&channel_id);
+                }
+                Err(NodeError::Timeout(format!("the peer did not agree on the splice within {} s; it may still complete", NEGOTIATION_TIMEOUT.as_secs())))
+            }
         }
     }
 
