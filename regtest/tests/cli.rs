@@ -127,6 +127,10 @@ async fn lanes_cli_drives_two_nodes() {
     let event = events.next_where("invoice_settled", |e| e["amount_msat"] == KEYSEND_MSAT).await;
     assert_eq!(event["detail"], "keysend", "{event}");
     events.stop().await;
+    // bob's record of it is an invoice marked as keysend, as LND's.
+    let invoices = json(&cli_ok(&bob, &["listinvoices", "--json"]).await);
+    let receipt = invoices["invoices"].as_array().unwrap().iter().find(|i| i["is_keysend"] == true).cloned().unwrap_or_else(|| panic!("{invoices}"));
+    assert_eq!((receipt["amount_received_msat"].as_u64(), receipt["state"].as_str()), (Some(KEYSEND_MSAT), Some("settled")), "{receipt}");
 
     // ---- a BOLT12 offer of bob's, decoded and paid by alice ----
     let offer = json(&cli_ok(&bob, &["createoffer", "--amt", "2000", "--memo", "stickers", "--json"]).await);

@@ -147,6 +147,8 @@ pub fn invoice(r: InvoiceRecord) -> Invoice {
         State::Accepted => InvoiceState::Accepted,
         State::Canceled => InvoiceState::Canceled,
     };
+    // Only keysend receipts are recorded without an invoice (see invoice::settle).
+    let is_keysend = r.bolt11.is_empty();
     Invoice {
         bolt11: r.bolt11,
         payment_hash: hex(&r.payment_hash),
@@ -159,6 +161,7 @@ pub fn invoice(r: InvoiceRecord) -> Invoice {
         settled_at: r.settled_at,
         preimage: r.preimage.map(|p| hex(&p)).unwrap_or_default(),
         hold: r.hold,
+        is_keysend,
     }
 }
 
