@@ -155,6 +155,24 @@ impl PaymentRecordV1 {
 }
 
 impl PaymentRecord {
+    /// A payment just begun (or expected): in flight, nothing paid or learned yet.
+    fn new(id: [u8; 32], kind: PaymentKind, direction: Direction, payment_hash: Option<[u8; 32]>, counterparty: Option<PublicKey>, amount_msat: u64) -> Self {
+        PaymentRecord {
+            id,
+            kind,
+            direction,
+            payment_hash,
+            counterparty,
+            amount_msat,
+            fee_msat: 0,
+            status: PaymentStatus::InFlight,
+            preimage: None,
+            failure_reason: String::new(),
+            created_at: now_secs(),
+            paths: Vec::new(),
+        }
+    }
+
     fn hash_hex(&self) -> String {
         self.payment_hash.map(|h| hex(&h)).unwrap_or_default()
     }
@@ -422,20 +440,8 @@ impl Payments {
         }
         let invoice = self.channel_manager.request_refund_payment(&r).map_err(crate::offers::semantic_error)?;
         let hash = invoice.payment_hash().0;
-        let rec = PaymentRecord {
-            id: hash,
-            kind: PaymentKind::Bolt12Refund { refund: r.to_string(), payer_note: r.payer_note().map(|n| n.to_string()) },
-            direction: Direction::Inbound,
-            payment_hash: Some(hash),
-            counterparty: Some(r.payer_signing_pubkey()),
-            amount_msat: r.amount_msats(),
-            fee_msat: 0,
-            status: PaymentStatus::InFlight,
-            preimage: None,
-            failure_reason: String::new(),
-            created_at: now_secs(),
-            paths: Vec::new(),
-        };
+        let kind = PaymentKind::Bolt12Refund { refund: r.to_string(), payer_note: r.payer_note().map(|n| n.to_string()) };
+        let rec = PaymentRecord::new(hash, kind, Direction::Inbound, Some(hash), Some(r.payer_signing_pubkey()), r.amount_msats());
         self.records.put(&hash, &rec)?;
         tracing::info!(payment_hash = %hex(&hash), amount_msat = rec.amount_msat, "refund invoice sent: waiting to be paid");
         Ok((rec, crate::offers::invoice_string(&invoice)))
@@ -445,20 +451,7 @@ impl Payments {
     /// offer's payment, or completing the one [`Payments::request_refund_payment`] made.
     pub fn received(&self, hash: PaymentHash, kind: PaymentKind, amount_msat: u64, preimage: Option<PaymentPreimage>) -> Result<(), NodeError> {
         self.records.update(&hash.0, |old| {
-            let mut r = old.unwrap_or(PaymentRecord {
-                id: hash.0,
-                kind,
-                direction: Direction::Inbound,
-                payment_hash: Some(hash.0),
-                counterparty: None,
-                amount_msat,
-                fee_msat: 0,
-                status: PaymentStatus::InFlight,
-                preimage: None,
-                failure_reason: String::new(),
-                created_at: now_secs(),
-                paths: Vec::new(),
-            });
+            let mut r = old.unwrap_or_else(|| PaymentRecord::new(hash.0, kind, Direction::Inbound, Some(hash.0), None, amount_msat));
             r.status = PaymentStatus::Succeeded;
             r.amount_msat = amount_msat;
             r.preimage = preimage.map(|p| p.0);
@@ -492,20 +485,7 @@ impl Payments {
                 refused = Some(PaymentError::InFlight(r.hash_hex()).into());
                 None
             }
-            _ => Some(PaymentRecord {
-                id: id.0,
-                kind,
-                direction: Direction::Outbound,
-                payment_hash: hash.map(|h| h.0),
-                counterparty: dest,
-                amount_msat,
-                fee_msat: 0,
-                status: PaymentStatus::InFlight,
-                preimage: None,
-                failure_reason: String::new(),
-                created_at: now_secs(),
-                paths: Vec::new(),
-            }),
+            _ => Some(PaymentRecord::new(id.0, kind, Direction::Outbound, hash.map(|h| h.0), dest, amount_msat)),
         })?;
         refused.map_or(Ok(()), Err)
     }
