@@ -166,9 +166,7 @@ pub struct ChannelsDeps {
     pub user_config: UserConfig,
 }
 
-pub fn parse_channel_id(s: &str) -> Result<ChannelId, NodeError> {
-    Ok(ChannelId(crate::ids::parse_hex32(s, "channel id")?))
-}
+pub use crate::ids::parse_channel_id;
 
 fn api_error(e: APIError) -> NodeError {
     match e {

@@ -1,7 +1,14 @@
 //! Hex ids at the API boundary (channel ids, payment hashes, preimages): one parser, one printer.
 //!
 //! Owns: the hex forms of ids. Must never: accept an id of the wrong length, or print one any other way.
+use lightning::ln::types::ChannelId;
+
 use crate::NodeError;
+
+/// A channel id as the API gives it (64 hex characters).
+pub fn parse_channel_id(s: &str) -> Result<ChannelId, NodeError> {
+    Ok(ChannelId(parse_hex32(s, "channel id")?))
+}
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

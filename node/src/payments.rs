@@ -341,8 +341,8 @@ impl Payments {
     /// the outcome as [`Payments::pay_invoice`] does. Every offer payment has an id of its own (a reusable
     /// offer is paid many times), random, not the payment hash (unknown until the invoice comes).
     pub async fn pay_offer(&self, offer: &str, amount_msat: u64, quantity: u64, payer_note: Option<String>, timeout: Option<Duration>, retry: Option<Duration>) -> Result<PaymentRecord, NodeError> {
-        let offer = crate::offers::parse_offer(offer)?;
-        crate::offers::check_offer_chain(&offer, self.network)?;
+        let offer = crate::bolt12::parse_offer(offer)?;
+        crate::bolt12::check_offer_chain(&offer, self.network)?;
         if offer.is_expired() {
             return Err(PaymentError::OfferExpired.into());
         }
@@ -382,7 +382,7 @@ impl Payments {
         };
         if let Err(e) = sent {
             self.abort(id)?;
-            return Err(crate::offers::semantic_error(e));
+            return Err(crate::bolt12::semantic_error(e));
         }
         tracing::info!(payment_id = %hex(&id.0), offer_id = %hex(&offer.id().0), amount_msat = amount, "offer payment started: invoice requested");
         self.finish(id, rx, deadline).await
@@ -404,13 +404,13 @@ impl Payments {
         let builder = self
             .channel_manager
             .create_refund_builder(amount_msat, Duration::from_secs(expires_at), id, Retry::Timeout(DEFAULT_RETRY), RouteParametersConfig::default())
-            .map_err(crate::offers::semantic_error)?;
+            .map_err(crate::bolt12::semantic_error)?;
         let mut builder = builder.description(description.to_string());
         if let Some(note) = &payer_note {
             builder = builder.payer_note(note.clone());
         }
         // LDK now waits for the refund's invoice: a refund we cannot record or build is abandoned at once.
-        let built = builder.build().map_err(crate::offers::semantic_error).and_then(|refund| {
+        let built = builder.build().map_err(crate::bolt12::semantic_error).and_then(|refund| {
             let kind = PaymentKind::Bolt12Refund { refund: refund.to_string(), payer_note };
             self.begin(id, None, None, amount_msat, kind)?;
             Ok(refund)
@@ -430,7 +430,7 @@ impl Payments {
     /// Asks to be paid a refund another node made: LDK sends it our invoice over onion messages. The receipt is
     /// recorded now (inbound, in flight) and succeeds when the payment is claimed.
     pub fn request_refund_payment(&self, refund: &str) -> Result<(PaymentRecord, String), NodeError> {
-        let r = crate::offers::parse_refund(refund)?;
+        let r = crate::bolt12::parse_refund(refund)?;
         let ours = bitcoin::constants::ChainHash::using_genesis_block(self.network);
         if r.chain() != ours {
             return Err(NodeError::Invalid(format!("the refund is for chain {}, not for this node's {}", r.chain(), self.network)));
@@ -438,13 +438,13 @@ impl Payments {
         if r.is_expired() {
             return Err(PaymentError::OfferExpired.into());
         }
-        let invoice = self.channel_manager.request_refund_payment(&r).map_err(crate::offers::semantic_error)?;
+        let invoice = self.channel_manager.request_refund_payment(&r).map_err(crate::bolt12::semantic_error)?;
         let hash = invoice.payment_hash().0;
         let kind = PaymentKind::Bolt12Refund { refund: r.to_string(), payer_note: r.payer_note().map(|n| n.to_string()) };
         let rec = PaymentRecord::new(hash, kind, Direction::Inbound, Some(hash), Some(r.payer_signing_pubkey()), r.amount_msats());
         self.records.put(&hash, &rec)?;
         tracing::info!(payment_hash = %hex(&hash), amount_msat = rec.amount_msat, "refund invoice sent: waiting to be paid");
-        Ok((rec, crate::offers::invoice_string(&invoice)))
+        Ok((rec, crate::bolt12::invoice_string(&invoice)))
     }
 
     /// An inbound BOLT12 payment was claimed: its receipt (keyed by payment hash) is SUCCEEDED, made now for an

@@ -75,7 +75,7 @@ impl Splices {
     }
 
     fn usable(&self, id: &str) -> Result<(ChannelId, PublicKey, u64), NodeError> {
-        let id = crate::channels::parse_channel_id(id)?;
+        let id = crate::ids::parse_channel_id(id)?;
         let c = self
             .channel_manager
             .list_channels()

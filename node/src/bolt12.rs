@@ -1,0 +1,121 @@
+//! BOLT12 strings and LDK's BOLT12 refusals: reading offers (`lno1…`), refunds (`lnr1…`) and invoices
+//! (`lni1…`, the string form CLN shows; LDK sends invoices only as onion messages), writing invoices, and
+//! the errors a caller can act on.
+//!
+//! Owns: parsing and printing those strings, the chain check, and the wording of LDK's semantic errors.
+//! Must never: build, sign or answer offers, invoice requests or invoices (LDK does), or keep state.
+use bitcoin::constants::ChainHash;
+use lightning::offers::offer::{Offer, Quantity};
+use lightning::offers::parse::Bolt12SemanticError;
+use lightning::offers::refund::Refund;
+
+use crate::error::PaymentError;
+use crate::NodeError;
+
+/// Items per payment as recorded and shown: 1, N, or 0 for any number.
+pub fn quantity_max(q: Quantity) -> u64 {
+    match q {
+        Quantity::One => 1,
+        Quantity::Bounded(n) => n.get(),
+        Quantity::Unbounded => 0,
+    }
+}
+
+pub fn chain_name(chain: ChainHash) -> String {
+    use bitcoin::Network as N;
+    [N::Bitcoin, N::Testnet, N::Signet, N::Regtest]
+        .into_iter()
+        .find(|n| ChainHash::using_genesis_block(*n) == chain)
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| chain.to_string())
+}
+
+/// An offer string (`lno1…`), read; a malformed one is refused with the parser's words.
+pub fn parse_offer(s: &str) -> Result<Offer, NodeError> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(NodeError::Invalid("give an offer (lno1...)".into()));
+    }
+    s.parse::<Offer>().map_err(|e| NodeError::Invalid(format!("not a BOLT12 offer: {e:?}")))
+}
+
+/// A refund string (`lnr1…`), read.
+pub fn parse_refund(s: &str) -> Result<Refund, NodeError> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(NodeError::Invalid("give a refund (lnr1...)".into()));
+    }
+    s.parse::<Refund>().map_err(|e| NodeError::Invalid(format!("not a BOLT12 refund: {e:?}")))
+}
+
+/// A BOLT12 invoice as CLN shows it: `lni1…`, bech32 without checksum (LDK sends invoices only as onion
+/// messages and has no string form for them).
+pub fn invoice_string(invoice: &lightning::offers::invoice::Bolt12Invoice) -> String {
+    use bitcoin::bech32::{primitives::hrp::Hrp, NoChecksum};
+    use lightning::util::ser::Writeable;
+    let hrp = Hrp::parse("lni").expect("a valid hrp");
+    bitcoin::bech32::encode::<NoChecksum>(hrp, &invoice.encode()).expect("an invoice fits a bech32 string")
+}
+
+/// A BOLT12 invoice string (`lni1…`, `+` continuations allowed), read.
+pub fn parse_invoice(s: &str) -> Result<lightning::offers::invoice::Bolt12Invoice, NodeError> {
+    use bitcoin::bech32::{primitives::decode::CheckedHrpstring, NoChecksum};
+    let joined: String = s.chars().filter(|c| *c != '+' && !c.is_whitespace()).collect();
+    let parsed = CheckedHrpstring::new::<NoChecksum>(&joined).map_err(|e| NodeError::Invalid(format!("not a BOLT12 invoice: {e}")))?;
+    if !parsed.hrp().lowercase_char_iter().eq("lni".chars()) {
+        return Err(NodeError::Invalid("not a BOLT12 invoice (lni1...)".into()));
+    }
+    lightning::offers::invoice::Bolt12Invoice::try_from(parsed.byte_iter().collect::<Vec<u8>>()).map_err(|e| NodeError::Invalid(format!("not a BOLT12 invoice: {e:?}")))
+}
+
+/// An offer or a refund for another chain than ours is refused before anything is sent.
+pub fn check_offer_chain(offer: &Offer, network: bitcoin::Network) -> Result<(), NodeError> {
+    let ours = ChainHash::using_genesis_block(network);
+    match offer.supports_chain(ours) {
+        true => Ok(()),
+        false => Err(NodeError::Invalid(format!(
+            "the offer is for {}, not for this node's {network}",
+            offer.chains().into_iter().map(chain_name).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// LDK's refusal of an offer, refund or invoice request, as the caller's error.
+pub fn semantic_error(e: Bolt12SemanticError) -> NodeError {
+    use Bolt12SemanticError as E;
+    match e {
+        E::AlreadyExpired => PaymentError::OfferExpired.into(),
+        E::DuplicatePaymentId => PaymentError::Duplicate.into(),
+        E::UnsupportedChain | E::UnexpectedChain => NodeError::Invalid("the offer is for another chain".into()),
+        E::MissingAmount => NodeError::Invalid("the offer has no amount: give amount_msat".into()),
+        E::InvalidAmount => NodeError::Invalid("the amount is not valid here (zero or over 21 million BTC)".into()),
+        E::InsufficientAmount => NodeError::Invalid("the amount is less than the offer asks for".into()),
+        E::UnsupportedCurrency | E::InvalidCurrencyCode => NodeError::Invalid("the offer is priced in a fiat currency; lanes pays offers priced in bitcoin only".into()),
+        E::InvalidQuantity | E::MissingQuantity | E::UnexpectedQuantity => NodeError::Invalid("the quantity does not fit the offer".into()),
+        E::UnknownRequiredFeatures => NodeError::Invalid("the offer requires features lanes does not know".into()),
+        E::MissingPaths => NodeError::Refused("no blinded path could be made: this node needs a peer with a public channel".into()),
+        other => NodeError::Invalid(format!("LDK refused it: {other:?}")),
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_offers_and_refunds_are_refused_with_words() {
+        for bad in ["", "lno1", "lno1qqqq", "lnbcrt1pexample", "not an offer"] {
+            let e = parse_offer(bad).unwrap_err();
+            assert!(matches!(e, NodeError::Invalid(_)), "{bad}: {e}");
+        }
+        for bad in ["", "lnr1", "lno1pgqpvggzfyqv8gg09k4q35tc5mkmzr7re2nm20gw5qp5d08r3w5s6zzu4t5q"] {
+            assert!(matches!(parse_refund(bad), Err(NodeError::Invalid(_))), "{bad}");
+        }
+        // A well-formed mainnet offer (BOLT12's smallest example) reads, and is refused on regtest.
+        let offer = parse_offer("lno1pgqpvggzfyqv8gg09k4q35tc5mkmzr7re2nm20gw5qp5d08r3w5s6zzu4t5q").unwrap();
+        assert!(check_offer_chain(&offer, bitcoin::Network::Bitcoin).is_ok());
+        let e = check_offer_chain(&offer, bitcoin::Network::Regtest).unwrap_err().to_string();
+        assert!(e.contains("not for this node's regtest"), "{e}");
+    }
+}
