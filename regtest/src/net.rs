@@ -28,6 +28,16 @@ pub const KEEP_TMP_ENV: &str = "LANES_KEEP_TMP";
 /// story can then be run against PostgreSQL, e.g. `LANES_TEST_STORE=postgres cargo test -p lanes-node
 /// --test channels`.
 pub const TEST_STORE_ENV: &str = "LANES_TEST_STORE";
+/// A test binary whose name starts with this runs its stories on PostgreSQL as [`TEST_STORE_ENV`] does:
+/// `node/tests/on_postgres.rs` includes representative stories of other files, so `cargo test --workspace`
+/// runs them on both stores.
+pub const ON_POSTGRES_TEST_BINARY: &str = "on_postgres-";
+
+/// Whether this story's nodes go on PostgreSQL (see [`TEST_STORE_ENV`] and [`ON_POSTGRES_TEST_BINARY`]).
+fn stories_on_postgres() -> bool {
+    let binary = std::env::current_exe().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    std::env::var(TEST_STORE_ENV).is_ok_and(|v| v == "postgres") || binary.is_some_and(|n| n.starts_with(ON_POSTGRES_TEST_BINARY))
+}
 
 /// A running regtest network. See the crate docs for a walk through.
 pub struct Net {
@@ -157,7 +167,7 @@ impl Net {
 
     async fn node_inner(&self, name: &str, opts: &NodeOptions) -> Node {
         let mut opts = opts.clone();
-        if std::env::var(TEST_STORE_ENV).is_ok_and(|v| v == "postgres") && !opts.args.iter().any(|a| a == "--db") && opts.tmpfs_bytes.is_none() {
+        if stories_on_postgres() && !opts.args.iter().any(|a| a == "--db") && opts.tmpfs_bytes.is_none() {
             let pg = self.postgres().await;
             opts.args.extend(["--db".to_string(), pg.create_database(name).await, "--db-password-file".into(), pg.password_file().display().to_string()]);
         }
