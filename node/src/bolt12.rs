@@ -50,11 +50,11 @@ pub fn parse_refund(s: &str) -> Result<Refund, NodeError> {
 
 /// A BOLT12 invoice as CLN shows it: `lni1…`, bech32 without checksum (LDK sends invoices only as onion
 /// messages and has no string form for them).
-pub fn invoice_string(invoice: &lightning::offers::invoice::Bolt12Invoice) -> String {
+pub fn invoice_string(invoice: &lightning::offers::invoice::Bolt12Invoice) -> Result<String, NodeError> {
     use bitcoin::bech32::{primitives::hrp::Hrp, NoChecksum};
     use lightning::util::ser::Writeable;
-    let hrp = Hrp::parse("lni").expect("a valid hrp");
-    bitcoin::bech32::encode::<NoChecksum>(hrp, &invoice.encode()).expect("an invoice fits a bech32 string")
+    let hrp = Hrp::parse("lni").map_err(|e| NodeError::Internal(format!("bech32 prefix: {e}")))?;
+    bitcoin::bech32::encode::<NoChecksum>(hrp, &invoice.encode()).map_err(|e| NodeError::Internal(format!("encoding the invoice: {e}")))
 }
 
 /// A BOLT12 invoice string (`lni1…`, `+` continuations allowed), read.

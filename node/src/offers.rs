@@ -146,7 +146,7 @@ impl Offers {
         let quantity = match (o.quantity_unbounded, o.quantity_max) {
             (true, _) => Quantity::Unbounded,
             (false, 0 | 1) => Quantity::One,
-            (false, n) => Quantity::Bounded(std::num::NonZeroU64::new(n).expect("n > 1")),
+            (false, n) => std::num::NonZeroU64::new(n).map_or(Quantity::One, Quantity::Bounded),
         };
         let mut builder = self.channel_manager.create_offer_builder().map_err(semantic_error)?.description(o.description.clone()).supported_quantity(quantity);
         if o.amount_msat > 0 {

@@ -444,7 +444,8 @@ impl Payments {
         let rec = PaymentRecord::new(hash, kind, Direction::Inbound, Some(hash), Some(r.payer_signing_pubkey()), r.amount_msats());
         self.records.put(&hash, &rec)?;
         tracing::info!(payment_hash = %hex(&hash), amount_msat = rec.amount_msat, "refund invoice sent: waiting to be paid");
-        Ok((rec, crate::bolt12::invoice_string(&invoice)))
+        // The invoice is on its way already: a string form we could not make is no reason to fail the call.
+        Ok((rec, crate::bolt12::invoice_string(&invoice).unwrap_or_default()))
     }
 
     /// An inbound BOLT12 payment was claimed: its receipt (keyed by payment hash) is SUCCEEDED, made now for an
