@@ -1,6 +1,7 @@
 //! Anchor-output channels: paying their fees at the moment they close, from the on-chain wallet.
 //!
-//! Owns: giving LDK's bump-transaction handler the wallet's confirmed outputs, change scripts and
+//! Owns: the on-chain reserve those bumps need ([`anchor_reserve_sat`]), and giving LDK's bump-transaction
+//! handler the wallet's confirmed outputs, change scripts and
 //! signatures, so it can attach fees (CPFP through the anchor, or inputs added to zero-fee HTLC
 //! transactions) when a channel closes on-chain. Must never: pick coins or build the bump itself (LDK's
 //! `Wallet` does, and keeps the coins it uses locked), or sign anything but the wallet's own inputs.
@@ -57,4 +58,21 @@ impl WalletSourceSync for WalletUtxos {
     fn sign_psbt(&self, psbt: Psbt) -> Result<Transaction, ()> {
         self.0.sign_own_inputs(psbt).map_err(|e| tracing::error!(error = %e, "signing a fee bump"))
     }
+}
+
+/// On-chain funds kept per anchor channel so its closing transactions can be fee-bumped (LND's value).
+pub const ANCHOR_RESERVE_PER_CHANNEL_SAT: u64 = 10_000;
+/// The reserve stops growing here (LND's cap): bumps rarely happen for many channels at once.
+pub const ANCHOR_RESERVE_MAX_SAT: u64 = 100_000;
+
+/// What the wallet must keep to bump the fees of our anchor channels' closing transactions, counting
+/// `extra` channels about to open. An anchor channel's commitment and HTLC transactions carry little or
+/// no fee of their own: without wallet coins to attach, a force close could not confirm in time.
+pub fn anchor_reserve_sat(channel_manager: &lanes_channel::types::ChannelManager, extra: usize) -> u64 {
+    let anchors = channel_manager
+        .list_channels()
+        .iter()
+        .filter(|c| c.channel_type.as_ref().is_some_and(|t| t.supports_anchors_zero_fee_htlc_tx()))
+        .count();
+    ((anchors + extra) as u64 * ANCHOR_RESERVE_PER_CHANNEL_SAT).min(ANCHOR_RESERVE_MAX_SAT)
 }

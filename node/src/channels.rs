@@ -66,7 +66,8 @@ pub enum Commitment {
 /// An open (or opening) channel, as the API shows it.
 #[derive(Clone, Debug)]
 pub struct ChannelView {
-    pub channel_id: ChannelId,
+    /// The channel id (LDK's, as bytes: views carry no LDK types).
+    pub channel_id: [u8; 32],
     pub short_channel_id: Option<u64>,
     pub remote_node_id: PublicKey,
     pub capacity_sat: u64,
@@ -211,7 +212,7 @@ impl Channels {
         private: bool,
         sat_per_vbyte: Option<String>,
         zero_conf: bool,
-    ) -> Result<(ChannelId, OutPoint), NodeError> {
+    ) -> Result<([u8; 32], bitcoin::OutPoint), NodeError> {
         if amount_sat == 0 {
             return Err(NodeError::Invalid("channel capacity must be greater than 0".into()));
         }
@@ -242,7 +243,7 @@ impl Channels {
         }
         tracing::info!(peer = %peer, capacity_sat = amount_sat, push_msat, private, zero_conf, "channel open requested");
         match tokio::time::timeout(OPEN_TIMEOUT, rx).await {
-            Ok(Ok(Ok(outpoint))) => Ok((ChannelId::v1_from_funding_outpoint(outpoint), outpoint)),
+            Ok(Ok(Ok(outpoint))) => Ok((ChannelId::v1_from_funding_outpoint(outpoint).0, outpoint.into_bitcoin_outpoint())),
             Ok(Ok(Err(why))) => Err(NodeError::Refused(why)),
             Ok(Err(_)) => Err(NodeError::Internal("the channel open was dropped".into())),
             Err(_) => {
@@ -257,7 +258,7 @@ impl Channels {
     /// outpoint, in the order given, once the transaction is built; LDK broadcasts it only when every peer
     /// has signed its part, and if any peer refuses or fails, no channel of the batch opens and the wallet
     /// keeps its coins.
-    pub async fn batch_open(&self, members: Vec<BatchMember>, sat_per_vbyte: Option<String>) -> Result<(Txid, Vec<(ChannelId, OutPoint)>), NodeError> {
+    pub async fn batch_open(&self, members: Vec<BatchMember>, sat_per_vbyte: Option<String>) -> Result<(Txid, Vec<([u8; 32], bitcoin::OutPoint)>), NodeError> {
         if members.len() < 2 {
             return Err(NodeError::Invalid("a batch opens at least 2 channels (use OpenChannel for one)".into()));
         }
@@ -309,7 +310,7 @@ impl Channels {
         }
         tracing::info!(batch = %format!("{batch_id:016x}"), channels = members.len(), capacity_sat = total, "batch channel open requested");
         match tokio::time::timeout(OPEN_TIMEOUT, rx).await {
-            Ok(Ok(Ok((txid, outpoints)))) => Ok((txid, outpoints.into_iter().map(|o| (ChannelId::v1_from_funding_outpoint(o), o)).collect())),
+            Ok(Ok(Ok((txid, outpoints)))) => Ok((txid, outpoints.into_iter().map(|o| (ChannelId::v1_from_funding_outpoint(o).0, o.into_bitcoin_outpoint())).collect())),
             Ok(Ok(Err(why))) => Err(NodeError::Refused(why)),
             Ok(Err(_)) => Err(NodeError::Internal("the batch open was dropped".into())),
             Err(_) => {
@@ -489,7 +490,7 @@ impl Channels {
         let cfg = c.config.unwrap_or_default();
         let (local_balance_msat, remote_balance_msat) = balances(&self.chain_monitor, c);
         ChannelView {
-            channel_id: c.channel_id,
+            channel_id: c.channel_id.0,
             short_channel_id: c.short_channel_id,
             remote_node_id: c.counterparty.node_id,
             capacity_sat: c.channel_value_satoshis,
@@ -706,22 +707,7 @@ pub const MAX_FEE_RATE_PPM: u32 = 1_000_000;
 /// The largest base forwarding fee: 1,000,000 sat (0.01 BTC), far above any fee on the network.
 pub const MAX_BASE_FEE_MSAT: u32 = 1_000_000_000;
 
-/// On-chain funds kept per anchor channel so its closing transactions can be fee-bumped (LND's value).
-pub const ANCHOR_RESERVE_PER_CHANNEL_SAT: u64 = 10_000;
-/// The reserve stops growing here (LND's cap): bumps rarely happen for many channels at once.
-pub const ANCHOR_RESERVE_MAX_SAT: u64 = 100_000;
-
-/// What the wallet must keep to bump the fees of our anchor channels' closing transactions, counting
-/// `extra` channels about to open. An anchor channel's commitment and HTLC transactions carry little or
-/// no fee of their own: without wallet coins to attach, a force close could not confirm in time.
-pub fn anchor_reserve_sat(channel_manager: &ChannelManager, extra: usize) -> u64 {
-    let anchors = channel_manager
-        .list_channels()
-        .iter()
-        .filter(|c| c.channel_type.as_ref().is_some_and(|t| t.supports_anchors_zero_fee_htlc_tx()))
-        .count();
-    ((anchors + extra) as u64 * ANCHOR_RESERVE_PER_CHANNEL_SAT).min(ANCHOR_RESERVE_MAX_SAT)
-}
+pub use crate::anchors::{anchor_reserve_sat, ANCHOR_RESERVE_MAX_SAT, ANCHOR_RESERVE_PER_CHANNEL_SAT};
 
 /// The value of one anchor output (BOLT 3; LDK keeps its constant private).
 const ANCHOR_OUTPUT_VALUE_SATOSHI: u64 = 330;

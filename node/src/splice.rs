@@ -97,11 +97,13 @@ impl Splices {
 
     /// Adds `amount_sat` of wallet coins to the channel; returns its new funding output once the peer agreed
     /// (it confirms, and the channel moves onto it, later).
-    pub async fn splice_in(&self, id: &str, amount_sat: u64, sat_per_vbyte: Option<&str>, reserve_sat: u64) -> Result<OutPoint, NodeError> {
+    /// The wallet keeps the anchor channels' fee-bumping reserve, as for opens and sends.
+    pub async fn splice_in(&self, id: &str, amount_sat: u64, sat_per_vbyte: Option<&str>) -> Result<OutPoint, NodeError> {
         if amount_sat == 0 {
             return Err(NodeError::Invalid("amount must be greater than 0".into()));
         }
         let (channel_id, peer, _) = self.usable(id)?;
+        let reserve_sat = crate::anchors::anchor_reserve_sat(&self.channel_manager, 0);
         let wallet = Arc::clone(&self.wallet);
         let rate = sat_per_vbyte.map(str::to_string);
         let (coins, fee_rate) = tokio::task::spawn_blocking(move || wallet.splice_inputs(amount_sat, rate.as_deref(), reserve_sat))

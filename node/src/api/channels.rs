@@ -15,7 +15,7 @@ use crate::{Node, NodeError};
 pub async fn open(node: Arc<Node>, r: OpenChannelRequest) -> Result<OpenChannelResponse, NodeError> {
     let peer = parse_node_id(&r.node_id)?;
     let (id, outpoint) = node.channels().open_channel(peer, r.local_funding_sat, r.push_msat, r.private, opt(r.sat_per_vbyte), r.zero_conf).await?;
-    Ok(OpenChannelResponse { channel_id: id.to_string(), funding_txid: outpoint.txid.to_string(), funding_output_index: outpoint.index as u32 })
+    Ok(OpenChannelResponse { channel_id: crate::ids::hex(&id), funding_txid: outpoint.txid.to_string(), funding_output_index: outpoint.vout })
 }
 
 pub async fn batch_open(node: Arc<Node>, r: BatchOpenChannelRequest) -> Result<BatchOpenChannelResponse, NodeError> {
@@ -28,17 +28,16 @@ pub async fn batch_open(node: Arc<Node>, r: BatchOpenChannelRequest) -> Result<B
     let channels = outpoints
         .into_iter()
         .map(|(id, o)| OpenChannelResponse {
-            channel_id: id.to_string(),
+            channel_id: crate::ids::hex(&id),
             funding_txid: o.txid.to_string(),
-            funding_output_index: o.index as u32,
+            funding_output_index: o.vout,
         })
         .collect();
     Ok(BatchOpenChannelResponse { funding_txid: txid.to_string(), channels })
 }
 
 pub async fn splice_in(node: Arc<Node>, r: SpliceInRequest) -> Result<SpliceResponse, NodeError> {
-    let reserve = node.channels().anchor_reserve_sat(0);
-    let txo = node.splices().splice_in(&r.channel_id, r.amount_sat, opt(r.sat_per_vbyte).as_deref(), reserve).await?;
+    let txo = node.splices().splice_in(&r.channel_id, r.amount_sat, opt(r.sat_per_vbyte).as_deref()).await?;
     Ok(SpliceResponse { funding_txid: txo.txid.to_string(), funding_output_index: txo.vout })
 }
 

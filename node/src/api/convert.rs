@@ -56,7 +56,7 @@ pub fn utxo(u: lanes_wallet::Unspent) -> Utxo {
 
 pub fn channel(c: ChannelView) -> Channel {
     Channel {
-        channel_id: c.channel_id.to_string(),
+        channel_id: hex(&c.channel_id),
         short_channel_id: c.short_channel_id.map(format_scid).unwrap_or_default(),
         remote_node_id: c.remote_node_id.to_string(),
         capacity_sat: c.capacity_sat,
