@@ -5,7 +5,8 @@
 //! Owns: parsing and printing those strings, the chain check, and the wording of LDK's semantic errors.
 //! Must never: build, sign or answer offers, invoice requests or invoices (LDK does), or keep state.
 use bitcoin::constants::ChainHash;
-use lightning::offers::offer::{Offer, Quantity};
+use lightning::blinded_path::IntroductionNode;
+use lightning::offers::offer::{Amount, Offer, Quantity};
 use lightning::offers::parse::Bolt12SemanticError;
 use lightning::offers::refund::Refund;
 
@@ -29,6 +30,25 @@ pub fn chain_name(chain: ChainHash) -> String {
         .map(|n| n.to_string())
         .unwrap_or_else(|| chain.to_string())
 }
+
+/// A blinded path's introduction node as shown: its node id, or its channel and direction.
+pub fn introduction_node(n: &IntroductionNode) -> String {
+    match n {
+        IntroductionNode::NodeId(n) => n.to_string(),
+        IntroductionNode::DirectedShortChannelId(d, scid) => format!("{} ({d:?})", crate::graph::format_scid(*scid)),
+    }
+}
+
+/// An offer's price per item in msat, None for any amount; an offer priced in a fiat currency is refused.
+pub fn price_msat(offer: &Offer) -> Result<Option<u64>, NodeError> {
+    match offer.amount() {
+        None => Ok(None),
+        Some(Amount::Bitcoin { amount_msats }) => Ok(Some(amount_msats)),
+        Some(Amount::Currency { .. }) => Err(NodeError::Invalid(FIAT_PRICE.into())),
+    }
+}
+
+const FIAT_PRICE: &str = "the offer is priced in a fiat currency; lanes handles offers priced in bitcoin only";
 
 /// An offer string (`lno1…`), read; a malformed one is refused with the parser's words.
 pub fn parse_offer(s: &str) -> Result<Offer, NodeError> {
@@ -90,14 +110,13 @@ pub fn semantic_error(e: Bolt12SemanticError) -> NodeError {
         E::MissingAmount => NodeError::Invalid("the offer has no amount: give amount_msat".into()),
         E::InvalidAmount => NodeError::Invalid("the amount is not valid here (zero or over 21 million BTC)".into()),
         E::InsufficientAmount => NodeError::Invalid("the amount is less than the offer asks for".into()),
-        E::UnsupportedCurrency | E::InvalidCurrencyCode => NodeError::Invalid("the offer is priced in a fiat currency; lanes pays offers priced in bitcoin only".into()),
+        E::UnsupportedCurrency | E::InvalidCurrencyCode => NodeError::Invalid(FIAT_PRICE.into()),
         E::InvalidQuantity | E::MissingQuantity | E::UnexpectedQuantity => NodeError::Invalid("the quantity does not fit the offer".into()),
         E::UnknownRequiredFeatures => NodeError::Invalid("the offer requires features lanes does not know".into()),
         E::MissingPaths => NodeError::Refused("no blinded path could be made: this node needs a peer with a public channel".into()),
         other => NodeError::Invalid(format!("LDK refused it: {other:?}")),
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -6,20 +6,20 @@
 //! a disabled offer, or a single-use offer already paid, has its payment failed back to the payer.
 //!
 //! Owns: offer records (description, price, expiry, single use, times paid, amount received), the decision
-//! to claim or refuse an arriving offer payment, and parsing offer and refund strings with the errors a
-//! caller can act on. Must never: build invoices, answer invoice requests or route onion messages (LDK
+//! to claim or refuse an arriving offer payment, and describing offers, refunds and invoices (their strings
+//! are read by [`crate::bolt12`]). Must never: build invoices, answer invoice requests or route onion messages (LDK
 //! does), or claim a payment itself (the event handler does, after asking [`Offers::may_claim`]).
 use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::constants::ChainHash;
-use lightning::offers::offer::{Amount, Quantity};
+use lightning::offers::offer::Quantity;
 use serde::{Deserialize, Serialize};
 
 use lanes_channel::types::ChannelManager;
 use lanes_common::now_secs;
 
-use crate::bolt12::{chain_name, parse_invoice, parse_offer, parse_refund, quantity_max, semantic_error};
+use crate::bolt12::{chain_name, introduction_node, parse_invoice, parse_offer, parse_refund, price_msat, quantity_max, semantic_error};
 use crate::ids::hex;
 use crate::invoice::check_msat;
 use crate::record::{hex32, Record};
@@ -238,26 +238,10 @@ impl Offers {
     pub fn describe(&self, s: &str) -> Result<OfferView, NodeError> {
         let ours = ChainHash::using_genesis_block(self.network);
         let s = s.trim();
-        let intro = |paths: &[lightning::blinded_path::message::BlindedMessagePath]| -> Vec<String> {
-            use lightning::blinded_path::IntroductionNode as I;
-            paths
-                .iter()
-                .map(|p| match p.introduction_node() {
-                    I::NodeId(n) => n.to_string(),
-                    I::DirectedShortChannelId(d, scid) => format!("{} ({d:?})", crate::graph::format_scid(*scid)),
-                })
-                .collect()
-        };
+        let intro = |paths: &[lightning::blinded_path::message::BlindedMessagePath]| paths.iter().map(|p| introduction_node(p.introduction_node())).collect();
         if s.to_ascii_lowercase().starts_with("lni1") {
             let i = parse_invoice(s)?;
-            let intro_nodes = i
-                .payment_paths()
-                .iter()
-                .map(|p| match p.introduction_node() {
-                    lightning::blinded_path::IntroductionNode::NodeId(n) => n.to_string(),
-                    lightning::blinded_path::IntroductionNode::DirectedShortChannelId(d, scid) => format!("{} ({d:?})", crate::graph::format_scid(*scid)),
-                })
-                .collect();
+            let intro_nodes = i.payment_paths().iter().map(|p| introduction_node(p.introduction_node())).collect();
             return Ok(OfferView {
                 kind: "invoice",
                 offer_id: i.offer_id().map(|o| o.0),
@@ -295,11 +279,7 @@ impl Offers {
             });
         }
         let o = parse_offer(s)?;
-        let amount_msat = match o.amount() {
-            None => 0,
-            Some(Amount::Bitcoin { amount_msats }) => amount_msats,
-            Some(Amount::Currency { .. }) => return Err(NodeError::Invalid("the offer is priced in a fiat currency; lanes reads offers priced in bitcoin only".into())),
-        };
+        let amount_msat = price_msat(&o)?.unwrap_or(0);
         Ok(OfferView {
             kind: "offer",
             offer_id: Some(o.id().0),

@@ -12,7 +12,6 @@ use std::time::Duration;
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::PublicKey;
 use lightning::ln::channelmanager::{Bolt11PaymentError, OptionalOfferPaymentParams, PaymentId, RecipientOnionFields, Retry, RetryableSendFailure};
-use lightning::offers::offer::Amount;
 use lightning::routing::router::{Path, PaymentParameters, RouteParameters, RouteParametersConfig};
 use lightning::sign::KeysManager;
 use lightning::types::payment::{PaymentHash, PaymentPreimage};
@@ -353,11 +352,7 @@ impl Payments {
             (true, q) if offer.is_valid_quantity(q) => Some(q),
             (true, q) => return Err(NodeError::Invalid(format!("quantity {q} is more than the offer allows"))),
         };
-        let per_item = match offer.amount() {
-            None => None,
-            Some(Amount::Bitcoin { amount_msats }) => Some(amount_msats),
-            Some(Amount::Currency { .. }) => return Err(NodeError::Invalid("the offer is priced in a fiat currency; lanes pays offers priced in bitcoin only".into())),
-        };
+        let per_item = crate::bolt12::price_msat(&offer)?;
         let amount = match (per_item.map(|a| a.saturating_mul(quantity.unwrap_or(1))), amount_msat) {
             (Some(price), 0) => check_msat(price)?,
             (Some(price), x) if x >= price => check_msat(x)?,
