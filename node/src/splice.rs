@@ -128,7 +128,7 @@ impl Splices {
         if amount_sat > spendable_sat {
             return Err(NodeError::Refused(format!("the channel can send {spendable_sat} sat now; {amount_sat} sat (plus the fee) cannot leave it")));
         }
-        let fee_rate = self.wallet.fee_rate_for(sat_per_vbyte)?;
+        let fee_rate = self.wallet.fee_rate(sat_per_vbyte)?;
         let contribution = SpliceContribution::SpliceOut { outputs: vec![TxOut { value: Amount::from_sat(amount_sat), script_pubkey: address.script_pubkey() }] };
         self.start(channel_id, peer, contribution, fee_rate, -(amount_sat as i64)).await
     }

@@ -370,23 +370,17 @@ impl OnchainWallet {
     /// Signs the inputs of a splice transaction that spend wallet coins (the channel's own input is LDK's to
     /// sign) and records the transaction as ours, unconfirmed, so its coins are not spent again meanwhile.
     pub fn sign_splice(&self, tx: Transaction) -> Result<Transaction, WalletError> {
-        let mut w = self.wallet();
         let mut psbt = bitcoin::Psbt::from_unsigned_tx(tx).map_err(|e| WalletError::Build(format!("splice transaction: {e}")))?;
-        for (i, input) in psbt.unsigned_tx.input.iter().enumerate() {
-            if let Some(utxo) = w.get_utxo(input.previous_output) {
-                psbt.inputs[i].witness_utxo = Some(utxo.txout);
+        {
+            let w = self.wallet();
+            for (i, input) in psbt.unsigned_tx.input.iter().enumerate() {
+                if let Some(utxo) = w.get_utxo(input.previous_output) {
+                    psbt.inputs[i].witness_utxo = Some(utxo.txout);
+                }
             }
         }
-        let opts = SignOptions { trust_witness_utxo: true, try_finalize: true, ..Default::default() };
-        // Not every input is ours: "not finalized" is expected; each of ours is finalized on its own.
-        w.sign(&mut psbt, opts).map_err(|e| WalletError::Build(format!("signing: {e}")))?;
-        let mut tx = psbt.unsigned_tx.clone();
-        for (i, input) in psbt.inputs.iter().enumerate() {
-            if let Some(witness) = &input.final_script_witness {
-                tx.input[i].witness = witness.clone();
-            }
-        }
-        self.track_unconfirmed(&mut w, tx.clone())?;
+        let tx = self.sign_own_inputs(psbt)?;
+        self.track_unconfirmed(&mut self.wallet(), tx.clone())?;
         Ok(tx)
     }
 
@@ -399,11 +393,7 @@ impl OnchainWallet {
     }
 
     /// The fee rate given in sat/vB, or bitcoind's estimate (the fallback while it has none).
-    pub fn fee_rate_for(&self, sat_per_vbyte: Option<&str>) -> Result<FeeRate, WalletError> {
-        self.fee_rate(sat_per_vbyte)
-    }
-
-    fn fee_rate(&self, sat_per_vbyte: Option<&str>) -> Result<FeeRate, WalletError> {
+    pub fn fee_rate(&self, sat_per_vbyte: Option<&str>) -> Result<FeeRate, WalletError> {
         match sat_per_vbyte.filter(|s| !s.trim().is_empty()) {
             Some(s) => parse_fee_rate(s),
             None => Ok(self.estimate_fee_rate()),
