@@ -10,7 +10,7 @@
 //!
 //! Owns: choosing the intermediate nodes. Must never: build, blind, encrypt or send messages, or make
 //! blinded paths (LDK's `DefaultMessageRouter` makes ours, unchanged); nor modify the graph.
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::ops::Deref;
 
 use bitcoin::secp256k1::{self, PublicKey, Secp256k1};
@@ -104,13 +104,8 @@ pub fn shortest_path(graph: &ReadOnlyNetworkGraph, peers: &[PublicKey], target: 
     let mut seen_target_from = None;
     'search: while let Some((node, depth)) = queue.pop_front() {
         let Some(info) = graph.node(&node) else { continue };
-        let mut neighbours = HashSet::new();
-        for scid in &info.channels {
-            if let Some(c) = graph.channel(*scid) {
-                neighbours.insert(if c.node_one == node { c.node_two } else { c.node_one });
-            }
-        }
-        for next in neighbours {
+        // Two channels to the same neighbour lead there once: `came_from` remembers it.
+        for next in info.channels.iter().filter_map(|scid| graph.channel(*scid)).map(|c| if c.node_one == node { c.node_two } else { c.node_one }) {
             if next == target {
                 seen_target_from = Some(node);
                 break 'search;
