@@ -6,7 +6,7 @@
 //!
 //! Must never: block an LDK callback on the network. `FeeEstimator` answers from the cache and
 //! `BroadcasterInterface` hands the send to a tokio task.
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use base64::Engine;
@@ -79,6 +79,9 @@ pub struct BitcoindClient {
     recent: Mutex<VecDeque<Transaction>>,
     /// Every transaction handed to us is journaled here before its first broadcast (set once by the builder).
     journal: OnceLock<Arc<BroadcastJournal>>,
+    /// Outputs that can never exist (channel fundings that were double-spent): what spends them is never
+    /// sent, since bitcoind could only refuse it, and would be re-sent for ever.
+    dead: Mutex<HashSet<bitcoin::OutPoint>>,
 }
 
 /// How many broadcasts [`BitcoindClient::recent_spenders_of`] remembers.
@@ -104,6 +107,7 @@ impl BitcoindClient {
             runtime: tokio::runtime::Handle::current(),
             recent: Mutex::new(VecDeque::new()),
             journal: OnceLock::new(),
+            dead: Mutex::new(HashSet::new()),
         };
         let info = client.call("getblockchaininfo", &[]).await?;
         let chain = info["chain"].as_str().unwrap_or_default();
@@ -199,6 +203,52 @@ impl BitcoindClient {
         }
     }
 
+    /// From now on, nothing spending `outpoint` is broadcast, and what the journal holds that spends it is
+    /// forgotten: `outpoint` is a channel funding that was double-spent, so no such transaction can confirm
+    /// (LDK still hands over the channel's commitment when it closes, and again on later blocks).
+    pub fn never_broadcast_spenders_of(&self, outpoint: bitcoin::OutPoint) {
+        self.dead.lock().unwrap_or_else(|p| p.into_inner()).insert(outpoint);
+        for txid in self.journal.get().map(|j| j.forget_spenders_of(outpoint)).unwrap_or_default() {
+            tracing::info!(%txid, funding = %outpoint, "transaction no longer re-broadcast: it spends a funding that was double-spent");
+        }
+    }
+
+    /// Whether `tx` spends an output that can never exist (see [`Self::never_broadcast_spenders_of`]).
+    fn spends_dead_output(&self, tx: &Transaction) -> bool {
+        let dead = self.dead.lock().unwrap_or_else(|p| p.into_inner());
+        !dead.is_empty() && tx.input.iter().any(|i| dead.contains(&i.previous_output))
+    }
+
+    /// A transaction we broadcast (journaled or recent), else one in bitcoind's mempool (which needs no
+    /// `-txindex`); None when neither has it.
+    pub async fn known_transaction(&self, txid: Txid) -> Option<Transaction> {
+        if let Some(tx) = self.journal.get().and_then(|j| j.get(txid)) {
+            return Some(tx);
+        }
+        if let Some(tx) = self.recent.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|t| t.compute_txid() == txid) {
+            return Some(tx.clone());
+        }
+        let hex = self.call("getrawtransaction", &[json!(txid.to_string())]).await.ok()?;
+        bitcoin::consensus::encode::deserialize_hex(hex.as_str()?).ok()
+    }
+
+    /// Whether bitcoind's mempool holds `txid`.
+    pub async fn in_mempool(&self, txid: Txid) -> Result<bool, ChannelError> {
+        match self.rpc.call_method::<Value>("getmempoolentry", &[json!(txid.to_string())]).await {
+            Ok(_) => Ok(true),
+            // RPC_INVALID_ADDRESS_OR_KEY (-5): "Transaction not in mempool".
+            Err(e) if e.to_string().contains("not in mempool") => Ok(false),
+            Err(e) => Err(ChannelError::Bitcoind(format!("getmempoolentry: {e}"))),
+        }
+    }
+
+    /// Whether `outpoint` is an unspent output of the chain (with `mempool`: and not spent, or created,
+    /// by a mempool transaction).
+    pub async fn is_unspent(&self, outpoint: bitcoin::OutPoint, mempool: bool) -> Result<bool, ChannelError> {
+        let out = self.call("gettxout", &[json!(outpoint.txid.to_string()), json!(outpoint.vout), json!(mempool)]).await?;
+        Ok(!out.is_null())
+    }
+
     /// The transaction we broadcast (journaled, or among the recent broadcasts) that spends `outpoint`.
     pub fn broadcast_spender_of(&self, outpoint: bitcoin::OutPoint) -> Option<Txid> {
         if let Some(txid) = self.journal.get().and_then(|j| j.spender_of(outpoint)) {
@@ -227,6 +277,11 @@ impl BroadcasterInterface for BitcoindClient {
         // LDK calls this from inside its own locks: the journal write is local (and must be on disk before
         // LDK persists state that assumes the broadcast); the network call goes to a task. The journal
         // re-sends what bitcoind did not take on every block (see `rebroadcast`).
+        let live: Vec<&Transaction> = txs.iter().copied().filter(|tx| !self.spends_dead_output(tx)).collect();
+        if live.len() < txs.len() {
+            tracing::debug!(skipped = txs.len() - live.len(), "not broadcasting transactions that spend a double-spent funding");
+        }
+        let txs = &live[..];
         {
             let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
             for tx in txs {

@@ -130,6 +130,35 @@ impl BroadcastJournal {
         entries.values().find(|e| e.tx.input.iter().any(|i| i.previous_output == outpoint)).map(|e| e.txid)
     }
 
+    /// The journaled transaction `txid`, if it is in the journal.
+    pub fn get(&self, txid: Txid) -> Option<Transaction> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).values().find(|e| e.txid == txid).map(|e| e.tx.clone())
+    }
+
+    /// Forgets every journaled transaction spending `outpoint` (an output that can never exist: a channel
+    /// funding that was double-spent); returns their ids.
+    pub fn forget_spenders_of(&self, outpoint: bitcoin::OutPoint) -> Vec<Txid> {
+        let spenders: Vec<(u64, Txid)> = {
+            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            entries.iter().filter(|(_, e)| e.tx.input.iter().any(|i| i.previous_output == outpoint)).map(|(s, e)| (*s, e.txid)).collect()
+        };
+        for (seq, txid) in &spenders {
+            self.forget(*seq, *txid);
+        }
+        spenders.into_iter().map(|(_, txid)| txid).collect()
+    }
+
+    /// Removes entry `seq` from memory and disk, and tells the hook.
+    fn forget(&self, seq: u64, txid: Txid) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(&seq);
+        if let Err(e) = self.store.remove(JOURNAL.primary, JOURNAL.secondary, &txid.to_string(), false) {
+            tracing::warn!(%txid, error = %e, "could not remove a settled transaction from the broadcast journal");
+        }
+        if let Some(hook) = &*self.hook.lock().unwrap_or_else(|p| p.into_inner()) {
+            hook(txid, false);
+        }
+    }
+
     /// The transactions to send now, in order (everything not yet buried).
     pub fn due(&self) -> Vec<Transaction> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).values().map(|e| e.tx.clone()).collect()
@@ -167,14 +196,8 @@ impl BroadcastJournal {
         };
         entry.last = Some(outcome.clone());
         if forget {
-            entries.remove(&seq);
             drop(entries);
-            if let Err(e) = self.store.remove(JOURNAL.primary, JOURNAL.secondary, &txid.to_string(), false) {
-                tracing::warn!(%txid, error = %e, "could not remove a settled transaction from the broadcast journal");
-            }
-            if let Some(hook) = &*self.hook.lock().unwrap_or_else(|p| p.into_inner()) {
-                hook(txid, false);
-            }
+            self.forget(seq, txid);
         }
         changed.then_some(outcome)
     }
@@ -233,6 +256,22 @@ mod tests {
         assert!(seen.lock().unwrap().contains(&(a.compute_txid(), false)) && seen.lock().unwrap().contains(&(b.compute_txid(), false)));
         let j = BroadcastJournal::load(store).unwrap();
         assert_eq!(j.txids(), vec![c.compute_txid()], "settled transactions are gone from disk too");
+    }
+
+    #[test]
+    fn spenders_of_a_dead_output_are_forgotten() {
+        let (_dir, store) = store();
+        let j = BroadcastJournal::load(Arc::clone(&store)).unwrap();
+        let dead = bitcoin::OutPoint { txid: tx(9).compute_txid(), vout: 0 };
+        let mut commitment = tx(1);
+        commitment.input.push(bitcoin::TxIn { previous_output: dead, ..Default::default() });
+        let other = tx(2);
+        j.record(&commitment).unwrap();
+        j.record(&other).unwrap();
+        assert_eq!(j.get(commitment.compute_txid()), Some(commitment.clone()));
+        assert_eq!(j.forget_spenders_of(dead), vec![commitment.compute_txid()]);
+        assert_eq!(j.txids(), vec![other.compute_txid()]);
+        assert_eq!(BroadcastJournal::load(store).unwrap().txids(), vec![other.compute_txid()], "gone from disk too");
     }
 
     #[test]

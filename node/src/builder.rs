@@ -383,6 +383,14 @@ impl Builder {
         let routes = Arc::new(Routes::new(Arc::clone(&router), Arc::clone(&channel_manager), lanes_store::DynStore::clone(&store), node_id));
         let forwards = Arc::new(Forwards::open(&store)?);
         let bumper = Arc::new(crate::anchors::bumper(Arc::clone(&bitcoind), Arc::clone(&wallet), Arc::clone(&signer), Arc::clone(&logger)));
+        let funding_watch = Arc::new(crate::funding_watch::FundingWatch::open(
+            &store,
+            Arc::clone(&channel_manager),
+            Arc::clone(&chain_monitor),
+            Arc::clone(&bitcoind),
+            Arc::clone(&wallet),
+            Arc::clone(&channels),
+        )?);
         let events = Arc::new(EventHandler {
             channels: Arc::clone(&channels),
             invoices: Arc::clone(&invoices),
@@ -400,6 +408,7 @@ impl Builder {
             wallet: Arc::clone(&wallet),
             sweeper: Arc::clone(&sweeper),
             bumper,
+            funding_watch: Arc::clone(&funding_watch),
             logger: Arc::clone(&logger),
             user_config,
             trusted_0conf: config.trusted_peers_0conf.clone(),
@@ -418,6 +427,7 @@ impl Builder {
             announcer,
             bus,
             events,
+            funding_watch,
         };
         let known: Vec<_> = channel_manager.list_recent_payments().iter().filter_map(recent_payment_id).collect();
         services.payments.reconcile(&known)?;

@@ -49,11 +49,20 @@ pub struct ClosedRecord {
     /// The transaction that spent the funding output, once known (records before this field read as empty).
     #[serde(default)]
     pub closing_txid: String,
+    /// The funding was double-spent: the channel never existed on-chain and nothing can be claimed.
+    #[serde(default)]
+    pub funding_double_spent: bool,
+    /// Our balance when such a channel closed, lost with it, in msat.
+    #[serde(default)]
+    pub unclaimable_msat: u64,
 }
 
 impl crate::record::Record for ClosedRecord {
     const KIND: &'static str = "closed channel";
 }
+
+/// The reason shown for a channel whose funding was double-spent.
+const DOUBLE_SPENT_REASON: &str = "funding transaction double-spent: the channel never existed on-chain, nothing to claim";
 
 /// The commitment format of a channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -570,7 +579,8 @@ impl Channels {
         }
     }
 
-    /// Records a closed channel (from LDK's ChannelClosed event).
+    /// Records a closed channel (from LDK's ChannelClosed event). `double_spent` is our balance in it when
+    /// its funding was found double-spent (the funding watch closed it).
     pub fn closed(
         &self,
         id: ChannelId,
@@ -578,18 +588,41 @@ impl Channels {
         peer: Option<PublicKey>,
         capacity: Option<u64>,
         funding: Option<bitcoin::OutPoint>,
+        double_spent: Option<u64>,
     ) {
+        let reason = match double_spent {
+            Some(_) => DOUBLE_SPENT_REASON.to_string(),
+            None => reason.to_string(),
+        };
         let rec = ClosedRecord {
             channel_id: id.to_string(),
             remote_node_id: peer.map(|p| p.to_string()).unwrap_or_default(),
             capacity_sat: capacity.unwrap_or(0),
-            reason: reason.to_string(),
+            reason,
             funding_txo: funding.map(|f| f.to_string()).unwrap_or_default(),
             closed_at: now_secs(),
             closing_txid: String::new(),
+            funding_double_spent: double_spent.is_some(),
+            unclaimable_msat: double_spent.unwrap_or(0),
         };
         if let Err(e) = self.closed.put(&id.0, &rec) {
             tracing::error!(channel_id = %id, error = %e, "recording the closed channel failed");
+        }
+    }
+
+    /// Marks a closed channel as one whose funding was double-spent (found after the peer closed it):
+    /// `lost_msat` was our balance in it.
+    pub fn funding_double_spent(&self, id: ChannelId, lost_msat: u64) {
+        let marked = self.closed.update(&id.0, |r| {
+            r.map(|mut r| {
+                r.reason = DOUBLE_SPENT_REASON.to_string();
+                r.funding_double_spent = true;
+                r.unclaimable_msat = lost_msat;
+                r
+            })
+        });
+        if let Err(e) = marked {
+            tracing::error!(channel_id = %id, error = %e, "recording the double-spent funding of a closed channel failed");
         }
     }
 
@@ -600,6 +633,10 @@ impl Channels {
             .all()?
             .into_iter()
             .map(|mut record| {
+                if record.funding_double_spent {
+                    // LDK's monitor still expects its commitment to confirm; it never can.
+                    return ClosedView { record, claimable_sat: 0, claimable_at_height: 0 };
+                }
                 let monitor = parse_channel_id(&record.channel_id).ok().and_then(|id| self.chain_monitor.get_monitor(id).ok());
                 let (claimable_sat, claimable_at_height) = monitor.as_ref().map(|m| claimable(&m.get_claimable_balances())).unwrap_or((0, 0));
                 if let Some(txid) = closing_txid(&self.bitcoind, &record, monitor.as_deref()).map(|t| t.to_string()) {

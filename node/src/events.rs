@@ -44,6 +44,7 @@ pub struct EventHandler {
     pub wallet: Arc<OnchainWallet>,
     pub sweeper: Arc<Sweeper>,
     pub bumper: Arc<crate::anchors::Bumper>,
+    pub funding_watch: Arc<crate::funding_watch::FundingWatch>,
     pub logger: Arc<LdkTracing>,
     pub user_config: UserConfig,
     /// Peers whose inbound channels are accepted as zero-conf (`--trusted-peer-0conf`).
@@ -109,8 +110,11 @@ impl EventHandler {
                     );
                     tracing::warn!(%channel_id, peer = %peer, peer_sat_per_kw = peer_rate, our_max_sat_per_kw = ours, dust_policy = ?self.user_config.channel_config.max_dust_htlc_exposure, %reason, "peer's update_fee refused: it would over-expose the channel to dust");
                 }
-                tracing::info!(%channel_id, peer = %peer, %reason, "channel closed");
-                self.channels.closed(channel_id, &reason, counterparty_node_id, channel_capacity_sats, channel_funding_txo.map(|o| o.into_bitcoin_outpoint()));
+                let funding = channel_funding_txo.map(|o| o.into_bitcoin_outpoint());
+                // The funding watch records a double spend before it has LDK close the channel.
+                let double_spent = funding.and_then(|f| self.funding_watch.dead(f)).map(|d| d.local_balance_msat);
+                tracing::info!(%channel_id, peer = %peer, %reason, funding_double_spent = double_spent.is_some(), "channel closed");
+                self.channels.closed(channel_id, &reason, counterparty_node_id, channel_capacity_sats, funding, double_spent);
                 self.bus.publish(NodeEvent {
                     kind: "channel_closed",
                     node_id: counterparty_node_id.map(|p| p.to_string()).unwrap_or_default(),
@@ -275,6 +279,12 @@ impl EventHandler {
                         let _ = peers.connect(node_id, &addr, false).await;
                     });
                 }
+            }
+            Event::BumpTransaction(lightning::events::bump_transaction::BumpTransactionEvent::ChannelClose { channel_id, commitment_tx, .. })
+                if commitment_tx.input.first().is_some_and(|i| self.funding_watch.dead(i.previous_output).is_some()) =>
+            {
+                // Its funding was double-spent: the commitment can never confirm, so no wallet coin pays for it.
+                tracing::debug!(%channel_id, "no fee bump for the commitment of a double-spent funding");
             }
             Event::BumpTransaction(bump) => {
                 // A closing anchor channel needs its fee now: LDK builds the bump from wallet coins.

@@ -9,7 +9,7 @@
 //! Layers (a module only uses modules of its own layer or below; no import circle):
 //! 1. `config`, `error`, `ids`, `record`, `store`, `bus`, `health`, `bolt12`: values, records, the event bus.
 //! 2. Services: `onchain`, `peers`, `splice`, `channels`, `invoice`, `payments`, `offers`, `routes`, `graph`,
-//!    `forwards`, `announce`, `sweep`, `anchors`, `listener`, `watcher` (services may use one another, never
+//!    `forwards`, `announce`, `sweep`, `anchors`, `listener`, `watcher`, `funding_watch` (services may use one another, never
 //!    in a circle: `channels` shows `splice`'s splices, `offers` counts `payments`' receipts; the test below
 //!    checks every module's `crate::` uses).
 //! 3. `events`: LDK's events, handed to the services.
@@ -28,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod forwards;
+pub mod funding_watch;
 pub mod graph;
 pub mod health;
 pub mod ids;

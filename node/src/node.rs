@@ -52,6 +52,7 @@ pub struct Services {
     pub announcer: Arc<Announcer>,
     pub bus: Arc<EventBus>,
     pub events: Arc<EventHandler>,
+    pub funding_watch: Arc<crate::funding_watch::FundingWatch>,
 }
 
 /// What the background tasks run on: LDK's objects the services do not expose.
@@ -186,6 +187,8 @@ impl Node {
         tasks.push(("wallet", tokio::spawn(watcher::follow_wallet(Arc::clone(&rt.wallet), Arc::clone(&rt.sync), CHAIN_POLL, rx()))));
         tasks.push(("fees", tokio::spawn(watcher::follow_fees(Arc::clone(&rt.bitcoind), FEE_REFRESH, rx()))));
         tasks.push(("rebroadcast", tokio::spawn(watcher::rebroadcast(Arc::clone(&rt.bitcoind), Arc::clone(&rt.channel_manager), CHAIN_POLL, rx()))));
+        let fundings = Arc::clone(&self.services.funding_watch);
+        tasks.push(("fundings", tokio::spawn(crate::funding_watch::follow(fundings, Arc::clone(&rt.channel_manager), CHAIN_POLL, rx()))));
 
         let fd_limit = crate::listener::raise_fd_limit();
         let listener = tokio::net::TcpListener::bind(self.config.listen).await?;

@@ -233,6 +233,42 @@ impl Net {
         tip
     }
 
+    /// The miner wallet takes back its payment `txid`, confirmed in `block`: a reorg returns it to the
+    /// mempool, a transaction spending the same coins to the miner wallet (with a higher fee) replaces it
+    /// and everything spending it, and `n` blocks (more than were replaced) confirm the replacement. Waits
+    /// until every running node is synced to the new tip; returns the replacement's txid.
+    pub async fn take_back(&self, txid: Txid, block: BlockHash, n: u64) -> Txid {
+        let paid = self.transaction(txid).await;
+        let mut spent = 0;
+        for input in &paid.input {
+            spent += self.transaction(input.previous_output.txid).await.output[input.previous_output.vout as usize].value.to_sat();
+        }
+        self.shared.bitcoind.call(&format!("invalidateblock {block}"), move |rpc| rpc.invalidate_block(&block)).await;
+        let to = self.new_address().await;
+        let replacement = Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: bitcoin::absolute::LockTime::ZERO,
+            input: paid
+                .input
+                .iter()
+                .map(|i| bitcoin::TxIn { previous_output: i.previous_output, sequence: bitcoin::Sequence::ENABLE_RBF_NO_LOCKTIME, ..Default::default() })
+                .collect(),
+            // 50,000 sat of fee: well above what the payment and its children paid together.
+            output: vec![bitcoin::TxOut { value: Amount::from_sat(spent - 50_000), script_pubkey: to.script_pubkey() }],
+        };
+        let signed = self
+            .shared
+            .bitcoind
+            .call("signrawtransactionwithwallet", move |rpc| rpc.sign_raw_transaction_with_wallet(&replacement, None, None))
+            .await;
+        assert!(signed.complete, "the miner wallet signs its own coins: {:?}", signed.errors);
+        let hex = signed.hex;
+        let replaced = self.shared.bitcoind.call("sendrawtransaction (the replacement)", move |rpc| rpc.send_raw_transaction(&hex[..])).await;
+        self.mine(n).await;
+        assert!(self.tx_confirmations(replaced).await >= 1, "the replacement confirmed");
+        replaced
+    }
+
     /// The height of bitcoind's best block.
     pub async fn height(&self) -> u64 {
         self.shared.bitcoind.height().await

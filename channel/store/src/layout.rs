@@ -67,6 +67,8 @@ pub const SPLICES: Namespace = lanes("splices");
 pub const FORWARDS: Namespace = lanes("forwards");
 pub const CLOSED_CHANNELS: Namespace = lanes("closed_channels");
 pub const PEER_ADDRESSES: Namespace = lanes("peer_addresses");
+/// Channel fundings found double-spent, by channel id.
+pub const DEAD_FUNDINGS: Namespace = lanes("dead_fundings");
 
 #[cfg(test)]
 mod tests {
@@ -74,7 +76,7 @@ mod tests {
 
     #[test]
     fn names_are_valid_and_distinct() {
-        let all = [BROADCAST_JOURNAL, WALLET, PAYMENTS, INVOICES, OFFERS, SPLICES, FORWARDS, CLOSED_CHANNELS, PEER_ADDRESSES];
+        let all = [BROADCAST_JOURNAL, WALLET, PAYMENTS, INVOICES, OFFERS, SPLICES, FORWARDS, CLOSED_CHANNELS, PEER_ADDRESSES, DEAD_FUNDINGS];
         for ns in all {
             crate::check(ns.primary, ns.secondary, Some("k")).unwrap();
             assert_ne!(ns.secondary, ROUTER_SCORER_KEY, "a key and a namespace share a name");

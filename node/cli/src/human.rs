@@ -286,6 +286,9 @@ fn closed_lines(l: &mut Lines, c: &ClosedChannel) {
         (sat_left, height) => format!("{}, claimable from height {height}", sat(sat_left)),
     };
     l.kv("still to claim", left);
+    if c.funding_double_spent {
+        l.kv("lost", format!("{} (the funding was double-spent: the channel never existed on-chain)", msat(c.unclaimable_msat)));
+    }
 }
 
 pub fn pendingchannels(r: PendingChannelsResponse) -> Output {

@@ -95,6 +95,8 @@ pub fn closed(v: ClosedView) -> ClosedChannel {
         closing_txid: v.record.closing_txid,
         claimable_sat: v.claimable_sat,
         claimable_at_height: v.claimable_at_height,
+        funding_double_spent: v.record.funding_double_spent,
+        unclaimable_msat: v.record.unclaimable_msat,
     }
 }
 
