@@ -97,7 +97,8 @@ pub type OnionMessenger = lightning::onion_message::messenger::OnionMessenger<
     Arc<Logger>,
     Arc<ChannelManager>,
     Arc<MessageRouter>,
-    Arc<ChannelManager>,
+    // BOLT12 messages: LDK's, after the node's check of invoice requests (see crate::offers_gate).
+    Arc<crate::offers_gate::OffersGate>,
     Arc<ChannelManager>,
     IgnoringMessageHandler,
     IgnoringMessageHandler,

@@ -39,6 +39,32 @@ pub fn introduction_node(n: &IntroductionNode) -> String {
     }
 }
 
+/// One blinded path of a BOLT12 invoice, as recorded with the payment that paid it: where it starts,
+/// how many hops are hidden behind that node, and what the path as a whole charges.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BlindedPayPath {
+    pub introduction_node: String,
+    pub blinded_hops: u32,
+    pub fee_base_msat: u32,
+    pub fee_ppm: u32,
+    pub cltv_expiry_delta: u16,
+}
+
+/// The blinded paths an invoice offers to pay it through.
+pub fn payment_paths(invoice: &lightning::offers::invoice::Bolt12Invoice) -> Vec<BlindedPayPath> {
+    invoice
+        .payment_paths()
+        .iter()
+        .map(|p| BlindedPayPath {
+            introduction_node: introduction_node(p.introduction_node()),
+            blinded_hops: p.blinded_hops().len() as u32,
+            fee_base_msat: p.payinfo.fee_base_msat,
+            fee_ppm: p.payinfo.fee_proportional_millionths,
+            cltv_expiry_delta: p.payinfo.cltv_expiry_delta,
+        })
+        .collect()
+}
+
 /// An offer's price per item in msat, None for any amount; an offer priced in a fiat currency is refused.
 pub fn price_msat(offer: &Offer) -> Result<Option<u64>, NodeError> {
     match offer.amount() {

@@ -316,13 +316,14 @@ impl Builder {
 
         // Gossip and peers.
         let gossip_sync: Arc<GossipSync> = Arc::new(P2PGossipSync::new(Arc::clone(&network_graph), None, Arc::clone(&logger)));
+        let offers_gate = Arc::new(lanes_channel::offers_gate::OffersGate::new(Arc::clone(&channel_manager)));
         let onion_messenger: Arc<OnionMessenger> = Arc::new(OnionMessenger::new(
             Arc::clone(&keys),
             Arc::clone(&keys),
             Arc::clone(&logger),
             Arc::clone(&channel_manager),
             Arc::clone(&message_router),
-            Arc::clone(&channel_manager),
+            Arc::clone(&offers_gate),
             Arc::clone(&channel_manager),
             IgnoringMessageHandler {},
             IgnoringMessageHandler {},
@@ -380,6 +381,9 @@ impl Builder {
         let invoices = Arc::new(Invoices::open(&store, Arc::clone(&channel_manager), network)?);
         let payments = Arc::new(Payments::open(&store, Arc::clone(&channel_manager), Arc::clone(&keys), node_id, network)?);
         let offers = Arc::new(crate::offers::Offers::open(&store, Arc::clone(&payments), Arc::clone(&channel_manager), network)?);
+        // Invoice requests for offers we no longer take are refused before LDK answers them.
+        let judge = Arc::clone(&offers);
+        offers_gate.set_judge(Box::new(move |request| judge.refuse_invoice_request(request)));
         let routes = Arc::new(Routes::new(Arc::clone(&router), Arc::clone(&channel_manager), lanes_store::DynStore::clone(&store), node_id));
         let forwards = Arc::new(Forwards::open(&store)?);
         let bumper = Arc::new(crate::anchors::bumper(Arc::clone(&bitcoind), Arc::clone(&wallet), Arc::clone(&signer), Arc::clone(&logger)));

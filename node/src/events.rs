@@ -209,9 +209,13 @@ impl EventHandler {
                 }
                 self.bus.publish(NodeEvent { kind: "invoice_settled", payment_hash: payment_hash.to_string(), amount_msat, detail: if keysend { "keysend".into() } else { String::new() }, ..Default::default() });
             }
-            Event::PaymentSent { payment_id, payment_preimage, payment_hash, fee_paid_msat, amount_msat, .. } => {
+            Event::PaymentSent { payment_id, payment_preimage, payment_hash, fee_paid_msat, amount_msat, bolt12_invoice, .. } => {
                 tracing::info!(payment_hash = %payment_hash, fee_msat = fee_paid_msat.unwrap_or(0), "payment sent");
-                if let Err(e) = self.payments.succeeded(payment_id, payment_hash, payment_preimage, amount_msat, fee_paid_msat) {
+                let invoice = match &bolt12_invoice {
+                    Some(lightning::events::PaidBolt12Invoice::Bolt12Invoice(i)) => Some(i),
+                    _ => None,
+                };
+                if let Err(e) = self.payments.succeeded(payment_id, payment_hash, payment_preimage, amount_msat, fee_paid_msat, invoice) {
                     self.health.fail(format!("recording a sent payment failed: {e}"));
                     return Err(ReplayEvent());
                 }

@@ -234,6 +234,36 @@ impl Offers {
         Ok(refused)
     }
 
+    /// Pays an offer (see [`Payments::pay_offer`]); one of our own offers is refused up front, as CLN refuses
+    /// it: a node cannot pay itself.
+    pub async fn pay(&self, offer: &str, amount_msat: u64, quantity: u64, payer_note: Option<String>, timeout: Option<Duration>, retry: Option<Duration>) -> Result<crate::payments::PaymentRecord, NodeError> {
+        if let Ok(parsed) = parse_offer(offer) {
+            if self.records.get(&parsed.id().0)?.is_some() {
+                return Err(NodeError::Invalid(format!("offer {} is this node's own: a node cannot pay itself", hex(&parsed.id().0))));
+            }
+        }
+        self.payments.pay_offer(offer, amount_msat, quantity, payer_note, timeout, retry).await
+    }
+
+    /// At an invoice request's arrival: why it is refused (an invoice error goes back to the payer, as CLN
+    /// answers), or None to let LDK answer it with an invoice. Refused: requests for an offer of ours that is
+    /// disabled or single-use and paid. The request repeats the offer's fields; an offer of ours is told by
+    /// its blinded paths (each made with keys of its own), description, amount and expiry.
+    pub fn refuse_invoice_request(&self, request: &lightning::offers::invoice_request::InvoiceRequest) -> Option<String> {
+        let ours = self.records.all().ok()?.into_iter().find(|r| {
+            parse_offer(&r.offer).is_ok_and(|o| {
+                o.paths() == request.paths() && o.description() == request.description() && o.amount() == request.amount() && o.absolute_expiry() == request.absolute_expiry()
+            })
+        })?;
+        if ours.disabled {
+            return Some("the offer is disabled".into());
+        }
+        if ours.single_use && ours.used_by.is_some() {
+            return Some("the single-use offer was paid already".into());
+        }
+        None
+    }
+
     /// What an offer (`lno1…`), a refund (`lnr1…`) or a BOLT12 invoice (`lni1…`) says.
     pub fn describe(&self, s: &str) -> Result<OfferView, NodeError> {
         let ours = ChainHash::using_genesis_block(self.network);

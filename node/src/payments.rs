@@ -102,6 +102,12 @@ pub struct PaymentRecord {
     pub created_at: u64,
     /// The paths the succeeded parts took.
     pub paths: Vec<Vec<HopView>>,
+    /// BOLT12, outbound: the invoice paid (`lni1…`, the payer's proof of payment with the preimage) and
+    /// the blinded paths it offered (records before these fields read as empty).
+    #[serde(default)]
+    pub bolt12_invoice: String,
+    #[serde(default)]
+    pub blinded_paths: Vec<crate::bolt12::BlindedPayPath>,
 }
 
 impl Record for PaymentRecord {
@@ -149,6 +155,8 @@ impl PaymentRecordV1 {
             failure_reason: self.failure_reason,
             created_at: self.created_at,
             paths: self.paths,
+            bolt12_invoice: String::new(),
+            blinded_paths: Vec::new(),
         })
     }
 }
@@ -169,6 +177,8 @@ impl PaymentRecord {
             failure_reason: String::new(),
             created_at: now_secs(),
             paths: Vec::new(),
+            bolt12_invoice: String::new(),
+            blinded_paths: Vec::new(),
         }
     }
 
@@ -433,6 +443,11 @@ impl Payments {
         if r.is_expired() {
             return Err(PaymentError::OfferExpired.into());
         }
+        let text = r.to_string();
+        let own = self.records.all()?.into_iter().any(|p| p.direction == Direction::Outbound && matches!(&p.kind, PaymentKind::Bolt12Refund { refund, .. } if *refund == text));
+        if own {
+            return Err(NodeError::Invalid("the refund is this node's own: a node cannot pay itself".into()));
+        }
         let invoice = self.channel_manager.request_refund_payment(&r).map_err(crate::bolt12::semantic_error)?;
         let hash = invoice.payment_hash().0;
         let kind = PaymentKind::Bolt12Refund { refund: r.to_string(), payer_note: r.payer_note().map(|n| n.to_string()) };
@@ -526,8 +541,21 @@ impl Payments {
         }
     }
 
-    pub fn succeeded(&self, id: Option<PaymentId>, hash: PaymentHash, preimage: PaymentPreimage, amount: Option<u64>, fee: Option<u64>) -> Result<(), NodeError> {
+    /// Records a payment's success; `invoice` is the BOLT12 invoice it paid, if it paid one.
+    pub fn succeeded(
+        &self,
+        id: Option<PaymentId>,
+        hash: PaymentHash,
+        preimage: PaymentPreimage,
+        amount: Option<u64>,
+        fee: Option<u64>,
+        invoice: Option<&lightning::offers::invoice::Bolt12Invoice>,
+    ) -> Result<(), NodeError> {
         let id = id.unwrap_or(PaymentId(hash.0));
+        let paid = match invoice {
+            Some(i) => Some((crate::bolt12::invoice_string(i)?, crate::bolt12::payment_paths(i))),
+            None => None,
+        };
         self.records.update(&id.0, |r| {
             let mut r = r?;
             r.status = PaymentStatus::Succeeded;
@@ -537,6 +565,10 @@ impl Payments {
             r.fee_msat = fee.unwrap_or(0);
             if let Some(a) = amount {
                 r.amount_msat = a;
+            }
+            if let Some((invoice, paths)) = paid {
+                r.bolt12_invoice = invoice;
+                r.blinded_paths = paths;
             }
             Some(r)
         })?;

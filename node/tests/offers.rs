@@ -38,6 +38,12 @@ async fn offers_are_paid_over_two_hops_and_directly_again_and_again_but_single_u
     assert_eq!((decoded.description.as_str(), decoded.expired, decoded.our_network), ("coffee", false, true));
     assert!(!decoded.introduction_nodes.is_empty(), "the offer has a blinded path: {decoded:?}");
 
+    // carol cannot pay her own offer (nor could she pay herself): refused before anything is sent.
+    let own = carol.pay_offer(&coffee.offer, 0).await.unwrap_err();
+    assert_eq!(own.code(), Code::InvalidArgument, "{own:?}");
+    assert!(own.message().contains("this node's own"), "{own:?}");
+    assert!(carol.payments().await.is_empty(), "no payment was recorded");
+
     // alice pays it twice, over bob; bob pays it once, directly. Each payment has an id of its own.
     let mut ids = Vec::new();
     for (payer, note) in [(alice, "first"), (alice, "second"), (bob, "bob's")] {
@@ -56,6 +62,17 @@ async fn offers_are_paid_over_two_hops_and_directly_again_and_again_but_single_u
     let alices: Vec<Payment> = alice.payments().await.into_iter().filter(|p| p.kind == "bolt12_offer").collect();
     assert_eq!(alices.len(), 2);
     assert!(alices.iter().all(|p| p.fee_msat > 0), "two hops cost bob's fee: {alices:?}");
+    // The payer keeps the invoice it paid (with the preimage, its proof of payment) and the blinded paths it
+    // offered: the same paths the invoice shows when decoded.
+    for p in &alices {
+        assert!(p.bolt12_invoice.starts_with("lni1"), "{p:?}");
+        let invoice = alice.decode_offer(&p.bolt12_invoice).await.expect("DecodeOffer of the paid invoice");
+        assert_eq!((invoice.kind.as_str(), invoice.payment_hash.as_str(), invoice.offer_id.as_str()), ("invoice", p.payment_hash.as_str(), coffee.offer_id.as_str()));
+        assert!(!p.blinded_paths.is_empty(), "{p:?}");
+        let starts: Vec<&str> = p.blinded_paths.iter().map(|b| b.introduction_node.as_str()).collect();
+        assert_eq!(starts, invoice.introduction_nodes.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(starts.iter().all(|n| [bob.node_id(), carol.node_id()].iter().any(|id| id == n)), "paths start at carol or her peer: {starts:?}");
+    }
 
     // carol was paid exactly three coffees: her records, her offer and her channel say so.
     let received: Vec<Payment> = carol.payments().await.into_iter().filter(|p| p.direction == "inbound").collect();
@@ -68,14 +85,16 @@ async fn offers_are_paid_over_two_hops_and_directly_again_and_again_but_single_u
     assert_eq!((listed.times_paid, listed.received_msat, listed.active), (3, 15_000_000, true));
     carol_holds(carol, &line.bob_carol, 15_000_000).await;
 
-    // A single-use offer is paid once; the second payment is failed back and carol keeps only the first.
+    // A single-use offer is paid once; a second invoice request is refused (as CLN does), so no second invoice
+    // or payment exists, and carol keeps only the first.
     let ticket = carol.create_offer_with(CreateOfferRequest { amount_msat: 2_000_000, description: "ticket".into(), single_use: true, ..Default::default() }).await;
     let first = alice.pay_offer(&ticket.offer, 0).await.expect("PayOffer");
     assert!(succeeded(&first), "{first:?}");
     let second = alice.pay_offer(&ticket.offer, 0).await.expect("PayOffer is sent; carol refuses it");
     assert_eq!(second.status, PaymentStatus::Failed as i32, "{second:?}");
-    assert!(second.failure_reason.contains("rejected"), "{}", second.failure_reason);
-    carol.wait_log_line(&["offer payment refused", "single-use offer was paid already"]).await;
+    assert!(second.failure_reason.contains("refused our invoice request"), "{}", second.failure_reason);
+    assert!(second.payment_hash.is_empty() && second.bolt12_invoice.is_empty(), "no invoice came: {second:?}");
+    carol.wait_log_line(&["invoice request refused", "single-use offer was paid already"]).await;
     let ticket = carol.offer(&ticket.offer_id).await;
     assert_eq!((ticket.times_paid, ticket.received_msat, ticket.active), (1, 2_000_000, false));
     carol_holds(carol, &line.bob_carol, 17_000_000).await;
@@ -102,6 +121,8 @@ async fn offers_are_paid_over_two_hops_and_directly_again_and_again_but_single_u
     assert!(disabled.disabled && !disabled.active);
     let refused = alice.pay_offer(&coffee.offer, 0).await.expect("PayOffer is sent; carol refuses it");
     assert_eq!(refused.status, PaymentStatus::Failed as i32, "{refused:?}");
+    assert!(refused.failure_reason.contains("refused our invoice request") && refused.payment_hash.is_empty(), "refused at the invoice request: {refused:?}");
+    carol.wait_log_line(&["invoice request refused", "the offer is disabled"]).await;
     assert_eq!(carol.offer(&coffee.offer_id).await.times_paid, 3);
 
     // An expired offer is refused by the payer before anything is sent.
@@ -138,6 +159,11 @@ async fn a_refund_is_paid_to_the_node_that_claims_it_and_bad_strings_change_noth
     assert_eq!((pending.kind.as_str(), pending.direction.as_str(), pending.status), ("bolt12_refund", "outbound", PaymentStatus::InFlight as i32));
     let decoded = carol.decode_offer(&refund.refund).await.expect("DecodeOffer of a refund");
     assert_eq!((decoded.kind.as_str(), decoded.amount_msat, decoded.description.as_str()), ("refund", 3_000_000, "your refund"));
+
+    // alice cannot claim her own refund.
+    let own = alice.request_refund_payment(&refund.refund).await.unwrap_err();
+    assert_eq!(own.code(), Code::InvalidArgument, "{own:?}");
+    assert!(own.message().contains("this node's own"), "{own:?}");
 
     // carol claims it: her invoice goes to alice over onion messages, and alice pays it over bob.
     let claimed = carol.request_refund_payment(&refund.refund).await.expect("RequestRefundPayment");

@@ -481,6 +481,14 @@ fn payment_lines(l: &mut Lines, p: &Payment) {
         .kv_some("preimage", &p.preimage)
         .kv_some("failure", &p.failure_reason)
         .kv("created", utc(p.created_at));
+    for b in &p.blinded_paths {
+        let path = format!(
+            "from {} over {} hidden hops: {} msat + {} ppm, cltv delta {}",
+            b.introduction_node, b.blinded_hops, b.fee_base_msat, b.fee_rate_ppm, b.cltv_expiry_delta
+        );
+        l.kv("blinded path", path);
+    }
+    l.kv_some("bolt12 invoice", &p.bolt12_invoice);
     for (i, path) in p.paths.iter().enumerate() {
         let name = if p.paths.len() == 1 { "route".to_string() } else { format!("route {}", i + 1) };
         if path.hops.is_empty() {

@@ -224,6 +224,18 @@ pub fn payment(r: PaymentRecord) -> Payment {
         failure_reason: r.failure_reason,
         created_at: r.created_at,
         paths: r.paths.into_iter().map(|hops| PaymentPath { hops: hops.into_iter().map(hop).collect() }).collect(),
+        bolt12_invoice: r.bolt12_invoice,
+        blinded_paths: r
+            .blinded_paths
+            .into_iter()
+            .map(|p| BlindedPath {
+                introduction_node: p.introduction_node,
+                blinded_hops: p.blinded_hops,
+                fee_base_msat: p.fee_base_msat,
+                fee_rate_ppm: p.fee_ppm,
+                cltv_expiry_delta: p.cltv_expiry_delta as u32,
+            })
+            .collect(),
         kind: r.kind.name().into(),
         direction: match r.direction {
             Direction::Outbound => "outbound",

@@ -41,7 +41,7 @@ pub async fn decode(node: Arc<Node>, r: DecodeOfferRequest) -> Result<DecodeOffe
 }
 
 pub async fn pay(node: Arc<Node>, r: PayOfferRequest) -> Result<Payment, NodeError> {
-    let rec = node.payments().pay_offer(&r.offer, r.amount_msat, r.quantity, opt(r.payer_note), secs(r.timeout_secs), secs(r.retry_secs)).await?;
+    let rec = node.offers().pay(&r.offer, r.amount_msat, r.quantity, opt(r.payer_note), secs(r.timeout_secs), secs(r.retry_secs)).await?;
     Ok(convert::payment(rec))
 }
 
