@@ -1,7 +1,8 @@
 //! The ChannelManager as the peer manager sees it: every channel message goes in and out through here.
 //!
-//! Owns: one ordering rule LDK leaves to the persister, and the test knob that drops an
-//! announcement_signatures ([`crate::test_knobs::DROP_FIRST_ANNOUNCEMENT_SIGNATURES_ENV`]).
+//! Owns: one ordering rule LDK leaves to the persister, and the test knobs that drop an
+//! announcement_signatures ([`crate::test_knobs::DROP_FIRST_ANNOUNCEMENT_SIGNATURES_ENV`]) or crash on a
+//! splice message ([`crate::test_knobs::CRASH_ON_RECEIVING_ENV`]).
 //!
 //! The rule: a fundee's funding_signed waits until the new channel is durable. LDK sends funding_signed as
 //! soon as it has handed the channel's first ChannelMonitor to the persister ("we can't lose money on a
@@ -114,8 +115,6 @@ impl ChannelMessageHandler for ChannelHandler {
         handle_tx_add_output(&TxAddOutput);
         handle_tx_remove_input(&TxRemoveInput);
         handle_tx_remove_output(&TxRemoveOutput);
-        handle_tx_complete(&TxComplete);
-        handle_tx_signatures(&TxSignatures);
         handle_tx_init_rbf(&TxInitRbf);
         handle_tx_ack_rbf(&TxAckRbf);
         handle_tx_abort(&TxAbort);
@@ -129,6 +128,16 @@ impl ChannelMessageHandler for ChannelHandler {
         handle_channel_reestablish(&ChannelReestablish);
         handle_channel_update(&ChannelUpdate);
         handle_error(&ErrorMessage);
+    }
+
+    fn handle_tx_complete(&self, their_node_id: PublicKey, msg: &TxComplete) {
+        crate::test_knobs::crash_on_receiving("tx_complete");
+        self.inner.handle_tx_complete(their_node_id, msg)
+    }
+
+    fn handle_tx_signatures(&self, their_node_id: PublicKey, msg: &TxSignatures) {
+        crate::test_knobs::crash_on_receiving("tx_signatures");
+        self.inner.handle_tx_signatures(their_node_id, msg)
     }
 
     fn handle_commitment_signed_batch(&self, their_node_id: PublicKey, channel_id: ChannelId, batch: Vec<CommitmentSigned>) {

@@ -26,6 +26,28 @@ pub fn crash_before_completing_a_new_monitor() {
     std::process::abort();
 }
 
+/// Set to `MESSAGE[,MESSAGE…]:PATH` (messages by their BOLT name: `tx_complete`, `tx_signatures`): the first
+/// time lanesd receives each named message, it writes `PATH.MESSAGE` and aborts before handling it, as a kill
+/// -9 at that moment would (tests only). A message whose file exists is handled normally, so a restarted node
+/// runs on until the next message named.
+pub const CRASH_ON_RECEIVING_ENV: &str = "LANES_TEST_CRASH_ON_RECEIVING";
+
+/// See [`CRASH_ON_RECEIVING_ENV`]: called with each received message's name.
+pub fn crash_on_receiving(message: &str) {
+    let Ok(knob) = std::env::var(CRASH_ON_RECEIVING_ENV) else { return };
+    let Some((names, path)) = knob.split_once(':') else { return };
+    if !names.split(',').any(|n| n == message) {
+        return;
+    }
+    let marker = std::path::PathBuf::from(format!("{path}.{message}"));
+    if marker.exists() {
+        return;
+    }
+    tracing::warn!(knob = CRASH_ON_RECEIVING_ENV, message, "TEST KNOB: crashing on receiving this message, before handling it");
+    let _ = std::fs::write(&marker, b"fired");
+    std::process::abort();
+}
+
 /// Set to a number of milliseconds: before writing a flush that holds a new channel's first ChannelMonitor,
 /// lanesd logs "TEST KNOB: pausing before writing a new channel" and waits that long, so a test can kill it
 /// while the new channel is not yet on disk (tests only).

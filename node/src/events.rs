@@ -70,7 +70,9 @@ impl EventHandler {
             }
             Event::SplicePending { channel_id, counterparty_node_id, new_funding_txo, .. } => {
                 tracing::info!(%channel_id, peer = %counterparty_node_id, funding = %new_funding_txo, "splice pending: the new funding waits for its confirmations");
-                if let Err(e) = self.splices.pending_on(channel_id, new_funding_txo) {
+                // The splice transaction was just handed to the broadcaster (or is in the mempool).
+                let new_value = self.bitcoind.known_transaction(new_funding_txo.txid).await.and_then(|tx| tx.output.get(new_funding_txo.vout as usize).map(|o| o.value.to_sat()));
+                if let Err(e) = self.splices.pending_on(channel_id, new_funding_txo, new_value) {
                     self.health.fail(format!("recording a pending splice failed: {e}"));
                     return Err(ReplayEvent());
                 }

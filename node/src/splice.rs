@@ -29,6 +29,8 @@ use crate::NodeError;
 
 /// How long SpliceIn / SpliceOut wait for the peer to agree on the splice transaction.
 pub const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a splice call waiting for the peer checks that it is still connected.
+const PEER_CHECK: Duration = Duration::from_millis(200);
 
 /// A splice under way on one of our channels.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -142,19 +144,44 @@ impl Splices {
             return Err(NodeError::Refused(format!("the splice could not start: {e:?}")));
         }
         tracing::info!(%channel_id, peer = %peer, delta_sat, sat_per_kw = per_kw, "splice requested");
-        match tokio::time::timeout(NEGOTIATION_TIMEOUT, rx).await {
-            Ok(Ok(Ok(txo))) => Ok(txo),
-            Ok(Ok(Err(why))) => Err(NodeError::Refused(format!("the splice failed: {why}"))),
-            Ok(Err(_)) => Err(NodeError::Internal("the splice's outcome was lost".into())),
-            Err(_) => {
-                // Not agreed in time: no longer shown as under way, so the channel can be spliced again; if it is
-                // agreed after all, SplicePending records it then.
-                let mut under_way = self.under_way.lock().unwrap_or_else(|p| p.into_inner());
-                if under_way.get(&channel_id).is_some_and(|w| w.splice.funding_txo.is_none()) {
-                    under_way.remove(&channel_id);
+        // LDK reports a splice cut short by a disconnection only when the peer is back: the call does not wait
+        // for that, it looks at the connection while it waits.
+        let deadline = tokio::time::Instant::now() + NEGOTIATION_TIMEOUT;
+        let mut rx = rx;
+        let outcome = loop {
+            tokio::select! {
+                done = &mut rx => break Some(done),
+                _ = tokio::time::sleep(PEER_CHECK) => {}
+            }
+            if self.peer_manager.peer_by_node_id(&peer).is_none() {
+                self.give_up(channel_id);
+                return Err(PeerError::NotConnected {
+                    peer,
+                    hint: "it disconnected before the splice was agreed; a splice both sides had signed completes when it is back, any other is abandoned",
                 }
+                .into());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break None;
+            }
+        };
+        match outcome {
+            Some(Ok(Ok(txo))) => Ok(txo),
+            Some(Ok(Err(why))) => Err(NodeError::Refused(format!("the splice failed: {why}"))),
+            Some(Err(_)) => Err(NodeError::Internal("the splice's outcome was lost".into())),
+            None => {
+                self.give_up(channel_id);
                 Err(NodeError::Timeout(format!("the peer did not agree on the splice within {} s; it may still complete", NEGOTIATION_TIMEOUT.as_secs())))
             }
+        }
+    }
+
+    /// The caller stopped waiting before the splice was agreed: it is no longer shown as under way, so the
+    /// channel can be spliced again; if it is agreed after all, SplicePending records it then.
+    fn give_up(&self, channel_id: ChannelId) {
+        let mut under_way = self.under_way.lock().unwrap_or_else(|p| p.into_inner());
+        if under_way.get(&channel_id).is_some_and(|w| w.splice.funding_txo.is_none()) {
+            under_way.remove(&channel_id);
         }
     }
 
@@ -175,10 +202,20 @@ impl Splices {
 
     /// The splice transaction is agreed (SplicePending): the channel will move onto `funding_txo`. Recorded
     /// before the caller hears of it (an error is for the event handler to retry).
-    pub fn pending_on(&self, channel_id: ChannelId, funding_txo: OutPoint) -> Result<(), NodeError> {
+    ///
+    /// `new_value_sat` is the new funding output's value, when the transaction is at hand: a splice the peer
+    /// started shows what it changes by (its capacity after, less before).
+    pub fn pending_on(&self, channel_id: ChannelId, funding_txo: OutPoint, new_value_sat: Option<u64>) -> Result<(), NodeError> {
         let mut under_way = self.under_way.lock().unwrap_or_else(|p| p.into_inner());
         // A splice the peer started is under way too.
-        let w = under_way.entry(channel_id).or_insert(Waiting { splice: PendingSplice { delta_sat: 0, funding_txo: None }, done: None });
+        let w = under_way.entry(channel_id).or_insert_with(|| {
+            let capacity = self.channel_manager.list_channels().into_iter().find(|c| c.channel_id == channel_id).map(|c| c.channel_value_satoshis);
+            let delta_sat = match (new_value_sat, capacity) {
+                (Some(new), Some(old)) => new as i64 - old as i64,
+                _ => 0,
+            };
+            Waiting { splice: PendingSplice { delta_sat, funding_txo: None }, done: None }
+        });
         w.splice.funding_txo = Some(funding_txo);
         self.records.put(&channel_id.0, &SpliceRecord { channel_id: channel_id.0, splice: w.splice.clone() })?;
         if let Some(done) = w.done.take() {

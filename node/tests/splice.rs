@@ -41,6 +41,13 @@ async fn a_channel_is_spliced_in_and_out_while_payments_flow_and_every_satoshi_i
     assert!(c.splice_pending && c.splice_delta_sat == 200_000 && c.splice_funding_outpoint.starts_with(&txid.to_string()), "{c:?}");
     assert_eq!(c.capacity_sat, 1_000_000, "the capacity is the old one until the splice locks");
     alice.wait_until("the splice transaction in the mempool", || async { net.mempool().await.contains(&txid) }).await;
+    let b = bob
+        .wait_until("bob to show the splice alice started", || async {
+            let b = channel(bob, id).await;
+            if b.splice_pending { Ok(b) } else { Err("not yet") }
+        })
+        .await;
+    assert_eq!((b.splice_delta_sat, b.capacity_sat), (200_000, 1_000_000), "bob shows what the channel gains: {b:?}");
     // The channel keeps carrying payments while the splice waits for its confirmations.
     paid(alice.keysend(bob, 1_000_000).await);
     net.mine(6).await;
@@ -147,4 +154,67 @@ async fn a_peer_that_refuses_splices_gets_none_and_the_wallet_keeps_its_coins() 
     assert!(!c.splice_pending && c.capacity_sat == 1_000_000, "{c:?}");
     assert_eq!(alice.balance().await, wallet, "the wallet kept its coins");
     paid(alice.keysend(&bob, 1_000_000).await);
+}
+
+/// bob is killed in the middle of splices alice asked for: once while the transaction is being built (at
+/// the first tx_complete he receives), once after it was signed (at alice's tx_signatures). Whatever point a
+/// node dies at, both sides come back on the same funding, nothing is lost and no coin stays locked: the
+/// first splice is abandoned (alice's coins are hers again), the second completes after bob's restart.
+#[tokio::test]
+async fn a_node_killed_in_the_middle_of_a_splice_comes_back_on_a_funding_both_sides_agree_on() {
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let alice = net.node("alice").await;
+    let marker = net.dir().join("bob-crash");
+    let knob = format!("tx_complete,tx_signatures:{}", marker.display());
+    let bob = net.node_with_env("bob", &[("LANES_TEST_CRASH_ON_RECEIVING", &knob)]).await;
+    let id = net.fund_and_open(&alice, &bob, 3_000_000, 1_000_000).await;
+    paid(alice.keysend(&bob, 100_000_000).await);
+    let (before, bob_before) = (channel(&alice, &id).await, channel(&bob, &id).await);
+    let wallet = alice.balance().await;
+
+    // ---- bob dies while the splice transaction is being built ----
+    let refused = alice.splice_in(&id, 200_000).await.expect_err("the splice cannot complete without bob");
+    // At once, not after the 30 s negotiation timeout: the call sees bob go.
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("disconnected before the splice was agreed"), "{refused:?}");
+    assert!(!bob.wait_for_exit(std::time::Duration::from_secs(10)).await.success(), "bob crashed");
+    assert!(std::fs::metadata(format!("{}.tx_complete", marker.display())).is_ok(), "at the knob, not elsewhere");
+    bob.start().await;
+    alice.wait_channel_active(&id).await;
+    bob.wait_channel_active(&id).await;
+    for (node, was) in [(&alice, &before), (&bob, &bob_before)] {
+        let c = channel(node, &id).await;
+        assert_eq!((c.funding_txid.as_str(), c.capacity_sat, c.local_balance_msat), (was.funding_txid.as_str(), 1_000_000, was.local_balance_msat), "{}: {c:?}", node.name());
+        assert!(!c.splice_pending, "{}: no splice is left under way: {c:?}", node.name());
+    }
+    alice
+        .wait_until("alice's coins to be hers again", || async {
+            let now = alice.balance().await;
+            if now == wallet { Ok(()) } else { Err(format!("{now:?}")) }
+        })
+        .await;
+    assert!(net.mempool().await.is_empty(), "no splice transaction was broadcast");
+    paid(alice.keysend(&bob, 1_000_000).await);
+
+    // ---- bob dies once the splice is signed: it completes after his restart ----
+    let (txid, _) = alice.splice_in(&id, 200_000).await.expect("SpliceIn: alice holds bob's signatures");
+    assert!(!bob.wait_for_exit(std::time::Duration::from_secs(10)).await.success(), "bob crashed");
+    assert!(std::fs::metadata(format!("{}.tx_signatures", marker.display())).is_ok());
+    bob.start().await;
+    alice.wait_until("the splice transaction in the mempool", || async { net.mempool().await.contains(&txid) }).await;
+    bob.wait_until("bob to show the splice", || async { channel(&bob, &id).await.splice_pending.then_some(()).ok_or("not yet") }).await;
+    net.mine(6).await;
+    let a = wait_spliced(&alice, &id, &txid.to_string(), 1_200_000).await;
+    let b = wait_spliced(&bob, &id, &txid.to_string(), 1_200_000).await;
+    assert_eq!(a.local_balance_msat, before.local_balance_msat - 1_000_000 + 200_000_000, "alice's side, to the msat");
+    assert_eq!(b.local_balance_msat, bob_before.local_balance_msat + 1_000_000, "bob's side, to the msat");
+    let fee = net.fee_sat(&net.transaction(txid).await).await;
+    alice
+        .wait_until("alice's wallet to have paid the splice and its fee, once", || async {
+            let now = alice.balance().await.confirmed_sat;
+            if now == wallet.confirmed_sat - 200_000 - fee { Ok(()) } else { Err(format!("{now} sat, fee {fee}")) }
+        })
+        .await;
+    paid(alice.keysend(&bob, 1_000_000).await);
+    assert!(alice.closed_channels().await.is_empty() && bob.closed_channels().await.is_empty(), "no channel closed");
 }
