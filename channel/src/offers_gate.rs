@@ -2,11 +2,14 @@
 //! an offer the node no longer takes (disabled, or single-use and paid) is answered with an invoice error,
 //! as CLN does, instead of an invoice whose payment would then be failed back.
 //!
+//! It also tells the node of every invoice LDK sends, so a payment received for it keeps the invoice.
+//!
 //! Owns: that check's place in the message flow. Must never: decide which offers are taken (the node's
 //! offers service does, through [`OffersGate::set_judge`]), or handle any other message than LDK would.
 use std::sync::{Arc, OnceLock};
 
 use lightning::blinded_path::message::OffersContext;
+use lightning::offers::invoice::Bolt12Invoice;
 use lightning::offers::invoice_error::InvoiceError;
 use lightning::offers::invoice_request::InvoiceRequest;
 use lightning::onion_message::messenger::{MessageSendInstructions, Responder, ResponseInstruction};
@@ -16,21 +19,29 @@ use crate::types::ChannelManager;
 
 /// Says why an invoice request must be refused (None: LDK answers it).
 pub type Judge = Box<dyn Fn(&InvoiceRequest) -> Option<String> + Send + Sync>;
+/// Told of every invoice LDK sends in answer to an invoice request.
+pub type InvoiceObserver = Box<dyn Fn(&Bolt12Invoice) + Send + Sync>;
 
 /// LDK's ChannelManager as the onion messenger's BOLT12 handler, behind the node's judge.
 pub struct OffersGate {
     channel_manager: Arc<ChannelManager>,
     judge: OnceLock<Judge>,
+    observer: OnceLock<InvoiceObserver>,
 }
 
 impl OffersGate {
     pub fn new(channel_manager: Arc<ChannelManager>) -> Self {
-        Self { channel_manager, judge: OnceLock::new() }
+        Self { channel_manager, judge: OnceLock::new(), observer: OnceLock::new() }
     }
 
     /// Sets who judges invoice requests (once; until then LDK answers them all).
     pub fn set_judge(&self, judge: Judge) {
         let _ = self.judge.set(judge);
+    }
+
+    /// Sets who is told of the invoices LDK sends (once): the node records them with the payments they bring.
+    pub fn set_invoice_observer(&self, observer: InvoiceObserver) {
+        let _ = self.observer.set(observer);
     }
 }
 
@@ -42,7 +53,11 @@ impl OffersMessageHandler for OffersGate {
                 return responder.map(|r| (OffersMessage::InvoiceError(InvoiceError::from_string(why)), r.respond()));
             }
         }
-        self.channel_manager.handle_message(message, context, responder)
+        let answer = self.channel_manager.handle_message(message, context, responder);
+        if let (Some((OffersMessage::Invoice(invoice), _)), Some(observer)) = (&answer, self.observer.get()) {
+            observer(invoice);
+        }
+        answer
     }
 
     fn release_pending_messages(&self) -> Vec<(OffersMessage, MessageSendInstructions)> {

@@ -384,6 +384,8 @@ impl Builder {
         // Invoice requests for offers we no longer take are refused before LDK answers them.
         let judge = Arc::clone(&offers);
         offers_gate.set_judge(Box::new(move |request| judge.refuse_invoice_request(request)));
+        let observer = Arc::clone(&payments);
+        offers_gate.set_invoice_observer(Box::new(move |invoice| observer.invoice_sent(invoice)));
         let routes = Arc::new(Routes::new(Arc::clone(&router), Arc::clone(&channel_manager), lanes_store::DynStore::clone(&store), node_id));
         let forwards = Arc::new(Forwards::open(&store)?);
         let bumper = Arc::new(crate::anchors::bumper(Arc::clone(&bitcoind), Arc::clone(&wallet), Arc::clone(&signer), Arc::clone(&logger)));

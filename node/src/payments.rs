@@ -30,6 +30,8 @@ use crate::error::PaymentError;
 use crate::NodeError;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many invoices sent for our offers are kept for their payments' receipts.
+const INVOICES_KEPT: usize = 10_000;
 const DEFAULT_RETRY: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,6 +199,8 @@ pub struct Payments {
     keys: Arc<KeysManager>,
     node_id: PublicKey,
     network: bitcoin::Network,
+    /// Invoices LDK sent for our offers, oldest first: payment hash, `lni1…` string, blinded paths.
+    invoices_sent: Mutex<std::collections::VecDeque<([u8; 32], String, Vec<crate::bolt12::BlindedPayPath>)>>,
 }
 
 fn send_failure(e: RetryableSendFailure) -> NodeError {
@@ -218,6 +222,7 @@ impl Payments {
             keys,
             node_id,
             network,
+            invoices_sent: Mutex::default(),
         })
     }
 
@@ -451,7 +456,9 @@ impl Payments {
         let invoice = self.channel_manager.request_refund_payment(&r).map_err(crate::bolt12::semantic_error)?;
         let hash = invoice.payment_hash().0;
         let kind = PaymentKind::Bolt12Refund { refund: r.to_string(), payer_note: r.payer_note().map(|n| n.to_string()) };
-        let rec = PaymentRecord::new(hash, kind, Direction::Inbound, Some(hash), Some(r.payer_signing_pubkey()), r.amount_msats());
+        let mut rec = PaymentRecord::new(hash, kind, Direction::Inbound, Some(hash), Some(r.payer_signing_pubkey()), r.amount_msats());
+        rec.bolt12_invoice = crate::bolt12::invoice_string(&invoice).unwrap_or_default();
+        rec.blinded_paths = crate::bolt12::payment_paths(&invoice);
         self.records.put(&hash, &rec)?;
         tracing::info!(payment_hash = %hex(&hash), amount_msat = rec.amount_msat, "refund invoice sent: waiting to be paid");
         // The invoice is on its way already: a string form we could not make is no reason to fail the call.
@@ -460,9 +467,28 @@ impl Payments {
 
     /// An inbound BOLT12 payment was claimed: its receipt (keyed by payment hash) is SUCCEEDED, made now for an
     /// offer's payment, or completing the one [`Payments::request_refund_payment`] made.
+    /// LDK sent `invoice` for one of our offers: kept (in memory, the most recent [`INVOICES_KEPT`]) until
+    /// its payment arrives, so the receipt shows the invoice and its blinded paths.
+    pub fn invoice_sent(&self, invoice: &lightning::offers::invoice::Bolt12Invoice) {
+        let Ok(text) = crate::bolt12::invoice_string(invoice) else { return };
+        let mut sent = self.invoices_sent.lock().unwrap_or_else(|p| p.into_inner());
+        if sent.len() >= INVOICES_KEPT {
+            sent.pop_front();
+        }
+        sent.push_back((invoice.payment_hash().0, text, crate::bolt12::payment_paths(invoice)));
+    }
+
     pub fn received(&self, hash: PaymentHash, kind: PaymentKind, amount_msat: u64, preimage: Option<PaymentPreimage>) -> Result<(), NodeError> {
+        let sent = {
+            let sent = self.invoices_sent.lock().unwrap_or_else(|p| p.into_inner());
+            sent.iter().find(|(h, ..)| *h == hash.0).map(|(_, text, paths)| (text.clone(), paths.clone()))
+        };
         self.records.update(&hash.0, |old| {
             let mut r = old.unwrap_or_else(|| PaymentRecord::new(hash.0, kind, Direction::Inbound, Some(hash.0), None, amount_msat));
+            if let (true, Some((text, paths))) = (r.bolt12_invoice.is_empty(), sent) {
+                r.bolt12_invoice = text;
+                r.blinded_paths = paths;
+            }
             r.status = PaymentStatus::Succeeded;
             r.amount_msat = amount_msat;
             r.preimage = preimage.map(|p| p.0);

@@ -78,6 +78,11 @@ async fn offers_are_paid_over_two_hops_and_directly_again_and_again_but_single_u
     let received: Vec<Payment> = carol.payments().await.into_iter().filter(|p| p.direction == "inbound").collect();
     assert_eq!(received.len(), 3, "{received:?}");
     assert!(received.iter().all(|p| succeeded(p) && p.kind == "bolt12_offer" && p.offer_id == coffee.offer_id && p.amount_msat == 5_000_000 && p.offer == coffee.offer));
+    // Each receipt keeps the invoice carol sent for it: the very invoice its payer paid.
+    for p in &alices {
+        let receipt = received.iter().find(|r| r.payment_hash == p.payment_hash).expect("carol's receipt of alice's payment");
+        assert_eq!((&receipt.bolt12_invoice, &receipt.blinded_paths), (&p.bolt12_invoice, &p.blinded_paths));
+    }
     let mut notes: Vec<&str> = received.iter().map(|p| p.payer_note.as_str()).collect();
     notes.sort();
     assert_eq!(notes, ["bob's", "first", "second"]);
@@ -190,6 +195,8 @@ async fn a_refund_is_paid_to_the_node_that_claims_it_and_bad_strings_change_noth
         })
         .await;
     assert_eq!((receipt.kind.as_str(), receipt.direction.as_str(), receipt.amount_msat), ("bolt12_refund", "inbound", 3_000_000));
+    assert_eq!((&receipt.bolt12_invoice, &paid.bolt12_invoice), (&claimed.invoice, &claimed.invoice), "both keep the refund's invoice");
+    assert!(!receipt.blinded_paths.is_empty() && receipt.blinded_paths == paid.blinded_paths, "{receipt:?}");
     carol_holds(carol, &line.bob_carol, 3_000_000).await;
 
     // Malformed, foreign and unknown input: INVALID_ARGUMENT or NOT_FOUND, and nothing changes.
