@@ -124,6 +124,9 @@ pub async fn accept_peers(listener: TcpListener, pm: Arc<PeerManager>, fd_limit:
                     }
                     continue; // dropping the stream closes it
                 }
+                // Lightning's messages are small and answer one another: Nagle's algorithm held each
+                // for the peer's delayed ACK, ~40 ms per message on Linux (Go, and so LND, disables it too).
+                let _ = stream.set_nodelay(true);
                 let Ok(stream) = stream.into_std() else {
                     gate.closed(addr);
                     continue;

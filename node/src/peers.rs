@@ -162,10 +162,14 @@ impl Peers {
                 .map_err(|e| NodeError::Invalid(format!("cannot resolve {addr}: {e}")))?
                 .next()
                 .ok_or_else(|| NodeError::Invalid(format!("{addr} resolves to no address")))?;
-            let conn = tokio::time::timeout(Duration::from_secs(10), lightning_net_tokio::connect_outbound(Arc::clone(&pm), node_id, sock))
+            let stream = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(sock))
                 .await
                 .map_err(|_| NodeError::from(PeerError::Unreachable(format!("connecting to {sock} timed out"))))?
-                .ok_or_else(|| NodeError::from(PeerError::Unreachable(format!("could not connect to {sock}"))))?;
+                .map_err(|e| NodeError::from(PeerError::Unreachable(format!("could not connect to {sock}: {e}"))))?;
+            // No Nagle: see crate::listener (each small message waited ~40 ms for the peer's delayed ACK).
+            let _ = stream.set_nodelay(true);
+            let stream = stream.into_std().map_err(|e| NodeError::from(PeerError::Unreachable(format!("could not connect to {sock}: {e}"))))?;
+            let conn = lightning_net_tokio::setup_outbound(Arc::clone(&pm), node_id, stream);
             let mut conn = Box::pin(conn);
             let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
             loop {
