@@ -39,6 +39,8 @@ pub struct ChannelHandler {
     /// funding_signed messages waiting for their channel's first monitor to be durable.
     held: Mutex<Vec<MessageSendEvent>>,
     drop_announcement_signatures: AtomicBool,
+    /// Woken when HTLCs wait to be forwarded or received (see [`ChannelHandler::htlcs_pending`]).
+    htlcs: Arc<tokio::sync::Notify>,
 }
 
 impl ChannelHandler {
@@ -48,7 +50,16 @@ impl ChannelHandler {
         if drop {
             tracing::warn!(knob = DROP_FIRST_ANNOUNCEMENT_SIGNATURES_ENV, "TEST KNOB ON: the first announcement_signatures received will be dropped");
         }
-        ChannelHandler { inner, persister, held: Mutex::new(Vec::new()), drop_announcement_signatures: AtomicBool::new(drop) }
+        ChannelHandler { inner, persister, held: Mutex::new(Vec::new()), drop_announcement_signatures: AtomicBool::new(drop), htlcs: Arc::default() }
+    }
+
+    /// Notified when, after the peer manager took the messages to send, LDK has HTLCs waiting for
+    /// `process_pending_htlc_forwards`: committed HTLCs to forward or receive. LDK's background processor
+    /// calls it only on a random timer (about 50 ms, to blur forwarding timing), which every payment waited
+    /// for at every hop; the node's HTLC task (`node/src/node.rs`) calls it at once, or after the
+    /// operator's `--htlc-delay-ms`.
+    pub fn htlcs_pending(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.htlcs)
     }
 }
 
@@ -164,6 +175,12 @@ impl BaseMessageHandler for ChannelHandler {
             }
         }
         *held = keep;
+        drop(held);
+        // The peer manager calls this after every message it read: HTLCs an incoming revoke_and_ack (or a
+        // monitor write completing) made irrevocable are pending now.
+        if self.inner.needs_pending_htlc_processing() {
+            self.htlcs.notify_one();
+        }
         send
     }
 

@@ -8,6 +8,9 @@
 //! measures (16, 64, 256): latencies are then per call under load, and the table also counts the calls that
 //! did not end in success (the baseline may refuse at once what this build waits for).
 //!
+//! With `LANES_BENCH_HOPS=2` the keysends go from alice to carol over bob (a 3-node line, two 2,000,000 sat
+//! channels), as issue 14's "3-node line" row; CPU and bytes are then alice's and bob's (the forwarder).
+//!
 //! With `LANES_BENCH_POSTGRES=1` the same run also measures this build with both nodes on the PostgreSQL
 //! store (a throw-away PostgreSQL server from Debian's package, on 127.0.0.1, as the tests use) and prints
 //! its ratio to sled. Bytes written and CPU are then lanesd's own; PostgreSQL's server does the disk writes.
@@ -84,16 +87,27 @@ fn sync_calls(summary: &str, n: usize) -> String {
 /// p50, p99 and payments/s of `n` keysends, `in_flight` at a time, on a fresh pair run by `lanesd`.
 async fn run(lanesd: &str, n: usize, in_flight: usize, trace: bool, on_postgres: bool) -> Run {
     let net = Net::start_with(lanesd).await;
-    let Pair { alice, bob, .. } = match on_postgres {
-        false => net.pair(2_200_000, 2_000_000).await,
-        true => {
+    let two_hops = std::env::var("LANES_BENCH_HOPS").is_ok_and(|v| v == "2");
+    // The payer, the node after it (the payee, or the forwarder on a line) and the payee.
+    let (alice, bob, payee, _line) = match (on_postgres, two_hops) {
+        (_, true) => {
+            let line = net.line(2_200_000, 2_000_000).await;
+            (line.alice.clone(), line.bob.clone(), line.carol.clone(), Some(line))
+        }
+        (false, false) => {
+            let Pair { alice, bob, .. } = net.pair(2_200_000, 2_000_000).await;
+            let payee = bob.clone();
+            (alice, bob, payee, None)
+        }
+        (true, false) => {
             let (alice, bob) = (net.node_on_postgres("alice", &[]).await, net.node_on_postgres("bob", &[]).await);
-            let channel = net.fund_and_open(&alice, &bob, 2_200_000, 2_000_000).await;
-            Pair { alice, bob, channel }
+            net.fund_and_open(&alice, &bob, 2_200_000, 2_000_000).await;
+            let payee = bob.clone();
+            (alice, bob, payee, None)
         }
     };
     for _ in 0..20 {
-        alice.keysend(&bob, 1_000_000).await.expect("warm-up keysend");
+        alice.keysend(&payee, 1_000_000).await.expect("warm-up keysend");
     }
     let outs = [net.dir().join("alice.strace"), net.dir().join("bob.strace")];
     let mut tracers: Vec<Child> = match trace {
@@ -111,10 +125,10 @@ async fn run(lanesd: &str, n: usize, in_flight: usize, trace: bool, on_postgres:
     let mut calls = Vec::with_capacity(n);
     for _ in 0..n {
         let permit = std::sync::Arc::clone(&slots).acquire_owned().await.expect("the semaphore is never closed");
-        let (alice, bob) = (alice.clone(), bob.clone());
+        let (alice, payee) = (alice.clone(), payee.clone());
         calls.push(tokio::spawn(async move {
             let t = Instant::now();
-            let answer = alice.keysend(&bob, 1_000_000).await;
+            let answer = alice.keysend(&payee, 1_000_000).await;
             drop(permit);
             (t.elapsed(), answer)
         }));
@@ -133,6 +147,10 @@ async fn run(lanesd: &str, n: usize, in_flight: usize, trace: bool, on_postgres:
     }
     let total = start.elapsed();
     took.sort();
+    if std::env::var("LANES_BENCH_DECILES").is_ok_and(|v| v == "1") {
+        let d: Vec<String> = (1..10).map(|i| format!("{:.1}", took[n * i / 10].as_secs_f64() * 1e3)).collect();
+        println!("deciles (ms): {}", d.join(" "));
+    }
     let per_payment = |d: Duration| d / (n - failed.0).max(1) as u32;
     let cpu = [per_payment(cpu_time(&alice).saturating_sub(cpu_before[0])), per_payment(cpu_time(&bob).saturating_sub(cpu_before[1]))];
     let written = [(write_bytes(&alice) - written_before[0]) as f64 / n as f64, (write_bytes(&bob) - written_before[1]) as f64 / n as f64];
@@ -158,9 +176,13 @@ async fn main() {
     let this = env!("CARGO_BIN_EXE_lanesd").to_string();
     let baseline = std::env::var("LANES_BASELINE_LANESD").ok();
     let in_flight: usize = std::env::var("LANES_BENCH_IN_FLIGHT").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    let over = match std::env::var("LANES_BENCH_HOPS").is_ok_and(|v| v == "2") {
+        true => "alice -> bob -> carol (two 2,000,000 sat channels)",
+        false => "one 2,000,000 sat channel",
+    };
     match in_flight {
-        1 => println!("{n} keysends of 1,000 sat, one at a time, over one 2,000,000 sat channel"),
-        k => println!("{n} keysends of 1,000 sat, {k} in flight, over one 2,000,000 sat channel"),
+        1 => println!("{n} keysends of 1,000 sat, one at a time, over {over}"),
+        k => println!("{n} keysends of 1,000 sat, {k} in flight, over {over}"),
     }
     println!("{:<12} {:>10} {:>10} {:>12} {:>8}", "lanesd", "p50 ms", "p99 ms", "payments/s", "failed");
     let ms = |d: Duration| d.as_secs_f64() * 1e3;

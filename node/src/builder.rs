@@ -331,8 +331,10 @@ impl Builder {
         // Early channel updates are kept until their announcement is in, and queries by short channel id
         // are answered (through the custom-message slot): see lanes_channel::gossip.
         let gossip_handler = Arc::new(GossipHandler::new(Arc::clone(&gossip_sync), Arc::clone(&network_graph)));
+        let chan_handler = Arc::new(ChannelHandler::new(Arc::clone(&channel_manager), Arc::clone(&persister)));
+        let htlcs_pending = chan_handler.htlcs_pending();
         let handlers = MessageHandler {
-            chan_handler: Arc::new(ChannelHandler::new(Arc::clone(&channel_manager), Arc::clone(&persister))),
+            chan_handler,
             route_handler: Arc::clone(&gossip_handler),
             onion_message_handler: Arc::clone(&onion_messenger),
             custom_message_handler: Arc::clone(&gossip_handler),
@@ -451,6 +453,7 @@ impl Builder {
             persister,
             processor_store,
             sync: Arc::new(SyncStatus::default()),
+            htlcs_pending,
         };
         let node = Arc::new(Node::new(config, node_id, services, runtime, health, self.role, lease));
         node.start(chain_tip, cache).await?;

@@ -73,6 +73,12 @@ pub struct Args {
     /// fail).
     #[arg(long)]
     pub max_accepted_htlcs: Option<u16>,
+    /// How long an HTLC committed to us waits before it is forwarded or received, in ms (0..=1000).
+    /// Default: 0, at once, as CLN and Eclair. LDK's own background processor waits a random ~50 ms
+    /// to blur the timing of forwards; a delay here does the same for every HTLC, at that cost in
+    /// latency per hop.
+    #[arg(long)]
+    pub htlc_delay_ms: Option<u64>,
     /// Serve the gRPC API without TLS. For local development only: refused unless the API listens on
     /// a loopback address.
     #[arg(long)]
@@ -140,6 +146,8 @@ pub struct Config {
     pub api: ApiSecurity,
     /// HTLCs a peer may have in flight towards us per channel (see [`Args::max_accepted_htlcs`]).
     pub max_accepted_htlcs: u16,
+    /// How long committed HTLCs wait before they are forwarded or received (see [`Args::htlc_delay_ms`]).
+    pub htlc_delay: std::time::Duration,
     /// Which store holds the node's state (see [`Args::db`]).
     pub store: StoreChoice,
     /// Peers whose inbound channels we accept as zero-conf (see [`Args::trusted_peer_0conf`]).
@@ -306,6 +314,10 @@ impl Config {
         if !(1..=MAX_ACCEPTED_HTLCS).contains(&max_accepted_htlcs) {
             return Err(NodeError::Config(format!("--max-accepted-htlcs {max_accepted_htlcs} is outside 1..={MAX_ACCEPTED_HTLCS}")));
         }
+        let htlc_delay_ms = args.htlc_delay_ms.or(file.htlc_delay_ms).unwrap_or(0);
+        if htlc_delay_ms > 1000 {
+            return Err(NodeError::Config(format!("--htlc-delay-ms {htlc_delay_ms} is above 1000")));
+        }
         let trusted = if args.trusted_peer_0conf.is_empty() { file.trusted_peer_0conf } else { args.trusted_peer_0conf };
         let trusted_peers_0conf = trusted
             .iter()
@@ -315,6 +327,7 @@ impl Config {
         Ok(Self {
             api,
             max_accepted_htlcs,
+            htlc_delay: std::time::Duration::from_millis(htlc_delay_ms),
             store,
             trusted_peers_0conf,
             reject_inbound_splices: args.reject_inbound_splices || file.reject_inbound_splices,
@@ -461,6 +474,17 @@ mod tests {
         assert!(err(&["--db-password-file", pass.to_str().unwrap()]).contains("for a PostgreSQL --db"));
         std::fs::write(dir.path().join("lanesd.toml"), format!("db = \"{dsn}\"\n")).unwrap();
         assert!(matches!(with(&[]).unwrap().store, StoreChoice::Postgres(_)), "the config file can choose it");
+    }
+
+    #[test]
+    fn htlcs_are_processed_at_once_unless_a_delay_is_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let base = ["--data-dir", d, "--bitcoind-rpc-user", "u", "--bitcoind-rpc-password", "p"];
+        let with = |extra: &[&str]| Config::from_args(args(&[&base[..], extra].concat()));
+        assert_eq!(with(&[]).unwrap().htlc_delay, std::time::Duration::ZERO, "at once, as CLN and Eclair");
+        assert_eq!(with(&["--htlc-delay-ms", "50"]).unwrap().htlc_delay, std::time::Duration::from_millis(50));
+        assert!(with(&["--htlc-delay-ms", "1001"]).unwrap_err().to_string().contains("above 1000"));
     }
 
     #[test]

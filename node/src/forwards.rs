@@ -40,7 +40,7 @@ impl Forwards {
         // Key: time, then a counter, so records sort by time and never collide.
         let mut key = ts.to_be_bytes().to_vec();
         key.extend_from_slice(&self.seq.fetch_add(1, Ordering::Relaxed).to_be_bytes());
-        self.records.put(
+        self.records.put_replayed(
             &key,
             &ForwardRecord {
                 timestamp: ts,

@@ -212,7 +212,7 @@ impl Invoices {
 
     /// A payment to us was claimed: settle its invoice (or record the keysend).
     pub fn settled(&self, hash: PaymentHash, amount_msat: u64, preimage: Option<PaymentPreimage>) -> Result<(), NodeError> {
-        self.records.update(&hash.0, |rec| Some(settle(rec, hash, amount_msat, preimage, now_secs())))?;
+        self.records.update_replayed(&hash.0, |rec| Some(settle(rec, hash, amount_msat, preimage, now_secs())))?;
         Ok(())
     }
 
@@ -220,7 +220,7 @@ impl Invoices {
     /// hold it (true) if it pays an open hold invoice, which is then ACCEPTED.
     pub fn hold_payment(&self, hash: PaymentHash, amount_msat: u64) -> Result<bool, NodeError> {
         let mut held = false;
-        self.records.update(&hash.0, |rec| {
+        self.records.update_replayed(&hash.0, |rec| {
             let mut rec = rec?;
             if rec.hold && !rec.canceled && !rec.settled {
                 rec.accepted = true;

@@ -57,6 +57,8 @@ pub struct Services {
 
 /// What the background tasks run on: LDK's objects the services do not expose.
 pub struct Runtime {
+    /// Woken when committed HTLCs wait to be forwarded or received (see `lanes_channel::handler`).
+    pub htlcs_pending: Arc<tokio::sync::Notify>,
     pub bitcoind: Arc<BitcoindClient>,
     pub wallet: Arc<OnchainWallet>,
     pub chain_monitor: Arc<ChainMonitor>,
@@ -199,6 +201,9 @@ impl Node {
         tasks.push(("announce", tokio::spawn(Arc::clone(&self.services.announcer).maintain(rx()))));
         tasks.push(("persist", tokio::spawn(flush_on_demand(Arc::clone(&rt.persister), self.health.clone(), rx()))));
 
+        let htlcs = process_htlcs(Arc::clone(&rt.channel_manager), Arc::clone(&rt.htlcs_pending), self.config.htlc_delay, rx());
+        tasks.push(("htlcs", tokio::spawn(htlcs)));
+
         let handler = Arc::clone(&self.services.events);
         let health = self.health.clone();
         let stop = rx();
@@ -295,14 +300,52 @@ impl Node {
     }
 }
 
+/// How long HTLCs LDK could not process at once (a payment waiting to retry) wait before the next try, so a
+/// pending retry cannot make this task spin; LDK's background processor tries again meanwhile too.
+const HTLC_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Until shutdown: forwards and receives committed HTLCs as soon as they are pending (after `delay`),
+/// instead of on LDK's background processor's random ~50 ms timer, which every payment waited for at every
+/// hop. Ordering: LDK only queues an HTLC here once the revoke_and_ack that commits it, and its monitor
+/// update, are durable.
+async fn process_htlcs(channel_manager: Arc<ChannelManager>, pending: Arc<tokio::sync::Notify>, delay: Duration, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = pending.notified() => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        if !delay.is_zero() && watcher::wait(&mut shutdown, delay).await {
+            return;
+        }
+        channel_manager.process_pending_htlc_forwards();
+        if channel_manager.needs_pending_htlc_processing() && watcher::wait(&mut shutdown, HTLC_BACKOFF).await {
+            return;
+        }
+    }
+}
+
 /// Flushes queued channel state (manager, then monitors) as soon as there is some, until shutdown. A flush
 /// that fails is fatal: the store's errors may be sticky (sled's are: a full disk stays an error after space is freed), so
 /// retrying would only keep a zombie that acknowledges nothing.
 async fn flush_on_demand(persister: Arc<OrderedPersister>, health: Health, mut shutdown: watch::Receiver<bool>) {
     loop {
-        tokio::select! {
-            _ = persister.wanted() => {}
+        let lazy = tokio::select! {
+            // Monitor updates: at once, LDK holds messages until they are on disk.
+            _ = persister.wanted() => false,
+            // Only the manager changed: coalesced, at most one flush per interval (see ProcessorStore).
+            _ = persister.manager_wanted() => true,
             _ = shutdown.wait_for(|s| *s) => return,
+        };
+        if lazy {
+            let rest = lanes_channel::persist::MANAGER_WRITE_INTERVAL.saturating_sub(persister.since_last_flush());
+            tokio::select! {
+                _ = tokio::time::sleep(rest) => {}
+                _ = persister.wanted() => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+        }
+        if !persister.has_work() {
+            continue;
         }
         let p = Arc::clone(&persister);
         match tokio::task::spawn_blocking(move || p.flush()).await {

@@ -483,7 +483,7 @@ impl Payments {
             let sent = self.invoices_sent.lock().unwrap_or_else(|p| p.into_inner());
             sent.iter().find(|(h, ..)| *h == hash.0).map(|(_, text, paths)| (text.clone(), paths.clone()))
         };
-        self.records.update(&hash.0, |old| {
+        self.records.update_replayed(&hash.0, |old| {
             let mut r = old.unwrap_or_else(|| PaymentRecord::new(hash.0, kind, Direction::Inbound, Some(hash.0), None, amount_msat));
             if let (true, Some((text, paths))) = (r.bolt12_invoice.is_empty(), sent) {
                 r.bolt12_invoice = text;
@@ -582,7 +582,7 @@ impl Payments {
             Some(i) => Some((crate::bolt12::invoice_string(i)?, crate::bolt12::payment_paths(i))),
             None => None,
         };
-        self.records.update(&id.0, |r| {
+        self.records.update_replayed(&id.0, |r| {
             let mut r = r?;
             r.status = PaymentStatus::Succeeded;
             // An offer's or refund's payment learns its hash from the invoice, known only now.
@@ -604,7 +604,7 @@ impl Payments {
     }
 
     pub fn failed(&self, id: PaymentId, reason: &str) -> Result<(), NodeError> {
-        self.records.update(&id.0, |r| {
+        self.records.update_replayed(&id.0, |r| {
             let mut r = r?;
             r.status = PaymentStatus::Failed;
             r.failure_reason = reason.to_string();
@@ -617,7 +617,7 @@ impl Payments {
 
     pub fn path_succeeded(&self, id: PaymentId, path: &Path) -> Result<(), NodeError> {
         let hops = crate::routes::hops(path);
-        self.records.update(&id.0, |r| {
+        self.records.update_replayed(&id.0, |r| {
             let mut r = r?;
             r.paths.push(hops);
             Some(r)

@@ -62,6 +62,28 @@ impl<T: Record> Records<T> {
         Ok(next)
     }
 
+    /// Like [`Records::put`], for a record written while handling one of LDK's events (see
+    /// [`Records::update_replayed`]).
+    pub fn put_replayed(&self, key: &[u8], value: &T) -> Result<(), NodeError> {
+        let bytes = record::encode(value)?;
+        self.store.write_unsynced(self.ns.primary, self.ns.secondary, &hex_key(key), bytes).map_err(store_err)
+    }
+
+    /// Like [`Records::update`], for a record written while handling one of LDK's events: not synced on its
+    /// own (see `lanes_store::Store::write_unsynced`). Durable before LDK can forget the event: LDK
+    /// keeps an event in the ChannelManager until its handler returned, and every manager write after that
+    /// syncs the store, this write included. Under load that saves a sync per payment event (two per
+    /// payment on each side), which the event loop otherwise waited for.
+    pub fn update_replayed(&self, key: &[u8], f: impl FnOnce(Option<T>) -> Option<T>) -> Result<Option<T>, NodeError> {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let next = f(self.get(key)?);
+        if let Some(v) = &next {
+            let bytes = record::encode(v)?;
+            self.store.write_unsynced(self.ns.primary, self.ns.secondary, &hex_key(key), bytes).map_err(store_err)?;
+        }
+        Ok(next)
+    }
+
     pub fn remove(&self, key: &[u8]) -> Result<(), NodeError> {
         self.store.remove(self.ns.primary, self.ns.secondary, &hex_key(key), false).map_err(store_err)
     }

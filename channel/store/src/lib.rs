@@ -44,6 +44,13 @@ impl Op {
     pub fn remove(primary: &str, secondary: &str, key: &str) -> Op {
         Op::Remove { primary: primary.into(), secondary: secondary.into(), key: key.into() }
     }
+    /// The bytes a write stores (0 for a remove).
+    pub fn len(&self) -> usize {
+        match self {
+            Op::Write { value, .. } => value.len(),
+            Op::Remove { .. } => 0,
+        }
+    }
 }
 
 /// The storage trait: LDK's [`KVStoreSync`] and a batch.
@@ -52,6 +59,15 @@ pub trait Store: KVStoreSync + Send + Sync {
     /// one per change (group commit). A backend that can (sled: one batch of one tree) applies them
     /// atomically: after a crash, all or none are there. Checks every key before changing anything.
     fn write_batch(&self, ops: Vec<Op>) -> io::Result<()>;
+
+    /// Writes without waiting for the disk: durable once any later synced write or batch of this store
+    /// returns (sled syncs everything written before it), or lost in a crash before that. Only for what is
+    /// rewritten if lost: the records the node writes while handling one of LDK's events, which LDK hands
+    /// over again after a restart unless a ChannelManager written after the handling (every manager write
+    /// is a synced batch) says it was handled. A backend without a cheaper write makes it durable at once.
+    fn write_unsynced(&self, primary: &str, secondary: &str, key: &str, buf: Vec<u8>) -> io::Result<()> {
+        self.write(primary, secondary, key, buf)
+    }
 }
 
 /// The store every owner holds: any durable [`Store`], shared.

@@ -536,6 +536,13 @@ impl KVStoreSync for SledStore {
 }
 
 impl Store for SledStore {
+    fn write_unsynced(&self, primary: &str, secondary: &str, key: &str, buf: Vec<u8>) -> io::Result<()> {
+        crate::check(primary, secondary, Some(key))?;
+        // No sync: the next synced write or batch (sled flushes its whole log) makes it durable.
+        self.inner()?.tree.insert(Self::full_key(primary, secondary, key), buf).map_err(to_io)?;
+        self.changed(1)
+    }
+
     fn write_batch(&self, ops: Vec<Op>) -> io::Result<()> {
         let batch_len = ops.len() as u64;
         let mut batch = sled::Batch::default();
