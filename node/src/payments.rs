@@ -199,6 +199,8 @@ pub struct Payments {
     keys: Arc<KeysManager>,
     node_id: PublicKey,
     network: bitcoin::Network,
+    /// Held while a payment is handed to LDK (see [`Payments::start_when_free`]).
+    send_lock: Mutex<()>,
     /// Invoices LDK sent for our offers, oldest first: payment hash, `lni1…` string, blinded paths.
     invoices_sent: Mutex<std::collections::VecDeque<([u8; 32], String, Vec<crate::bolt12::BlindedPayPath>)>>,
 }
@@ -223,6 +225,7 @@ impl Payments {
             node_id,
             network,
             invoices_sent: Mutex::default(),
+            send_lock: Mutex::new(()),
         })
     }
 
@@ -257,7 +260,15 @@ impl Payments {
             // taken only after it would make a busy channel look idle, and fail a payment that load alone
             // stopped (seen once in 40 in load.rs). Only "nothing in flight, before and after" is the truth.
             let before = self.htlcs_in_flight();
-            let in_flight = match start() {
+            // One payment hands itself to LDK at a time: two that each saw the channel's last free HTLC slot
+            // both got a route, and the second, refused by the channel, was retried by LDK at once, found no
+            // route and failed (seen in load.rs once HTLCs were processed without LDK's random delay).
+            // Serialized, the second sees the slot taken and waits here like any payment under load.
+            let started = {
+                let _one = self.send_lock.lock().unwrap_or_else(|p| p.into_inner());
+                start()
+            };
+            let in_flight = match started {
                 Err(NodeError::Payment(PaymentError::NoRoute(reason))) => match before.max(self.htlcs_in_flight()) {
                     0 => return Err(PaymentError::NoRoute(reason).into()),
                     n => n,
