@@ -60,6 +60,7 @@ impl EventHandler {
             }
             Event::ChannelPending { channel_id, counterparty_node_id, funding_txo, .. } => {
                 tracing::info!(%channel_id, peer = %counterparty_node_id, funding = %funding_txo, "channel pending");
+                crate::funding_watch::FundingWatch::learn_soon(&self.funding_watch, funding_txo.txid);
                 self.bus.publish(NodeEvent { kind: "channel_pending", node_id: counterparty_node_id.to_string(), channel_id: channel_id.to_string(), detail: funding_txo.to_string(), ..Default::default() });
             }
             Event::ChannelReady { channel_id, counterparty_node_id, funding_txo, .. }

@@ -36,6 +36,10 @@ use crate::NodeError;
 /// Blocks a funding must have been found double-spent for before its channel is closed.
 pub const DOUBLE_SPEND_DEPTH: u32 = 3;
 
+/// How often, and how long, a new channel's funding is looked for in the mempool ([`FundingWatch::learn_soon`]).
+const LEARN_POLL: Duration = Duration::from_millis(50);
+const LEARN_FOR: Duration = Duration::from_secs(10);
+
 /// The message LDK sends the peer (and records as the reason) when we close such a channel.
 pub const CLOSE_MESSAGE: &str = "funding transaction double-spent";
 
@@ -236,6 +240,24 @@ impl FundingWatch {
         }
     }
 
+    /// A new channel's funding: its inputs are learned as soon as the funding reaches bitcoind's mempool
+    /// (looked for every [`LEARN_POLL`] for up to [`LEARN_FOR`]), not at the next regular look: a funding
+    /// double-spent within moments of its broadcast would otherwise never be seen by the fundee, who
+    /// never holds the transaction itself.
+    pub fn learn_soon(watch: &Arc<Self>, txid: Txid) {
+        let watch = Arc::clone(watch);
+        tokio::spawn(async move {
+            let until = tokio::time::Instant::now() + LEARN_FOR;
+            while tokio::time::Instant::now() < until {
+                watch.remember_inputs(txid).await;
+                if watch.inputs.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&txid) {
+                    return;
+                }
+                tokio::time::sleep(LEARN_POLL).await;
+            }
+        });
+    }
+
     /// Notes our balance in every channel with an unconfirmed funding (what is lost if the peer closes it
     /// over a double spend before we see it) and remembers the inputs of the fundings not seen yet.
     pub async fn learn(&self) {
@@ -306,9 +328,13 @@ impl FundingWatch {
         if self.inputs.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&txid) {
             return;
         }
-        if let Some(tx) = self.bitcoind.known_transaction(txid).await {
-            let inputs = tx.input.iter().map(|i| i.previous_output).collect();
-            self.inputs.lock().unwrap_or_else(|p| p.into_inner()).insert(txid, inputs);
+        match self.bitcoind.known_transaction(txid).await {
+            Some(tx) => {
+                tracing::debug!(funding_txid = %txid, inputs = tx.input.len(), "watching an unconfirmed funding for a double spend");
+                let inputs = tx.input.iter().map(|i| i.previous_output).collect();
+                self.inputs.lock().unwrap_or_else(|p| p.into_inner()).insert(txid, inputs);
+            }
+            None => tracing::trace!(funding_txid = %txid, "unconfirmed funding not seen yet"),
         }
     }
 }
