@@ -423,12 +423,16 @@ mod tests {
         assert_eq!(c.fees, FeePolicy::default());
     }
 
+    /// A config from the command line: a data dir, bitcoind credentials, and `extra`.
+    fn config_with(dir: &std::path::Path, extra: &[&str]) -> Result<Config, NodeError> {
+        let base = ["--data-dir", dir.to_str().unwrap(), "--bitcoind-rpc-user", "u", "--bitcoind-rpc-password", "p"];
+        Config::from_args(args(&[&base[..], extra].concat()))
+    }
+
     #[test]
     fn fee_policy_and_private_forwarding_can_be_set() {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_str().unwrap();
-        let base = ["--data-dir", d, "--bitcoind-rpc-user", "u", "--bitcoind-rpc-password", "p"];
-        let with = |extra: &[&str]| Config::from_args(args(&[&base[..], extra].concat()));
+        let with = |extra: &[&str]| config_with(dir.path(), extra);
         let c = with(&["--forward-to-private-channels", "false", "--max-fee-rate-fallback", "50", "--max-dust-htlc-exposure-msat", "5000000"]).unwrap();
         assert!(!c.forward_to_private_channels);
         assert_eq!(c.fees.max_fee_rate_fallback, 50);
@@ -455,9 +459,7 @@ mod tests {
     #[test]
     fn the_store_is_sled_unless_a_postgres_connection_string_is_given() {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_str().unwrap();
-        let base = ["--data-dir", d, "--bitcoind-rpc-user", "u", "--bitcoind-rpc-password", "p"];
-        let with = |extra: &[&str]| Config::from_args(args(&[&base[..], extra].concat()));
+        let with = |extra: &[&str]| config_with(dir.path(), extra);
         assert_eq!(with(&[]).unwrap().store, StoreChoice::Sled);
         assert_eq!(with(&["--db", "sled"]).unwrap().store, StoreChoice::Sled);
         let pass = dir.path().join("dbpass");
@@ -479,9 +481,7 @@ mod tests {
     #[test]
     fn htlcs_are_processed_at_once_unless_a_delay_is_set() {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_str().unwrap();
-        let base = ["--data-dir", d, "--bitcoind-rpc-user", "u", "--bitcoind-rpc-password", "p"];
-        let with = |extra: &[&str]| Config::from_args(args(&[&base[..], extra].concat()));
+        let with = |extra: &[&str]| config_with(dir.path(), extra);
         assert_eq!(with(&[]).unwrap().htlc_delay, std::time::Duration::ZERO, "at once, as CLN and Eclair");
         assert_eq!(with(&["--htlc-delay-ms", "50"]).unwrap().htlc_delay, std::time::Duration::from_millis(50));
         assert!(with(&["--htlc-delay-ms", "1001"]).unwrap_err().to_string().contains("above 1000"));
@@ -490,9 +490,7 @@ mod tests {
     #[test]
     fn trusted_zero_conf_peers_are_node_ids() {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_str().unwrap();
-        let base = ["--data-dir", d, "--bitcoind-rpc-user", "u", "--bitcoind-rpc-password", "p"];
-        let with = |extra: &[&str]| Config::from_args(args(&[&base[..], extra].concat()));
+        let with = |extra: &[&str]| config_with(dir.path(), extra);
         assert!(with(&[]).unwrap().trusted_peers_0conf.is_empty(), "nobody is trusted by default");
         let id = "02eec7245d6b7d2ccb30380bfbe2a3648cd7a942653f5aa340edcea1f283686619";
         assert_eq!(with(&["--trusted-peer-0conf", id]).unwrap().trusted_peers_0conf, vec![id.parse().unwrap()]);

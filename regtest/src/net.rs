@@ -239,10 +239,7 @@ impl Net {
     /// until every running node is synced to the new tip; returns the replacement's txid.
     pub async fn take_back(&self, txid: Txid, block: BlockHash, n: u64) -> Txid {
         let paid = self.transaction(txid).await;
-        let mut spent = 0;
-        for input in &paid.input {
-            spent += self.transaction(input.previous_output.txid).await.output[input.previous_output.vout as usize].value.to_sat();
-        }
+        let spent = self.spent_sat(&paid).await;
         self.shared.bitcoind.call(&format!("invalidateblock {block}"), move |rpc| rpc.invalidate_block(&block)).await;
         let to = self.new_address().await;
         let replacement = Transaction {
@@ -315,12 +312,17 @@ impl Net {
 
     /// The fee `tx` pays: what its inputs spend minus what its outputs pay, in sat.
     pub async fn fee_sat(&self, tx: &Transaction) -> u64 {
+        self.spent_sat(tx).await - tx.output.iter().map(|o| o.value.to_sat()).sum::<u64>()
+    }
+
+    /// What `tx`'s inputs spend, in sat.
+    async fn spent_sat(&self, tx: &Transaction) -> u64 {
         let mut spent = 0;
         for input in &tx.input {
             let prev = self.transaction(input.previous_output.txid).await;
             spent += prev.output[input.previous_output.vout as usize].value.to_sat();
         }
-        spent - tx.output.iter().map(|o| o.value.to_sat()).sum::<u64>()
+        spent
     }
 
     /// The transactions in bitcoind's mempool.
