@@ -11,6 +11,8 @@
 //! to `previously_failed_channels` (as LDK's ChannelManager does on retry), and what is still unpaid
 //! is routed again, up to 10 attempts. A payment that ends unpaid releases its delivered parts.
 //!
+//! Graph: the real one when a snapshot is found (`$LANES_GRAPH_SNAPSHOT`, else `shared/data/` next to the
+//! repository), as `routing` does; otherwise (or with `LANES_BENCH_SYNTH=1`) a seeded synthetic one.
 //! `LANES_SIM_PAYMENTS` (default 300), `LANES_BENCH_NODES` (14000), `LANES_BENCH_CHANNELS` (45000),
 //! `LANES_BENCH_SEED` (42).
 use std::collections::HashMap;
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bitcoin::secp256k1::PublicKey;
 use lanes_router::synth::{self, GenParams, NoFallback, NoLog, Rng};
 use lanes_router::{LanesRouter, LiquidityScorer, ScorerParams};
-use lightning::routing::gossip::{NetworkGraph, NodeId};
+use lightning::routing::gossip::{ChannelUpdateInfo, NetworkGraph, NodeId};
 use lightning::routing::router::{
     find_route, InFlightHtlcs, Path, PaymentParameters, Route, RouteParameters, Router,
 };
@@ -186,51 +188,81 @@ fn simulate(r: &mut dyn SimRouter, world0: &World, payments: &[(PublicKey, Publi
 
 fn main() {
     let n_payments = env("LANES_SIM_PAYMENTS", 300) as usize;
-    let p = GenParams {
-        nodes: env("LANES_BENCH_NODES", 14_000) as usize,
-        channels: env("LANES_BENCH_CHANNELS", 45_000) as usize,
-        seed: env("LANES_BENCH_SEED", 42),
+    let seed = env("LANES_BENCH_SEED", 42);
+    let (source, ng) = match synth::load_snapshot() {
+        Some((path, g)) => (format!("snapshot {path}"), g),
+        None => {
+            let p = GenParams {
+                nodes: env("LANES_BENCH_NODES", 14_000) as usize,
+                channels: env("LANES_BENCH_CHANNELS", 45_000) as usize,
+                seed,
+            };
+            (format!("synthetic, seed {seed}"), synth::build_ldk_graph(&synth::generate(p), Arc::new(NoLog)))
+        }
     };
-    let spec = synth::generate(p);
-    let ng = Arc::new(synth::build_ldk_graph(&spec, Arc::new(NoLog)));
-    let mut rng = Rng::new(p.seed ^ 0x51u64);
+    let ng = Arc::new(ng);
+    let mut rng = Rng::new(seed ^ 0x51u64);
 
-    // Hidden balances: a third roughly balanced, the rest mostly on one side.
+    // The channels in scid order (the same world for every run of a seed), with their ends, capacity and
+    // which directions are enabled (a third of the real graph's nodes have none: they can neither pay nor
+    // be paid, for either router).
+    let enabled = |u: &Option<ChannelUpdateInfo>| u.as_ref().is_some_and(|u| u.enabled);
+    let mut channels: Vec<(u64, NodeId, NodeId, u64, [bool; 2])> = ng
+        .read_only()
+        .channels()
+        .unordered_iter()
+        .filter_map(|(scid, c)| Some((*scid, c.node_one, c.node_two, c.capacity_sats?, [enabled(&c.one_to_two), enabled(&c.two_to_one)])))
+        .collect();
+    channels.sort_unstable_by_key(|c| c.0);
+
+    // Hidden balances: a third roughly balanced, the rest mostly on one side. Per node: the enabled
+    // directions out of it and into it.
     let mut world: World = HashMap::new();
-    for c in &spec.channels {
-        let cap = c.capacity_sat * 1000;
+    let mut degree: HashMap<NodeId, (u32, u32)> = HashMap::new();
+    for (scid, one, two, capacity_sat, on) in &channels {
+        let cap = capacity_sat * 1000;
         let u = rng.f64();
         let frac = match rng.below(3) {
             0 => 0.2 + 0.6 * u,
             1 => u * u * u,
             _ => 1.0 - u * u * u,
         };
-        let a_side = (cap as f64 * frac) as u64;
-        let a_is_one = NodeId::from_pubkey(&spec.nodes[c.a as usize]) < NodeId::from_pubkey(&spec.nodes[c.b as usize]);
-        world.insert((c.scid, a_is_one), a_side);
-        world.insert((c.scid, !a_is_one), cap - a_side);
+        let one_side = (cap as f64 * frac) as u64;
+        world.insert((*scid, true), one_side);
+        world.insert((*scid, false), cap - one_side);
+        for (from, to, on) in [(one, two, on[0]), (two, one, on[1])] {
+            if on {
+                degree.entry(*from).or_default().0 += 1;
+                degree.entry(*to).or_default().1 += 1;
+            }
+        }
     }
 
-    // Payers and payees among nodes with channels; well-connected payees, as merchants are.
-    let deg = synth::degrees(&spec);
-    let nodes: Vec<usize> = (0..spec.nodes.len()).filter(|i| deg[*i] > 0).collect();
-    let merchants: Vec<usize> = nodes.iter().copied().filter(|i| deg[*i] >= 3).collect();
+    // Payers among nodes that can send; well-connected payees (3 enabled channels in), as merchants are.
+    let mut nodes: Vec<(NodeId, (u32, u32))> = degree.into_iter().collect();
+    nodes.sort_unstable();
+    let key = |n: &NodeId| n.as_pubkey().ok();
+    let payers: Vec<PublicKey> = nodes.iter().filter(|(_, (out, _))| *out >= 1).filter_map(|(n, _)| key(n)).collect();
+    let merchants: Vec<PublicKey> = nodes.iter().filter(|(_, (_, into))| *into >= 3).filter_map(|(n, _)| key(n)).collect();
     let mut payments = Vec::with_capacity(n_payments);
-    while payments.len() < n_payments && nodes.len() > 1 && !merchants.is_empty() {
-        let a = nodes[rng.below(nodes.len() as u64) as usize];
+    while payments.len() < n_payments && payers.len() > 1 && !merchants.is_empty() {
+        let a = payers[rng.below(payers.len() as u64) as usize];
         let b = merchants[rng.below(merchants.len() as u64) as usize];
         if a != b {
-            payments.push((spec.nodes[a], spec.nodes[b], payments.len() % 3));
+            payments.push((a, b, payments.len() % 3));
         }
     }
     println!(
-        "simulation: {} nodes, {} channels (seed {}), {} payments of 10k/100k/1M sat, up to {} attempts each",
-        spec.nodes.len(),
-        spec.channels.len(),
-        p.seed,
+        "simulation: {source}: {} nodes that can pay, {} channels; {} payments of 10k/100k/1M sat, up to {} attempts each",
+        payers.len(),
+        channels.len(),
         payments.len(),
         MAX_ATTEMPTS
     );
+    let Some(our_id) = payers.first().copied() else {
+        println!("no nodes with channels: nothing to pay");
+        return;
+    };
 
     let fee_params = ProbabilisticScoringFeeParameters::default();
     let mut ldk = Ldk {
@@ -243,7 +275,7 @@ fn main() {
     let ldk_wall = t.elapsed();
 
     let mut ours = Ours {
-        router: LanesRouter::new(ng.clone(), spec.nodes[0], LiquidityScorer::new(ScorerParams::default()), NoFallback),
+        router: LanesRouter::new(ng.clone(), our_id, LiquidityScorer::new(ScorerParams::default()), NoFallback),
     };
     let t = Instant::now();
     let ours_stats = simulate(&mut ours, &world, &payments);

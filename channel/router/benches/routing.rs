@@ -8,6 +8,7 @@
 //! like today's public network (`LANES_BENCH_NODES`, default 14000; `LANES_BENCH_CHANNELS`, default
 //! 45000; `LANES_BENCH_SEED`, default 42). Queries: `LANES_BENCH_QUERIES` (default 400) seeded random
 //! payer/payee pairs, amounts cycling 10k / 100k / 1M sat, payee supporting MPP (like an invoice).
+//! `LANES_BENCH_SYNTH=1` uses the synthetic graph even when a snapshot is there.
 //! `LANES_WRITE_SNAPSHOT=path` writes the generated graph in LDK's format (to replay it as a snapshot).
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,42 +17,16 @@ use bitcoin::secp256k1::PublicKey;
 use lanes_router::synth::{self, GenParams, NoFallback, NoLog, Rng};
 use lanes_router::graph::fingerprint;
 use lanes_router::{LanesRouter, LiquidityScorer, RoutingGraph, ScorerParams};
-use lightning::routing::gossip::NetworkGraph;
 use lightning::routing::router::{find_route, PaymentParameters, RouteParameters};
 use lightning::routing::scoring::{
     ProbabilisticScorer, ProbabilisticScoringDecayParameters, ProbabilisticScoringFeeParameters,
 };
 use lightning::types::features::Bolt11InvoiceFeatures;
-use lightning::util::ser::{ReadableArgs, Writeable};
+use lightning::util::ser::Writeable;
 use rayon::prelude::*;
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn load_snapshot() -> Option<(String, NetworkGraph<Arc<NoLog>>)> {
-    let mut candidates = Vec::new();
-    if let Ok(p) = std::env::var("LANES_GRAPH_SNAPSHOT") {
-        candidates.push(std::path::PathBuf::from(p));
-    }
-    // Relative to the package (channel/router/): the repository's shared/data, then the one next to it.
-    for dir in ["../../shared/data", "../../../shared/data"] {
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            let mut files: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect();
-            files.sort();
-            candidates.extend(files);
-        }
-    }
-    for path in candidates {
-        let Ok(bytes) = std::fs::read(&path) else { continue };
-        let mut r = &bytes[..];
-        if let Ok(g) = NetworkGraph::read(&mut r, Arc::new(NoLog)) {
-            if !g.read_only().channels().is_empty() {
-                return Some((path.display().to_string(), g));
-            }
-        }
-    }
-    None
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -70,6 +45,8 @@ struct Run {
     parallel_rps: f64,
     found: usize,
     fee_msat: u64,
+    /// The fee of each query's route (None: no route).
+    fees: Vec<Option<u64>>,
 }
 
 /// `f` answers one query (for latency); `batch` answers them all on all cores (for throughput).
@@ -85,11 +62,13 @@ where
     let mut lat = Vec::with_capacity(queries.len());
     let mut found = 0;
     let mut fee_msat = 0u64;
+    let mut fees = Vec::with_capacity(queries.len());
     let t0 = Instant::now();
     for (payer, params) in queries {
         let t = Instant::now();
         let r = f(payer, params);
         lat.push(t.elapsed());
+        fees.push(r);
         if let Some(fee) = r {
             found += 1;
             fee_msat += fee;
@@ -109,6 +88,7 @@ where
         parallel_rps: queries.len() as f64 / parallel.as_secs_f64(),
         found,
         fee_msat,
+        fees,
     }
 }
 
@@ -116,7 +96,7 @@ fn main() {
     let threads = rayon::current_num_threads();
     let n_queries = env("LANES_BENCH_QUERIES", 400) as usize;
     let t = Instant::now();
-    let (source, ng) = match load_snapshot() {
+    let (source, ng) = match synth::load_snapshot() {
         Some((path, g)) => (format!("snapshot {path}"), g),
         None => {
             let p = GenParams {
@@ -234,6 +214,18 @@ fn main() {
             r.fee_msat as f64 / r.found.max(1) as f64 / 1000.0
         );
     }
+    // Fees compared where both found a route (each router's average above is over its own routes).
+    let both: Vec<(u64, u64)> = ldk.fees.iter().zip(&ours.fees).filter_map(|(l, o)| Some(((*l)?, (*o)?))).collect();
+    let (ldk_fees, our_fees) = both.iter().fold((0u64, 0u64), |(l, o), (a, b)| (l + a, o + b));
+    let cheaper = both.iter().filter(|(l, o)| o < l).count();
+    let dearer = both.iter().filter(|(l, o)| o > l).count();
+    println!(
+        "fees where both found a route ({} queries): LDK {:.1} sat, ours {:.1} sat on average, ours/LDK {:.2}; ours cheaper on {cheaper}, dearer on {dearer}",
+        both.len(),
+        ldk_fees as f64 / both.len().max(1) as f64 / 1000.0,
+        our_fees as f64 / both.len().max(1) as f64 / 1000.0,
+        our_fees as f64 / ldk_fees.max(1) as f64
+    );
     println!();
     println!(
         "ratio ours/LDK: routes/s on {threads} threads {:.2}x (both parallel), one query at a time {:.2}x, p50 latency {:.2}x lower, p99 {:.2}x lower",

@@ -247,6 +247,39 @@ pub fn degrees(spec: &GraphSpec) -> Vec<u32> {
     d
 }
 
+/// The real graph a bench should use when one is at hand: an LDK `NetworkGraph` snapshot from
+/// `$LANES_GRAPH_SNAPSHOT`, else the first readable one in `shared/data/` next to the repository (or next
+/// to its parent, as in a fresh clone beside `shared/`). Returns its path and the graph; None when there is
+/// none (the caller generates one) or when `LANES_BENCH_SYNTH=1` asks for the synthetic graph.
+pub fn load_snapshot() -> Option<(String, NetworkGraph<std::sync::Arc<NoLog>>)> {
+    use lightning::util::ser::ReadableArgs;
+    if std::env::var("LANES_BENCH_SYNTH").is_ok_and(|v| v == "1") {
+        return None;
+    }
+    let mut candidates = Vec::new();
+    if let Ok(p) = std::env::var("LANES_GRAPH_SNAPSHOT") {
+        candidates.push(std::path::PathBuf::from(p));
+    }
+    // Relative to the package (channel/router/): the repository's shared/data, then the one next to it.
+    for dir in ["../../shared/data", "../../../shared/data"] {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            let mut files: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect();
+            files.sort();
+            candidates.extend(files);
+        }
+    }
+    for path in candidates {
+        let Ok(bytes) = std::fs::read(&path) else { continue };
+        let mut r = &bytes[..];
+        if let Ok(g) = NetworkGraph::read(&mut r, std::sync::Arc::new(NoLog)) {
+            if !g.read_only().channels().is_empty() {
+                return Some((path.display().to_string(), g));
+            }
+        }
+    }
+    None
+}
+
 /// A logger that drops everything, for benches and tests that build LDK graphs and routers.
 pub struct NoLog;
 
