@@ -21,9 +21,12 @@
 //! without it. Every run prints the bytes each node's process wrote to disk per payment (`write_bytes` of
 //! `/proc/<pid>/io`).
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lanes_regtest::{Net, Node, Pair};
+
+mod support;
+use support::{cpu_time, drive, write_bytes};
 
 /// What one run measured.
 struct Run {
@@ -38,23 +41,6 @@ struct Run {
     failed: (usize, Option<String>),
     /// Per node (alice, bob): CPU time (user + system) per succeeded payment.
     cpu: [Duration; 2],
-}
-
-/// CPU time (user + system) the process has used so far (`/proc/<pid>/stat`, in clock ticks of 10 ms).
-fn cpu_time(node: &Node) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", node.pid())).unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may hold spaces): utime and stime are the
-    // 12th and 13th.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<u64> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
-    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10)
-}
-
-/// Bytes the process has caused to be written to disk so far (`/proc/<pid>/io`).
-fn write_bytes(node: &Node) -> u64 {
-    let io = std::fs::read_to_string(format!("/proc/{}/io", node.pid())).unwrap_or_default();
-    io.lines().find_map(|l| l.strip_prefix("write_bytes: ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
 /// Attaches `strace -c` to a node for the sync calls (see the module doc).
@@ -120,33 +106,7 @@ async fn run(lanesd: &str, n: usize, in_flight: usize, trace: bool, on_postgres:
     }
     let written_before = [write_bytes(&alice), write_bytes(&bob)];
     let cpu_before = [cpu_time(&alice), cpu_time(&bob)];
-    let start = Instant::now();
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight));
-    let mut calls = Vec::with_capacity(n);
-    for _ in 0..n {
-        let permit = std::sync::Arc::clone(&slots).acquire_owned().await.expect("the semaphore is never closed");
-        let (alice, payee) = (alice.clone(), payee.clone());
-        calls.push(tokio::spawn(async move {
-            let t = Instant::now();
-            let answer = alice.keysend(&payee, 1_000_000).await;
-            drop(permit);
-            (t.elapsed(), answer)
-        }));
-    }
-    let (mut took, mut failed) = (Vec::with_capacity(n), (0, None));
-    for call in calls {
-        let (t, answer) = call.await.expect("the keysend task");
-        took.push(t);
-        match answer {
-            Ok(p) if p.status == lanes_regtest::proto::v1::PaymentStatus::Succeeded as i32 => {}
-            other => {
-                failed.0 += 1;
-                failed.1.get_or_insert_with(|| format!("{other:?}"));
-            }
-        }
-    }
-    let total = start.elapsed();
-    took.sort();
+    let support::Driven { took, failed, total } = drive(&alice, &payee, n, in_flight).await;
     if std::env::var("LANES_BENCH_DECILES").is_ok_and(|v| v == "1") {
         let d: Vec<String> = (1..10).map(|i| format!("{:.1}", took[n * i / 10].as_secs_f64() * 1e3)).collect();
         println!("deciles (ms): {}", d.join(" "));
