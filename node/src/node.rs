@@ -337,7 +337,7 @@ async fn flush_on_demand(persister: Arc<OrderedPersister>, health: Health, mut s
             _ = shutdown.wait_for(|s| *s) => return,
         };
         if lazy {
-            let rest = lanes_channel::persist::MANAGER_WRITE_INTERVAL.saturating_sub(persister.since_last_flush());
+            let rest = persister.manager_write_interval().saturating_sub(persister.since_last_flush());
             tokio::select! {
                 _ = tokio::time::sleep(rest) => {}
                 _ = persister.wanted() => {}

@@ -1,0 +1,165 @@
+//! Scale: does a payment cost the same when the node has many channels, or a long history? Two real lanesd
+//! processes (alice pays bob) on one regtest bitcoind; each row is compared with the same pair before it grew,
+//! in the same run, and the ratio is printed (issue 14: within 20%; start-up under 2 s with 1,000 channels).
+//!
+//! `cargo bench -p lanes-node --bench scale`
+//!
+//! Channels (`LANES_BENCH_CHANNELS`, default 1000; 0 skips): alice opens one 5,000,000 sat channel to bob and
+//! measures; then opens the rest (100,000 sat each, zero-conf: bob trusts alice, since LDK refuses more than 4
+//! unconfirmed inbound channels per peer otherwise; a block every 20 opens keeps bitcoind's unconfirmed chains
+//! short), confirms them all and measures again. Each measurement: `LANES_BENCH_PAYMENTS` (default 300)
+//! keysends of 1,000 sat one at a time (p50), as many with `LANES_BENCH_IN_FLIGHT` (default 64) in flight
+//! (payments/s), then a graceful restart of alice timed from process start to GetInfo `synced_to_chain` at
+//! the tip, her resident memory after it and her data dir's size.
+//!
+//! History (`LANES_BENCH_HISTORY`, default 0; issue 14 names 100000): on a fresh pair with one 10,000,000 sat
+//! channel, measures the sequential p50 over the first payments, sends that many payments back and forth at
+//! `LANES_BENCH_IN_FLIGHT` (so the balance stays put), and measures again, with bytes written per payment and
+//! the data dir's size at each end.
+use std::time::{Duration, Instant};
+
+use lanes_regtest::proto::v1::OpenChannelRequest;
+use lanes_regtest::{Net, Node};
+
+mod support;
+use support::{drive, rss_bytes, write_bytes};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// One row: payments over a node at some size.
+struct Row {
+    what: String,
+    p50: Duration,
+    rate: f64,
+    failed: usize,
+    startup: Duration,
+    rss: u64,
+    data: u64,
+}
+
+/// Sequential p50, rate at `in_flight`, then a timed restart of `alice`.
+async fn measure(what: String, alice: &Node, bob: &Node, n: usize, in_flight: usize) -> Row {
+    let seq = drive(alice, bob, n, 1).await;
+    let par = drive(alice, bob, n, in_flight).await;
+    alice.stop().await;
+    let t = Instant::now();
+    // start() returns once GetInfo says synced_to_chain at bitcoind's tip.
+    alice.start().await;
+    let startup = t.elapsed();
+    let rss = rss_bytes(alice);
+    Row { what, p50: seq.p50(), rate: par.rate(), failed: seq.failed.0 + par.failed.0, startup, rss, data: lanes_store::dir_size(alice.data_dir()) }
+}
+
+async fn channels(lanesd: &str, count: usize, n: usize, in_flight: usize) {
+    let net = Net::start_with(lanesd).await;
+    let alice = net.node("alice").await;
+    let bob = net.node_with("bob", &["--trusted-peer-0conf", &alice.node_id()]).await;
+    // 5,000,000 for the first channel and 100,000 for each other one, with room for fees, in 10 coins.
+    let total = 5_000_000 + 110_000 * count as u64 + 1_000_000;
+    for _ in 0..10 {
+        net.send_to_address(alice.new_address().await, total / 10).await;
+    }
+    net.mine(1).await;
+    alice.wait_confirmed_at_least(total / 10 * 10).await;
+    alice.connect(&bob).await;
+    let first = alice.open_channel_with(&bob, OpenChannelRequest { local_funding_sat: 5_000_000, ..Default::default() }).await;
+    net.mine(6).await;
+    alice.wait_channel_active(&first).await;
+    drive(&alice, &bob, 20, 1).await;
+    let one = measure("1 channel".into(), &alice, &bob, n, in_flight).await;
+    alice.connect(&bob).await;
+    alice.wait_channel_active(&first).await;
+
+    let t = Instant::now();
+    for i in 1..count {
+        alice.open_channel_with(&bob, OpenChannelRequest { local_funding_sat: 100_000, zero_conf: true, private: true, ..Default::default() }).await;
+        if i % 20 == 0 {
+            net.mine(1).await;
+        }
+    }
+    let opened = t.elapsed();
+    net.mine(6).await;
+    alice
+        .wait_until(format!("{count} active channels"), || async {
+            let active = alice.channels().await.iter().filter(|c| c.active).count();
+            (active == count).then_some(()).ok_or(format!("{active} active"))
+        })
+        .await;
+    println!("opened {} more channels in {:.1} s ({:.0} ms each), all active", count - 1, opened.as_secs_f64(), ms(opened) / (count - 1).max(1) as f64);
+    drive(&alice, &bob, 20, 1).await;
+    let many = measure(format!("{count} channels"), &alice, &bob, n, in_flight).await;
+
+    println!();
+    println!("{n} keysends of 1,000 sat one at a time (p50), then {n} with {in_flight} in flight (payments/s); then alice restarts");
+    println!("{:<14} {:>8} {:>11} {:>7} {:>12} {:>9} {:>9}", "alice has", "p50 ms", "payments/s", "failed", "start-up s", "RSS MB", "data MB");
+    for r in [&one, &many] {
+        println!(
+            "{:<14} {:>8.1} {:>11.1} {:>7} {:>12.2} {:>9.1} {:>9.1}",
+            r.what,
+            ms(r.p50),
+            r.rate,
+            r.failed,
+            r.startup.as_secs_f64(),
+            r.rss as f64 / 1e6,
+            r.data as f64 / 1e6
+        );
+    }
+    println!(
+        "ratio {count} channels / 1 channel: p50 {:.2}, payments/s {:.2}, start-up {:.2}",
+        ms(many.p50) / ms(one.p50).max(1e-9),
+        many.rate / one.rate.max(1e-9),
+        many.startup.as_secs_f64() / one.startup.as_secs_f64().max(1e-9)
+    );
+}
+
+async fn history(lanesd: &str, payments: usize, n: usize, in_flight: usize) {
+    let net = Net::start_with(lanesd).await;
+    let pair = net.pair(11_000_000, 10_000_000).await;
+    let (alice, bob) = (pair.alice.clone(), pair.bob.clone());
+    // bob needs a balance to pay back with.
+    drive(&alice, &bob, 1_000, in_flight).await;
+    let first = drive(&alice, &bob, n, 1).await;
+    let (data_before, written_before) = (lanes_store::dir_size(alice.data_dir()), write_bytes(&alice));
+    let t = Instant::now();
+    let mut sent = 0;
+    let mut failed = 0;
+    while sent < payments {
+        let chunk = (payments - sent).min(2_000);
+        let (a, b) = tokio::join!(drive(&alice, &bob, chunk / 2, in_flight / 2), drive(&bob, &alice, chunk / 2, in_flight / 2));
+        failed += a.failed.0 + b.failed.0;
+        sent += chunk;
+        if sent % 20_000 == 0 {
+            println!("{sent} payments sent ({:.0}/s so far), {failed} failed", sent as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    let written = (write_bytes(&alice) - written_before) as f64 / sent as f64;
+    let after = drive(&alice, &bob, n, 1).await;
+    let data_after = lanes_store::dir_size(alice.data_dir());
+    println!();
+    println!("history: {sent} payments back and forth over one channel in {:.0} s, {failed} failed", t.elapsed().as_secs_f64());
+    println!("{:<22} {:>8} {:>8} {:>9}", "alice's channel", "p50 ms", "p99 ms", "data MB");
+    println!("{:<22} {:>8.1} {:>8.1} {:>9.1}", "first payments", ms(first.p50()), ms(first.p99()), data_before as f64 / 1e6);
+    println!("{:<22} {:>8.1} {:>8.1} {:>9.1}", format!("after {sent} more"), ms(after.p50()), ms(after.p99()), data_after as f64 / 1e6);
+    println!("ratio after/first: p50 {:.2}; alice wrote {:.1} KB per payment meanwhile", ms(after.p50()) / ms(first.p50()).max(1e-9), written / 1e3);
+}
+
+#[tokio::main]
+async fn main() {
+    let lanesd = env!("CARGO_BIN_EXE_lanesd");
+    let n = env("LANES_BENCH_PAYMENTS", 300);
+    let in_flight = env("LANES_BENCH_IN_FLIGHT", 64).max(2);
+    let count = env("LANES_BENCH_CHANNELS", 1000);
+    if count > 1 {
+        channels(lanesd, count, n, in_flight).await;
+    }
+    let payments = env("LANES_BENCH_HISTORY", 0);
+    if payments > 0 {
+        history(lanesd, payments, n, in_flight).await;
+    }
+}
