@@ -55,9 +55,15 @@ use lanes_store::{DynStore, Op};
 
 use crate::types::{ChainMonitor, ChannelManager, MonitorStore};
 
-/// Updates stored alone before the next full monitor write (LDK's `maximum_pending_updates`). A restart
-/// replays at most this many per channel; a payment makes about four per channel.
+/// Updates stored alone before the next full monitor write (LDK's `maximum_pending_updates`), for a monitor
+/// no larger than those updates together; a payment makes about four per channel. A larger monitor waits
+/// until its updates add up to its size, up to [`MAX_UPDATES_ALONE`]: a monitor grows with every commitment
+/// (LDK keeps each revoked one's txid and HTLCs; 2 MB after 11,000 payments in the `scale` bench), and
+/// rewriting it every 100 updates would make the bytes written per payment grow with the channel's history.
 pub const MAX_PENDING_UPDATES: u64 = 100;
+
+/// The most updates stored alone, whatever the monitor's size: what a restart replays at most per channel.
+pub const MAX_UPDATES_ALONE: u64 = 2_000;
 
 /// How long a ChannelManager change that no monitor update goes with may wait to be written (see
 /// [`ProcessorStore`]): under load LDK's background processor asked for a manager write after nearly
@@ -72,6 +78,25 @@ const MANAGER_WRITE_SHARE: u32 = 4;
 
 /// LDK's update id for a channel closed by versions before 0.1: always a full write.
 const LEGACY_CLOSED_CHANNEL_UPDATE_ID: u64 = u64::MAX;
+
+/// Per monitor: what was stored alone since its last full write, as far as this process has seen.
+#[derive(Default)]
+struct Alone {
+    /// Updates queued alone, and their bytes.
+    count: u64,
+    bytes: u64,
+    /// The last full monitor's size (0 until this process writes one).
+    full: u64,
+    /// The first update queued alone since the last full write.
+    first: Option<u64>,
+}
+
+impl Alone {
+    /// Whether the next full write is due: enough updates, together as large as the monitor, or the cap.
+    fn due(&self) -> bool {
+        (self.count >= MAX_PENDING_UPDATES && self.bytes >= self.full) || self.count >= MAX_UPDATES_ALONE
+    }
+}
 
 /// A monitor change waiting for the next flush.
 struct Queued {
@@ -90,6 +115,8 @@ struct Queued {
 pub struct OrderedPersister {
     store: DynStore,
     queue: Mutex<Vec<Queued>>,
+    /// Per monitor key: the updates stored alone since its last full write ([`MAX_PENDING_UPDATES`]).
+    alone: Mutex<std::collections::HashMap<String, Alone>>,
     /// New channels whose first monitor is queued or being written, not yet on disk: their fundee's
     /// funding_signed waits for it ([`crate::handler`]).
     new_channels: Mutex<HashSet<ChannelId>>,
@@ -115,6 +142,7 @@ impl OrderedPersister {
         Self {
             store,
             queue: Mutex::new(Vec::new()),
+            alone: Mutex::new(std::collections::HashMap::new()),
             new_channels: Mutex::new(HashSet::new()),
             flushing: Mutex::new(()),
             manager: OnceLock::new(),
@@ -175,6 +203,7 @@ impl OrderedPersister {
         let mut bytes = Vec::with_capacity(MONITOR_UPDATING_PERSISTER_PREPEND_SENTINEL.len() + monitor.serialized_length());
         bytes.extend_from_slice(MONITOR_UPDATING_PERSISTER_PREPEND_SENTINEL);
         monitor.write(&mut bytes).expect("writing to a Vec cannot fail");
+        self.alone.lock().unwrap_or_else(|p| p.into_inner()).entry(key.clone()).or_default().full = bytes.len() as u64;
         let mut ops = vec![Op::write(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE, &key, bytes)];
         ops.extend(stale.iter().map(|u| Op::remove(CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE, &key, u)));
         self.queue(Queued { key, ops, channel_id: monitor.channel_id(), update_id, new_channel })
@@ -272,14 +301,32 @@ impl Persist<InMemorySigner> for OrderedPersister {
             let stale = self.store.list(CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE, &name.to_string()).unwrap_or_default();
             return self.queue_full(name, monitor, Some(id), false, stale);
         }
-        if id % MAX_PENDING_UPDATES == 0 {
-            // Consolidate: the full monitor holds the updates stored since the last one.
-            let latest = monitor.get_latest_update_id();
-            let stale = (latest.saturating_sub(MAX_PENDING_UPDATES)..=latest).map(|u| UpdateName::from(u).as_str().to_string()).collect();
-            return self.queue_full(name, monitor, Some(id), false, stale);
-        }
         let key = name.to_string();
-        let ops = vec![Op::write(CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE, &key, UpdateName::from(id).as_str(), update.encode())];
+        let encoded = update.encode();
+        let first = {
+            let mut alone = self.alone.lock().unwrap_or_else(|p| p.into_inner());
+            let a = alone.entry(key.clone()).or_default();
+            a.count += 1;
+            a.bytes += encoded.len() as u64;
+            let first = *a.first.get_or_insert(id);
+            match a.due() {
+                true => {
+                    (a.count, a.bytes, a.first) = (0, 0, None);
+                    Some(first)
+                }
+                false => None,
+            }
+        };
+        if let Some(first) = first {
+            // Consolidate: the full monitor holds every update stored alone before it, so they go in the
+            // same batch: those queued since the last full write (not on disk yet) and those the store
+            // holds (from before a restart too).
+            let latest = monitor.get_latest_update_id().max(id);
+            let mut stale: std::collections::BTreeSet<String> = (first..=latest).map(|u| UpdateName::from(u).as_str().to_string()).collect();
+            stale.extend(self.store.list(CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE, &key).unwrap_or_default());
+            return self.queue_full(name, monitor, Some(id), false, stale.into_iter().collect());
+        }
+        let ops = vec![Op::write(CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE, &key, UpdateName::from(id).as_str(), encoded)];
         self.queue(Queued { key, ops, channel_id: monitor.channel_id(), update_id: Some(id), new_channel: false })
     }
 
@@ -288,6 +335,7 @@ impl Persist<InMemorySigner> for OrderedPersister {
         // moved it away; LDK waits on none of those, so drop them.
         let key = name.to_string();
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).retain(|q| q.key != key || q.update_id.is_some());
+        self.alone.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
         match self.archiver.get() {
             Some(archiver) => <MonitorStore as Persist<InMemorySigner>>::archive_persisted_channel(archiver, name),
             None => tracing::warn!(monitor = %key, "no archiver wired: the resolved monitor stays in place"),
@@ -401,25 +449,50 @@ mod tests {
         p.queue.lock().unwrap().iter().map(|q| q.ops.iter().map(describe).collect()).collect()
     }
 
-    /// An update is stored alone, in the format LDK's MonitorUpdatingPersister reads back; every
-    /// MAX_PENDING_UPDATES-th one writes the full monitor instead and drops the updates it holds, in the
-    /// same batch.
+    /// An update is stored alone, in the format LDK's MonitorUpdatingPersister reads back; the
+    /// MAX_PENDING_UPDATES-th one (for a monitor no larger than they are together) writes the full monitor
+    /// instead and drops the updates it holds, in the same batch.
     #[test]
     fn updates_are_stored_alone_and_consolidated_into_the_full_monitor_every_so_often() {
         let (_dir, _store, p) = persister();
         let m = monitor();
         let (key, full_len) = (m.persistence_key().to_string(), m.serialized_length() + 2);
-        p.update_persisted_channel(m.persistence_key(), Some(&update(7, m.channel_id())), &m);
-        p.update_persisted_channel(m.persistence_key(), Some(&update(MAX_PENDING_UPDATES, m.channel_id())), &m);
+        for id in 1..=MAX_PENDING_UPDATES {
+            p.update_persisted_channel(m.persistence_key(), Some(&update(id, m.channel_id())), &m);
+        }
         let ops = queued_ops(&p);
         let small = update(7, m.channel_id()).encode().len();
-        assert_eq!(ops[0], [(format!("write monitor_updates/{key}/7"), small)], "one small entry, not the {full_len}-byte monitor");
-        assert_eq!(ops[1][0], (format!("write monitors//{key}"), full_len));
-        let latest = m.get_latest_update_id();
-        let removed: Vec<String> = ops[1][1..].iter().map(|(op, _)| op.clone()).collect();
-        let expected: Vec<String> = (latest.saturating_sub(MAX_PENDING_UPDATES)..=latest).map(|u| format!("remove monitor_updates/{key}/{u}")).collect();
+        assert_eq!(ops[6], [(format!("write monitor_updates/{key}/7"), small)], "one small entry, not the {full_len}-byte monitor");
+        let last = &ops[MAX_PENDING_UPDATES as usize - 1];
+        assert_eq!(last[0], (format!("write monitors//{key}"), full_len));
+        let removed: std::collections::BTreeSet<String> = last[1..].iter().map(|(op, _)| op.clone()).collect();
+        let expected: std::collections::BTreeSet<String> =
+            (1..=MAX_PENDING_UPDATES.max(m.get_latest_update_id())).map(|u| format!("remove monitor_updates/{key}/{u}")).collect();
         assert_eq!(removed, expected);
-        assert_eq!(queued(&p), [Some(7), Some(MAX_PENDING_UPDATES)]);
+        assert_eq!(queued(&p).len() as u64, MAX_PENDING_UPDATES);
+    }
+
+    /// A monitor larger than its updates together is written whole only once they add up to its size: the
+    /// cost per update stays flat as the monitor grows with the channel's history.
+    #[test]
+    fn a_large_monitor_is_written_whole_once_its_updates_add_up_to_its_size() {
+        let (_dir, _store, p) = persister();
+        let m = monitor();
+        let key = m.persistence_key().to_string();
+        // The monitor as written once (a chain sync), then updates far smaller than it.
+        p.update_persisted_channel(m.persistence_key(), None, &m);
+        let (full, small) = ((m.serialized_length() + 2) as u64, update(1, m.channel_id()).encode().len() as u64);
+        let due = MAX_PENDING_UPDATES.max(full.div_ceil(small)).min(MAX_UPDATES_ALONE);
+        assert!(due > MAX_PENDING_UPDATES, "the fixture is larger than {MAX_PENDING_UPDATES} small updates ({full} against {small} bytes)");
+        let full_writes = |p: &OrderedPersister| queued_ops(p).iter().filter(|q| q[0].0 == format!("write monitors//{key}")).count();
+        for id in 1..due {
+            p.update_persisted_channel(m.persistence_key(), Some(&update(id, m.channel_id())), &m);
+        }
+        assert_eq!(full_writes(&p), 1, "only the chain sync's, after {} updates", due - 1);
+        p.update_persisted_channel(m.persistence_key(), Some(&update(due, m.channel_id())), &m);
+        assert_eq!(full_writes(&p), 2, "the {due}th update's updates add up to the monitor");
+        let removed = queued_ops(&p).last().unwrap().len() - 1;
+        assert_eq!(removed as u64, due.max(m.get_latest_update_id()), "every update stored alone goes with it");
     }
 
     /// LDK's background processor asks for a manager write after nearly every event: that write is left to

@@ -192,11 +192,7 @@ fn main() {
     let (source, ng) = match synth::load_snapshot() {
         Some((path, g)) => (format!("snapshot {path}"), g),
         None => {
-            let p = GenParams {
-                nodes: env("LANES_BENCH_NODES", 14_000) as usize,
-                channels: env("LANES_BENCH_CHANNELS", 45_000) as usize,
-                seed,
-            };
+            let p = GenParams::from_env();
             (format!("synthetic, seed {seed}"), synth::build_ldk_graph(&synth::generate(p), Arc::new(NoLog)))
         }
     };

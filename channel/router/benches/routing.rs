@@ -99,11 +99,7 @@ fn main() {
     let (source, ng) = match synth::load_snapshot() {
         Some((path, g)) => (format!("snapshot {path}"), g),
         None => {
-            let p = GenParams {
-                nodes: env("LANES_BENCH_NODES", 14_000) as usize,
-                channels: env("LANES_BENCH_CHANNELS", 45_000) as usize,
-                seed: env("LANES_BENCH_SEED", 42),
-            };
+            let p = GenParams::from_env();
             let spec = synth::generate(p);
             let mut deg = synth::degrees(&spec);
             deg.sort_unstable();

@@ -97,6 +97,20 @@ impl Default for GenParams {
     }
 }
 
+impl GenParams {
+    /// The defaults, overridden by the benches' knobs `LANES_BENCH_NODES`, `LANES_BENCH_CHANNELS` and
+    /// `LANES_BENCH_SEED`.
+    pub fn from_env() -> Self {
+        let d = GenParams::default();
+        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        GenParams {
+            nodes: var("LANES_BENCH_NODES").map_or(d.nodes, |v| v as usize),
+            channels: var("LANES_BENCH_CHANNELS").map_or(d.channels, |v| v as usize),
+            seed: var("LANES_BENCH_SEED").unwrap_or(d.seed),
+        }
+    }
+}
+
 /// `n` deterministic node keys.
 pub fn node_keys(n: usize, seed: u64) -> (Vec<SecretKey>, Vec<PublicKey>) {
     let secp = Secp256k1::signing_only();
