@@ -249,8 +249,7 @@ impl FundingWatch {
         tokio::spawn(async move {
             let until = tokio::time::Instant::now() + LEARN_FOR;
             while tokio::time::Instant::now() < until {
-                watch.remember_inputs(txid).await;
-                if watch.inputs.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&txid) {
+                if watch.remember_inputs(txid).await {
                     return;
                 }
                 tokio::time::sleep(LEARN_POLL).await;
@@ -323,18 +322,23 @@ impl FundingWatch {
         Fate::Alive
     }
 
-    /// Keeps the inputs of `txid` once we can see it (journaled, or in bitcoind's mempool).
-    async fn remember_inputs(&self, txid: Txid) {
+    /// Keeps the inputs of `txid` once we can see it (journaled, or in bitcoind's mempool); whether they are
+    /// known now.
+    async fn remember_inputs(&self, txid: Txid) -> bool {
         if self.inputs.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&txid) {
-            return;
+            return true;
         }
         match self.bitcoind.known_transaction(txid).await {
             Some(tx) => {
                 tracing::debug!(funding_txid = %txid, inputs = tx.input.len(), "watching an unconfirmed funding for a double spend");
                 let inputs = tx.input.iter().map(|i| i.previous_output).collect();
                 self.inputs.lock().unwrap_or_else(|p| p.into_inner()).insert(txid, inputs);
+                true
             }
-            None => tracing::trace!(funding_txid = %txid, "unconfirmed funding not seen yet"),
+            None => {
+                tracing::trace!(funding_txid = %txid, "unconfirmed funding not seen yet");
+                false
+            }
         }
     }
 }
