@@ -159,11 +159,22 @@ fn report_breaches(bitcoind: &BitcoindClient, chain_monitor: &ChainMonitor, repo
     }
 }
 
+/// A wallet sync taking longer than this is logged (see [`follow_wallet`]).
+const SLOW_WALLET_SYNC: Duration = Duration::from_secs(5);
+
 /// Keeps the wallet in step with bitcoind's blocks and mempool, until shutdown.
 pub async fn follow_wallet(wallet: Arc<OnchainWallet>, status: Arc<SyncStatus>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
     loop {
         let w = Arc::clone(&wallet);
-        match tokio::task::spawn_blocking(move || w.sync()).await {
+        let started = std::time::Instant::now();
+        let result = tokio::task::spawn_blocking(move || w.sync()).await;
+        // A sync is a few RPC calls; one that takes this long means bitcoind is not answering in time
+        // (its RPC client waits 15 s, then asks once more): the wallet's balance is that old.
+        let took = started.elapsed();
+        if took >= SLOW_WALLET_SYNC {
+            tracing::warn!(took_ms = took.as_millis() as u64, "wallet sync slow: bitcoind took long to answer");
+        }
+        match result {
             Ok(Ok(_)) => status.wallet.store(true, Ordering::Release),
             Ok(Err(e)) => {
                 status.wallet.store(false, Ordering::Release);

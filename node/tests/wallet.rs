@@ -33,9 +33,13 @@ async fn wallet_is_funded_pays_out_survives_a_restart_and_sweeps() {
     assert_eq!(pending.len(), 1, "{pending:?}");
     assert_utxo(&pending[0], funding, FUND, &address, 0);
     assert!(alice.list_unspent(1).await.is_empty(), "min_confs 1 leaves out the unconfirmed output");
+    // What an operator greps for: the coins as they arrive, then their confirmation.
+    alice.wait_log_line(&["wallet received coins (unconfirmed)", &format!("amount_sat={FUND} txid={funding}")]).await;
 
     net.mine(1).await;
     wait_for_balance(&alice, balance(FUND, 0)).await;
+    let height = net.height().await;
+    alice.wait_log_line(&["wallet transaction confirmed", &format!("txid={funding}"), &format!("height={height}")]).await;
     let utxos = alice.list_unspent(1).await;
     assert_eq!(utxos.len(), 1, "{utxos:?}");
     assert_utxo(&utxos[0], funding, FUND, &address, 1);

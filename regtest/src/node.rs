@@ -475,9 +475,29 @@ impl Node {
     pub async fn fund(&self, sat: u64) -> Txid {
         let before = self.balance().await.confirmed_sat;
         let address = self.new_address().await;
-        let txid = self.inner.net.send_to_address(&address, sat).await;
-        self.inner.net.mine(1).await;
-        self.wait_confirmed_at_least(before + sat).await;
+        let net = &self.inner.net;
+        let txid = net.send_to_address(&address, sat).await;
+        net.mine(1).await;
+        let want = before + sat;
+        // On a timeout, say whether the coins are in the chain and how far the node has synced, so a wallet
+        // that missed them can be told from a chain or a node that is behind.
+        self.wait_until(format!("a confirmed balance of at least {want} sat (funded by {txid})"), || async {
+            let b = self.balance().await;
+            if b.confirmed_sat >= want {
+                return Ok(());
+            }
+            let (info, height) = (self.info().await, net.bitcoind.height().await);
+            let tx: serde_json::Value = net
+                .bitcoind
+                .call(&format!("getrawtransaction {txid}"), move |rpc| bitcoincore_rpc::RpcApi::call(rpc, "getrawtransaction", &[txid.to_string().into(), true.into()]))
+                .await;
+            let confs = tx.get("confirmations").and_then(|c| c.as_u64()).unwrap_or(0);
+            Err(format!(
+                "confirmed {} sat, unconfirmed {} sat; the funding has {confs} confirmations at bitcoind's height {height}; the node is at {} (synced: {})",
+                b.confirmed_sat, b.unconfirmed_sat, info.block_height, info.synced_to_chain
+            ))
+        })
+        .await;
         txid
     }
 }

@@ -158,6 +158,7 @@ impl OnchainWallet {
             let mut w = self.wallet();
             w.apply_block_connected_to(&ev.block, height, ev.connected_to())
                 .map_err(|e| WalletError::Store(format!("applying block {height}: {e}")))?;
+            log_news(&w);
             self.persist(&mut w)?;
             self.synced_height.store(height, Ordering::Release);
         }
@@ -166,6 +167,7 @@ impl OnchainWallet {
         w.apply_unconfirmed_txs(mempool.update);
         let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner()).clone();
         w.apply_evicted_txs(mempool.evicted.into_iter().filter(|(txid, _)| !kept.contains(txid)));
+        log_news(&w);
         self.persist(&mut w)?;
         let height = w.latest_checkpoint().height();
         self.synced_height.store(height, Ordering::Release);
@@ -482,6 +484,31 @@ impl OnchainWallet {
 }
 
 /// Parses an address and checks it belongs to `network`.
+/// One INFO line per transaction a sync brought that pays the wallet (coins received), and per wallet
+/// transaction it saw confirmed, from the changes not yet persisted (so each is logged once).
+fn log_news(w: &Wallet) {
+    let Some(staged) = w.staged() else { return };
+    let graph = &staged.tx_graph;
+    let height = |txid: Txid| graph.anchors.iter().filter(|(_, t)| *t == txid).map(|(a, _)| a.block_id.height).max();
+    for tx in &graph.txs {
+        let txid = tx.compute_txid();
+        let (sent, received) = w.sent_and_received(tx);
+        if received > sent {
+            let amount_sat = (received - sent).to_sat();
+            match height(txid) {
+                Some(height) => tracing::info!(amount_sat, %txid, height, "wallet received coins (confirmed)"),
+                None => tracing::info!(amount_sat, %txid, "wallet received coins (unconfirmed)"),
+            }
+        }
+    }
+    let new: HashSet<Txid> = graph.txs.iter().map(|tx| tx.compute_txid()).collect();
+    let confirmed: std::collections::BTreeMap<Txid, u32> =
+        graph.anchors.iter().filter(|(_, txid)| !new.contains(txid)).map(|(a, txid)| (*txid, a.block_id.height)).collect();
+    for (txid, height) in confirmed {
+        tracing::info!(%txid, height, "wallet transaction confirmed");
+    }
+}
+
 pub fn parse_address(s: &str, network: Network) -> Result<Address, WalletError> {
     let unchecked: Address<NetworkUnchecked> = Address::from_str(s.trim())
         .map_err(|e| WalletError::InvalidAddress { address: s.to_string(), reason: e.to_string() })?;
