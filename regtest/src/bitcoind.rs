@@ -200,7 +200,29 @@ fn bitcoind_command(exe: &Path, dir: &Path, rpc_port: u16, p2p_port: u16) -> Com
         .arg("-listen=0")
         .arg("-printtoconsole=0")
         .arg("-debug=0");
+    if has_parasite_filter(exe) {
+        // Knots refuses to relay or mine "parasitic overlay protocols", CAT-21 among them: any transaction
+        // with nLockTime 21. The miner wallet's anti-fee-sniping picks a lock time up to 100 blocks back one
+        // time in ten, so at height 101 about one payment in a thousand got lock time 21, was committed to
+        // the wallet, never reached the mempool, and left a test waiting for coins that never came. Tests
+        // need every valid transaction relayed and mined, as Bitcoin Core does.
+        cmd.arg("-rejectparasites=0");
+    }
     cmd
+}
+
+/// Whether `exe` (Bitcoin Knots) has the `-rejectparasites` filter; Bitcoin Core refuses the option, so it
+/// is only passed when the binary lists it. Asked once per executable.
+fn has_parasite_filter(exe: &Path) -> bool {
+    static KNOWN: OnceLock<Mutex<std::collections::HashMap<PathBuf, bool>>> = OnceLock::new();
+    let known = KNOWN.get_or_init(Default::default);
+    if let Some(has) = known.lock().unwrap_or_else(|e| e.into_inner()).get(exe) {
+        return *has;
+    }
+    let help = Command::new(exe).arg("-help-debug").output().unwrap_or_else(|e| panic!("cannot run {} -help-debug: {e}", exe.display()));
+    let has = String::from_utf8_lossy(&help.stdout).contains("-rejectparasites");
+    known.lock().unwrap_or_else(|e| e.into_inner()).insert(exe.to_path_buf(), has);
+    has
 }
 
 impl Drop for Bitcoind {

@@ -394,9 +394,16 @@ impl Shared {
     pub(crate) async fn send_to_address(&self, address: impl Display, sat: u64) -> Txid {
         let address = regtest_address(address);
         let what = format!("sendtoaddress {address} {sat} sat");
-        self.bitcoind
+        let txid = self
+            .bitcoind
             .call(&what, move |rpc| rpc.send_to_address(&address, Amount::from_sat(sat), None, None, None, None, None, None))
-            .await
+            .await;
+        // bitcoind's wallet keeps a payment its mempool refused and still answers with its txid (Knots says
+        // why only in its debug.log): a payment that never gets mined must fail here, not as a node that
+        // waits for coins.
+        let in_mempool: bool = self.bitcoind.call("getmempoolentry", move |rpc| Ok(rpc.get_mempool_entry(&txid).is_ok())).await;
+        assert!(in_mempool, "{what}: bitcoind's wallet made {txid} but its mempool does not have it (see {})", self.bitcoind.logs()[1].display());
+        txid
     }
 
     fn lanesd_exe(&self) -> PathBuf {

@@ -35,3 +35,23 @@ async fn two_nets_run_side_by_side_and_clean_up() {
     drop(a);
     assert!(!dir.exists() || std::env::var("LANES_KEEP_TMP").is_ok_and(|v| v == "1"), "dropping a net removes its directory");
 }
+
+/// The harness's bitcoind relays and mines every valid transaction. Knots' parasite filter refused any with
+/// nLockTime 21 (CAT-21), and the miner wallet's anti-fee-sniping gives about one payment in a thousand that
+/// lock time at height 101: a test then waited for coins that never came (stop 24's CI).
+#[tokio::test]
+async fn a_transaction_with_lock_time_21_is_relayed_and_mined() {
+    let net = Net::start().await;
+    let to = net.new_address().await.to_string();
+    let rpc = net.rpc();
+    let outputs = serde_json::json!([{ to: 0.001 }]);
+    let raw: String = rpc.call("createrawtransaction", &[serde_json::json!([]), outputs, 21.into()]).expect("createrawtransaction");
+    let funded: serde_json::Value = rpc.call("fundrawtransaction", &[raw.into()]).expect("fundrawtransaction");
+    let signed: serde_json::Value = rpc.call("signrawtransactionwithwallet", &[funded["hex"].clone()]).expect("signrawtransactionwithwallet");
+    let decoded: serde_json::Value = rpc.call("decoderawtransaction", &[signed["hex"].clone()]).expect("decoderawtransaction");
+    assert_eq!(decoded["locktime"], 21, "the transaction under test: {decoded}");
+    let sent: Result<lanes_regtest::bitcoin::Txid, _> = rpc.call("sendrawtransaction", &[signed["hex"].clone()]);
+    let txid = sent.unwrap_or_else(|e| panic!("bitcoind refused a valid transaction with nLockTime 21: {e}"));
+    net.mine(1).await;
+    assert_eq!(net.tx_confirmations(txid).await, 1, "mined in the next block");
+}
