@@ -15,6 +15,12 @@
 //! store (a throw-away PostgreSQL server from Debian's package, on 127.0.0.1, as the tests use) and prints
 //! its ratio to sled. Bytes written and CPU are then lanesd's own; PostgreSQL's server does the disk writes.
 //!
+//! With `LANES_BENCH_LDK_NODE=1` the same run also measures ldk-node 0.7 (crates.io, its default SQLite store)
+//! the same way: two ldk-node nodes on a fresh regtest bitcoind, one channel of the same size, the same
+//! keysends with the same number in flight, driven by `node/benches/ldk-node-peer` (a crate outside the
+//! workspace, built here on first use, ~10 minutes), and prints the ratio for each figure. ldk-node runs both
+//! nodes in one process, so its CPU and bytes are per payment for both nodes together.
+//!
 //! With `LANES_BENCH_STRACE=1` (and `strace` installed) it also counts, on each node during the measured
 //! payments, the calls that make storage durable (`fsync`, `fdatasync`, `sync_file_range`) and prints them
 //! per payment, with each node's data dir size at the end. strace slows the nodes: read latency from a run
@@ -130,6 +136,56 @@ async fn run(lanesd: &str, n: usize, in_flight: usize, trace: bool, on_postgres:
     Run { p50: took[n / 2], p99: took[n * 99 / 100], rate: succeeded as f64 / total.as_secs_f64(), storage, written, failed, cpu }
 }
 
+/// What the ldk-node driver measured (see the module doc).
+struct LdkNodeRun {
+    p50_ms: f64,
+    p99_ms: f64,
+    rate: f64,
+    failed: u64,
+    first_failure: Option<String>,
+    /// Both nodes together (one process).
+    cpu_ms: f64,
+    written: f64,
+}
+
+/// Builds `node/benches/ldk-node-peer` (release, in `target/ldk-node-peer`) and runs it on a fresh regtest
+/// bitcoind with a channel of `channel_sat`.
+async fn run_ldk_node(n: usize, in_flight: usize, channel_sat: u64) -> LdkNodeRun {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let manifest = format!("{root}/node/benches/ldk-node-peer/Cargo.toml");
+    let target = format!("{root}/target/ldk-node-peer");
+    let built = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--quiet", "--manifest-path", &manifest, "--target-dir", &target])
+        .status()
+        .expect("cargo, to build the ldk-node driver");
+    assert!(built.success(), "building {manifest} failed");
+    let net = Net::start().await;
+    let rpc = net.bitcoind().rpc_url();
+    let rpc = rpc.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let dir = net.dir().join("ldk-node");
+    let exe = format!("{target}/release/ldk-node-peer");
+    let args = [dir.display().to_string(), rpc, n.to_string(), in_flight.to_string(), channel_sat.to_string()];
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(exe).args(args).env("LDK_NODE_PEER_RPC_PASSWORD", lanes_regtest::RPC_PASSWORD).stderr(Stdio::inherit()).output()
+    })
+    .await
+    .expect("the driver task")
+    .expect("running the ldk-node driver");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().find_map(|l| l.strip_prefix("result ")).unwrap_or_else(|| panic!("the ldk-node driver printed no result ({}): {stdout}", out.status));
+    let v: serde_json::Value = serde_json::from_str(line).expect("the driver's result is JSON");
+    let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    LdkNodeRun {
+        p50_ms: f("p50_ms"),
+        p99_ms: f("p99_ms"),
+        rate: f("rate"),
+        failed: v["failed"].as_u64().unwrap_or(0),
+        first_failure: v["first_failure"].as_str().map(str::to_string),
+        cpu_ms: f("cpu_ms_per_payment"),
+        written: f("written_bytes_per_payment"),
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let n: usize = std::env::var("LANES_BENCH_PAYMENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
@@ -168,6 +224,26 @@ async fn main() {
             "p50 ratio postgres/sled: {:.2}; payments/s ratio: {:.2}",
             ms(pg_run.p50) / ms(this_run.p50),
             pg_run.rate / this_run.rate
+        );
+    }
+    if std::env::var("LANES_BENCH_LDK_NODE").is_ok_and(|v| v == "1") {
+        assert!(!std::env::var("LANES_BENCH_HOPS").is_ok_and(|v| v == "2"), "the ldk-node comparison is over one channel");
+        let l = run_ldk_node(n, in_flight, 2_000_000).await;
+        println!("{:<12} {:>10.1} {:>10.1} {:>12.1} {:>8}", "ldk-node 0.7", l.p50_ms, l.p99_ms, l.rate, l.failed);
+        if let Some(first) = &l.first_failure {
+            println!("{:<12} first failure: {}", "", first.chars().take(200).collect::<String>());
+        }
+        println!("{:<12} written to disk per payment: both nodes {:.0} KB", "", l.written / 1e3);
+        println!("{:<12} CPU per payment: both nodes {:.1} ms", "", l.cpu_ms);
+        let ours_cpu = ms(this_run.cpu[0]) + ms(this_run.cpu[1]);
+        let ours_written = this_run.written[0] + this_run.written[1];
+        println!(
+            "lanes/ldk-node: p50 {:.2}, p99 {:.2}, payments/s {:.2}, CPU per payment {:.2}, bytes written per payment {:.2}",
+            ms(this_run.p50) / l.p50_ms,
+            ms(this_run.p99) / l.p99_ms,
+            this_run.rate / l.rate,
+            ours_cpu / l.cpu_ms,
+            ours_written / l.written.max(1.0)
         );
     }
     if let Some(base) = baseline {

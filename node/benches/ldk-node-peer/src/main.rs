@@ -1,0 +1,226 @@
+//! The ldk-node side of issue 14's comparison: two ldk-node 0.7 nodes (crates.io, default SQLite store,
+//! bitcoind RPC chain source, INFO log to a file as lanesd logs) in this one process on a regtest bitcoind,
+//! a channel from alice to bob, and keysends of 1,000 sat from alice to bob with N in flight, measured the
+//! way `node/benches/payments.rs` measures two lanesd processes. Bench support only: never part of lanes.
+//!
+//! Run by `payments.rs` with `LANES_BENCH_LDK_NODE=1` (it builds this crate, outside the workspace, and
+//! hands it a fresh regtest bitcoind): `ldk-node-peer <dir> <rpc host:port> <payments> <in flight>
+//! <channel sat>`, the RPC password in `LDK_NODE_PEER_RPC_PASSWORD` (never in argv). It prints one line,
+//! `result {json}`, with p50/p99 in ms, payments/s, failures, and the process's CPU time and disk writes per
+//! succeeded payment (both nodes: they share the process).
+//!
+//! ldk-node is driven through its Rust API, not over a network API as lanesd is (ldk-node has none): its
+//! latencies carry no gRPC or TLS, so the comparison flatters it a little.
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bitcoincore_rpc::{Auth, Client, RpcApi};
+use ldk_node::bitcoin::{Address, Amount, Network};
+use ldk_node::lightning::ln::msgs::SocketAddress;
+use ldk_node::lightning::ln::channelmanager::PaymentId;
+use ldk_node::logger::LogLevel;
+use ldk_node::{Builder, Event, Node};
+
+const RPC_USER: &str = "lanes";
+const MINER_WALLET: &str = "miner";
+/// Every wait here: setup steps that take longer mean something is broken.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+type Waiters = Arc<Mutex<HashMap<PaymentId, mpsc::Sender<Result<(), String>>>>>;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, dir, rpc, n, in_flight, channel_sat] = args.as_slice() else {
+        eprintln!("usage: ldk-node-peer <dir> <rpc host:port> <payments> <in flight> <channel sat>");
+        std::process::exit(2);
+    };
+    let password = std::env::var("LDK_NODE_PEER_RPC_PASSWORD").expect("LDK_NODE_PEER_RPC_PASSWORD");
+    let (n, in_flight, channel_sat): (usize, usize, u64) =
+        (n.parse().expect("payments"), in_flight.parse().expect("in flight"), channel_sat.parse().expect("channel sat"));
+    let (host, port) = rpc.rsplit_once(':').expect("rpc host:port");
+    let port: u16 = port.parse().expect("rpc port");
+    let miner = Client::new(&format!("http://{rpc}/wallet/{MINER_WALLET}"), Auth::UserPass(RPC_USER.into(), password.clone()))
+        .expect("bitcoind RPC client");
+
+    let p2p_port = free_port();
+    let node = |name: &str, listen: Option<u16>| -> Node {
+        let mut b = Builder::new();
+        b.set_network(Network::Regtest);
+        b.set_storage_dir_path(format!("{dir}/{name}"));
+        b.set_filesystem_logger(Some(format!("{dir}/{name}/ldk_node.log")), Some(LogLevel::Info));
+        b.set_chain_source_bitcoind_rpc(host.to_string(), port, RPC_USER.into(), password.clone());
+        if let Some(p) = listen {
+            b.set_listening_addresses(vec![SocketAddress::from_str(&format!("127.0.0.1:{p}")).expect("address")]).expect("listen");
+        }
+        let node = b.build().unwrap_or_else(|e| panic!("building {name}: {e:?}"));
+        node.start().unwrap_or_else(|e| panic!("starting {name}: {e:?}"));
+        node
+    };
+    let alice = Arc::new(node("alice", None));
+    let bob = Arc::new(node("bob", Some(p2p_port)));
+
+    // Both fund their wallets: ldk-node keeps an on-chain reserve for anchor channels on both ends.
+    for (who, sat) in [(&alice, channel_sat + 500_000), (&bob, 100_000)] {
+        let address = who.onchain_payment().new_address().expect("new address");
+        let address = Address::from_str(&address.to_string()).expect("address").assume_checked();
+        miner.send_to_address(&address, Amount::from_sat(sat), None, None, None, None, None, None).expect("sendtoaddress");
+    }
+    mine(&miner, 1);
+    for who in [&alice, &bob] {
+        wait("the funding to confirm", || {
+            who.sync_wallets().ok()?;
+            (who.list_balances().spendable_onchain_balance_sats > 0).then_some(())
+        });
+    }
+
+    // Bob's events: drained (payments received, channel ready), so its queue does not grow.
+    let bob_ready = Arc::new(Mutex::new(false));
+    {
+        let (bob, ready) = (Arc::clone(&bob), Arc::clone(&bob_ready));
+        std::thread::spawn(move || loop {
+            if let Event::ChannelReady { .. } = bob.wait_next_event() {
+                *ready.lock().unwrap() = true;
+            }
+            let _ = bob.event_handled();
+        });
+    }
+    // Alice's events: each payment's outcome goes to the call waiting for it.
+    let waiters: Waiters = Arc::new(Mutex::new(HashMap::new()));
+    let early: Arc<Mutex<HashMap<PaymentId, Result<(), String>>>> = Arc::new(Mutex::new(HashMap::new()));
+    let alice_ready = Arc::new(Mutex::new(false));
+    {
+        let (alice, waiters, early, ready) = (Arc::clone(&alice), Arc::clone(&waiters), Arc::clone(&early), Arc::clone(&alice_ready));
+        std::thread::spawn(move || loop {
+            let outcome = match alice.wait_next_event() {
+                Event::PaymentSuccessful { payment_id: Some(id), .. } => Some((id, Ok(()))),
+                Event::PaymentFailed { payment_id: Some(id), reason, .. } => Some((id, Err(format!("{reason:?}")))),
+                Event::ChannelReady { .. } => {
+                    *ready.lock().unwrap() = true;
+                    None
+                }
+                _ => None,
+            };
+            if let Some((id, outcome)) = outcome {
+                // The waiters' lock is held through the whole match (see `pay`).
+                match waiters.lock().unwrap().remove(&id) {
+                    Some(tx) => {
+                        let _ = tx.send(outcome);
+                    }
+                    // The outcome came before the sender registered: kept for it.
+                    None => {
+                        early.lock().unwrap().insert(id, outcome);
+                    }
+                }
+            }
+            let _ = alice.event_handled();
+        });
+    }
+
+    let bob_addr = SocketAddress::from_str(&format!("127.0.0.1:{p2p_port}")).expect("address");
+    alice.open_channel(bob.node_id(), bob_addr, channel_sat, None, None).expect("open channel");
+    wait("the funding transaction in the mempool", || (!miner.get_raw_mempool().ok()?.is_empty()).then_some(()));
+    mine(&miner, 6);
+    wait("the channel to be usable on both ends", || {
+        let _ = alice.sync_wallets();
+        let _ = bob.sync_wallets();
+        let ready = *alice_ready.lock().unwrap() && *bob_ready.lock().unwrap();
+        (ready && alice.list_channels().iter().any(|c| c.is_usable)).then_some(())
+    });
+
+    let pay = |alice: &Node| -> Result<(), String> {
+        let (tx, rx) = mpsc::channel();
+        let id = alice.spontaneous_payment().send(1_000_000, bob.node_id(), None).map_err(|e| format!("send: {e:?}"))?;
+        // The event thread delivers under the waiters' lock too: an outcome is either already kept in
+        // `early` or is sent to us.
+        {
+            let mut w = waiters.lock().unwrap();
+            if let Some(outcome) = early.lock().unwrap().remove(&id) {
+                return outcome;
+            }
+            w.insert(id, tx);
+        }
+        rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| Err(format!("no outcome for {id:?} in 60 s")))
+    };
+    // Warm-up, as payments.rs does for lanesd.
+    for _ in 0..20 {
+        pay(&alice).expect("warm-up keysend");
+    }
+
+    let (cpu0, written0) = (cpu_time(), write_bytes());
+    let start = Instant::now();
+    let next = Arc::new(Mutex::new(0usize));
+    let results = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    std::thread::scope(|s| {
+        for _ in 0..in_flight.max(1) {
+            s.spawn(|| loop {
+                {
+                    let mut k = next.lock().unwrap();
+                    if *k >= n {
+                        return;
+                    }
+                    *k += 1;
+                }
+                let t = Instant::now();
+                let outcome = pay(&alice);
+                results.lock().unwrap().push((t.elapsed(), outcome));
+            });
+        }
+    });
+    let total = start.elapsed();
+    let (cpu, written) = (cpu_time() - cpu0, write_bytes() - written0);
+    let results = std::mem::take(&mut *results.lock().unwrap());
+    let mut took: Vec<Duration> = results.iter().map(|(t, _)| *t).collect();
+    took.sort();
+    let failures: Vec<&String> = results.iter().filter_map(|(_, o)| o.as_ref().err()).collect();
+    let succeeded = (n - failures.len()).max(1);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let result = serde_json::json!({
+        "p50_ms": ms(took[n / 2]),
+        "p99_ms": ms(took[n * 99 / 100]),
+        "rate": (n - failures.len()) as f64 / total.as_secs_f64(),
+        "failed": failures.len(),
+        "first_failure": failures.first(),
+        "cpu_ms_per_payment": ms(cpu) / succeeded as f64,
+        "written_bytes_per_payment": written as f64 / n as f64,
+    });
+    println!("result {result}");
+    let _ = alice.stop();
+    let _ = bob.stop();
+}
+
+fn mine(miner: &Client, n: u64) {
+    let to = miner.get_new_address(None, None).expect("getnewaddress").assume_checked();
+    miner.generate_to_address(n, &to).expect("generatetoaddress");
+}
+
+/// Polls `check` every 100 ms until it gives a value; panics after [`DEADLINE`].
+fn wait<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "ldk-node-peer: timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// This process's CPU time (user + system), from `/proc/self/stat` (clock ticks of 10 ms).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
+    Duration::from_millis((f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) * 10)
+}
+
+/// Bytes this process has caused to be written to disk (`/proc/self/io`).
+fn write_bytes() -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    io.lines().find_map(|l| l.strip_prefix("write_bytes: ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
