@@ -146,6 +146,8 @@ struct LdkNodeRun {
     /// Both nodes together (one process).
     cpu_ms: f64,
     written: f64,
+    /// With `LANES_BENCH_STRACE=1`: the sync calls per payment (both nodes).
+    syncs: Option<String>,
 }
 
 /// Builds `node/benches/ldk-node-peer` (release, in `target/ldk-node-peer`) and runs it on a fresh regtest
@@ -165,8 +167,15 @@ async fn run_ldk_node(n: usize, in_flight: usize, channel_sat: u64) -> LdkNodeRu
     let dir = net.dir().join("ldk-node");
     let exe = format!("{target}/release/ldk-node-peer");
     let args = [dir.display().to_string(), rpc, n.to_string(), in_flight.to_string(), channel_sat.to_string()];
+    let trace = std::env::var("LANES_BENCH_STRACE").is_ok_and(|v| v == "1");
+    let strace_out = net.dir().join("ldk-node.strace");
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(exe).args(args).env("LDK_NODE_PEER_RPC_PASSWORD", lanes_regtest::RPC_PASSWORD).stderr(Stdio::inherit()).output()
+        let mut cmd = Command::new(exe);
+        cmd.args(args).env("LDK_NODE_PEER_RPC_PASSWORD", lanes_regtest::RPC_PASSWORD).stderr(Stdio::inherit());
+        if trace {
+            cmd.env("LDK_NODE_PEER_STRACE", strace_out);
+        }
+        cmd.output()
     })
     .await
     .expect("the driver task")
@@ -183,6 +192,7 @@ async fn run_ldk_node(n: usize, in_flight: usize, channel_sat: u64) -> LdkNodeRu
         first_failure: v["first_failure"].as_str().map(str::to_string),
         cpu_ms: f("cpu_ms_per_payment"),
         written: f("written_bytes_per_payment"),
+        syncs: v["strace_summary"].as_str().map(|summary| sync_calls(summary, n)),
     }
 }
 
@@ -235,6 +245,9 @@ async fn main() {
         }
         println!("{:<12} written to disk per payment: both nodes {:.0} KB", "", l.written / 1e3);
         println!("{:<12} CPU per payment: both nodes {:.1} ms", "", l.cpu_ms);
+        if let Some(syncs) = &l.syncs {
+            println!("{:<12} syncs per payment: both nodes {syncs}", "");
+        }
         let ours_cpu = ms(this_run.cpu[0]) + ms(this_run.cpu[1]);
         let ours_written = this_run.written[0] + this_run.written[1];
         println!(

@@ -148,6 +148,19 @@ fn main() {
         pay(&alice).expect("warm-up keysend");
     }
 
+    // With LDK_NODE_PEER_STRACE=<file>, the measured part runs under `strace -c` for the calls that make
+    // storage durable, as payments.rs's LANES_BENCH_STRACE does for lanesd; strace slows the process.
+    let tracer = std::env::var("LDK_NODE_PEER_STRACE").ok().map(|out| {
+        let child = std::process::Command::new("strace")
+            .args(["-f", "-c", "-e", "trace=fsync,fdatasync,sync_file_range", "-o", &out, "-p", &std::process::id().to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("strace");
+        // strace attaches asynchronously: let it take hold of every thread first.
+        std::thread::sleep(Duration::from_secs(1));
+        (child, out)
+    });
     let (cpu0, written0) = (cpu_time(), write_bytes());
     let start = Instant::now();
     let next = Arc::new(Mutex::new(0usize));
@@ -170,6 +183,12 @@ fn main() {
     });
     let total = start.elapsed();
     let (cpu, written) = (cpu_time() - cpu0, write_bytes() - written0);
+    let syncs = tracer.map(|(mut child, out)| {
+        // SIGINT detaches strace, which then writes its summary.
+        let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+        let _ = child.wait();
+        std::fs::read_to_string(out).unwrap_or_default()
+    });
     let results = std::mem::take(&mut *results.lock().unwrap());
     let mut took: Vec<Duration> = results.iter().map(|(t, _)| *t).collect();
     took.sort();
@@ -184,6 +203,7 @@ fn main() {
         "first_failure": failures.first(),
         "cpu_ms_per_payment": ms(cpu) / succeeded as f64,
         "written_bytes_per_payment": written as f64 / n as f64,
+        "strace_summary": syncs,
     });
     println!("result {result}");
     let _ = alice.stop();
