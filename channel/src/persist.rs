@@ -109,6 +109,8 @@ struct Queued {
     update_id: Option<u64>,
     /// A new channel's first monitor.
     new_channel: bool,
+    /// A full monitor written for an update, replacing the updates stored alone before it.
+    consolidation: bool,
 }
 
 /// Orders ChannelManager and ChannelMonitor writes (see the module doc).
@@ -206,7 +208,8 @@ impl OrderedPersister {
         self.alone.lock().unwrap_or_else(|p| p.into_inner()).entry(key.clone()).or_default().full = bytes.len() as u64;
         let mut ops = vec![Op::write(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE, &key, bytes)];
         ops.extend(stale.iter().map(|u| Op::remove(CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE, &key, u)));
-        self.queue(Queued { key, ops, channel_id: monitor.channel_id(), update_id, new_channel })
+        let consolidation = update_id.is_some() && !new_channel && !stale.is_empty();
+        self.queue(Queued { key, ops, channel_id: monitor.channel_id(), update_id, new_channel, consolidation })
     }
 
     fn queue(&self, q: Queued) -> ChannelMonitorUpdateStatus {
@@ -264,6 +267,9 @@ impl OrderedPersister {
             for q in batch.iter().filter(|q| q.new_channel) {
                 new_channels.remove(&q.channel_id);
             }
+        }
+        if batch.iter().any(|q| q.consolidation) {
+            crate::test_knobs::crash_after_consolidating();
         }
         // (3) Only now, with both on disk, may LDK send what depends on these updates.
         if let Some(cm) = self.chain_monitor.get().and_then(Weak::upgrade) {
@@ -327,7 +333,7 @@ impl Persist<InMemorySigner> for OrderedPersister {
             return self.queue_full(name, monitor, Some(id), false, stale.into_iter().collect());
         }
         let ops = vec![Op::write(CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE, &key, UpdateName::from(id).as_str(), encoded)];
-        self.queue(Queued { key, ops, channel_id: monitor.channel_id(), update_id: Some(id), new_channel: false })
+        self.queue(Queued { key, ops, channel_id: monitor.channel_id(), update_id: Some(id), new_channel: false, consolidation: false })
     }
 
     fn archive_persisted_channel(&self, name: MonitorName) {

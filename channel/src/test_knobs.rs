@@ -26,6 +26,24 @@ pub fn crash_before_completing_a_new_monitor() {
     std::process::abort();
 }
 
+/// Set to a path: the first time a flush that consolidated a monitor (wrote it whole for an update and
+/// removed the updates stored alone before it, in one batch with the manager) is on disk, before LDK hears
+/// that the update is durable, lanesd writes that file and aborts, as a kill -9 at that moment would (tests
+/// only). It does not act again while the file exists.
+pub const CRASH_AFTER_CONSOLIDATING_ENV: &str = "LANES_TEST_CRASH_AFTER_CONSOLIDATING";
+
+/// See [`CRASH_AFTER_CONSOLIDATING_ENV`].
+pub fn crash_after_consolidating() {
+    let Some(marker) = std::env::var_os(CRASH_AFTER_CONSOLIDATING_ENV) else { return };
+    let marker = std::path::PathBuf::from(marker);
+    if marker.exists() {
+        return;
+    }
+    tracing::warn!(knob = CRASH_AFTER_CONSOLIDATING_ENV, "TEST KNOB: crashing right after consolidating a monitor, the update not reported durable");
+    let _ = std::fs::write(&marker, b"fired");
+    std::process::abort();
+}
+
 /// Set to `MESSAGE[,MESSAGE…]:PATH` (messages by their BOLT name: `tx_complete`, `tx_signatures`): the first
 /// time lanesd receives each named message, it writes `PATH.MESSAGE` and aborts before handling it, as a kill
 /// -9 at that moment would (tests only). A message whose file exists is handled normally, so a restarted node

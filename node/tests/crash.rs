@@ -182,6 +182,66 @@ async fn a_crash_before_a_new_monitor_is_reported_durable_does_not_leave_the_cha
     assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
 }
 
+/// A kill -9 right after a monitor was consolidated: written whole for an update, with the updates stored
+/// alone before it removed, in one batch with the manager, and LDK not yet told the update is durable (a
+/// test knob crashes alice exactly there, during a payment, after about a hundred monitor updates). The
+/// restarted node loads the consolidated monitor, finishes or fails the payment in flight, and every msat is
+/// where alice's payments say; it pays again, and again after a restart that loads the monitor once more.
+#[tokio::test]
+async fn a_crash_right_after_a_monitor_is_consolidated_loses_nothing() {
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let marker = net.dir().join("alice-consolidated");
+    let alice = net.node_with_env("alice", &[("LANES_TEST_CRASH_AFTER_CONSOLIDATING", marker.to_str().unwrap())]).await;
+    let bob = net.node("bob").await;
+    let channel_id = net.fund_and_open(&alice, &bob, 2 * CAPACITY, CAPACITY).await;
+    let alice_start = channel(&alice).await.expect("alice's channel").local_balance_msat;
+
+    // Keysends one at a time until the knob fires (each is a few monitor updates on alice).
+    let mut tries = 0;
+    while !marker.exists() {
+        tries += 1;
+        assert!(tries <= 300, "no consolidation after 300 keysends");
+        let _ = alice.keysend(&bob, 1_000_000).await;
+    }
+    let status = alice.wait_for_exit(SYNC_TIMEOUT).await;
+    assert!(!status.success(), "the knob crashed alice: {status:?}");
+
+    alice.start().await;
+    wait_usable(&alice, &bob).await;
+    let check = |expected_payments: usize| {
+        let (alice, bob, channel_id) = (alice.clone(), bob.clone(), channel_id.clone());
+        async move {
+            let payments = alice
+                .wait_until("every payment to end", || async {
+                    let p = alice.client().list_payments(ListPaymentsRequest {}).await.map_err(|e| e.to_string())?.into_inner().payments;
+                    match p.iter().any(|p| p.status == PaymentStatus::InFlight as i32) {
+                        false => Ok(p),
+                        true => Err(format!("in flight among {} payments", p.len())),
+                    }
+                })
+                .await;
+            assert!(payments.len() >= expected_payments, "{} payments recorded, {expected_payments} made", payments.len());
+            let sent: u64 = payments.iter().filter(|p| p.status == PaymentStatus::Succeeded as i32).map(|p| p.amount_msat).sum();
+            let (a, b) = (channel(&alice).await.expect("alice's channel"), channel(&bob).await.expect("bob's channel"));
+            assert_eq!((a.channel_id.as_str(), a.active, b.active), (channel_id.as_str(), true, true));
+            assert_eq!(a.local_balance_msat, alice_start - sent, "alice's side moved by what her payments sent");
+            assert_eq!(b.local_balance_msat, sent, "bob's side holds exactly that");
+            assert!(alice.closed_channels().await.is_empty() && bob.closed_channels().await.is_empty(), "no channel closed");
+            sent
+        }
+    };
+    let sent = check(tries).await;
+    assert!(sent >= (tries as u64 - 1) * 1_000_000, "only the payment in flight at the crash may have failed: {sent} msat of {tries} keysends");
+
+    let paid = alice.keysend(&bob, 1_000_000).await.expect("keysend");
+    assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
+    alice.restart().await;
+    wait_usable(&alice, &bob).await;
+    assert_eq!(check(tries + 1).await, sent + 1_000_000);
+    let paid = alice.keysend(&bob, 1_000_000).await.expect("keysend");
+    assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
+}
+
 /// The knob's environment variable (lanes_channel::test_knobs, not a dependency of the tests).
 fn lanes_channel_knob() -> &'static str {
     "LANES_TEST_CRASH_BEFORE_COMPLETING_A_NEW_MONITOR"
