@@ -16,12 +16,17 @@ pub const CRASH_BEFORE_COMPLETING_A_NEW_MONITOR_ENV: &str = "LANES_TEST_CRASH_BE
 
 /// See [`CRASH_BEFORE_COMPLETING_A_NEW_MONITOR_ENV`].
 pub fn crash_before_completing_a_new_monitor() {
-    let Some(marker) = std::env::var_os(CRASH_BEFORE_COMPLETING_A_NEW_MONITOR_ENV) else { return };
+    crash_once(CRASH_BEFORE_COMPLETING_A_NEW_MONITOR_ENV, "TEST KNOB: crashing with a new channel's monitor on disk, its persistence not reported");
+}
+
+/// When the knob `env` is set to a path that does not exist yet: logs `what`, writes the file and aborts.
+fn crash_once(env: &str, what: &str) {
+    let Some(marker) = std::env::var_os(env) else { return };
     let marker = std::path::PathBuf::from(marker);
     if marker.exists() {
         return;
     }
-    tracing::warn!(knob = CRASH_BEFORE_COMPLETING_A_NEW_MONITOR_ENV, "TEST KNOB: crashing with a new channel's monitor on disk, its persistence not reported");
+    tracing::warn!(knob = env, "{what}");
     let _ = std::fs::write(&marker, b"fired");
     std::process::abort();
 }
@@ -34,14 +39,7 @@ pub const CRASH_AFTER_CONSOLIDATING_ENV: &str = "LANES_TEST_CRASH_AFTER_CONSOLID
 
 /// See [`CRASH_AFTER_CONSOLIDATING_ENV`].
 pub fn crash_after_consolidating() {
-    let Some(marker) = std::env::var_os(CRASH_AFTER_CONSOLIDATING_ENV) else { return };
-    let marker = std::path::PathBuf::from(marker);
-    if marker.exists() {
-        return;
-    }
-    tracing::warn!(knob = CRASH_AFTER_CONSOLIDATING_ENV, "TEST KNOB: crashing right after consolidating a monitor, the update not reported durable");
-    let _ = std::fs::write(&marker, b"fired");
-    std::process::abort();
+    crash_once(CRASH_AFTER_CONSOLIDATING_ENV, "TEST KNOB: crashing right after consolidating a monitor, the update not reported durable");
 }
 
 /// Set to `MESSAGE[,MESSAGE…]:PATH` (messages by their BOLT name: `tx_complete`, `tx_signatures`): the first
