@@ -126,7 +126,7 @@ async fn history(lanesd: &str, payments: usize, n: usize, in_flight: usize) {
     // bob needs a balance to pay back with.
     drive(&alice, &bob, 1_000, in_flight).await;
     let first = drive(&alice, &bob, n, 1).await;
-    let (data_before, written_before) = (lanes_store::dir_size(alice.data_dir()), write_bytes(&alice));
+    let (data_before, written_before, rss_before) = (lanes_store::dir_size(alice.data_dir()), write_bytes(&alice), rss_bytes(&alice));
     let t = Instant::now();
     let mut sent = 0;
     let mut failed = 0;
@@ -141,7 +141,7 @@ async fn history(lanesd: &str, payments: usize, n: usize, in_flight: usize) {
     }
     let written = (write_bytes(&alice) - written_before) as f64 / sent as f64;
     let after = drive(&alice, &bob, n, 1).await;
-    let data_after = lanes_store::dir_size(alice.data_dir());
+    let (data_after, rss_after) = (lanes_store::dir_size(alice.data_dir()), rss_bytes(&alice));
     // LDK keeps every payment of the last 7 timer ticks (7 minutes) in the ChannelManager, for idempotency,
     // and every flush writes the manager: right after a burst it is large. With LANES_BENCH_FORGET=1, measure
     // again once LDK has let go of them.
@@ -149,17 +149,18 @@ async fn history(lanesd: &str, payments: usize, n: usize, in_flight: usize) {
         true => {
             println!("waiting 8 minutes for LDK to forget the burst's payments");
             tokio::time::sleep(Duration::from_secs(8 * 60)).await;
-            Some(drive(&alice, &bob, n, 1).await)
+            Some((drive(&alice, &bob, n, 1).await, rss_bytes(&alice)))
         }
         false => None,
     };
     println!();
     println!("history: {sent} payments back and forth over one channel in {:.0} s, {failed} failed", t.elapsed().as_secs_f64());
-    println!("{:<22} {:>8} {:>8} {:>9}", "alice's channel", "p50 ms", "p99 ms", "data MB");
-    println!("{:<22} {:>8.1} {:>8.1} {:>9.1}", "first payments", ms(first.p50()), ms(first.p99()), data_before as f64 / 1e6);
-    println!("{:<22} {:>8.1} {:>8.1} {:>9.1}", format!("after {sent} more"), ms(after.p50()), ms(after.p99()), data_after as f64 / 1e6);
-    if let Some(f) = &forgotten {
-        println!("{:<22} {:>8.1} {:>8.1} {:>9.1}", "8 minutes later", ms(f.p50()), ms(f.p99()), lanes_store::dir_size(alice.data_dir()) as f64 / 1e6);
+    println!("{:<22} {:>8} {:>8} {:>9} {:>9}", "alice's channel", "p50 ms", "p99 ms", "data MB", "RSS MB");
+    let mb = |b: u64| b as f64 / 1e6;
+    println!("{:<22} {:>8.1} {:>8.1} {:>9.1} {:>9.1}", "first payments", ms(first.p50()), ms(first.p99()), mb(data_before), mb(rss_before));
+    println!("{:<22} {:>8.1} {:>8.1} {:>9.1} {:>9.1}", format!("after {sent} more"), ms(after.p50()), ms(after.p99()), mb(data_after), mb(rss_after));
+    if let Some((f, rss)) = &forgotten {
+        println!("{:<22} {:>8.1} {:>8.1} {:>9.1} {:>9.1}", "8 minutes later", ms(f.p50()), ms(f.p99()), mb(lanes_store::dir_size(alice.data_dir())), mb(*rss));
         println!("ratio 8 minutes later/first: p50 {:.2}", ms(f.p50()) / ms(first.p50()).max(1e-9));
     }
     println!("ratio after/first: p50 {:.2}; alice wrote {:.1} KB per payment meanwhile", ms(after.p50()) / ms(first.p50()).max(1e-9), written / 1e3);
@@ -167,7 +168,9 @@ async fn history(lanesd: &str, payments: usize, n: usize, in_flight: usize) {
 
 #[tokio::main]
 async fn main() {
-    let lanesd = env!("CARGO_BIN_EXE_lanesd");
+    // LANES_BENCH_LANESD: another lanesd binary to measure (an older build, say), instead of this build's.
+    let this = std::env::var("LANES_BENCH_LANESD").unwrap_or_else(|_| env!("CARGO_BIN_EXE_lanesd").to_string());
+    let lanesd = this.as_str();
     let n = env("LANES_BENCH_PAYMENTS", 300);
     let in_flight = env("LANES_BENCH_IN_FLIGHT", 64).max(2);
     let count = env("LANES_BENCH_CHANNELS", 1000);
