@@ -291,12 +291,7 @@ impl Net {
     /// How many confirmations a transaction has (0 while in the mempool). bitcoind runs with `-txindex`, so
     /// this works for any transaction; panics if bitcoind does not know it at all.
     pub async fn tx_confirmations(&self, txid: Txid) -> u32 {
-        let tx: serde_json::Value = self
-            .shared
-            .bitcoind
-            .call(&format!("getrawtransaction {txid}"), move |rpc| rpc.call("getrawtransaction", &[txid.to_string().into(), true.into()]))
-            .await;
-        tx.get("confirmations").and_then(|c| c.as_u64()).unwrap_or(0) as u32
+        self.shared.tx_confirmations(txid).await
     }
 
     /// Whether bitcoind has `txid`, in its mempool or (with `-txindex`) in a block.
@@ -389,6 +384,13 @@ impl Shared {
 
     pub(crate) async fn mempool(&self) -> Vec<Txid> {
         self.bitcoind.call("getrawmempool", |rpc| rpc.get_raw_mempool()).await
+    }
+
+    /// See [`Net::tx_confirmations`].
+    pub(crate) async fn tx_confirmations(&self, txid: Txid) -> u32 {
+        let tx: serde_json::Value =
+            self.bitcoind.call(&format!("getrawtransaction {txid}"), move |rpc| rpc.call("getrawtransaction", &[txid.to_string().into(), true.into()])).await;
+        tx.get("confirmations").and_then(|c| c.as_u64()).unwrap_or(0) as u32
     }
 
     pub(crate) async fn send_to_address(&self, address: impl Display, sat: u64) -> Txid {

@@ -486,12 +486,7 @@ impl Node {
             if b.confirmed_sat >= want {
                 return Ok(());
             }
-            let (info, height) = (self.info().await, net.bitcoind.height().await);
-            let tx: serde_json::Value = net
-                .bitcoind
-                .call(&format!("getrawtransaction {txid}"), move |rpc| bitcoincore_rpc::RpcApi::call(rpc, "getrawtransaction", &[txid.to_string().into(), true.into()]))
-                .await;
-            let confs = tx.get("confirmations").and_then(|c| c.as_u64()).unwrap_or(0);
+            let (info, height, confs) = (self.info().await, net.bitcoind.height().await, net.tx_confirmations(txid).await);
             Err(format!(
                 "confirmed {} sat, unconfirmed {} sat; the funding has {confs} confirmations at bitcoind's height {height}; the node is at {} (synced: {})",
                 b.confirmed_sat, b.unconfirmed_sat, info.block_height, info.synced_to_chain

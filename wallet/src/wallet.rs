@@ -483,7 +483,6 @@ impl OnchainWallet {
     }
 }
 
-/// Parses an address and checks it belongs to `network`.
 /// One INFO line per transaction a sync brought that pays the wallet (coins received), and per wallet
 /// transaction it saw confirmed, from the changes not yet persisted (so each is logged once).
 fn log_news(w: &Wallet) {
@@ -509,6 +508,7 @@ fn log_news(w: &Wallet) {
     }
 }
 
+/// Parses an address and checks it belongs to `network`.
 pub fn parse_address(s: &str, network: Network) -> Result<Address, WalletError> {
     let unchecked: Address<NetworkUnchecked> = Address::from_str(s.trim())
         .map_err(|e| WalletError::InvalidAddress { address: s.to_string(), reason: e.to_string() })?;
