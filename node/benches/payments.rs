@@ -18,7 +18,7 @@
 //! With `LANES_BENCH_LDK_NODE=1` the same run also measures ldk-node 0.7 (crates.io, its default SQLite store)
 //! the same way: two ldk-node nodes on a fresh regtest bitcoind, one channel of the same size, the same
 //! keysends with the same number in flight, driven by `node/benches/ldk-node-peer` (a crate outside the
-//! workspace, built here on first use, ~10 minutes), and prints the ratio for each figure. ldk-node runs both
+//! workspace, built here on first use, about 6 minutes), and prints the ratio for each figure. ldk-node runs both
 //! nodes in one process, so its CPU and bytes are per payment for both nodes together.
 //!
 //! With `LANES_BENCH_STRACE=1` (and `strace` installed) it also counts, on each node during the measured
