@@ -39,6 +39,7 @@ pub mod node;
 pub mod offers;
 pub mod onchain;
 pub mod payments;
+pub mod processor;
 pub mod peers;
 pub mod record;
 pub mod routes;

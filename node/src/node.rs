@@ -4,10 +4,9 @@
 //! (`node.payments()`, `node.channels()`, …) and the GetInfo snapshot that spans them. Must never: parse
 //! API input (the API does), hold policy (the services do) or build components (the builder does).
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bitcoin::secp256k1::PublicKey;
-use lightning_background_processor::{process_events_async_with_kv_store_sync, GossipSync as BpGossipSync, NO_LIQUIDITY_MANAGER};
 use lightning_block_sync::poll::ValidatedBlockHeader;
 use lightning_block_sync::UnboundedCache;
 use tokio::sync::watch;
@@ -70,7 +69,7 @@ pub struct Runtime {
     pub logger: Arc<LdkTracing>,
     pub sweeper: Arc<Sweeper>,
     pub persister: Arc<OrderedPersister>,
-    /// What LDK's background processor and sweeper persist through (manager writes are ordered).
+    /// What the event processor (graph, scorer) and LDK's sweeper persist through (manager writes are ordered).
     pub processor_store: Arc<ProcessorStore>,
     pub sync: Arc<SyncStatus>,
 }
@@ -166,7 +165,7 @@ impl Node {
     }
 
     /// Starts the background tasks: chain, wallet and fee following, the peer listener, and LDK's
-    /// event processing (which also persists the ChannelManager, graph and scorer when they change).
+    /// event processing (`crate::processor`), and the flush that writes the ChannelManager with its monitors.
     pub(crate) async fn start(&self, tip: ValidatedBlockHeader, cache: UnboundedCache) -> Result<(), NodeError> {
         let rt = &self.rt;
         let mut tasks = Vec::new();
@@ -204,41 +203,19 @@ impl Node {
         let htlcs = process_htlcs(Arc::clone(&rt.channel_manager), Arc::clone(&rt.htlcs_pending), self.config.htlc_delay, rx());
         tasks.push(("htlcs", tokio::spawn(htlcs)));
 
-        let handler = Arc::clone(&self.services.events);
-        let health = self.health.clone();
-        let stop = rx();
-        let sleeper = move |d: Duration| {
-            let mut stop = stop.clone();
-            Box::pin(async move { watcher::wait(&mut stop, d).await })
+        let processor = crate::processor::Processor {
+            channel_manager: Arc::clone(&rt.channel_manager),
+            chain_monitor: Arc::clone(&rt.chain_monitor),
+            onion_messenger: Arc::clone(&rt.onion_messenger),
+            peer_manager: Arc::clone(&rt.peer_manager),
+            gossip_sync: Arc::clone(&rt.gossip_sync),
+            scorer: Arc::clone(&rt.scorer),
+            sweeper: Arc::clone(&rt.sweeper),
+            persister: Arc::clone(&rt.persister),
+            store: Arc::clone(&rt.processor_store),
+            handler: Arc::clone(&self.services.events),
         };
-        let bp = process_events_async_with_kv_store_sync(
-            Arc::clone(&rt.processor_store),
-            move |e| {
-                let handler = Arc::clone(&handler);
-                async move { handler.handle(e).await }
-            },
-            Arc::clone(&rt.chain_monitor),
-            Arc::clone(&rt.channel_manager),
-            Some(Arc::clone(&rt.onion_messenger)),
-            BpGossipSync::p2p(Arc::clone(&rt.gossip_sync)),
-            Arc::clone(&rt.peer_manager),
-            NO_LIQUIDITY_MANAGER,
-            Some(Arc::clone(&rt.sweeper)),
-            Arc::clone(&rt.logger),
-            Some(Arc::clone(&rt.scorer)),
-            sleeper,
-            false,
-            || SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).ok(),
-        );
-        tasks.push((
-            "events",
-            tokio::spawn(async move {
-                if let Err(e) = bp.await {
-                    // Persisting failed: the node must not go on acknowledging state it cannot store.
-                    health.fail(format!("persisting the channel state failed: {e}"));
-                }
-            }),
-        ));
+        tasks.push(("events", tokio::spawn(processor.run(rx()))));
         *self.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
         Ok(())
     }
@@ -270,8 +247,8 @@ impl Node {
         }
     }
 
-    /// Asks every task to stop, waits for them (LDK's processor persists the ChannelManager, graph and
-    /// scorer on its way out), then writes the ChannelManager (and any queued monitors) once more. The
+    /// Asks every task to stop, waits for them (the event processor writes the graph and scorer on its way
+    /// out), then writes the ChannelManager (and any queued monitors) last. The
     /// store needs no flush: every write and non-lazy remove is on disk before it returns (lazy removes LDK
     /// replays).
     pub async fn stop(&self) -> Result<(), NodeError> {
@@ -301,11 +278,11 @@ impl Node {
 }
 
 /// How long HTLCs LDK could not process at once (a payment waiting to retry) wait before the next try, so a
-/// pending retry cannot make this task spin; LDK's background processor tries again meanwhile too.
+/// pending retry cannot make this task spin; the event processor (`crate::processor`) asks again meanwhile too.
 const HTLC_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Until shutdown: forwards and receives committed HTLCs as soon as they are pending (after `delay`),
-/// instead of on LDK's background processor's random ~50 ms timer, which every payment waited for at every
+/// instead of on the random ~50 ms timer of LDK's background processor, which every payment waited for at every
 /// hop. Ordering: LDK only queues an HTLC here once the revoke_and_ack that commits it, and its monitor
 /// update, are durable.
 async fn process_htlcs(channel_manager: Arc<ChannelManager>, pending: Arc<tokio::sync::Notify>, delay: Duration, mut shutdown: watch::Receiver<bool>) {

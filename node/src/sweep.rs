@@ -82,7 +82,7 @@ pub fn report_sweeps(sweeper: &Sweeper, reported: &mut HashSet<Txid>) {
     }
 }
 
-/// Sweeps what became spendable at once, as LND does, not only on the background processor's 30 s timer
+/// Sweeps what became spendable at once, as LND does, not only on the event processor's 30 s timer
 /// (which every restart resets, so a node restarted often never swept).
 pub fn sweep_now(sweeper: &Sweeper) {
     if sweeper.regenerate_and_broadcast_spend_if_necessary().is_err() {
