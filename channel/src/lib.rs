@@ -17,6 +17,7 @@ pub mod gossip;
 pub mod handler;
 pub mod keys;
 pub mod logger;
+pub mod manager_chunks;
 pub mod offers_gate;
 pub mod persist;
 pub mod test_knobs;

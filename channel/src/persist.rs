@@ -53,6 +53,7 @@ use lightning::util::ser::Writeable;
 
 use lanes_store::{DynStore, Op};
 
+use crate::manager_chunks::ManagerChunks;
 use crate::types::{ChainMonitor, ChannelManager, MonitorStore};
 
 /// Updates stored alone before the next full monitor write (LDK's `maximum_pending_updates`), for a monitor
@@ -133,6 +134,8 @@ pub struct OrderedPersister {
     manager_dirty: AtomicBool,
     /// The last encoded manager's size: the next one's buffer.
     manager_len: AtomicUsize,
+    /// The manager's chunks on disk: a flush writes only those that changed (see [`crate::manager_chunks`]).
+    manager_chunks: Mutex<ManagerChunks>,
     /// Woken when only the manager is to be written ([`OrderedPersister::manager_changed`]).
     lazy: tokio::sync::Notify,
     /// When the last flush ended.
@@ -155,6 +158,7 @@ impl OrderedPersister {
             wake: tokio::sync::Notify::new(),
             manager_dirty: AtomicBool::new(false),
             manager_len: AtomicUsize::new(0),
+            manager_chunks: Mutex::new(ManagerChunks::default()),
             lazy: tokio::sync::Notify::new(),
             last_flush: Mutex::new(Instant::now()),
             last_flush_took: Mutex::new(Duration::ZERO),
@@ -224,6 +228,12 @@ impl OrderedPersister {
         ChannelMonitorUpdateStatus::InProgress
     }
 
+    /// Reads back the ChannelManager the flushes wrote (see [`crate::manager_chunks`]); `None` for a new node.
+    /// Before the first flush: the flushes that follow write only what changed since.
+    pub fn read_manager(&self) -> io::Result<Option<Vec<u8>>> {
+        self.manager_chunks.lock().unwrap_or_else(|p| p.into_inner()).read(&self.store)
+    }
+
     /// Whether `channel_id` is a new channel whose first monitor (and the manager listing it) is not on disk yet.
     pub fn new_channel_pending(&self, channel_id: &ChannelId) -> bool {
         self.new_channels.lock().unwrap_or_else(|p| p.into_inner()).contains(channel_id)
@@ -258,19 +268,24 @@ impl OrderedPersister {
         manager.write(&mut encoded).expect("writing to a Vec cannot fail");
         self.manager_len.store(encoded.len(), Ordering::Relaxed);
         let (manager_bytes, encoded_in) = (encoded.len(), started.elapsed());
-        let mut ops = vec![Op::write(CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_KEY, encoded)];
+        // Only the manager's chunks that changed, and its manifest, go in the batch.
+        let mut plan = self.manager_chunks.lock().unwrap_or_else(|p| p.into_inner()).plan(encoded);
+        let manager_written = plan.written_bytes;
+        let mut ops = std::mem::take(&mut plan.ops);
         // (2) With the monitor changes, in the order LDK produced them (a later full monitor holds everything
         // an earlier change does, so the last write of each key wins), as one atomic batch, one sync.
         ops.extend(batch.iter().flat_map(|q| q.ops.iter().cloned()));
         let monitor_bytes: usize = batch.iter().flat_map(|q| q.ops.iter()).map(Op::len).sum();
         if let Err(e) = self.store.write_batch(ops) {
+            // Not on disk: the next plan builds on the chunks that are.
             self.manager_dirty.store(true, Ordering::Release);
             keep(batch);
             return Err(e);
         }
+        self.manager_chunks.lock().unwrap_or_else(|p| p.into_inner()).committed(plan);
         *self.last_flush.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         *self.last_flush_took.lock().unwrap_or_else(|p| p.into_inner()) = started.elapsed();
-        tracing::debug!(updates = batch.len(), manager_bytes, monitor_bytes, encode_us = encoded_in.as_micros() as u64, total_us = started.elapsed().as_micros() as u64, "channel state flushed");
+        tracing::debug!(updates = batch.len(), manager_bytes, manager_written, monitor_bytes, encode_us = encoded_in.as_micros() as u64, total_us = started.elapsed().as_micros() as u64, "channel state flushed");
         if batch.iter().any(|q| q.new_channel) {
             crate::test_knobs::crash_before_completing_a_new_monitor();
             // Both on disk: the held funding_signed of these channels may go out (see crate::handler).

@@ -17,8 +17,7 @@ use lightning::routing::scoring::{ProbabilisticScoringDecayParameters, Probabili
 use lightning::sign::{EntropySource, KeysManager, NodeSigner};
 use lightning::util::config::UserConfig;
 use lightning::util::persist::{
-    KVStoreSync, MonitorUpdatingPersister, CHANNEL_MANAGER_PERSISTENCE_KEY, CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
-    CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE, NETWORK_GRAPH_PERSISTENCE_KEY, NETWORK_GRAPH_PERSISTENCE_PRIMARY_NAMESPACE,
+    KVStoreSync, MonitorUpdatingPersister, NETWORK_GRAPH_PERSISTENCE_KEY, NETWORK_GRAPH_PERSISTENCE_PRIMARY_NAMESPACE,
     NETWORK_GRAPH_PERSISTENCE_SECONDARY_NAMESPACE, SCORER_PERSISTENCE_KEY, SCORER_PERSISTENCE_PRIMARY_NAMESPACE,
     SCORER_PERSISTENCE_SECONDARY_NAMESPACE,
 };
@@ -214,9 +213,14 @@ impl Builder {
             .map_err(|e| ChannelError::Decode { what: "channel monitors", reason: e.to_string() })?;
         let user_config = user_config(&config);
         let tip = bitcoind.tip().await?;
+        // A manifest that lists a chunk not there, or of another length, is corrupt data, not a store failure.
+        let read = persister.read_manager().map_err(|e| match e.kind() {
+            lightning::io::ErrorKind::InvalidData => ChannelError::Decode { what: "channel manager", reason: e.to_string() },
+            _ => ChannelError::Store(e.into()),
+        });
         let (manager_hash, channel_manager) =
-            match store.read(CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_KEY) {
-                Ok(bytes) => {
+            match read? {
+                Some(bytes) => {
                     let args = ChannelManagerReadArgs::new(
                         Arc::clone(&keys),
                         Arc::clone(&keys),
@@ -234,7 +238,7 @@ impl Builder {
                         .map_err(|e| ChannelError::Decode { what: "channel manager", reason: format!("{e:?}") })?;
                     (Some(hash), cm)
                 }
-                Err(e) if e.kind() == lightning::io::ErrorKind::NotFound => {
+                None => {
                     if !monitors.is_empty() {
                         return Err(ChannelError::Mismatch("channel monitors exist but the channel manager is missing".into()).into());
                     }
@@ -255,7 +259,6 @@ impl Builder {
                     );
                     (None, cm)
                 }
-                Err(e) => return Err(ChannelError::Store(e.into()).into()),
             };
         let channel_manager = Arc::new(channel_manager);
         persister.attach(&chain_monitor, &channel_manager, monitor_store);

@@ -69,6 +69,8 @@ pub const CLOSED_CHANNELS: Namespace = lanes("closed_channels");
 pub const PEER_ADDRESSES: Namespace = lanes("peer_addresses");
 /// Channel fundings found double-spent, by channel id.
 pub const DEAD_FUNDINGS: Namespace = lanes("dead_fundings");
+/// The ChannelManager's chunks, by id (hex); LDK's manager key holds the manifest that lists them.
+pub const MANAGER_CHUNKS: Namespace = lanes("manager_chunks");
 
 #[cfg(test)]
 mod tests {
@@ -76,7 +78,7 @@ mod tests {
 
     #[test]
     fn names_are_valid_and_distinct() {
-        let all = [BROADCAST_JOURNAL, WALLET, PAYMENTS, INVOICES, OFFERS, SPLICES, FORWARDS, CLOSED_CHANNELS, PEER_ADDRESSES, DEAD_FUNDINGS];
+        let all = [BROADCAST_JOURNAL, WALLET, PAYMENTS, INVOICES, OFFERS, SPLICES, FORWARDS, CLOSED_CHANNELS, PEER_ADDRESSES, DEAD_FUNDINGS, MANAGER_CHUNKS];
         for ns in all {
             crate::check(ns.primary, ns.secondary, Some("k")).unwrap();
             assert_ne!(ns.secondary, ROUTER_SCORER_KEY, "a key and a namespace share a name");

@@ -1,0 +1,329 @@
+//! The ChannelManager on disk in content-defined chunks, so a flush writes what changed instead of all of it.
+//!
+//! Owns: the manager's format on disk. Under LDK's manager key a manifest lists chunk ids and lengths; the
+//! chunks are stored under `lanes/manager_chunks/<id>`. An encoded manager is split where a rolling hash of its
+//! content says so (a gear hash, as in FastCDC), and every chunk whose bytes were already on disk is reused.
+//! Also reading it back, and reading the plain format earlier lanes wrote.
+//!
+//! Why: LDK encodes the manager as one blob of about 3.5 KB per channel, and lanes writes it with every flush
+//! (the manager on disk must never be behind a monitor: see `crate::persist`). With 1,000 channels that was
+//! 3.1 MB per flush, several flushes per payment on each node. A payment changes one channel and a few fields
+//! near the end. Since the cut points depend on the bytes around them, not on offsets, a change moves only the
+//! chunks around it, even when it shifts everything after it.
+//!
+//! Must never: list a chunk that is neither on disk nor in the same batch; remove a chunk the manifest on disk
+//! lists; believe a batch is on disk before the store said so ([`ManagerChunks::committed`]).
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use lightning::io;
+use lightning::util::persist::{CHANNEL_MANAGER_PERSISTENCE_KEY, CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE};
+
+use lanes_store::layout::MANAGER_CHUNKS;
+use lanes_store::{hex_key, DynStore, Op};
+/// A manifest's first bytes. An LDK manager starts with its version bytes (1, 1), never these.
+const MAGIC: &[u8; 8] = b"lanesCM1";
+/// Chunk sizes: no cut before `MIN_CHUNK` bytes, always one at `MAX_CHUNK` (both well under sled's 128 KB
+/// blob threshold, so chunks live in its log), and one in `1 << CUT_BITS` positions in between: ~10 KB on
+/// average, about three channels.
+const MIN_CHUNK: usize = 2 * 1024;
+const MAX_CHUNK: usize = 64 * 1024;
+const CUT_BITS: u32 = 13;
+
+/// The manager as the last durable batch left it on disk.
+#[derive(Clone, Default)]
+pub struct OnDisk {
+    /// The encoded manager.
+    bytes: Vec<u8>,
+    /// Its chunks in order: id, and where in `bytes`.
+    chunks: Vec<(u64, Range<usize>)>,
+    /// The next unused chunk id.
+    next_id: u64,
+}
+
+/// The manager's chunks on disk, and how to write the next manager.
+#[derive(Default)]
+pub struct ManagerChunks {
+    on_disk: OnDisk,
+}
+
+/// A flush's plan: the store operations, and what is on disk once they are.
+pub struct Plan {
+    pub ops: Vec<Op>,
+    pub written_bytes: usize,
+    after: OnDisk,
+}
+
+fn gear() -> &'static [u64; 256] {
+    static GEAR: OnceLock<[u64; 256]> = OnceLock::new();
+    GEAR.get_or_init(|| {
+        // Fixed pseudo-random values (splitmix64), so cut points are the same in every run and chunks written
+        // before a restart are reused after it.
+        let mut s = 0x6c61_6e65_735f_636du64;
+        std::array::from_fn(|_| {
+            s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        })
+    })
+}
+
+/// Where `data` is cut: the end of each chunk.
+fn cuts(data: &[u8]) -> Vec<usize> {
+    let gear = gear();
+    let mut ends = Vec::with_capacity(data.len() / (1 << CUT_BITS) + 1);
+    let mut start = 0;
+    while start < data.len() {
+        let end = (start + MAX_CHUNK).min(data.len());
+        let mut cut = end;
+        let mut h = 0u64;
+        // A gear hash depends on the last 64 bytes only (older ones are shifted out): a cut depends on nearby
+        // content only, and hashing may start 64 bytes before the first place a cut is allowed.
+        let from = (start + MIN_CHUNK - 64).min(end);
+        for (i, b) in data[from..end].iter().enumerate() {
+            h = (h << 1).wrapping_add(gear[*b as usize]);
+            if from + i + 1 >= start + MIN_CHUNK && h >> (64 - CUT_BITS) == 0 {
+                cut = from + i + 1;
+                break;
+            }
+        }
+        ends.push(cut);
+        start = cut;
+    }
+    ends
+}
+
+/// A cheap key to find an unchanged chunk among the old ones; equality is then checked on the bytes.
+fn sketch(b: &[u8]) -> (usize, [u8; 16], [u8; 16]) {
+    let n = b.len().min(16);
+    let mut head = [0u8; 16];
+    head[..n].copy_from_slice(&b[..n]);
+    let mut tail = [0u8; 16];
+    tail[..n].copy_from_slice(&b[b.len() - n..]);
+    (b.len(), head, tail)
+}
+
+fn manager_key() -> (&'static str, &'static str, &'static str) {
+    (CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_KEY)
+}
+
+fn chunk_key(id: u64) -> String {
+    hex_key(&id.to_be_bytes())
+}
+
+fn corrupt(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+impl ManagerChunks {
+    /// The store operations that put `encoded` on disk: the chunks not already there, the manifest, and the
+    /// removal of chunks no longer listed, for one atomic batch.
+    pub fn plan(&self, encoded: Vec<u8>) -> Plan {
+        let old = &self.on_disk;
+        let mut by_sketch: HashMap<_, Vec<usize>> = HashMap::with_capacity(old.chunks.len());
+        for (i, (_, r)) in old.chunks.iter().enumerate() {
+            by_sketch.entry(sketch(&old.bytes[r.clone()])).or_default().push(i);
+        }
+        let mut ops = Vec::new();
+        let mut written_bytes = 0;
+        let mut kept = vec![false; old.chunks.len()];
+        let mut chunks = Vec::new();
+        let mut next_id = old.next_id;
+        let mut start = 0;
+        for end in cuts(&encoded) {
+            let piece = &encoded[start..end];
+            let same = by_sketch.get(&sketch(piece)).and_then(|c| c.iter().copied().find(|&i| old.bytes[old.chunks[i].1.clone()] == *piece));
+            let id = match same {
+                Some(i) => {
+                    kept[i] = true;
+                    old.chunks[i].0
+                }
+                None => {
+                    let id = next_id;
+                    next_id += 1;
+                    ops.push(Op::write(MANAGER_CHUNKS.primary, MANAGER_CHUNKS.secondary, &chunk_key(id), piece.to_vec()));
+                    written_bytes += piece.len();
+                    id
+                }
+            };
+            chunks.push((id, start..end));
+            start = end;
+        }
+        let mut manifest = Vec::with_capacity(MAGIC.len() + 12 + chunks.len() * 12);
+        manifest.extend_from_slice(MAGIC);
+        manifest.extend_from_slice(&(encoded.len() as u64).to_be_bytes());
+        manifest.extend_from_slice(&(chunks.len() as u32).to_be_bytes());
+        for (id, r) in &chunks {
+            manifest.extend_from_slice(&id.to_be_bytes());
+            manifest.extend_from_slice(&(r.len() as u32).to_be_bytes());
+        }
+        written_bytes += manifest.len();
+        let (p, s, k) = manager_key();
+        ops.push(Op::write(p, s, k, manifest));
+        // Only chunks no longer listed: an id listed twice, once kept, stays.
+        let listed: std::collections::HashSet<u64> = chunks.iter().map(|(id, _)| *id).collect();
+        for (i, (id, _)) in old.chunks.iter().enumerate() {
+            if !kept[i] && !listed.contains(id) {
+                ops.push(Op::remove(MANAGER_CHUNKS.primary, MANAGER_CHUNKS.secondary, &chunk_key(*id)));
+            }
+        }
+        Plan { ops, written_bytes, after: OnDisk { bytes: encoded, chunks, next_id } }
+    }
+
+    /// The plan's batch is durable: later plans build on it.
+    pub fn committed(&mut self, plan: Plan) {
+        self.on_disk = plan.after;
+    }
+
+    /// Reads the manager back (either format); `None` if there is none. Remembers its chunks for the next plan.
+    pub fn read(&mut self, store: &DynStore) -> io::Result<Option<Vec<u8>>> {
+        let (p, s, k) = manager_key();
+        let raw = match store.read(p, s, k) {
+            Ok(raw) => raw,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // The plain format: the first flush replaces it with a manifest (nothing to reuse yet).
+        let Some(rest) = raw.strip_prefix(MAGIC.as_slice()) else { return Ok(Some(raw)) };
+        let field = |at: usize, n: usize| rest.get(at..at + n).ok_or_else(|| corrupt("the channel manager's manifest is cut short".into()));
+        let total = u64::from_be_bytes(field(0, 8)?.try_into().expect("8 bytes")) as usize;
+        let count = u32::from_be_bytes(field(8, 4)?.try_into().expect("4 bytes")) as usize;
+        let mut bytes = Vec::with_capacity(total);
+        let mut chunks = Vec::with_capacity(count);
+        let mut next_id = 0;
+        for i in 0..count {
+            let id = u64::from_be_bytes(field(12 + i * 12, 8)?.try_into().expect("8 bytes"));
+            let len = u32::from_be_bytes(field(20 + i * 12, 4)?.try_into().expect("4 bytes")) as usize;
+            let chunk = store.read(MANAGER_CHUNKS.primary, MANAGER_CHUNKS.secondary, &chunk_key(id)).map_err(|e| corrupt(format!("the channel manager's chunk {id} is unreadable: {e}")))?;
+            if chunk.len() != len {
+                return Err(corrupt(format!("the channel manager's chunk {id} has {} bytes, its manifest says {len}", chunk.len())));
+            }
+            chunks.push((id, bytes.len()..bytes.len() + len));
+            bytes.extend_from_slice(&chunk);
+            next_id = next_id.max(id + 1);
+        }
+        if bytes.len() != total {
+            return Err(corrupt(format!("the channel manager has {} bytes, its manifest says {total}", bytes.len())));
+        }
+        self.on_disk = OnDisk { bytes: bytes.clone(), chunks, next_id };
+        Ok(Some(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, DynStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s: DynStore = Arc::new(lanes_store::SledStore::open(dir.path().join("db")).unwrap());
+        (dir, s)
+    }
+
+    /// Pseudo-random bytes standing in for an encoded manager of many channels.
+    fn manager(len: usize, seed: u64) -> Vec<u8> {
+        let mut s = seed;
+        (0..len)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (s >> 33) as u8
+            })
+            .collect()
+    }
+
+    fn write(chunks: &mut ManagerChunks, store: &DynStore, encoded: Vec<u8>) -> usize {
+        let plan = chunks.plan(encoded);
+        let written = plan.written_bytes;
+        store.write_batch(plan.ops.clone()).unwrap();
+        chunks.committed(plan);
+        written
+    }
+
+    fn read_back(store: &DynStore) -> Vec<u8> {
+        ManagerChunks::default().read(store).unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_small_change_writes_a_few_chunks_even_when_it_shifts_the_rest() {
+        let (_d, store) = store();
+        let mut chunks = ManagerChunks::default();
+        let mut m = manager(3_000_000, 1);
+        assert!(write(&mut chunks, &store, m.clone()) >= m.len(), "the first write is all of it");
+        assert_eq!(read_back(&store), m);
+
+        // One channel's bytes change in place, one grows by 40 bytes (an HTLC), and the end changes.
+        m[1_000_000..1_000_100].copy_from_slice(&manager(100, 2));
+        m.splice(2_000_000..2_000_000, manager(40, 3));
+        let end = m.len() - 50;
+        m[end..].copy_from_slice(&manager(50, 4));
+        let written = write(&mut chunks, &store, m.clone());
+        assert!(written < 200_000, "{written} bytes written for three small changes in 3 MB");
+        assert_eq!(read_back(&store), m);
+
+        // What is no longer listed is removed: the chunks on disk are those the manifest lists.
+        let listed = chunks.on_disk.chunks.iter().map(|(id, _)| chunk_key(*id)).collect::<std::collections::BTreeSet<_>>();
+        let stored = store.list(MANAGER_CHUNKS.primary, MANAGER_CHUNKS.secondary).unwrap().into_iter().collect::<std::collections::BTreeSet<_>>();
+        assert_eq!(stored, listed);
+    }
+
+    #[test]
+    fn chunks_written_before_a_restart_are_reused_after_it() {
+        let (_d, store) = store();
+        let m = manager(500_000, 5);
+        write(&mut ManagerChunks::default(), &store, m.clone());
+        let mut after_restart = ManagerChunks::default();
+        assert_eq!(after_restart.read(&store).unwrap().unwrap(), m);
+        let mut changed = m.clone();
+        changed[250_000] ^= 1;
+        let written = write(&mut after_restart, &store, changed.clone());
+        assert!(written < 100_000, "{written} bytes written for one changed byte");
+        assert_eq!(read_back(&store), changed);
+    }
+
+    #[test]
+    fn the_plain_format_is_read_and_replaced() {
+        let (_d, db) = store();
+        let (p, s, k) = manager_key();
+        let plain = vec![1u8, 1, 7, 7, 7];
+        db.write(p, s, k, plain.clone()).unwrap();
+        let mut chunks = ManagerChunks::default();
+        assert_eq!(chunks.read(&db).unwrap().unwrap(), plain);
+        let m = manager(100_000, 6);
+        write(&mut chunks, &db, m.clone());
+        assert!(db.read(p, s, k).unwrap().starts_with(MAGIC));
+        assert_eq!(read_back(&db), m);
+        assert_eq!(ManagerChunks::default().read(&store().1).unwrap(), None, "no manager at all");
+    }
+
+
+    #[test]
+    fn a_plan_not_committed_changes_nothing() {
+        let (_d, store) = store();
+        let mut chunks = ManagerChunks::default();
+        let m = manager(200_000, 7);
+        write(&mut chunks, &store, m.clone());
+        // The batch failed: the next plan still builds on what is on disk.
+        drop(chunks.plan(manager(200_000, 8)));
+        let mut again = m.clone();
+        again[10] ^= 1;
+        write(&mut chunks, &store, again.clone());
+        assert_eq!(read_back(&store), again);
+    }
+
+    #[test]
+    fn a_missing_chunk_is_an_error_not_a_short_manager() {
+        let (_d, store) = store();
+        let mut chunks = ManagerChunks::default();
+        write(&mut chunks, &store, manager(100_000, 9));
+        let (id, _) = chunks.on_disk.chunks[1].clone();
+        store.remove(MANAGER_CHUNKS.primary, MANAGER_CHUNKS.secondary, &chunk_key(id), false).unwrap();
+        let e = ManagerChunks::default().read(&store).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains(&format!("chunk {id}")), "{e}");
+    }
+}
