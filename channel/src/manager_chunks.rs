@@ -3,7 +3,8 @@
 //! Owns: the manager's format on disk. Under LDK's manager key a manifest lists chunk ids and lengths; the
 //! chunks are stored under `lanes/manager_chunks/<id>`. An encoded manager is split where a rolling hash of its
 //! content says so (a gear hash, as in FastCDC), and every chunk whose bytes were already on disk is reused.
-//! Also reading it back, and reading the plain format earlier lanes wrote.
+//! Also reading it back, and reading the plain format earlier lanes wrote (the first flush converts it; an
+//! earlier lanes cannot read a manifest, and refuses to start with a decode error, changing nothing).
 //!
 //! Why: LDK encodes the manager as one blob of about 3.5 KB per channel, and lanes writes it with every flush
 //! (the manager on disk must never be behind a monitor: see `crate::persist`). With 1,000 channels that was
