@@ -118,6 +118,14 @@ impl EventHandler {
                 let double_spent = funding.and_then(|f| self.funding_watch.dead(f)).map(|d| d.local_balance_msat);
                 tracing::info!(%channel_id, peer = %peer, %reason, funding_double_spent = double_spent.is_some(), "channel closed");
                 self.channels.closed(channel_id, &reason, counterparty_node_id, channel_capacity_sats, funding, double_spent);
+                // The watch may have recorded the double spend between the look above and this record's write
+                // (the peer closed first): its mark then found no record to mark. Look again now that it exists;
+                // if the watch records it later still, its mark finds this record.
+                if double_spent.is_none() {
+                    if let Some(d) = funding.and_then(|f| self.funding_watch.dead(f)) {
+                        self.channels.funding_double_spent(channel_id, d.local_balance_msat);
+                    }
+                }
                 self.bus.publish(NodeEvent {
                     kind: "channel_closed",
                     node_id: counterparty_node_id.map(|p| p.to_string()).unwrap_or_default(),
