@@ -301,7 +301,6 @@ mod tests {
         assert_eq!(ManagerChunks::default().read(&store().1).unwrap(), None, "no manager at all");
     }
 
-
     #[test]
     fn a_plan_not_committed_changes_nothing() {
         let (_d, store) = store();

@@ -135,8 +135,10 @@ impl Processor {
                 prune = now_i + PRUNE_EVERY;
             }
             if now_i >= scorer_write {
+                // What the scorer learned fades with time (as LDK's processor had it, on a timer); it is written
+                // only when payments taught it something since the last write.
+                self.scorer.write().unwrap_or_else(|p| p.into_inner()).time_passed(now());
                 if scorer_dirty {
-                    self.scorer.write().unwrap_or_else(|p| p.into_inner()).time_passed(now());
                     self.write_scorer();
                     scorer_dirty = false;
                 }
