@@ -120,7 +120,8 @@ const COMPACTION_RATIO: u64 = 4;
 const COMPACTION_CHUNK: usize = 500;
 /// Live data counted as at least this much, so a small store is not compacted over and over.
 const COMPACTION_MIN_LIVE: u64 = 4_000_000;
-/// How long a compaction waits for sled to let go of the lock of the copy it just closed.
+/// How long opening a database waits for its lock: sled lets go of it only once the background threads of the
+/// handle last dropped have (a compaction reopens the copy it just closed).
 const RELOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What makes sled's writes survive a power loss (see the module doc).
@@ -190,8 +191,8 @@ impl Inner {
         Ok(inner)
     }
 
-    /// [`Inner::open`] of a database this process just closed: sled's background threads may still hold its
-    /// lock for a moment, so a lock error is retried until [`RELOCK_WAIT`].
+    /// [`Inner::open`] of a database this process may just have closed: sled's background threads may still
+    /// hold its lock for a moment, so a lock error is retried until [`RELOCK_WAIT`].
     fn reopen(path: &Path, syncs: &Arc<AtomicU64>) -> io::Result<Self> {
         let deadline = std::time::Instant::now() + RELOCK_WAIT;
         loop {
@@ -283,11 +284,15 @@ impl SledStore {
 
     /// [`SledStore::open`], counting live data as at least `min_live` bytes when deciding to compact
     /// ([`COMPACTION_MIN_LIVE`] by default): tests use a small one, to compact often.
+    ///
+    /// A database still locked is waited for, up to [`RELOCK_WAIT`]: a store this process just dropped keeps
+    /// its lock until sled's background threads let go (the store's own reopen-after-drop test failed once in
+    /// CI on exactly that). Another process holding it makes this fail after the wait.
     pub fn open_with(path: impl AsRef<Path>, min_live: u64) -> io::Result<Self> {
         let path = path.as_ref().to_path_buf();
         recover_compaction(&path)?;
         let syncs = Arc::new(AtomicU64::new(0));
-        let inner = Inner::open(&path, Arc::clone(&syncs))?;
+        let inner = Inner::reopen(&path, &syncs)?;
         let store = Self {
             inner: Arc::new(RwLock::new(inner)),
             path: Arc::new(path),
