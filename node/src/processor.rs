@@ -109,7 +109,7 @@ impl Processor {
                 _ = tokio::time::sleep(idle) => {}
                 _ = shutdown.wait_for(|s| *s) => break,
             }
-            // The manager changed: the ordered flush writes it (coalesced, see `ProcessorStore`).
+            // The manager changed: the ordered flush writes it, coalesced (`OrderedPersister::manager_changed`).
             if self.channel_manager.get_and_clear_needs_persistence() {
                 self.persister.manager_changed();
             }
