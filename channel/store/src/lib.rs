@@ -24,6 +24,7 @@ pub use lightning::util::persist::KVStoreSync;
 pub mod contract;
 pub mod layout;
 mod postgres_store;
+mod sled_pieces;
 mod sled_store;
 
 pub use layout::Namespace;

@@ -14,6 +14,10 @@
 //! synced yet and then the `blobs` directory (a new file's name must survive too): one log sync per write,
 //! plus one per new blob. The directories themselves are synced once, at open.
 //!
+//! Large values, past sled: sled rewrites a whole leaf (up to 16 entries, values and all) after every 10
+//! changes to it, so a large value would be rewritten whenever its neighbours change; values longer than
+//! 6 KiB are stored in pieces instead ([`crate::sled_pieces`] has the layout and why).
+//!
 //! Compaction, past sled: sled 0.34 does not give back the space of values it replaced. Replaying a
 //! sender's writes (`cargo bench -p lanes-store --bench growth`), its directory grew by ~48 KB per payment
 //! and reached 62 times the live data after 10,000 payments (issue 17 saw 1.1 GB for 3.3 MB live). So
@@ -47,6 +51,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use lightning::io;
 
 use crate::layout::{self, Namespace};
+use crate::sled_pieces::{self, Changes};
 use crate::{KVStoreSync, Op, Store};
 
 /// The tree holding every namespace.
@@ -89,6 +94,9 @@ pub struct SledStore {
     compaction: Arc<Compaction>,
     /// Set when a compaction failed past its first rename: every later use fails with this.
     broken: Arc<std::sync::OnceLock<String>>,
+    /// Held while a change is planned and applied, and while a large value or a list is read (see
+    /// [`crate::sled_pieces`]): taken after `inner`'s lock, never before.
+    writes: Arc<Mutex<()>>,
 }
 
 struct Inner {
@@ -299,6 +307,7 @@ impl SledStore {
             syncs,
             compaction: Arc::new(Compaction { changes: AtomicU64::new(0), live: AtomicU64::new(0), after: AtomicU64::new(0), done: AtomicU64::new(0), min_live }),
             broken: Arc::new(std::sync::OnceLock::new()),
+            writes: Arc::new(Mutex::new(())),
         };
         store.migrate()?;
         store.compaction.live.store(store.inner()?.live_bytes()?, Ordering::Relaxed);
@@ -491,20 +500,49 @@ fn to_io(e: sled::Error) -> io::Error {
     }
 }
 
+impl SledStore {
+    fn lock_writes(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Plans `ops` into one sled batch and applies it (atomically: one tree), without syncing.
+    fn apply(&self, inner: &Inner, ops: Vec<Op>) -> io::Result<()> {
+        for op in &ops {
+            let (Op::Write { primary, secondary, key, .. } | Op::Remove { primary, secondary, key }) = op;
+            crate::check(primary, secondary, Some(key))?;
+        }
+        let _writes = self.lock_writes();
+        let mut changes = Changes::new(&inner.tree);
+        for op in ops {
+            match op {
+                Op::Write { primary, secondary, key, value } => changes.write(Self::full_key(&primary, &secondary, &key), value)?,
+                Op::Remove { primary, secondary, key } => changes.remove(Self::full_key(&primary, &secondary, &key))?,
+            }
+        }
+        inner.tree.apply_batch(changes.into_batch()).map_err(to_io)
+    }
+}
+
 impl KVStoreSync for SledStore {
     fn read(&self, primary: &str, secondary: &str, key: &str) -> io::Result<Vec<u8>> {
         crate::check(primary, secondary, Some(key))?;
-        match self.inner()?.tree.get(Self::full_key(primary, secondary, key)).map_err(to_io)? {
-            Some(v) => Ok(v.to_vec()),
-            None => Err(io::Error::new(io::ErrorKind::NotFound, format!("{primary}/{secondary}/{key} not found"))),
-        }
+        let full = Self::full_key(primary, secondary, key);
+        let inner = self.inner()?;
+        // A small value needs one read and no lock; a large one (or none) is read again under the lock.
+        let found = match sled_pieces::get_small(&inner.tree, &full)? {
+            Some(v) => Some(v),
+            None => {
+                let _writes = self.lock_writes();
+                sled_pieces::get(&inner.tree, &full)?
+            }
+        };
+        found.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{primary}/{secondary}/{key} not found")))
     }
 
     fn write(&self, primary: &str, secondary: &str, key: &str, buf: Vec<u8>) -> io::Result<()> {
-        crate::check(primary, secondary, Some(key))?;
         {
             let inner = self.inner()?;
-            inner.tree.insert(Self::full_key(primary, secondary, key), buf).map_err(to_io)?;
+            self.apply(&inner, vec![Op::write(primary, secondary, key, buf)])?;
             // Durable before returning: see the crate doc. LDK treats Ok as "persisted".
             inner.durable()?;
         }
@@ -512,10 +550,9 @@ impl KVStoreSync for SledStore {
     }
 
     fn remove(&self, primary: &str, secondary: &str, key: &str, lazy: bool) -> io::Result<()> {
-        crate::check(primary, secondary, Some(key))?;
         {
             let inner = self.inner()?;
-            inner.tree.remove(Self::full_key(primary, secondary, key)).map_err(to_io)?;
+            self.apply(&inner, vec![Op::remove(primary, secondary, key)])?;
             // A lazy remove may be lost on crash (LDK replays it); a non-lazy one must not be.
             if !lazy {
                 inner.durable()?;
@@ -527,47 +564,29 @@ impl KVStoreSync for SledStore {
     fn list(&self, primary: &str, secondary: &str) -> io::Result<Vec<String>> {
         crate::check(primary, secondary, None)?;
         let prefix = Self::prefix(primary, secondary);
-        let mut keys = Vec::new();
-        for item in self.inner()?.tree.scan_prefix(&prefix) {
-            let (k, _) = item.map_err(to_io)?;
-            let rest = &k[prefix.len()..];
-            // Keys of deeper namespaces never match: the prefix ends in a separator and keys have none.
-            if !rest.contains(&SEP) {
-                keys.push(String::from_utf8_lossy(rest).into_owned());
-            }
-        }
-        Ok(keys)
+        let inner = self.inner()?;
+        let found = {
+            let _writes = self.lock_writes();
+            sled_pieces::list(&inner.tree, &prefix)?
+        };
+        // Keys of deeper namespaces never match: the prefix ends in a separator and keys have none.
+        Ok(found.into_iter().filter(|rest| !rest.contains(&SEP)).map(|rest| String::from_utf8_lossy(&rest).into_owned()).collect())
     }
 }
 
 impl Store for SledStore {
     fn write_unsynced(&self, primary: &str, secondary: &str, key: &str, buf: Vec<u8>) -> io::Result<()> {
-        crate::check(primary, secondary, Some(key))?;
         // No sync: the next synced write or batch (sled flushes its whole log) makes it durable.
-        self.inner()?.tree.insert(Self::full_key(primary, secondary, key), buf).map_err(to_io)?;
+        self.apply(&*self.inner()?, vec![Op::write(primary, secondary, key, buf)])?;
         self.changed(1)
     }
 
     fn write_batch(&self, ops: Vec<Op>) -> io::Result<()> {
-        let batch_len = ops.len() as u64;
-        let mut batch = sled::Batch::default();
-        for op in ops {
-            match op {
-                Op::Write { primary, secondary, key, value } => {
-                    crate::check(&primary, &secondary, Some(&key))?;
-                    batch.insert(Self::full_key(&primary, &secondary, &key), value);
-                }
-                Op::Remove { primary, secondary, key } => {
-                    crate::check(&primary, &secondary, Some(&key))?;
-                    batch.remove(Self::full_key(&primary, &secondary, &key));
-                }
-            }
-        }
-        let n = batch_len;
+        let n = ops.len() as u64;
         {
             let inner = self.inner()?;
             // One tree, one batch: sled applies it atomically. Then one flush and one sync for all of it.
-            inner.tree.apply_batch(batch).map_err(to_io)?;
+            self.apply(&inner, ops)?;
             inner.durable()?;
         }
         self.changed(n)
@@ -631,24 +650,61 @@ mod tests {
         assert_eq!(s.syncs(), before + 2);
     }
 
-    /// A value over a quarter segment (a busy channel's ChannelMonitor, the ChannelManager) is written by
-    /// sled to its own file under `blobs/`, with no sync at all: the store fsyncs that file and the
-    /// directory holding its name, once.
+    /// sled writes a fragment larger than 128 KiB to its own file under `blobs/`, with no sync at all: the
+    /// store fsyncs that file and the directory holding its name, once. The store itself no longer writes
+    /// such values (see [`crate::sled_pieces`]), but a data dir of an earlier lanes holds them (and sled
+    /// could still write a large index node): the value is put in the tree the way an earlier lanes did.
     #[test]
     fn a_large_value_in_its_own_blob_file_is_fsynced_with_its_name() {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(dir.path()).unwrap();
         let before = s.syncs();
-        s.write("monitors", "", "big", vec![7; 300_000]).unwrap();
+        s.inner().unwrap().tree.insert(SledStore::full_key("monitors", "", "big"), vec![7; 300_000]).unwrap();
+        s.write("monitors", "", "small", vec![1; 10]).unwrap();
         let blobs = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
         assert!(blobs >= 1, "sled wrote the value inline: this test no longer covers blobs");
         // The log, the new blob file(s), the blobs directory.
         assert_eq!(s.syncs(), before + 1 + blobs as u64 + 1);
         let before = s.syncs();
-        s.write("monitors", "", "small", vec![1; 10]).unwrap();
+        s.write("monitors", "", "small", vec![2; 10]).unwrap();
         assert_eq!(s.syncs(), before + 1, "a blob synced once is not synced again");
         drop(s);
         assert_eq!(SledStore::open(dir.path()).unwrap().read("monitors", "", "big").unwrap(), vec![7; 300_000]);
+    }
+
+    /// issue 14: sled rewrites a whole leaf after every 10 changes to it. Stored whole, a large monitor was
+    /// rewritten (a blob file, synced) whenever the monitor updates sorting right before it changed, which
+    /// every flush does; its cost grew with the monitor. In pieces, a flush beside it costs one log sync.
+    #[test]
+    fn changes_next_to_a_large_value_do_not_rewrite_it() {
+        let (dir, s) = store();
+        let monitor: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+        s.write("monitors", "", "chan", monitor.clone()).unwrap();
+        let (before, blobs) = (s.syncs(), std::fs::read_dir(dir.path().join("db/blobs")).unwrap().count());
+        for i in 1..=200u32 {
+            let mut ops = vec![Op::write("monitor_updates", "chan", &i.to_string(), vec![9; 900])];
+            if i > 3 {
+                ops.push(Op::remove("monitor_updates", "chan", &(i - 3).to_string()));
+            }
+            s.write_batch(ops).unwrap();
+        }
+        assert_eq!(s.syncs() - before, 200, "one log sync per flush, no blob file synced");
+        assert_eq!(std::fs::read_dir(dir.path().join("db/blobs")).unwrap().count(), blobs, "no blob file written");
+        assert_eq!(s.read("monitors", "", "chan").unwrap(), monitor);
+        assert_eq!(s.list("monitor_updates", "chan").unwrap(), vec!["198", "199", "200"]);
+    }
+
+    /// A key written small or removed leaves none of its pieces in the tree.
+    #[test]
+    fn no_piece_outlives_its_value() {
+        let (_d, s) = store();
+        s.write("monitors", "", "a", vec![3; 100_000]).unwrap();
+        s.write("monitors", "", "b", vec![4; 50_000]).unwrap();
+        s.write("monitors", "", "a", vec![5; 10_000]).unwrap();
+        s.write("monitors", "", "a", vec![5; 10]).unwrap();
+        s.remove("monitors", "", "b", false).unwrap();
+        let raw: Vec<_> = s.inner().unwrap().tree.iter().keys().map(|k| k.unwrap()).collect();
+        assert_eq!(raw, vec![SledStore::full_key("monitors", "", "a")], "only a's small value");
     }
 
     /// Group commit: a batch costs one log sync however many changes it holds, applies them in order, and
