@@ -72,40 +72,26 @@ fn gear() -> &'static [u64; 256] {
     })
 }
 
-/// Where `data` is cut: the end of each chunk.
-fn cuts(data: &[u8]) -> Vec<usize> {
+/// Where the chunk starting at `start` ends: where the gear hash says, at `MAX_CHUNK` at the latest, or where
+/// `data` does. Depends only on the bytes from `start` on.
+fn next_cut(data: &[u8], start: usize) -> usize {
     let gear = gear();
-    let mut ends = Vec::with_capacity(data.len() / (1 << CUT_BITS) + 1);
-    let mut start = 0;
-    while start < data.len() {
-        let end = (start + MAX_CHUNK).min(data.len());
-        let mut cut = end;
-        let mut h = 0u64;
-        // A gear hash depends on the last 64 bytes only (older ones are shifted out): a cut depends on nearby
-        // content only, and hashing may start 64 bytes before the first place a cut is allowed.
-        let from = (start + MIN_CHUNK - 64).min(end);
-        for (i, b) in data[from..end].iter().enumerate() {
-            h = (h << 1).wrapping_add(gear[*b as usize]);
-            if from + i + 1 >= start + MIN_CHUNK && h >> (64 - CUT_BITS) == 0 {
-                cut = from + i + 1;
-                break;
-            }
+    let end = (start + MAX_CHUNK).min(data.len());
+    let mut h = 0u64;
+    // A gear hash depends on the last 64 bytes only (older ones are shifted out): a cut depends on nearby
+    // content only, and hashing may start 64 bytes before the first place a cut is allowed.
+    let from = (start + MIN_CHUNK - 64).min(end);
+    for (i, b) in data[from..end].iter().enumerate() {
+        h = (h << 1).wrapping_add(gear[*b as usize]);
+        if from + i + 1 >= start + MIN_CHUNK && h >> (64 - CUT_BITS) == 0 {
+            return from + i + 1;
         }
-        ends.push(cut);
-        start = cut;
     }
-    ends
+    end
 }
 
-/// A cheap key to find an unchanged chunk among the old ones; equality is then checked on the bytes.
-fn sketch(b: &[u8]) -> (usize, [u8; 16], [u8; 16]) {
-    let n = b.len().min(16);
-    let mut head = [0u8; 16];
-    head[..n].copy_from_slice(&b[..n]);
-    let mut tail = [0u8; 16];
-    tail[..n].copy_from_slice(&b[b.len() - n..]);
-    (b.len(), head, tail)
-}
+/// How many first bytes of a chunk find the old chunks that may equal it.
+const HEAD: usize = 32;
 
 fn manager_key() -> (&'static str, &'static str, &'static str) {
     (CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_KEY)
@@ -122,32 +108,57 @@ fn corrupt(what: String) -> io::Error {
 impl ManagerChunks {
     /// The store operations that put `encoded` on disk: the chunks not already there, the manifest, and the
     /// removal of chunks no longer listed, for one atomic batch.
+    ///
+    /// Where an old chunk (not the last: it ended where the data did) starts a chunk boundary of the new
+    /// manager with the same bytes, it is reused without hashing it: cutting from a boundary depends only on
+    /// the bytes from there, so hashing would cut it where it was cut before. Only changed parts are hashed;
+    /// the rest costs a comparison. (How a manager is cut never changes what is read back: the manifest
+    /// lists each chunk's length.)
     pub fn plan(&self, encoded: Vec<u8>) -> Plan {
         let old = &self.on_disk;
-        let mut by_sketch: HashMap<_, Vec<usize>> = HashMap::with_capacity(old.chunks.len());
-        for (i, (_, r)) in old.chunks.iter().enumerate() {
-            by_sketch.entry(sketch(&old.bytes[r.clone()])).or_default().push(i);
+        let reusable = old.chunks.len().saturating_sub(1);
+        let mut by_head: HashMap<&[u8], Vec<usize>> = HashMap::with_capacity(reusable);
+        for (i, (_, r)) in old.chunks[..reusable].iter().enumerate() {
+            if r.len() >= HEAD {
+                by_head.entry(&old.bytes[r.start..r.start + HEAD]).or_default().push(i);
+            }
         }
+        let last = old.chunks.last().map(|(id, r)| (*id, &old.bytes[r.clone()]));
         let mut ops = Vec::new();
         let mut written_bytes = 0;
         let mut kept = vec![false; old.chunks.len()];
         let mut chunks = Vec::new();
         let mut next_id = old.next_id;
         let mut start = 0;
-        for end in cuts(&encoded) {
-            let piece = &encoded[start..end];
-            let same = by_sketch.get(&sketch(piece)).and_then(|c| c.iter().copied().find(|&i| old.bytes[old.chunks[i].1.clone()] == *piece));
-            let id = match same {
+        while start < encoded.len() {
+            let rest = &encoded[start..];
+            let same = rest.get(..HEAD).and_then(|h| by_head.get(h)).and_then(|c| {
+                c.iter().copied().find(|&i| {
+                    let r = &old.chunks[i].1;
+                    rest.get(..r.len()) == Some(&old.bytes[r.clone()])
+                })
+            });
+            let (id, end) = match same {
                 Some(i) => {
                     kept[i] = true;
-                    old.chunks[i].0
+                    (old.chunks[i].0, start + old.chunks[i].1.len())
                 }
                 None => {
-                    let id = next_id;
-                    next_id += 1;
-                    ops.push(Op::write(MANAGER_CHUNKS.primary, MANAGER_CHUNKS.secondary, &chunk_key(id), piece.to_vec()));
-                    written_bytes += piece.len();
-                    id
+                    let end = next_cut(&encoded, start);
+                    let piece = &encoded[start..end];
+                    match last {
+                        Some((id, bytes)) if bytes == piece => {
+                            kept[old.chunks.len() - 1] = true;
+                            (id, end)
+                        }
+                        _ => {
+                            let id = next_id;
+                            next_id += 1;
+                            ops.push(Op::write(MANAGER_CHUNKS.primary, MANAGER_CHUNKS.secondary, &chunk_key(id), piece.to_vec()));
+                            written_bytes += piece.len();
+                            (id, end)
+                        }
+                    }
                 }
             };
             chunks.push((id, start..end));
@@ -270,6 +281,26 @@ mod tests {
         let listed = chunks.on_disk.chunks.iter().map(|(id, _)| chunk_key(*id)).collect::<std::collections::BTreeSet<_>>();
         let stored = store.list(MANAGER_CHUNKS.primary, MANAGER_CHUNKS.secondary).unwrap().into_iter().collect::<std::collections::BTreeSet<_>>();
         assert_eq!(stored, listed);
+    }
+
+    /// Unchanged parts are reused however the manager was cut: an unchanged manager writes its manifest
+    /// only, and a change cuts the same chunks a fresh cut of the whole would (checked on the bytes written).
+    #[test]
+    fn unchanged_parts_are_reused_without_rewriting_them() {
+        let (_d, store) = store();
+        let mut chunks = ManagerChunks::default();
+        let m = manager(1_000_000, 10);
+        write(&mut chunks, &store, m.clone());
+        let plan = chunks.plan(m.clone());
+        assert_eq!(plan.ops.len(), 1, "the manifest only");
+        let mut changed = m.clone();
+        changed[400_000] ^= 1;
+        changed.extend_from_slice(&manager(3_000, 11));
+        let incremental = chunks.plan(changed.clone());
+        let fresh = ManagerChunks::default().plan(changed.clone());
+        let ends = |p: &Plan| p.after.chunks.iter().map(|(_, r)| r.end).collect::<Vec<_>>();
+        assert_eq!(ends(&incremental), ends(&fresh), "the same cuts as cutting all of it");
+        assert!(incremental.written_bytes < 100_000, "{} bytes written", incremental.written_bytes);
     }
 
     #[test]
