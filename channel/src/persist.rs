@@ -33,7 +33,7 @@
 //! Must never: report an update completed before its monitor is on disk, write a ChannelManager that
 //! was encoded before a monitor update it does not list, or write any monitor outside [`OrderedPersister::flush`].
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -76,14 +76,6 @@ pub const MANAGER_WRITE_INTERVAL: Duration = Duration::from_millis(50);
 /// take at most a fifth of the time: with 1,000 channels the manager is 3.5 MB and a flush about 20 ms, and
 /// every flush on a payment's path waited behind these.
 const MANAGER_WRITE_SHARE: u32 = 4;
-
-/// A flush whose last manager took longer than this to encode first lets the updates of the messages being
-/// handled settle ([`OrderedPersister::settle`]).
-const SETTLE_ABOVE: Duration = Duration::from_millis(2);
-/// Settled: no update queued for this long.
-const SETTLE_QUIET: Duration = Duration::from_micros(500);
-/// Settling never delays a flush longer than this.
-const SETTLE_MAX: Duration = Duration::from_millis(3);
 
 /// LDK's update id for a channel closed by versions before 0.1: always a full write.
 const LEGACY_CLOSED_CHANNEL_UPDATE_ID: u64 = u64::MAX;
@@ -150,10 +142,6 @@ pub struct OrderedPersister {
     last_flush: Mutex<Instant>,
     /// How long the last flush took (encoding and writing).
     last_flush_took: Mutex<Duration>,
-    /// How long the last flush took to encode the manager, in microseconds.
-    last_encode_us: AtomicU64,
-    /// Monitor changes queued since start, to see whether more are coming ([`OrderedPersister::settle`]).
-    queued_total: AtomicU64,
 }
 
 impl OrderedPersister {
@@ -174,8 +162,6 @@ impl OrderedPersister {
             lazy: tokio::sync::Notify::new(),
             last_flush: Mutex::new(Instant::now()),
             last_flush_took: Mutex::new(Duration::ZERO),
-            last_encode_us: AtomicU64::new(0),
-            queued_total: AtomicU64::new(0),
         }
     }
 
@@ -238,31 +224,8 @@ impl OrderedPersister {
 
     fn queue(&self, q: Queued) -> ChannelMonitorUpdateStatus {
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(q);
-        self.queued_total.fetch_add(1, Ordering::AcqRel);
         self.wake.notify_one();
         ChannelMonitorUpdateStatus::InProgress
-    }
-
-    /// Before a flush of monitor updates, when the manager is slow to encode (over [`SETTLE_ABOVE`]): waits
-    /// until no update has been queued for [`SETTLE_QUIET`], at most [`SETTLE_MAX`]. A peer's revoke_and_ack
-    /// and commitment_signed usually arrive together and each makes a monitor update; flushed at once, the
-    /// first took a flush of its own and the second waited for the next whole one (with 1,000 channels, two
-    /// encodings of a 3.5 MB manager, each holding LDK's manager lock, for one round of the protocol). A
-    /// small manager is flushed at once: waiting would cost more than a second flush.
-    pub fn settle(&self) {
-        if self.last_encode_us.load(Ordering::Relaxed) < SETTLE_ABOVE.as_micros() as u64 {
-            return;
-        }
-        let deadline = Instant::now() + SETTLE_MAX;
-        let mut seen = self.queued_total.load(Ordering::Acquire);
-        while Instant::now() < deadline {
-            std::thread::sleep(SETTLE_QUIET);
-            let now = self.queued_total.load(Ordering::Acquire);
-            if now == seen {
-                return;
-            }
-            seen = now;
-        }
     }
 
     /// Reads back the ChannelManager the flushes wrote (see [`crate::manager_chunks`]); `None` for a new node.
@@ -305,7 +268,6 @@ impl OrderedPersister {
         manager.write(&mut encoded).expect("writing to a Vec cannot fail");
         self.manager_len.store(encoded.len(), Ordering::Relaxed);
         let (manager_bytes, encoded_in) = (encoded.len(), started.elapsed());
-        self.last_encode_us.store(encoded_in.as_micros() as u64, Ordering::Relaxed);
         // Only the manager's chunks that changed, and its manifest, go in the batch.
         let mut plan = self.manager_chunks.lock().unwrap_or_else(|p| p.into_inner()).plan(encoded);
         let manager_written = plan.written_bytes;

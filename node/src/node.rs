@@ -325,15 +325,7 @@ async fn flush_on_demand(persister: Arc<OrderedPersister>, health: Health, mut s
             continue;
         }
         let p = Arc::clone(&persister);
-        // Monitor updates of a large manager: let those of the messages being handled join this flush.
-        match tokio::task::spawn_blocking(move || {
-            if !lazy {
-                p.settle();
-            }
-            p.flush()
-        })
-        .await
-        {
+        match tokio::task::spawn_blocking(move || p.flush()).await {
             Ok(Ok(())) => {}
             // Updates stay queued and LDK keeps holding the messages that depend on them.
             Ok(Err(e)) => {
