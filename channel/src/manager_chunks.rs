@@ -25,12 +25,13 @@ use lanes_store::layout::MANAGER_CHUNKS;
 use lanes_store::{hex_key, DynStore, Op};
 /// A manifest's first bytes. An LDK manager starts with its version bytes (1, 1), never these.
 const MAGIC: &[u8; 8] = b"lanesCM1";
-/// Chunk sizes: no cut before `MIN_CHUNK` bytes, always one at `MAX_CHUNK` (both well under sled's 128 KB
-/// blob threshold, so chunks live in its log), and one in `1 << CUT_BITS` positions in between: ~10 KB on
-/// average, about three channels.
-const MIN_CHUNK: usize = 2 * 1024;
-const MAX_CHUNK: usize = 64 * 1024;
-const CUT_BITS: u32 = 13;
+/// Chunk sizes: no cut before `MIN_CHUNK` bytes, always one at `MAX_CHUNK`, and one in `1 << CUT_BITS`
+/// positions in between: ~3 KB on average, about one channel. `MAX_CHUNK` is the sled store's piece size, so
+/// each chunk is one entry of its tree (a longer one would be stored as pieces and a length entry, three
+/// times the changes for sled to log and rewrite).
+const MIN_CHUNK: usize = 1024;
+const MAX_CHUNK: usize = lanes_store::SLED_PIECE;
+const CUT_BITS: u32 = 11;
 
 /// The manager as the last durable batch left it on disk.
 #[derive(Clone, Default)]
@@ -301,6 +302,12 @@ mod tests {
         let ends = |p: &Plan| p.after.chunks.iter().map(|(_, r)| r.end).collect::<Vec<_>>();
         assert_eq!(ends(&incremental), ends(&fresh), "the same cuts as cutting all of it");
         assert!(incremental.written_bytes < 100_000, "{} bytes written", incremental.written_bytes);
+        // Each chunk is one entry of the sled store's tree, never pieces of one.
+        for op in &fresh.ops {
+            if let Op::Write { secondary, value, .. } = op {
+                assert!(secondary != MANAGER_CHUNKS.secondary || value.len() <= lanes_store::SLED_PIECE, "a chunk of {} bytes", value.len());
+            }
+        }
     }
 
     #[test]

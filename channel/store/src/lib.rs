@@ -29,6 +29,7 @@ mod sled_store;
 
 pub use layout::Namespace;
 pub use postgres_store::{check_dsn as check_postgres_dsn, describe as describe_postgres, schema_version as postgres_schema_version, LeaseInfo, PgOptions, PgStore, MIGRATIONS as POSTGRES_MIGRATIONS};
+pub use sled_pieces::PIECE as SLED_PIECE;
 pub use sled_store::{dir_size, SledStore};
 
 /// One change of a [`Store::write_batch`].

@@ -28,7 +28,7 @@ use lightning::io;
 
 /// Values longer than this are stored in pieces of this size. Small enough that a full leaf (17 entries at
 /// most, before sled splits it) stays under sled's 128 KiB blob threshold.
-pub(crate) const PIECE: usize = 6 * 1024;
+pub const PIECE: usize = 6 * 1024;
 /// First byte of a large value's length entry.
 const LARGE: u8 = 1;
 /// First byte of a large value's pieces.
