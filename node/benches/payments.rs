@@ -19,7 +19,8 @@
 //! the same way: two ldk-node nodes on a fresh regtest bitcoind, one channel of the same size, the same
 //! keysends with the same number in flight, driven by `node/benches/ldk-node-peer` (a crate outside the
 //! workspace, built here on first use, about 6 minutes), and prints the ratio for each figure. ldk-node runs both
-//! nodes in one process, so its CPU and bytes are per payment for both nodes together.
+//! nodes in one process, so its CPU and bytes are per payment for both nodes together. With `LANES_BENCH_HOPS=2`
+//! it runs the 3-node line too (three ldk-node nodes, two announced channels; CPU and bytes for all three).
 //!
 //! With `LANES_BENCH_STRACE=1` (and `strace` installed) it also counts, on each node during the measured
 //! payments, the calls that make storage durable (`fsync`, `fdatasync`, `sync_file_range`) and prints them
@@ -152,7 +153,7 @@ struct LdkNodeRun {
 
 /// Builds `node/benches/ldk-node-peer` (release, in `target/ldk-node-peer`) and runs it on a fresh regtest
 /// bitcoind with a channel of `channel_sat`.
-async fn run_ldk_node(n: usize, in_flight: usize, channel_sat: u64) -> LdkNodeRun {
+async fn run_ldk_node(n: usize, in_flight: usize, channel_sat: u64, hops: u32) -> LdkNodeRun {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let manifest = format!("{root}/node/benches/ldk-node-peer/Cargo.toml");
     let target = format!("{root}/target/ldk-node-peer");
@@ -166,7 +167,7 @@ async fn run_ldk_node(n: usize, in_flight: usize, channel_sat: u64) -> LdkNodeRu
     let rpc = rpc.trim_start_matches("http://").trim_end_matches('/').to_string();
     let dir = net.dir().join("ldk-node");
     let exe = format!("{target}/release/ldk-node-peer");
-    let args = [dir.display().to_string(), rpc, n.to_string(), in_flight.to_string(), channel_sat.to_string()];
+    let args = [dir.display().to_string(), rpc, n.to_string(), in_flight.to_string(), channel_sat.to_string(), hops.to_string()];
     let trace = std::env::var("LANES_BENCH_STRACE").is_ok_and(|v| v == "1");
     let strace_out = net.dir().join("ldk-node.strace");
     let out = tokio::task::spawn_blocking(move || {
@@ -237,14 +238,16 @@ async fn main() {
         );
     }
     if std::env::var("LANES_BENCH_LDK_NODE").is_ok_and(|v| v == "1") {
-        assert!(!std::env::var("LANES_BENCH_HOPS").is_ok_and(|v| v == "2"), "the ldk-node comparison is over one channel");
-        let l = run_ldk_node(n, in_flight, 2_000_000).await;
+        let hops = if std::env::var("LANES_BENCH_HOPS").is_ok_and(|v| v == "2") { 2 } else { 1 };
+        let l = run_ldk_node(n, in_flight, 2_000_000, hops).await;
         println!("{:<12} {:>10.1} {:>10.1} {:>12.1} {:>8}", "ldk-node 0.7", l.p50_ms, l.p99_ms, l.rate, l.failed);
         if let Some(first) = &l.first_failure {
             println!("{:<12} first failure: {}", "", first.chars().take(200).collect::<String>());
         }
-        println!("{:<12} written to disk per payment: both nodes {:.0} KB", "", l.written / 1e3);
-        println!("{:<12} CPU per payment: both nodes {:.1} ms", "", l.cpu_ms);
+        // One process: on a line its CPU and bytes are carol's too, where lanes' are alice's and bob's.
+        let all = if hops == 2 { "all three nodes (not like for like: lanes counts alice and bob)" } else { "both nodes" };
+        println!("{:<12} written to disk per payment: {all} {:.0} KB", "", l.written / 1e3);
+        println!("{:<12} CPU per payment: {all} {:.1} ms", "", l.cpu_ms);
         if let Some(syncs) = &l.syncs {
             println!("{:<12} syncs per payment: both nodes {syncs}", "");
         }

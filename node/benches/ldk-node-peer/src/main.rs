@@ -1,11 +1,13 @@
 //! The ldk-node side of issue 14's comparison: two ldk-node 0.7 nodes (crates.io, default SQLite store,
 //! bitcoind RPC chain source, INFO log to a file as lanesd logs) in this one process on a regtest bitcoind,
 //! a channel from alice to bob, and keysends of 1,000 sat from alice to bob with N in flight, measured the
-//! way `node/benches/payments.rs` measures two lanesd processes. Bench support only: never part of lanes.
+//! way `node/benches/payments.rs` measures two lanesd processes. With 2 hops, a 3-node line instead: alice to
+//! bob to carol, two announced channels of the same size (alice routes over bob from the gossip she got from
+//! him), keysends from alice to carol. Bench support only: never part of lanes.
 //!
 //! Run by `payments.rs` with `LANES_BENCH_LDK_NODE=1` (it builds this crate, outside the workspace, and
 //! hands it a fresh regtest bitcoind): `ldk-node-peer <dir> <rpc host:port> <payments> <in flight>
-//! <channel sat>`, the RPC password in `LDK_NODE_PEER_RPC_PASSWORD` (never in argv). It prints one line,
+//! <channel sat> [hops]`, the RPC password in `LDK_NODE_PEER_RPC_PASSWORD` (never in argv). It prints one line,
 //! `result {json}`, with p50/p99 in ms, payments/s, failures, and the process's CPU time and disk writes per
 //! succeeded payment (both nodes: they share the process).
 //!
@@ -32,10 +34,16 @@ type Waiters = Arc<Mutex<HashMap<PaymentId, mpsc::Sender<Result<(), String>>>>>;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, dir, rpc, n, in_flight, channel_sat] = args.as_slice() else {
-        eprintln!("usage: ldk-node-peer <dir> <rpc host:port> <payments> <in flight> <channel sat>");
-        std::process::exit(2);
+    let (dir, rpc, n, in_flight, channel_sat, hops) = match args.as_slice() {
+        [_, dir, rpc, n, in_flight, channel_sat] => (dir, rpc, n, in_flight, channel_sat, 1u32),
+        [_, dir, rpc, n, in_flight, channel_sat, hops] => (dir, rpc, n, in_flight, channel_sat, hops.parse().expect("hops")),
+        _ => {
+            eprintln!("usage: ldk-node-peer <dir> <rpc host:port> <payments> <in flight> <channel sat> [hops: 1 or 2]");
+            std::process::exit(2);
+        }
     };
+    assert!(hops == 1 || hops == 2, "hops: 1 or 2");
+    let line = hops == 2;
     let password = std::env::var("LDK_NODE_PEER_RPC_PASSWORD").expect("LDK_NODE_PEER_RPC_PASSWORD");
     let (n, in_flight, channel_sat): (usize, usize, u64) =
         (n.parse().expect("payments"), in_flight.parse().expect("in flight"), channel_sat.parse().expect("channel sat"));
@@ -45,6 +53,7 @@ fn main() {
         .expect("bitcoind RPC client");
 
     let p2p_port = free_port();
+    // On a line every node announces its channels: ldk-node wants an alias and a listening address for that.
     let node = |name: &str, listen: Option<u16>| -> Node {
         let mut b = Builder::new();
         b.set_network(Network::Regtest);
@@ -54,36 +63,46 @@ fn main() {
         if let Some(p) = listen {
             b.set_listening_addresses(vec![SocketAddress::from_str(&format!("127.0.0.1:{p}")).expect("address")]).expect("listen");
         }
+        if line {
+            b.set_node_alias(name.to_string()).expect("alias");
+        }
         let node = b.build().unwrap_or_else(|e| panic!("building {name}: {e:?}"));
         node.start().unwrap_or_else(|e| panic!("starting {name}: {e:?}"));
         node
     };
-    let alice = Arc::new(node("alice", None));
+    let carol_port = free_port();
+    let alice = Arc::new(node("alice", line.then(free_port)));
     let bob = Arc::new(node("bob", Some(p2p_port)));
+    let carol = line.then(|| Arc::new(node("carol", Some(carol_port))));
 
-    // Both fund their wallets: ldk-node keeps an on-chain reserve for anchor channels on both ends.
-    for (who, sat) in [(&alice, channel_sat + 500_000), (&bob, 100_000)] {
+    // Every node funds its wallet: ldk-node keeps an on-chain reserve for anchor channels on both ends.
+    let mut funded = vec![(&alice, channel_sat + 500_000), (&bob, if line { channel_sat + 500_000 } else { 100_000 })];
+    if let Some(c) = &carol {
+        funded.push((c, 100_000));
+    }
+    for (who, sat) in funded.iter().copied() {
         let address = who.onchain_payment().new_address().expect("new address");
         let address = Address::from_str(&address.to_string()).expect("address").assume_checked();
         miner.send_to_address(&address, Amount::from_sat(sat), None, None, None, None, None, None).expect("sendtoaddress");
     }
     mine(&miner, 1);
-    for who in [&alice, &bob] {
+    for (who, _) in funded.iter().copied() {
         wait("the funding to confirm", || {
             who.sync_wallets().ok()?;
             (who.list_balances().spendable_onchain_balance_sats > 0).then_some(())
         });
     }
 
-    // Bob's events: drained (payments received, channel ready), so its queue does not grow.
+    // Bob's and carol's events: drained (payments received or forwarded, channels ready), so their queues
+    // do not grow.
     let bob_ready = Arc::new(Mutex::new(false));
-    {
-        let (bob, ready) = (Arc::clone(&bob), Arc::clone(&bob_ready));
+    for who in std::iter::once(&bob).chain(carol.as_ref()) {
+        let (who, ready) = (Arc::clone(who), Arc::clone(&bob_ready));
         std::thread::spawn(move || loop {
-            if let Event::ChannelReady { .. } = bob.wait_next_event() {
+            if let Event::ChannelReady { .. } = who.wait_next_event() {
                 *ready.lock().unwrap() = true;
             }
-            let _ = bob.event_handled();
+            let _ = who.event_handled();
         });
     }
     // Alice's events: each payment's outcome goes to the call waiting for it.
@@ -119,19 +138,53 @@ fn main() {
     }
 
     let bob_addr = SocketAddress::from_str(&format!("127.0.0.1:{p2p_port}")).expect("address");
-    alice.open_channel(bob.node_id(), bob_addr, channel_sat, None, None).expect("open channel");
-    wait("the funding transaction in the mempool", || (!miner.get_raw_mempool().ok()?.is_empty()).then_some(()));
+    match &carol {
+        None => {
+            alice.open_channel(bob.node_id(), bob_addr, channel_sat, None, None).expect("open channel");
+        }
+        Some(carol) => {
+            alice.open_announced_channel(bob.node_id(), bob_addr, channel_sat, None, None).expect("open channel to bob");
+            let carol_addr = SocketAddress::from_str(&format!("127.0.0.1:{carol_port}")).expect("address");
+            bob.open_announced_channel(carol.node_id(), carol_addr, channel_sat, None, None).expect("open channel to carol");
+        }
+    }
+    let fundings = if line { 2 } else { 1 };
+    wait("the funding transactions in the mempool", || (miner.get_raw_mempool().ok()?.len() >= fundings).then_some(()));
     mine(&miner, 6);
-    wait("the channel to be usable on both ends", || {
-        let _ = alice.sync_wallets();
-        let _ = bob.sync_wallets();
+    let everyone: Vec<&Arc<Node>> = [&alice, &bob].into_iter().chain(carol.as_ref()).collect();
+    wait("the channels to be usable on both ends", || {
+        for who in &everyone {
+            let _ = who.sync_wallets();
+        }
         let ready = *alice_ready.lock().unwrap() && *bob_ready.lock().unwrap();
-        (ready && alice.list_channels().iter().any(|c| c.is_usable)).then_some(())
+        let usable = |who: &Node| who.list_channels().iter().filter(|c| c.is_usable).count();
+        (ready && usable(&alice) >= 1 && usable(&bob) >= fundings).then_some(())
     });
+    if line {
+        // alice routes to carol from the gossip bob relays: both channels announced, with both directions'
+        // updates. LDK announces a channel 6 blocks deep; a few more blocks in case one was missed.
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let graph = alice.network_graph();
+            let known = graph.list_channels().iter().filter_map(|scid| graph.channel(*scid)).filter(|c| c.one_to_two.is_some() && c.two_to_one.is_some()).count();
+            if known >= 2 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "ldk-node-peer: timed out waiting for alice to learn both channels ({known} known)");
+            for who in &everyone {
+                let _ = who.sync_wallets();
+            }
+            if deadline.duration_since(Instant::now()).as_secs() % 15 == 0 {
+                mine(&miner, 1);
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    let dest = carol.as_ref().map_or_else(|| bob.node_id(), |c| c.node_id());
 
     let pay = |alice: &Node| -> Result<(), String> {
         let (tx, rx) = mpsc::channel();
-        let id = alice.spontaneous_payment().send(1_000_000, bob.node_id(), None).map_err(|e| format!("send: {e:?}"))?;
+        let id = alice.spontaneous_payment().send(1_000_000, dest, None).map_err(|e| format!("send: {e:?}"))?;
         // The event thread delivers under the waiters' lock too: an outcome is either already kept in
         // `early` or is sent to us.
         {
@@ -206,8 +259,9 @@ fn main() {
         "strace_summary": syncs,
     });
     println!("result {result}");
-    let _ = alice.stop();
-    let _ = bob.stop();
+    for who in everyone {
+        let _ = who.stop();
+    }
 }
 
 fn mine(miner: &Client, n: u64) {
