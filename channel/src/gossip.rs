@@ -721,7 +721,7 @@ mod tests {
         for i in 1..=1_000 {
             let mut u = update(&keys, 1, 10, 5);
             u.contents.short_channel_id = SCID + i;
-            // Unsigned for this scid: LDK refuses it as unknown first, which is all that matters here.
+            // Kept as `handle_channel_update` keeps an update whose channel the graph does not know.
             handler.keep(&u);
         }
         let scans = || handler.early.lock().unwrap().scans;
