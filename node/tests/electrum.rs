@@ -342,11 +342,15 @@ async fn a_lanes_restart_that_crosses_electrums_dial_still_returns_the_funds() {
     let slack = 15_000;
     // Either side's commitment may reach the chain first. When it is Electrum's own (it force-closes too on
     // the crossed connections), its to_local waits out alice's to_self_delay as a "future" transaction it
-    // counts as unconfirmed and broadcasts only then: keep mining while anyone still waits.
-    let (a_back, e_back) = wait_until(Duration::from_secs(120), "both wallets to have the force-closed channel's money back", || async {
+    // counts as unconfirmed and broadcasts only then: keep mining while anyone still waits. Electrum sweeps
+    // only once its wallet is synchronized, and takes headers at about five blocks a second: mined faster than
+    // it follows (10 blocks a round, as this did), it never caught up and never swept (CI, once). So each
+    // round waits for it to reach the tip.
+    let (a_back, e_back) = wait_until(Duration::from_secs(180), "both wallets to have the force-closed channel's money back", || async {
         let electrum_waits = eve.balance().await.unconfirmed_sat != 0;
         if !net.mempool().await.is_empty() || electrum_waits || alice.closed_channels().await.iter().any(|c| c.claimable_sat > 0) {
             net.mine(if net.mempool().await.is_empty() { 10 } else { 1 }).await;
+            eve.wait_synced().await;
         }
         let (a, e) = (alice.balance().await, eve.balance().await);
         let claimable: u64 = alice.closed_channels().await.iter().map(|c| c.claimable_sat).sum();
