@@ -26,6 +26,9 @@ use std::collections::HashMap;
 
 use lightning::io;
 
+// A piece's index follows the key after the store's namespace separator.
+use crate::sled_store::{to_io, SEP};
+
 /// Values longer than this are stored in pieces of this size. Small enough that a full leaf (17 entries at
 /// most, before sled splits it) stays under sled's 128 KiB blob threshold.
 pub const PIECE: usize = 6 * 1024;
@@ -33,8 +36,6 @@ pub const PIECE: usize = 6 * 1024;
 const LARGE: u8 = 1;
 /// First byte of a large value's pieces.
 const PIECES: u8 = 2;
-/// Separates a key from a piece's index (the store's namespace separator).
-const SEP: u8 = 0;
 
 fn large_key(key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(key.len() + 1);
@@ -79,13 +80,6 @@ fn parse_length(key: &[u8], v: &[u8]) -> io::Result<(usize, usize, u64)> {
         return Err(bad());
     }
     Ok((len, piece, len.div_ceil(piece) as u64))
-}
-
-fn to_io(e: sled::Error) -> io::Error {
-    match e {
-        sled::Error::Io(e) => e.into(),
-        other => io::Error::new(io::ErrorKind::Other, other.to_string()),
-    }
 }
 
 /// The sled changes of one batch of the store's writes and removes, in order. Knows how many pieces each

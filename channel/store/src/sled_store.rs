@@ -59,7 +59,7 @@ const TREE: &str = "ldk";
 
 /// Separates the three parts of a key. Keys and namespaces are restricted to `[A-Za-z0-9_-]`, so the
 /// byte 0x00 never appears inside them.
-const SEP: u8 = 0;
+pub(crate) const SEP: u8 = 0;
 
 /// Trees of earlier versions, where they go now, and how their keys become store keys.
 const LEGACY_TREES: [(&str, Namespace, fn(&[u8]) -> io::Result<String>); 6] = [
@@ -493,7 +493,7 @@ impl SledStore {
 
 }
 
-fn to_io(e: sled::Error) -> io::Error {
+pub(crate) fn to_io(e: sled::Error) -> io::Error {
     match e {
         sled::Error::Io(e) => e.into(),
         other => io::Error::new(io::ErrorKind::Other, other.to_string()),
