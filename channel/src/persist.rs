@@ -114,6 +114,24 @@ struct Queued {
     consolidation: bool,
 }
 
+/// Counts changes of channel state: every monitor change LDK hands the persister. LDK makes one, under the
+/// channel's lock, with every change of a channel's HTLCs (an HTLC added, or removed once revoked), so an
+/// unchanged count means no HTLC of any channel came or went meanwhile. Cheap to read, unlike a walk over
+/// every channel's details (with 1,000 channels, LDK's `list_usable_channels` takes about 2 ms).
+#[derive(Clone, Default)]
+pub struct ChannelStateChanges(Arc<std::sync::atomic::AtomicU64>);
+
+impl ChannelStateChanges {
+    /// Monitor changes so far.
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 /// Orders ChannelManager and ChannelMonitor writes (see the module doc).
 pub struct OrderedPersister {
     store: DynStore,
@@ -142,6 +160,8 @@ pub struct OrderedPersister {
     last_flush: Mutex<Instant>,
     /// How long the last flush took (encoding and writing).
     last_flush_took: Mutex<Duration>,
+    /// Bumped with every monitor change queued.
+    changes: ChannelStateChanges,
 }
 
 impl OrderedPersister {
@@ -162,7 +182,13 @@ impl OrderedPersister {
             lazy: tokio::sync::Notify::new(),
             last_flush: Mutex::new(Instant::now()),
             last_flush_took: Mutex::new(Duration::ZERO),
+            changes: ChannelStateChanges::default(),
         }
+    }
+
+    /// A handle counting changes of channel state (see [`ChannelStateChanges`]).
+    pub fn changes(&self) -> ChannelStateChanges {
+        self.changes.clone()
     }
 
     /// The ChannelManager changed without a monitor update: it is written by the next flush, which the flush
@@ -224,6 +250,7 @@ impl OrderedPersister {
 
     fn queue(&self, q: Queued) -> ChannelMonitorUpdateStatus {
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(q);
+        self.changes.bump();
         self.wake.notify_one();
         ChannelMonitorUpdateStatus::InProgress
     }
@@ -461,6 +488,26 @@ mod tests {
         p.flush().unwrap();
         assert!(monitors_on_disk(&store).is_empty());
         assert_eq!(queued(&p), [Some(id), None]);
+    }
+
+    /// Payments look again at "no route" when channel state changed during their attempt (node's
+    /// `payments.rs`), and that is safe only if every monitor change is counted: a new channel, each
+    /// update (stored alone or consolidating), a chain-sync write. A flush counts nothing.
+    #[test]
+    fn every_monitor_change_is_counted_as_a_change_of_channel_state() {
+        let (_dir, _store, p) = persister();
+        let changes = p.changes();
+        let m = monitor();
+        p.persist_new_channel(m.persistence_key(), &m);
+        assert_eq!(changes.count(), 1);
+        for id in 1..=MAX_PENDING_UPDATES {
+            p.update_persisted_channel(m.persistence_key(), Some(&update(id, m.channel_id())), &m);
+        }
+        assert_eq!(changes.count(), 1 + MAX_PENDING_UPDATES, "each update, the consolidating one too");
+        p.update_persisted_channel(m.persistence_key(), None, &m);
+        assert_eq!(changes.count(), 2 + MAX_PENDING_UPDATES, "a chain-sync write");
+        p.flush().unwrap();
+        assert_eq!(changes.count(), 2 + MAX_PENDING_UPDATES);
     }
 
     /// A ChannelMonitorUpdate with no steps (its fields are LDK's own; this is its encoding: version

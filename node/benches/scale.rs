@@ -8,7 +8,8 @@
 //! measures; then opens the rest (100,000 sat each, zero-conf: bob trusts alice, since LDK refuses more than 4
 //! unconfirmed inbound channels per peer otherwise; a block every 20 opens keeps bitcoind's unconfirmed chains
 //! short), confirms them all and measures again. Each measurement: `LANES_BENCH_PAYMENTS` (default 300)
-//! keysends of 1,000 sat one at a time (p50), as many with `LANES_BENCH_IN_FLIGHT` (default 64) in flight
+//! keysends of 1,000 sat one at a time (p50; `LANES_BENCH_SEQ_PAYMENTS` sets this count alone), as many with
+//! `LANES_BENCH_IN_FLIGHT` (default 64) in flight
 //! (payments/s), then a graceful restart of alice timed from process start to GetInfo `synced_to_chain` at
 //! the tip, her resident memory after it and her data dir's size.
 //!
@@ -46,7 +47,7 @@ struct Row {
 
 /// Sequential p50, rate at `in_flight`, then a timed restart of `alice`.
 async fn measure(what: String, alice: &Node, bob: &Node, n: usize, in_flight: usize) -> Row {
-    let seq = drive(alice, bob, n, 1).await;
+    let seq = drive(alice, bob, env("LANES_BENCH_SEQ_PAYMENTS", n), 1).await;
     let par = drive(alice, bob, n, in_flight).await;
     alice.stop().await;
     let t = Instant::now();

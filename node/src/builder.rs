@@ -394,7 +394,7 @@ impl Builder {
             },
         )?);
         let invoices = Arc::new(Invoices::open(&store, Arc::clone(&channel_manager), network)?);
-        let payments = Arc::new(Payments::open(&store, Arc::clone(&channel_manager), Arc::clone(&keys), node_id, network)?);
+        let payments = Arc::new(Payments::open(&store, Arc::clone(&channel_manager), persister.changes(), Arc::clone(&keys), node_id, network)?);
         let offers = Arc::new(crate::offers::Offers::open(&store, Arc::clone(&payments), Arc::clone(&channel_manager), network)?);
         // Invoice requests for offers we no longer take are refused before LDK answers them.
         let judge = Arc::clone(&offers);
