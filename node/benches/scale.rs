@@ -7,10 +7,11 @@
 //! Channels (`LANES_BENCH_CHANNELS`, default 1000; 0 skips): alice opens one 5,000,000 sat channel to bob and
 //! measures; then opens the rest (100,000 sat each, zero-conf: bob trusts alice, since LDK refuses more than 4
 //! unconfirmed inbound channels per peer otherwise; a block every 20 opens keeps bitcoind's unconfirmed chains
-//! short), confirms them all and measures again. Each measurement: `LANES_BENCH_PAYMENTS` (default 300)
+//! short), confirms them all and measures again. Those channels are to bob too, so both nodes hold them all;
+//! with `LANES_BENCH_ELSEWHERE=1` they are to a third node, carol, and only alice holds them. Each measurement: `LANES_BENCH_PAYMENTS` (default 300)
 //! keysends of 1,000 sat one at a time (p50; `LANES_BENCH_SEQ_PAYMENTS` sets this count alone), as many with
 //! `LANES_BENCH_IN_FLIGHT` (default 64) in flight
-//! (payments/s), then a graceful restart of alice timed from process start to GetInfo `synced_to_chain` at
+//! (payments/s, and alice's and bob's CPU per payment meanwhile), then a graceful restart of alice timed from process start to GetInfo `synced_to_chain` at
 //! the tip, her resident memory after it and her data dir's size.
 //!
 //! History (`LANES_BENCH_HISTORY`, default 0; issue 14 names 100000): on a fresh pair with one 10,000,000 sat
@@ -24,7 +25,7 @@ use lanes_regtest::proto::v1::OpenChannelRequest;
 use lanes_regtest::{Net, Node};
 
 mod support;
-use support::{drive, rss_bytes, write_bytes};
+use support::{cpu_time, drive, rss_bytes, write_bytes};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -39,6 +40,8 @@ struct Row {
     what: String,
     p50: Duration,
     rate: f64,
+    /// alice's and bob's CPU per payment while `in_flight` were under way.
+    cpu: [Duration; 2],
     failed: usize,
     startup: Duration,
     rss: u64,
@@ -48,20 +51,34 @@ struct Row {
 /// Sequential p50, rate at `in_flight`, then a timed restart of `alice`.
 async fn measure(what: String, alice: &Node, bob: &Node, n: usize, in_flight: usize) -> Row {
     let seq = drive(alice, bob, env("LANES_BENCH_SEQ_PAYMENTS", n), 1).await;
+    let cpu_before = [cpu_time(alice), cpu_time(bob)];
     let par = drive(alice, bob, n, in_flight).await;
+    let per_payment = |now: Duration, before: Duration| now.saturating_sub(before) / par.succeeded().max(1) as u32;
+    let cpu = [per_payment(cpu_time(alice), cpu_before[0]), per_payment(cpu_time(bob), cpu_before[1])];
+    for (how, d) in [("one at a time", &seq), (&*format!("{in_flight} in flight"), &par)] {
+        if let Some(first) = &d.failed.1 {
+            println!("{what}, {how}: {} of {} failed; the first: {first}", d.failed.0, d.took.len());
+        }
+    }
     alice.stop().await;
     let t = Instant::now();
     // start() returns once GetInfo says synced_to_chain at bitcoind's tip.
     alice.start().await;
     let startup = t.elapsed();
     let rss = rss_bytes(alice);
-    Row { what, p50: seq.p50(), rate: par.rate(), failed: seq.failed.0 + par.failed.0, startup, rss, data: lanes_store::dir_size(alice.data_dir()) }
+    Row { what, p50: seq.p50(), rate: par.rate(), cpu, failed: seq.failed.0 + par.failed.0, startup, rss, data: lanes_store::dir_size(alice.data_dir()) }
 }
 
 async fn channels(lanesd: &str, count: usize, n: usize, in_flight: usize) {
     let net = Net::start_with(lanesd).await;
     let alice = net.node("alice").await;
     let bob = net.node_with("bob", &["--trusted-peer-0conf", &alice.node_id()]).await;
+    // LANES_BENCH_ELSEWHERE=1: the other channels go to carol, so only alice holds them all and bob keeps one.
+    let carol = match std::env::var("LANES_BENCH_ELSEWHERE").is_ok_and(|v| v == "1") {
+        true => Some(net.node_with("carol", &["--trusted-peer-0conf", &alice.node_id()]).await),
+        false => None,
+    };
+    let other = carol.as_ref().unwrap_or(&bob);
     // 5,000,000 for the first channel and 100,000 for each other one, with room for fees, in 10 coins.
     let total = 5_000_000 + 110_000 * count as u64 + 1_000_000;
     for _ in 0..10 {
@@ -78,9 +95,12 @@ async fn channels(lanesd: &str, count: usize, n: usize, in_flight: usize) {
     alice.connect(&bob).await;
     alice.wait_channel_active(&first).await;
 
+    if carol.is_some() {
+        alice.connect(other).await;
+    }
     let t = Instant::now();
     for i in 1..count {
-        alice.open_channel_with(&bob, OpenChannelRequest { local_funding_sat: 100_000, zero_conf: true, private: true, ..Default::default() }).await;
+        alice.open_channel_with(other, OpenChannelRequest { local_funding_sat: 100_000, zero_conf: true, private: true, ..Default::default() }).await;
         if i % 20 == 0 {
             net.mine(1).await;
         }
@@ -93,19 +113,20 @@ async fn channels(lanesd: &str, count: usize, n: usize, in_flight: usize) {
             (active == count).then_some(()).ok_or(format!("{active} active"))
         })
         .await;
-    println!("opened {} more channels in {:.1} s ({:.0} ms each), all active", count - 1, opened.as_secs_f64(), ms(opened) / (count - 1).max(1) as f64);
+    println!("opened {} more channels to {} in {:.1} s ({:.0} ms each), all active", count - 1, other.name(), opened.as_secs_f64(), ms(opened) / (count - 1).max(1) as f64);
     drive(&alice, &bob, 20, 1).await;
     let many = measure(format!("{count} channels"), &alice, &bob, n, in_flight).await;
 
     println!();
     println!("{n} keysends of 1,000 sat one at a time (p50), then {n} with {in_flight} in flight (payments/s); then alice restarts");
-    println!("{:<14} {:>8} {:>11} {:>7} {:>12} {:>9} {:>9}", "alice has", "p50 ms", "payments/s", "failed", "start-up s", "RSS MB", "data MB");
+    println!("{:<14} {:>8} {:>11} {:>15} {:>7} {:>12} {:>9} {:>9}", "alice has", "p50 ms", "payments/s", "CPU ms a+b", "failed", "start-up s", "RSS MB", "data MB");
     for r in [&one, &many] {
         println!(
-            "{:<14} {:>8.1} {:>11.1} {:>7} {:>12.2} {:>9.1} {:>9.1}",
+            "{:<14} {:>8.1} {:>11.1} {:>15} {:>7} {:>12.2} {:>9.1} {:>9.1}",
             r.what,
             ms(r.p50),
             r.rate,
+            format!("{:.2} + {:.2}", ms(r.cpu[0]), ms(r.cpu[1])),
             r.failed,
             r.startup.as_secs_f64(),
             r.rss as f64 / 1e6,
