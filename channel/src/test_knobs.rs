@@ -89,3 +89,18 @@ pub fn store_compact_min_live() -> Option<u64> {
 
 /// Set to `1`: lanesd drops the first announcement_signatures it receives (tests only).
 pub const DROP_FIRST_ANNOUNCEMENT_SIGNATURES_ENV: &str = "LANES_TEST_DROP_FIRST_ANNOUNCEMENT_SIGNATURES";
+
+/// Set to a number of seconds: journaled transactions are re-sent that often without a new block, instead of
+/// every minute (tests only: a test with bitcoind down sees a round without waiting a minute).
+pub const REBROADCAST_EVERY_SECS_ENV: &str = "LANES_TEST_REBROADCAST_EVERY_SECS";
+
+/// How often journaled transactions are re-sent without a new block: `default`, or the knob's value.
+pub fn rebroadcast_every(default: std::time::Duration) -> std::time::Duration {
+    static EVERY: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let knob = *EVERY.get_or_init(|| {
+        let secs = std::env::var(REBROADCAST_EVERY_SECS_ENV).ok()?.parse().ok()?;
+        tracing::warn!(knob = REBROADCAST_EVERY_SECS_ENV, secs, "TEST KNOB: re-broadcasting journaled transactions more often");
+        Some(secs)
+    });
+    knob.map_or(default, std::time::Duration::from_secs)
+}

@@ -99,10 +99,10 @@ pub async fn rebroadcast(bitcoind: Arc<BitcoindClient>, channel_manager: Arc<Cha
         let best = channel_manager.current_best_block();
         let due = match last {
             None => true,
-            Some((hash, at)) => hash != best.block_hash || at.elapsed() >= REBROADCAST_EVERY,
+            Some((hash, at)) => hash != best.block_hash || at.elapsed() >= lanes_channel::test_knobs::rebroadcast_every(REBROADCAST_EVERY),
         };
         if due {
-            bitcoind.rebroadcast(best.height).await;
+            bitcoind.rebroadcast(best.height, &shutdown).await;
             last = Some((best.block_hash, std::time::Instant::now()));
         }
         if wait(&mut shutdown, interval).await {

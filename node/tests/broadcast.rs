@@ -74,3 +74,49 @@ async fn a_funding_whose_broadcast_failed_is_sent_again_and_its_coins_stay_spent
         assert_eq!(b.total_sat, WALLET - CAPACITY - fee, "{}: {b:?}", n.name());
     }
 }
+
+/// With bitcoind down, a round of re-broadcasts gives up at the first transaction it cannot send, with one
+/// WARN line saying how many wait: LDK's RPC client takes 100 ms to give up on each, and a round of 155 (a
+/// node that had just funded many channels) made a SIGTERM wait 16 s, one WARN line per transaction. Once
+/// bitcoind is back, the next round sends them all and the channels open.
+#[tokio::test]
+async fn with_bitcoind_down_a_round_of_rebroadcasts_gives_up_at_the_first_transaction() {
+    const CHANNELS: usize = 3;
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    // Rounds every second instead of every minute without a block (bitcoind makes none while it is down).
+    let alice = net.node_with_env("alice", &[("LANES_TEST_REBROADCAST_EVERY_SECS", "1")]).await;
+    let bob = net.node("bob").await;
+    for _ in 0..CHANNELS {
+        alice.fund(WALLET).await;
+    }
+    alice.connect(&bob).await;
+
+    net.bitcoind().pause().await;
+    let mut channels = Vec::new();
+    for _ in 0..CHANNELS {
+        let opened = alice
+            .client()
+            .open_channel(OpenChannelRequest { node_id: bob.node_id(), local_funding_sat: CAPACITY, ..Default::default() })
+            .await
+            .expect("OpenChannel answers while bitcoind is down")
+            .into_inner();
+        let txid: Txid = opened.funding_txid.parse().expect("a funding txid");
+        alice.wait_log_line(&["broadcast not accepted", &txid.to_string()]).await;
+        channels.push((opened.channel_id, txid));
+    }
+    alice.wait_log_line(&["bitcoind unreachable: journaled transactions are re-sent at the next round", &format!("waiting={CHANNELS}")]).await;
+    let log = std::fs::read_to_string(alice.log_path()).expect("alice's log");
+    for (_, txid) in &channels {
+        let lines = log.lines().filter(|l| l.contains("broadcast not accepted") && l.contains(&txid.to_string())).count();
+        assert_eq!(lines, 1, "{txid}: one WARN line, for its first broadcast; the rounds since stopped before it");
+    }
+
+    net.bitcoind().resume().await;
+    for (_, txid) in &channels {
+        wait_sent(&net, &alice, *txid).await;
+    }
+    net.mine(6).await;
+    for (id, _) in &channels {
+        alice.wait_channel_active(id).await;
+    }
+}
