@@ -11,6 +11,11 @@ const CAPACITY: u64 = 400_000;
 /// the funding txid), and the funding is not in any mempool. Returns the channel id and funding txid.
 async fn open_while_bitcoind_is_down(net: &Net, funder: &Node, peer: &Node) -> (String, Txid) {
     net.bitcoind().pause().await;
+    open_with_bitcoind_down(funder, peer).await
+}
+
+/// [`open_while_bitcoind_is_down`], with bitcoind already down.
+async fn open_with_bitcoind_down(funder: &Node, peer: &Node) -> (String, Txid) {
     let opened = funder
         .client()
         .open_channel(OpenChannelRequest { node_id: peer.node_id(), local_funding_sat: CAPACITY, ..Default::default() })
@@ -94,15 +99,7 @@ async fn with_bitcoind_down_a_round_of_rebroadcasts_gives_up_at_the_first_transa
     net.bitcoind().pause().await;
     let mut channels = Vec::new();
     for _ in 0..CHANNELS {
-        let opened = alice
-            .client()
-            .open_channel(OpenChannelRequest { node_id: bob.node_id(), local_funding_sat: CAPACITY, ..Default::default() })
-            .await
-            .expect("OpenChannel answers while bitcoind is down")
-            .into_inner();
-        let txid: Txid = opened.funding_txid.parse().expect("a funding txid");
-        alice.wait_log_line(&["broadcast not accepted", &txid.to_string()]).await;
-        channels.push((opened.channel_id, txid));
+        channels.push(open_with_bitcoind_down(&alice, &bob).await);
     }
     alice.wait_log_line(&["bitcoind unreachable: journaled transactions are re-sent at the next round", &format!("waiting={CHANNELS}")]).await;
     let log = std::fs::read_to_string(alice.log_path()).expect("alice's log");
