@@ -169,14 +169,6 @@ impl BitcoindClient {
         *self.fees.write().unwrap_or_else(|p| p.into_inner()) = fresh;
         Ok(())
     }
-
-    /// Sends one transaction to bitcoind's mempool now.
-    pub async fn send_raw_transaction(&self, tx: &Transaction) -> Result<Txid, ChannelError> {
-        let res = self.call("sendrawtransaction", &[json!(serialize_hex(tx))]).await?;
-        res.as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| ChannelError::Bitcoind(format!("sendrawtransaction: unexpected answer {res}")))
-    }
 }
 
 impl BitcoindClient {
