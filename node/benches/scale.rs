@@ -8,11 +8,12 @@
 //! measures; then opens the rest (100,000 sat each, zero-conf: bob trusts alice, since LDK refuses more than 4
 //! unconfirmed inbound channels per peer otherwise; a block every 20 opens keeps bitcoind's unconfirmed chains
 //! short), confirms them all and measures again. Those channels are to bob too, so both nodes hold them all;
-//! with `LANES_BENCH_ELSEWHERE=1` they are to a third node, carol, and only alice holds them. Each measurement: `LANES_BENCH_PAYMENTS` (default 300)
-//! keysends of 1,000 sat one at a time (p50; `LANES_BENCH_SEQ_PAYMENTS` sets this count alone), as many with
-//! `LANES_BENCH_IN_FLIGHT` (default 64) in flight
-//! (payments/s, and alice's and bob's CPU per payment meanwhile), then a graceful restart of alice timed from process start to GetInfo `synced_to_chain` at
-//! the tip, her resident memory after it and her data dir's size.
+//! with `LANES_BENCH_ELSEWHERE=1` they are to a third node, carol, and only alice holds them. Each
+//! measurement: `LANES_BENCH_PAYMENTS` (default 300) keysends of 1,000 sat one at a time (p50;
+//! `LANES_BENCH_SEQ_PAYMENTS` sets this count alone), as many with `LANES_BENCH_IN_FLIGHT` (default 64) in
+//! flight (payments/s, and alice's and bob's CPU per payment meanwhile), then a graceful restart of alice
+//! timed from process start to GetInfo `synced_to_chain` at the tip, her resident memory after it and her data
+//! dir's size.
 //!
 //! History (`LANES_BENCH_HISTORY`, default 0; issue 14 names 100000): on a fresh pair with one 10,000,000 sat
 //! channel, measures the sequential p50 over the first payments, sends that many payments back and forth at

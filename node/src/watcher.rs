@@ -95,11 +95,12 @@ const REBROADCAST_EVERY: Duration = Duration::from_secs(60);
 /// block, and every minute (bitcoind may have been down when a block did not come).
 pub async fn rebroadcast(bitcoind: Arc<BitcoindClient>, channel_manager: Arc<ChannelManager>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
     let mut last: Option<(bitcoin::BlockHash, std::time::Instant)> = None;
+    let every = lanes_channel::test_knobs::rebroadcast_every(REBROADCAST_EVERY);
     loop {
         let best = channel_manager.current_best_block();
         let due = match last {
             None => true,
-            Some((hash, at)) => hash != best.block_hash || at.elapsed() >= lanes_channel::test_knobs::rebroadcast_every(REBROADCAST_EVERY),
+            Some((hash, at)) => hash != best.block_hash || at.elapsed() >= every,
         };
         if due {
             bitcoind.rebroadcast(best.height, &shutdown).await;
