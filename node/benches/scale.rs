@@ -11,9 +11,9 @@
 //! with `LANES_BENCH_ELSEWHERE=1` they are to a third node, carol, and only alice holds them. Each
 //! measurement: `LANES_BENCH_PAYMENTS` (default 300) keysends of 1,000 sat one at a time (p50;
 //! `LANES_BENCH_SEQ_PAYMENTS` sets this count alone), as many with `LANES_BENCH_IN_FLIGHT` (default 64) in
-//! flight (payments/s, and alice's and bob's CPU per payment meanwhile), then a graceful restart of alice
-//! timed from process start to GetInfo `synced_to_chain` at the tip, her resident memory after it and her data
-//! dir's size.
+//! flight (payments/s, and alice's and bob's CPU and alice's bytes written per payment meanwhile), then a
+//! graceful restart of alice timed from process start to GetInfo `synced_to_chain` at the tip, her resident
+//! memory after it and her data dir's size.
 //!
 //! History (`LANES_BENCH_HISTORY`, default 0; issue 14 names 100000): on a fresh pair with one 10,000,000 sat
 //! channel, measures the sequential p50 over the first payments, sends that many payments back and forth at
@@ -43,6 +43,8 @@ struct Row {
     rate: f64,
     /// alice's and bob's CPU per payment while `in_flight` were under way.
     cpu: [Duration; 2],
+    /// Bytes alice wrote to disk per payment meanwhile.
+    written: f64,
     failed: usize,
     startup: Duration,
     rss: u64,
@@ -53,7 +55,9 @@ struct Row {
 async fn measure(what: String, alice: &Node, bob: &Node, n: usize, in_flight: usize) -> Row {
     let seq = drive(alice, bob, env("LANES_BENCH_SEQ_PAYMENTS", n), 1).await;
     let cpu_before = [cpu_time(alice), cpu_time(bob)];
+    let written_before = write_bytes(alice);
     let par = drive(alice, bob, n, in_flight).await;
+    let written = write_bytes(alice).saturating_sub(written_before) as f64 / par.succeeded().max(1) as f64;
     let per_payment = |now: Duration, before: Duration| now.saturating_sub(before) / par.succeeded().max(1) as u32;
     let cpu = [per_payment(cpu_time(alice), cpu_before[0]), per_payment(cpu_time(bob), cpu_before[1])];
     for (how, d) in [("one at a time", &seq), (&*format!("{in_flight} in flight"), &par)] {
@@ -67,7 +71,7 @@ async fn measure(what: String, alice: &Node, bob: &Node, n: usize, in_flight: us
     alice.start().await;
     let startup = t.elapsed();
     let rss = rss_bytes(alice);
-    Row { what, p50: seq.p50(), rate: par.rate(), cpu, failed: seq.failed.0 + par.failed.0, startup, rss, data: lanes_store::dir_size(alice.data_dir()) }
+    Row { what, p50: seq.p50(), rate: par.rate(), cpu, written, failed: seq.failed.0 + par.failed.0, startup, rss, data: lanes_store::dir_size(alice.data_dir()) }
 }
 
 async fn channels(lanesd: &str, count: usize, n: usize, in_flight: usize) {
@@ -120,14 +124,15 @@ async fn channels(lanesd: &str, count: usize, n: usize, in_flight: usize) {
 
     println!();
     println!("{n} keysends of 1,000 sat one at a time (p50), then {n} with {in_flight} in flight (payments/s); then alice restarts");
-    println!("{:<14} {:>8} {:>11} {:>15} {:>7} {:>12} {:>9} {:>9}", "alice has", "p50 ms", "payments/s", "CPU ms a+b", "failed", "start-up s", "RSS MB", "data MB");
+    println!("{:<14} {:>8} {:>11} {:>15} {:>10} {:>7} {:>12} {:>9} {:>9}", "alice has", "p50 ms", "payments/s", "CPU ms a+b", "a KB/pay", "failed", "start-up s", "RSS MB", "data MB");
     for r in [&one, &many] {
         println!(
-            "{:<14} {:>8.1} {:>11.1} {:>15} {:>7} {:>12.2} {:>9.1} {:>9.1}",
+            "{:<14} {:>8.1} {:>11.1} {:>15} {:>10.1} {:>7} {:>12.2} {:>9.1} {:>9.1}",
             r.what,
             ms(r.p50),
             r.rate,
             format!("{:.2} + {:.2}", ms(r.cpu[0]), ms(r.cpu[1])),
+            r.written / 1e3,
             r.failed,
             r.startup.as_secs_f64(),
             r.rss as f64 / 1e6,
