@@ -126,8 +126,11 @@ const COMPACTION_RATIO: u64 = 4;
 /// Entries per batch when copying the live data: sled lays out a copy made in smaller batches, each flushed,
 /// more tightly (2.0 times its data against 2.8 for one batch, measured with 8 MB).
 const COMPACTION_CHUNK: usize = 500;
-/// Live data counted as at least this much, so a small store is not compacted over and over.
-const COMPACTION_MIN_LIVE: u64 = 4_000_000;
+/// Live data counted as at least this much, so a small store is not compacted over and over: its directory may
+/// reach 128 MB. Under load sled grows fast: a node paying 200 keysends/s over one channel grew ~9 MB a second,
+/// and with 4 MB here its 3 MB of live data was compacted every 0.6-0.9 s, ~50 ms each with every store use
+/// waiting (issue 14, 2026-12-07); now about every 12 s, at the same cost each.
+const COMPACTION_MIN_LIVE: u64 = 32_000_000;
 /// How long opening a database waits for its lock: sled lets go of it only once the background threads of the
 /// handle last dropped have (a compaction reopens the copy it just closed).
 const RELOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -723,6 +726,31 @@ mod tests {
 
     fn dir_of(store: &SledStore) -> u64 {
         super::dir_size(&store.path)
+    }
+
+    /// A small store under load is not compacted every few MB it grows: each compaction stops every store use
+    /// (~50 ms for 3 MB live), and with live data counted as at least 4 MB a node paying 200 keysends/s was
+    /// compacted every 0.6-0.9 s. With the default floor it may grow to 4 x 32 MB first (with the old floor this
+    /// test compacts at 20 MB).
+    #[test]
+    fn a_small_busy_store_is_not_compacted_every_few_megabytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path().join("db")).unwrap();
+        // A payer's writes, as a flush makes them: a monitor update stored alone (the oldest removed), a chunk
+        // of the manager rewritten, and a payment record kept, until sled's directory passes 20 MB.
+        let mut i = 0u64;
+        while dir_of(&s) < 20_000_000 {
+            assert!(i < 200_000, "sled grew only to {} bytes", dir_of(&s));
+            let mut ops = vec![Op::write("monitor_updates", "m", &format!("{i:010}"), vec![i as u8; 600])];
+            if i >= 50 {
+                ops.push(Op::remove("monitor_updates", "m", &format!("{:010}", i - 50)));
+            }
+            ops.push(Op::write("manager_chunks", "", &format!("{:04}", i % 7), vec![i as u8; 3_000]));
+            ops.push(Op::write("payments", "", &format!("{i:010}"), vec![i as u8; 200]));
+            s.write_batch(ops).unwrap();
+            i += 1;
+        }
+        assert_eq!(s.compactions(), 0, "compacted at {} bytes, with {} KB of payment records", dir_of(&s), i * 200 / 1_000);
     }
 
     /// sled keeps every replaced value's space: the store compacts itself, bounded at COMPACTION_RATIO
