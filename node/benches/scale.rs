@@ -57,8 +57,9 @@ async fn measure(what: String, alice: &Node, bob: &Node, n: usize, in_flight: us
     let cpu_before = [cpu_time(alice), cpu_time(bob)];
     let written_before = write_bytes(alice);
     let par = drive(alice, bob, n, in_flight).await;
-    let written = write_bytes(alice).saturating_sub(written_before) as f64 / par.succeeded().max(1) as f64;
-    let per_payment = |now: Duration, before: Duration| now.saturating_sub(before) / par.succeeded().max(1) as u32;
+    let paid = par.succeeded().max(1);
+    let written = write_bytes(alice).saturating_sub(written_before) as f64 / paid as f64;
+    let per_payment = |now: Duration, before: Duration| now.saturating_sub(before) / paid as u32;
     let cpu = [per_payment(cpu_time(alice), cpu_before[0]), per_payment(cpu_time(bob), cpu_before[1])];
     for (how, d) in [("one at a time", &seq), (&*format!("{in_flight} in flight"), &par)] {
         if let Some(first) = &d.failed.1 {
