@@ -402,6 +402,52 @@ impl Persist<InMemorySigner> for OrderedPersister {
     }
 }
 
+/// Reads every stored ChannelMonitor (a full monitor with the updates stored since applied) on up to `threads`
+/// threads, in the store's key order: LDK's `read_all_channel_monitors_with_updates` reads them one after the
+/// other, and its docs suggest reading in parallel. `one` reads a monitor by key (LDK's
+/// `read_channel_monitor_with_updates`); `all` is LDK's whole read, used whenever `one` fails anywhere, so a
+/// monitor LDK skips (stale since 0.0.118) or refuses is skipped or refused exactly as LDK does.
+pub fn read_monitors<T: Send>(
+    store: &DynStore, threads: usize, one: impl Fn(&str) -> io::Result<T> + Sync, all: impl FnOnce() -> io::Result<Vec<T>>,
+) -> io::Result<Vec<T>> {
+    let keys = store.list(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE)?;
+    match in_parallel(&keys, threads, one) {
+        Ok(read) => Ok(read),
+        Err(_) => all(),
+    }
+}
+
+/// `f` over every item on up to `threads` scoped threads (each takes the next item not taken yet), the
+/// results in the items' order; the first error, if any.
+fn in_parallel<T: Send>(items: &[String], threads: usize, f: impl Fn(&str) -> io::Result<T> + Sync) -> io::Result<Vec<T>> {
+    let next = AtomicUsize::new(0);
+    let threads = threads.clamp(1, items.len().max(1));
+    let mut done: Vec<(usize, io::Result<T>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break mine };
+                        let read = f(item);
+                        let failed = read.is_err();
+                        mine.push((i, read));
+                        if failed {
+                            // The others stop at their next item: the caller reads everything again anyway.
+                            next.store(items.len(), Ordering::Relaxed);
+                            break mine;
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
 /// The key-value store the node's event processor and LDK's sweeper write through: everything goes straight to
 /// the store, except the ChannelManager, which is refused. A manager change only marks it changed
 /// ([`OrderedPersister::manager_changed`], which the event processor calls), for the node's flush task to write
@@ -639,6 +685,76 @@ mod tests {
         let new = reader.read_all_channel_monitors_with_updates().unwrap();
         assert_eq!(new.len(), 1);
         assert_eq!(new[0].1.get_latest_update_id(), next, "the stored update was applied");
+    }
+
+    /// Read in parallel, every item is read once and the results keep the items' order; a failure anywhere
+    /// is the result.
+    #[test]
+    fn reading_in_parallel_keeps_the_order_and_reads_each_once() {
+        let items: Vec<String> = (0..1000).map(|i| format!("{i:04}")).collect();
+        let reads = AtomicUsize::new(0);
+        let threads_seen = Mutex::new(HashSet::new());
+        let read = in_parallel(&items, 4, |k| {
+            reads.fetch_add(1, Ordering::Relaxed);
+            threads_seen.lock().unwrap().insert(std::thread::current().id());
+            // Uneven work, so the threads finish their items out of order.
+            std::thread::sleep(Duration::from_micros(k.parse::<u64>().unwrap() % 7 * 50));
+            Ok(k.parse::<u32>().unwrap())
+        })
+        .unwrap();
+        assert_eq!(read, (0..1000).collect::<Vec<u32>>());
+        assert_eq!(reads.into_inner(), 1000);
+        assert!(threads_seen.into_inner().unwrap().len() > 1, "read on more than one thread");
+
+        let failed = in_parallel(&items, 4, |k| match k {
+            "0500" => Err(io::Error::new(io::ErrorKind::InvalidData, "corrupt 0500")),
+            _ => Ok(()),
+        });
+        let failed = failed.unwrap_err();
+        assert!(failed.kind() == io::ErrorKind::InvalidData && failed.to_string().contains("corrupt 0500"), "{failed}");
+        assert!(in_parallel(&[], 4, |_| Ok(())).unwrap().is_empty());
+    }
+
+    /// The parallel read gives what LDK's whole read gives; when one monitor fails to read, LDK's whole read
+    /// decides (here: it refuses the corrupt monitor too, with its own error).
+    #[test]
+    fn monitors_read_in_parallel_are_those_ldk_reads() {
+        let (_dir, store, p) = persister();
+        let m = monitor();
+        let keys = Arc::new(KeysManager::new(LDK_SEED, 1, 0, true));
+        let reader = lightning::util::persist::MonitorUpdatingPersister::new(
+            Arc::clone(&store),
+            Arc::new(crate::logger::LdkTracing::default()),
+            MAX_PENDING_UPDATES,
+            Arc::clone(&keys),
+            Arc::clone(&keys),
+            Arc::new(NoBroadcast),
+            Arc::new(FixedFee),
+        );
+        let next = m.get_latest_update_id() + 1;
+        p.persist_new_channel(m.persistence_key(), &m);
+        p.update_persisted_channel(m.persistence_key(), Some(&update(next, m.channel_id())), &m);
+        let ops: Vec<Op> = p.queue.lock().unwrap().drain(..).flat_map(|q| q.ops).collect();
+        store.write_batch(ops).unwrap();
+        let whole_calls = AtomicUsize::new(0);
+        let read = |store: &DynStore| {
+            read_monitors(store, 2, |k| reader.read_channel_monitor_with_updates(k), || {
+                whole_calls.fetch_add(1, Ordering::Relaxed);
+                reader.read_all_channel_monitors_with_updates()
+            })
+        };
+        let parallel = read(&store).unwrap();
+        assert_eq!(whole_calls.load(Ordering::Relaxed), 0, "no fallback when every monitor reads");
+        let ldk = reader.read_all_channel_monitors_with_updates().unwrap();
+        assert_eq!(parallel.len(), 1);
+        assert_eq!((parallel[0].0, parallel[0].1.get_latest_update_id()), (ldk[0].0, ldk[0].1.get_latest_update_id()));
+        assert_eq!(parallel[0].1.get_latest_update_id(), next, "the stored update was applied");
+
+        store.write(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, "", &format!("{}_0", "00".repeat(32)), vec![1, 2, 3]).unwrap();
+        let refused = read(&store).err().expect("a corrupt monitor is refused");
+        assert_eq!(whole_calls.load(Ordering::Relaxed), 1, "LDK's whole read decided");
+        let ldk = reader.read_all_channel_monitors_with_updates().err().expect("LDK refuses it too");
+        assert_eq!((refused.kind(), refused.to_string()), (ldk.kind(), ldk.to_string()));
     }
 
     #[test]
