@@ -312,6 +312,9 @@ impl Builder {
                     for (hash, same) in at.iter() {
                         all.push((*hash, same as &(dyn chain::Listen + Send + Sync)));
                     }
+                    let hashes: Vec<BlockHash> = all.iter().map(|(h, _)| *h).collect();
+                    // Each listener's walk back from the tip then finds its headers in the cache (see header_cache).
+                    crate::header_cache::warm(&*block_source, network, &mut cache, &hashes).await;
                     init::synchronize_listeners(&*block_source, network, &mut cache, all)
                         .await
                         .map_err(|e| ChannelError::Bitcoind(format!("initial chain sync: {:?}", e.into_inner())))?

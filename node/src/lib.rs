@@ -30,6 +30,7 @@ pub mod events;
 pub mod forwards;
 pub mod funding_watch;
 pub mod graph;
+pub mod header_cache;
 pub mod health;
 pub mod ids;
 pub mod invoice;
