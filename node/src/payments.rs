@@ -226,7 +226,9 @@ impl Payments {
         network: bitcoin::Network,
     ) -> Result<Self, NodeError> {
         Ok(Self {
-            records: Records::open(store, lanes_store::layout::PAYMENTS)?,
+            records: Records::open_indexed(store, lanes_store::layout::PAYMENTS, lanes_store::layout::PAYMENTS_IN_FLIGHT, |r: &PaymentRecord| {
+                r.status == PaymentStatus::InFlight
+            })?,
             waiters: Mutex::new(HashMap::new()),
             ended: tokio::sync::Notify::new(),
             channel_manager,
@@ -659,7 +661,8 @@ impl Payments {
     /// (the node stopped between recording it and handing it to LDK; LDK rebuilds every payment that
     /// has an HTLC out from its monitors). Mark those failed so nothing waits on them forever.
     pub fn reconcile(&self, known: &[PaymentId]) -> Result<(), NodeError> {
-        for rec in self.records.all()? {
+        // Only those in flight: not every payment ever made (see crate::store::OpenIndex).
+        for rec in self.records.open_ones()? {
             if rec.status != PaymentStatus::InFlight || rec.direction == Direction::Inbound {
                 continue;
             }

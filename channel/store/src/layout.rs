@@ -61,6 +61,8 @@ pub fn sequence_key(n: u64) -> String {
 
 /// The node's records, JSON values under the hex of their ids.
 pub const PAYMENTS: Namespace = lanes("payments");
+/// The keys of the payments in flight (an index of [`PAYMENTS`]: empty values).
+pub const PAYMENTS_IN_FLIGHT: Namespace = lanes("payments_in_flight");
 pub const INVOICES: Namespace = lanes("invoices");
 pub const OFFERS: Namespace = lanes("offers");
 pub const SPLICES: Namespace = lanes("splices");
@@ -78,7 +80,7 @@ mod tests {
 
     #[test]
     fn names_are_valid_and_distinct() {
-        let all = [BROADCAST_JOURNAL, WALLET, PAYMENTS, INVOICES, OFFERS, SPLICES, FORWARDS, CLOSED_CHANNELS, PEER_ADDRESSES, DEAD_FUNDINGS, MANAGER_CHUNKS];
+        let all = [BROADCAST_JOURNAL, WALLET, PAYMENTS, PAYMENTS_IN_FLIGHT, INVOICES, OFFERS, SPLICES, FORWARDS, CLOSED_CHANNELS, PEER_ADDRESSES, DEAD_FUNDINGS, MANAGER_CHUNKS];
         for ns in all {
             crate::check(ns.primary, ns.secondary, Some("k")).unwrap();
             assert_ne!(ns.secondary, ROUTER_SCORER_KEY, "a key and a namespace share a name");
