@@ -655,6 +655,22 @@ mod tests {
         }
     }
 
+    /// LDK's reader of monitors stored as the flush stores them, with the fixture's keys.
+    fn ldk_reader(
+        store: &DynStore,
+    ) -> lightning::util::persist::MonitorUpdatingPersister<DynStore, Arc<crate::logger::LdkTracing>, Arc<KeysManager>, Arc<KeysManager>, Arc<NoBroadcast>, Arc<FixedFee>> {
+        let keys = Arc::new(KeysManager::new(LDK_SEED, 1, 0, true));
+        lightning::util::persist::MonitorUpdatingPersister::new(
+            Arc::clone(store),
+            Arc::new(crate::logger::LdkTracing::default()),
+            MAX_PENDING_UPDATES,
+            Arc::clone(&keys),
+            keys,
+            Arc::new(NoBroadcast),
+            Arc::new(FixedFee),
+        )
+    }
+
     /// What the flush writes, LDK's own reader loads: a full monitor of an earlier lanes (no sentinel) as it
     /// is, and a full monitor in the new format with an update stored after it, that update applied.
     #[test]
@@ -662,16 +678,7 @@ mod tests {
         let (_dir, store, p) = persister();
         let m = monitor();
         let key = m.persistence_key().to_string();
-        let keys = Arc::new(KeysManager::new(LDK_SEED, 1, 0, true));
-        let reader = lightning::util::persist::MonitorUpdatingPersister::new(
-            Arc::clone(&store),
-            Arc::new(crate::logger::LdkTracing::default()),
-            MAX_PENDING_UPDATES,
-            Arc::clone(&keys),
-            Arc::clone(&keys),
-            Arc::new(NoBroadcast),
-            Arc::new(FixedFee),
-        );
+        let reader = ldk_reader(&store);
         store.write(CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE, "", &key, MONITOR.to_vec()).unwrap();
         let old = reader.read_all_channel_monitors_with_updates().unwrap();
         assert_eq!(old.len(), 1);
@@ -721,16 +728,7 @@ mod tests {
     fn monitors_read_in_parallel_are_those_ldk_reads() {
         let (_dir, store, p) = persister();
         let m = monitor();
-        let keys = Arc::new(KeysManager::new(LDK_SEED, 1, 0, true));
-        let reader = lightning::util::persist::MonitorUpdatingPersister::new(
-            Arc::clone(&store),
-            Arc::new(crate::logger::LdkTracing::default()),
-            MAX_PENDING_UPDATES,
-            Arc::clone(&keys),
-            Arc::clone(&keys),
-            Arc::new(NoBroadcast),
-            Arc::new(FixedFee),
-        );
+        let reader = ldk_reader(&store);
         let next = m.get_latest_update_id() + 1;
         p.persist_new_channel(m.persistence_key(), &m);
         p.update_persisted_channel(m.persistence_key(), Some(&update(next, m.channel_id())), &m);
