@@ -2,7 +2,8 @@
 //!
 //! Owns: filling the header cache that LDK's `synchronize_listeners` reads, before it runs.
 //! Must never: decide what a listener connects or disconnects (LDK's sync does, from the cache or from
-//! bitcoind), or fail a start-up (a failure here leaves the cache as it was, and the sync asks bitcoind).
+//! bitcoind), or fail a start-up (a failure stops the filling: what is in the cache by then are checked
+//! best-chain headers, and the sync asks bitcoind for the rest).
 //!
 //! Why: `synchronize_listeners` walks back from bitcoind's tip for each listener, one bitcoind call per
 //! header, and keeps nothing of one walk for the next. LDK writes a monitor on a new block only now and

@@ -663,7 +663,7 @@ impl Payments {
     pub fn reconcile(&self, known: &[PaymentId]) -> Result<(), NodeError> {
         // Only those in flight: not every payment ever made (see crate::store::OpenIndex).
         for rec in self.records.open_ones()? {
-            if rec.status != PaymentStatus::InFlight || rec.direction == Direction::Inbound {
+            if rec.direction == Direction::Inbound {
                 continue;
             }
             let id = PaymentId(rec.id);

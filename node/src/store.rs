@@ -82,11 +82,11 @@ impl<T: Record> Records<T> {
         Ok(open)
     }
 
-    /// The index entry of a record about to be written: its write, to go with (before) the record's write,
-    /// when it is open now and was not (or may not have been) before.
-    fn index_entry(&self, key: &str, old_open: Option<bool>, new: &T) -> Option<Op> {
+    /// The index's namespace when a record about to be written needs its entry there (to go with, or before,
+    /// the record's write): it is open now and was not (or may not have been) before.
+    fn entry_needed(&self, old_open: Option<bool>, new: &T) -> Option<Namespace> {
         let index = self.index.as_ref()?;
-        ((index.is_open)(new) && old_open != Some(true)).then(|| Op::write(index.ns.primary, index.ns.secondary, key, Vec::new()))
+        ((index.is_open)(new) && old_open != Some(true)).then_some(index.ns)
     }
 
     /// After a record was written closed that was (or may have been) open: its index entry goes (lazily: a
@@ -111,9 +111,12 @@ impl<T: Record> Records<T> {
     /// Writes `value` at `key` (hex) and its index entry in one synced batch, or the record alone.
     fn write_synced(&self, key: &str, old_open: Option<bool>, value: &T) -> Result<(), NodeError> {
         let bytes = record::encode(value)?;
-        match self.index_entry(key, old_open, value) {
+        match self.entry_needed(old_open, value) {
             // One batch: one sync, as the record's write alone.
-            Some(entry) => self.store.write_batch(vec![entry, Op::write(self.ns.primary, self.ns.secondary, key, bytes)]).map_err(store_err)?,
+            Some(index) => {
+                let entry = Op::write(index.primary, index.secondary, key, Vec::new());
+                self.store.write_batch(vec![entry, Op::write(self.ns.primary, self.ns.secondary, key, bytes)]).map_err(store_err)?
+            }
             None => self.store.write(self.ns.primary, self.ns.secondary, key, bytes).map_err(store_err)?,
         }
         self.unindex(key, old_open, value)
@@ -122,8 +125,8 @@ impl<T: Record> Records<T> {
     /// Writes `value` at `key` (hex) unsynced (see [`Records::update_replayed`]), its index entry first.
     fn write_unsynced(&self, key: &str, old_open: Option<bool>, value: &T) -> Result<(), NodeError> {
         let bytes = record::encode(value)?;
-        if let Some(Op::Write { primary, secondary, key, value }) = self.index_entry(key, old_open, value) {
-            self.store.write_unsynced(&primary, &secondary, &key, value).map_err(store_err)?;
+        if let Some(index) = self.entry_needed(old_open, value) {
+            self.store.write_unsynced(index.primary, index.secondary, key, Vec::new()).map_err(store_err)?;
         }
         self.store.write_unsynced(self.ns.primary, self.ns.secondary, key, bytes).map_err(store_err)?;
         self.unindex(key, old_open, value)
