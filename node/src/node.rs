@@ -306,19 +306,30 @@ async fn process_htlcs(channel_manager: Arc<ChannelManager>, pending: Arc<tokio:
 /// retrying would only keep a zombie that acknowledges nothing.
 async fn flush_on_demand(persister: Arc<OrderedPersister>, health: Health, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let lazy = tokio::select! {
+        let for_monitors = tokio::select! {
             // Monitor updates: at once, LDK holds messages until they are on disk.
-            _ = persister.wanted() => false,
+            _ = persister.wanted() => true,
             // Only the manager changed: coalesced, at most one flush per interval (see ProcessorStore).
-            _ = persister.manager_wanted() => true,
+            _ = persister.manager_wanted() => false,
             _ = shutdown.wait_for(|s| *s) => return,
         };
-        if lazy {
-            let rest = persister.manager_write_interval().saturating_sub(persister.since_last_flush());
-            tokio::select! {
-                _ = tokio::time::sleep(rest) => {}
-                _ = persister.wanted() => {}
-                _ = shutdown.wait_for(|s| *s) => return,
+        // A manager change waits out its interval, unless a monitor change is queued meanwhile. A wake-up for
+        // monitor changes a flush already took (see `flush_at_once`) does not cut the wait short.
+        if !persister.flush_at_once(for_monitors) {
+            loop {
+                let rest = persister.manager_write_interval().saturating_sub(persister.since_last_flush());
+                if rest.is_zero() {
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(rest) => break,
+                    _ = persister.wanted() => {
+                        if persister.flush_at_once(true) {
+                            break;
+                        }
+                    }
+                    _ = shutdown.wait_for(|s| *s) => return,
+                }
             }
         }
         if !persister.has_work() {
