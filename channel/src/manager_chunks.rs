@@ -343,12 +343,8 @@ mod tests {
         m[end..].copy_from_slice(&manager(50, 4));
         let written = write(&mut chunks, &store, m.clone());
         assert!(written < 200_000, "{written} bytes written for three small changes in 3 MB");
-        assert_eq!(read_back(&store), m);
-
-        // What is no longer listed is removed: the chunks on disk are those the manifest lists.
-        let listed = chunks.on_disk.chunks.iter().map(|(id, _)| chunk_key(*id)).collect::<std::collections::BTreeSet<_>>();
-        let stored = store.list(MANAGER_CHUNKS.primary, MANAGER_CHUNKS.secondary).unwrap().into_iter().collect::<std::collections::BTreeSet<_>>();
-        assert_eq!(stored, listed);
+        // What is no longer listed is removed.
+        assert_on_disk(&chunks, &store, &m);
     }
 
     /// Unchanged parts are reused however the manager was cut: an unchanged manager writes its manifest
