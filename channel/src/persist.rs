@@ -213,7 +213,8 @@ impl OrderedPersister {
     /// messages for. A wake-up for monitors may find none queued: the change that woke it was queued while a
     /// flush was starting, and that flush took it. What is left then is at most a manager change, which waits
     /// [`OrderedPersister::manager_write_interval`] like any other instead of a whole manager encoding at once
-    /// (which holds off every channel message: with 1,000 channels about 10 ms, and one flush in six under load).
+    /// (which holds off every channel message: with 1,000 channels about 10 ms; under load 10 flushes in 181 came
+    /// that way before this check).
     pub fn flush_at_once(&self, for_monitors: bool) -> bool {
         for_monitors && !self.queue.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
     }
