@@ -51,7 +51,7 @@ use crate::node::{Node, Runtime, Services};
 use crate::onchain::Onchain;
 use crate::payments::Payments;
 use crate::peers::Peers;
-use crate::routes::Routes;
+use crate::routes::{Learning, Routes};
 use crate::sweep::{Sweeper, WalletChange};
 use crate::watcher::SyncStatus;
 use crate::config::StoreChoice;
@@ -429,7 +429,8 @@ impl Builder {
         offers_gate.set_judge(Box::new(move |request| judge.refuse_invoice_request(request)));
         let observer = Arc::clone(&payments);
         offers_gate.set_invoice_observer(Box::new(move |invoice| observer.invoice_sent(invoice)));
-        let routes = Arc::new(Routes::new(Arc::clone(&router), Arc::clone(&channel_manager), lanes_store::DynStore::clone(&store), node_id));
+        let routes = Arc::new(Routes::new(Arc::clone(&router), Arc::clone(&channel_manager), node_id));
+        let learning = Arc::new(Learning::new(Arc::clone(&router), lanes_store::DynStore::clone(&store)));
         let forwards = Arc::new(Forwards::open(&store)?);
         let bumper = Arc::new(crate::anchors::bumper(Arc::clone(&bitcoind), Arc::clone(&wallet), Arc::clone(&signer), Arc::clone(&logger)));
         let funding_watch = Arc::new(crate::funding_watch::FundingWatch::open(
@@ -448,7 +449,7 @@ impl Builder {
             splices: Arc::clone(&splices),
             forwards: Arc::clone(&forwards),
             peers: Arc::clone(&peers),
-            routes: Arc::clone(&routes),
+            learning,
             announcer: Arc::clone(&announcer),
             bus: Arc::clone(&bus),
             health: health.clone(),

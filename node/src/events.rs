@@ -23,7 +23,7 @@ use crate::invoice::Invoices;
 use crate::offers::Offers;
 use crate::payments::{PaymentKind, Payments};
 use crate::peers::Peers;
-use crate::routes::Routes;
+use crate::routes::Learning;
 use crate::sweep::{output_value, Sweeper};
 
 /// Handles LDK's events with the services they concern.
@@ -35,7 +35,7 @@ pub struct EventHandler {
     pub splices: Arc<crate::splice::Splices>,
     pub forwards: Arc<Forwards>,
     pub peers: Arc<Peers>,
-    pub routes: Arc<Routes>,
+    pub learning: Arc<Learning>,
     pub announcer: Arc<Announcer>,
     pub bus: Arc<EventBus>,
     pub health: Health,
@@ -250,11 +250,11 @@ impl EventHandler {
             Event::PaymentPathFailed { path, short_channel_id, .. } => {
                 // The router learns where liquidity was missing (LDK retries with the updated scores).
                 if let Some(scid) = short_channel_id {
-                    self.routes.path_failed(&path, scid);
+                    self.learning.path_failed(&path, scid);
                 }
             }
             Event::PaymentPathSuccessful { payment_id, path, .. } => {
-                self.routes.path_succeeded(&path);
+                self.learning.path_succeeded(&path);
                 if let Err(e) = self.payments.path_succeeded(payment_id, &path) {
                     tracing::warn!(error = %e, "recording a payment path failed");
                 }

@@ -213,6 +213,7 @@ impl Node {
             sweeper: Arc::clone(&rt.sweeper),
             persister: Arc::clone(&rt.persister),
             store: Arc::clone(&rt.processor_store),
+            learning: Arc::clone(&self.services.events.learning),
             handler: Arc::clone(&self.services.events),
         };
         tasks.push(("events", tokio::spawn(processor.run(rx()))));

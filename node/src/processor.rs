@@ -3,7 +3,8 @@
 //! Owns: handing the events of the ChannelManager, the ChainMonitor and the OnionMessenger to the event
 //! handler; feeding payment path outcomes to the network graph and the scorer; LDK's periodic calls (the
 //! manager's and the peers' timer ticks, claim rebroadcasts, sweeps, graph pruning); writing the graph and
-//! the scorer. Telling the ordered persister when the manager changed.
+//! the scorers (LDK's, and lanes' router's through [`Learning`]). Telling the ordered persister when the
+//! manager changed.
 //!
 //! Why not LDK's background processor: whenever the manager changed it encodes the whole manager to write
 //! it. lanes writes the manager only in its ordered flush (`lanes_channel::persist`), with the monitors it
@@ -12,7 +13,7 @@
 //! below are the processor's, in its order; a changed manager only marks the persister.
 //!
 //! Must never: write the ChannelManager (only the ordered flush does), or keep a payment's event waiting on
-//! a disk write (the scorer is written on a timer, not after every payment as LDK's processor does).
+//! a disk write (the scorers are written on a timer, not after every payment as LDK's processor does).
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -31,6 +32,7 @@ use lanes_channel::persist::{OrderedPersister, ProcessorStore};
 use lanes_channel::types::{ChainMonitor, ChannelManager, GossipSync, OnionMessenger, PeerManager, Scorer};
 
 use crate::events::EventHandler;
+use crate::routes::Learning;
 use crate::sweep::Sweeper;
 
 /// The manager's timer tick: payment retries and timeouts, idempotency expiry, channel update broadcasts.
@@ -42,8 +44,8 @@ const CLAIMS_TICK: Duration = Duration::from_secs(30);
 /// The first graph prune (and write), then every [`PRUNE_EVERY`].
 const FIRST_PRUNE: Duration = Duration::from_secs(60);
 const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
-/// The scorer is written at most this often when it learned something, and at shutdown: a crash loses at
-/// most this much of what payments taught it (no money, only route preferences).
+/// The scorers are written at most this often when they learned something, and at shutdown: a crash loses at
+/// most this much of what payments taught them (no money, only route preferences).
 const SCORER_WRITE_EVERY: Duration = Duration::from_secs(60);
 /// While HTLCs wait to be processed, LDK is asked again at least this often (`process_htlcs` in
 /// `crate::node` does it as soon as they are pending; this is the fallback LDK's processor had).
@@ -62,6 +64,8 @@ pub struct Processor {
     pub sweeper: Arc<Sweeper>,
     pub persister: Arc<OrderedPersister>,
     pub store: Arc<ProcessorStore>,
+    /// What payments taught lanes' router: fed by the handler, written here.
+    pub learning: Arc<Learning>,
     pub handler: Arc<EventHandler>,
 }
 
@@ -142,11 +146,13 @@ impl Processor {
                     self.write_scorer();
                     scorer_dirty = false;
                 }
+                self.learning.save();
                 scorer_write = now_i + SCORER_WRITE_EVERY;
             }
         }
         // The manager is written by the node's last flush, after every task has stopped.
         self.write_scorer();
+        self.learning.save();
         self.write_graph();
     }
 
