@@ -277,8 +277,9 @@ impl OrderedPersister {
         self.new_channels.lock().unwrap_or_else(|p| p.into_inner()).contains(channel_id)
     }
 
-    /// Writes the ChannelManager, then the queued monitors, then reports them completed.
-    pub fn flush(&self) -> io::Result<()> {
+    /// Writes the ChannelManager, then the queued monitors, then reports them completed; how many monitor
+    /// updates it completed (LDK may then send what waited on them).
+    pub fn flush(&self) -> io::Result<usize> {
         let _one_at_a_time = self.flushing.lock().unwrap_or_else(|p| p.into_inner());
         // Take the batch before encoding the manager, so the manager lists every update in it.
         let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
@@ -290,7 +291,7 @@ impl OrderedPersister {
         let Some(manager) = self.manager.get().and_then(Weak::upgrade) else {
             // Not wired yet (start-up): keep the batch for the first real flush.
             keep(batch);
-            return Ok(());
+            return Ok(0);
         };
         if batch.iter().any(|q| q.new_channel) {
             crate::test_knobs::pause_before_writing_a_new_monitor();
@@ -336,15 +337,17 @@ impl OrderedPersister {
             crate::test_knobs::crash_after_consolidating();
         }
         // (3) Only now, with both on disk, may LDK send what depends on these updates.
+        let mut completed = 0;
         if let Some(cm) = self.chain_monitor.get().and_then(Weak::upgrade) {
             for q in batch {
                 let Some(update_id) = q.update_id else { continue };
-                if let Err(e) = cm.channel_monitor_updated(q.channel_id, update_id) {
-                    tracing::warn!(channel_id = %q.channel_id, update_id, error = ?e, "completing a monitor update");
+                match cm.channel_monitor_updated(q.channel_id, update_id) {
+                    Ok(()) => completed += 1,
+                    Err(e) => tracing::warn!(channel_id = %q.channel_id, update_id, error = ?e, "completing a monitor update"),
                 }
             }
         }
-        Ok(())
+        Ok(completed)
     }
 }
 

@@ -198,7 +198,7 @@ impl Node {
 
         tasks.push(("peers", tokio::spawn(Arc::clone(&self.services.peers).maintain(rx()))));
         tasks.push(("announce", tokio::spawn(Arc::clone(&self.services.announcer).maintain(rx()))));
-        tasks.push(("persist", tokio::spawn(flush_on_demand(Arc::clone(&rt.persister), self.health.clone(), rx()))));
+        tasks.push(("persist", tokio::spawn(flush_on_demand(Arc::clone(&rt.persister), Arc::clone(&rt.peer_manager), self.health.clone(), rx()))));
 
         let htlcs = process_htlcs(Arc::clone(&rt.channel_manager), Arc::clone(&rt.htlcs_pending), self.config.htlc_delay, rx());
         tasks.push(("htlcs", tokio::spawn(htlcs)));
@@ -305,7 +305,7 @@ async fn process_htlcs(channel_manager: Arc<ChannelManager>, pending: Arc<tokio:
 /// Flushes queued channel state (manager, then monitors) as soon as there is some, until shutdown. A flush
 /// that fails is fatal: the store's errors may be sticky (sled's are: a full disk stays an error after space is freed), so
 /// retrying would only keep a zombie that acknowledges nothing.
-async fn flush_on_demand(persister: Arc<OrderedPersister>, health: Health, mut shutdown: watch::Receiver<bool>) {
+async fn flush_on_demand(persister: Arc<OrderedPersister>, peer_manager: Arc<PeerManager>, health: Health, mut shutdown: watch::Receiver<bool>) {
     loop {
         let for_monitors = tokio::select! {
             // Monitor updates: at once, LDK holds messages until they are on disk.
@@ -336,8 +336,19 @@ async fn flush_on_demand(persister: Arc<OrderedPersister>, health: Health, mut s
         if !persister.has_work() {
             continue;
         }
-        let p = Arc::clone(&persister);
-        match tokio::task::spawn_blocking(move || p.flush()).await {
+        let (p, pm) = (Arc::clone(&persister), Arc::clone(&peer_manager));
+        let flushed = move || {
+            let completed = p.flush()?;
+            // What waited on these updates (the next commitment_signed or revoke_and_ack, a held funding_signed)
+            // goes to the peers now: the peer manager asks the ChannelManager, which takes the completions from
+            // the ChainMonitor. Left to the event loop, it went out only after every event pending then was
+            // handled (payments' records written, their waiters woken), at every step of the commitment dance.
+            if completed > 0 {
+                pm.process_events();
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        match tokio::task::spawn_blocking(flushed).await {
             Ok(Ok(())) => {}
             // Updates stay queued and LDK keeps holding the messages that depend on them.
             Ok(Err(e)) => {
