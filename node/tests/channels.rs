@@ -211,6 +211,10 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     let b_wallet = bob.balance().await.confirmed_sat;
     let funding = funding_outpoint(&bob, &forced).await;
     let bob_coins = coins(&bob).await;
+    // alice is offline, the usual reason to force-close. Were she connected, bob's error message would make
+    // her LDK broadcast her own commitment too, and whichever reached bitcoind first would be the one
+    // mined (seen in CI: hers was, so the CSV delay below was not bob's).
+    alice.stop().await;
     let closed = bob.client().close_channel(CloseChannelRequest { channel_id: forced.clone(), force: true, sat_per_vbyte: String::new() }).await.unwrap().into_inner();
     // An anchor channel's commitment carries almost no fee: bob's wallet pays for its confirmation with
     // a child (CPFP) that spends bob's anchor output and one of his wallet's coins.
@@ -227,6 +231,7 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     );
     net.mine(1).await;
     assert_eq!(net.tx_confirmations(commitment.compute_txid()).await, 1, "the commitment confirmed with its child");
+    alice.start().await;
     let pending = bob
         .wait_until("the closed channel to show what is still to be claimed", || async {
             let c = bob.closed_channels().await;
@@ -235,7 +240,11 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
         .await;
     assert!(pending.claimable_sat <= b_local_sat, "{pending:?}");
     assert_eq!(pending.closing_txid, commitment.compute_txid().to_string(), "{pending:?}");
-    let alice_view = alice.closed_channels().await.into_iter().find(|c| c.channel_id == forced).expect("alice lists it too");
+    let alice_view = alice
+        .wait_until("alice to find bob's commitment on-chain", || async {
+            alice.closed_channels().await.into_iter().find(|c| c.channel_id == forced).ok_or("not listed as closed yet")
+        })
+        .await;
     assert_eq!(alice_view.closing_txid, commitment.compute_txid().to_string(), "alice found bob's commitment on-chain: {alice_view:?}");
     // GetInfo sums what ClosedChannels lists (the cooperative close's output counts too until it is
     // 6 blocks deep).
@@ -259,7 +268,15 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     })
     .await;
     // alice's side of the forced close was hers at once (no delay for the non-broadcaster).
-    assert!(alice.balance().await.total_sat > after.confirmed_sat, "alice received her share of the forced channel");
+    alice
+        .wait_until("alice to receive her share of the forced channel", || async {
+            let b = alice.balance().await;
+            match b.total_sat > after.confirmed_sat {
+                true => Ok(()),
+                false => Err(format!("{b:?}, was {after:?}")),
+            }
+        })
+        .await;
 }
 
 /// An anchor channel's closing transactions get their fees from the wallet when they are broadcast,
