@@ -77,7 +77,16 @@ async fn a_standby_takes_over_within_seconds_when_the_active_instance_is_killed_
             let _ = bob.keysend(&alice, (1_000 + i) * 1000).await;
         }));
     }
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Killed once the first has succeeded (so the stream is under way, with the rest still to come), not
+    // after a fixed time: on a slow machine that could come before any payment got through.
+    bob.wait_until("a first keysend of the stream to succeed", || async {
+        let p = bob.client().list_payments(ListPaymentsRequest {}).await.map_err(|e| e.to_string())?.into_inner().payments;
+        match p.iter().any(|p| p.status == PaymentStatus::Succeeded as i32) {
+            true => Ok(()),
+            false => Err(format!("{} payments, none succeeded yet", p.len())),
+        }
+    })
+    .await;
     alice.kill().await;
     let killed = Instant::now();
     let now_active = standby.wait_active(TAKEOVER).await;
