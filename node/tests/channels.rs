@@ -197,7 +197,13 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     alice.wait_until("the cooperative close to leave the channel list", || async { alice.channel(&coop).await.is_none() }).await;
     alice.wait_until("the closing transaction in the mempool", || async { net.mempool().await.contains(&closing) }).await;
     for n in [&alice, &bob] {
-        let listed = n.closed_channels().await.into_iter().find(|c| c.channel_id == coop).expect("listed as closed");
+        // Recorded by each node's handler of LDK's ChannelClosed event, which may come a moment after the
+        // closing transaction reached the mempool.
+        let listed = n
+            .wait_until(format!("{} to list the channel as closed", n.name()), || async {
+                n.closed_channels().await.into_iter().find(|c| c.channel_id == coop).ok_or("not listed as closed yet")
+            })
+            .await;
         assert_eq!(listed.closing_txid, closing.to_string(), "{}: {listed:?}", n.name());
         let log = std::fs::read_to_string(n.log_path()).unwrap();
         assert!(!log.lines().any(|l| l.contains("ERROR") && l.contains("Coop Closed")), "{}: a cooperative close logged at ERROR", n.name());
