@@ -44,10 +44,8 @@ async fn payments_across_a_three_node_network() {
     assert_eq!(local_msat(&bob, &ab).await, b_ab0 + 100_000_000 + p.fee_msat);
     assert_eq!(local_msat(&bob, &bc).await, b_bc0 - 100_000_000);
     assert_eq!(local_msat(&carol, &bc).await, c0 + 100_000_000);
-    let settled = carol.client().lookup_invoice(LookupInvoiceRequest { payment_hash: inv.payment_hash.clone() }).await.unwrap().into_inner();
-    assert_eq!(settled.state, InvoiceState::Settled as i32);
-    let fwd = bob.client().forwarding_history(ForwardingHistoryRequest {}).await.unwrap().into_inner();
-    assert_eq!(fwd.total_fee_msat, p.fee_msat);
+    carol.wait_invoice_state(&inv.payment_hash, InvoiceState::Settled).await;
+    bob.wait_forwarding_fees(p.fee_msat).await;
     let settled_event = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         loop {
             let e = carol_events.message().await.expect("stream").expect("event");

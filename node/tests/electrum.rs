@@ -159,8 +159,7 @@ async fn electrum_opens_pays_routes_restarts_and_closes_with_lanes() {
     wait_local(&alice, &ab, a_ab0 - amount_msat).await;
     wait_with_eve(&alice, &ids, with_eve + amount_msat + fee_msat).await; // alice earned her fee
     wait_agree(&alice, &eve, &pairs).await;
-    let fwd = alice.client().forwarding_history(ForwardingHistoryRequest {}).await.unwrap().into_inner();
-    assert_eq!(fwd.total_fee_msat, fee_msat, "{fwd:?}");
+    alice.wait_forwarding_fees(fee_msat).await;
 
     // ---- bob pays eve through alice, over eve's private channels (the route hints in eve's invoice) ----
     let e_inv = eve.add_invoice(5_000, "lanes through lanes").await;

@@ -11,8 +11,8 @@
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::Txid;
 use lanes_proto::v1::{
-    AddInvoiceRequest, AddInvoiceResponse, Channel, ClosedChannel, ClosedChannelsRequest, ConnectPeerRequest, DescribeGraphRequest, DescribeGraphResponse,
-    GetChanInfoRequest, InvoiceState, ListChannelsRequest, LookupInvoiceRequest, OpenChannelRequest, PayInvoiceRequest,
+    AddInvoiceRequest, AddInvoiceResponse, Channel, ClosedChannel, ClosedChannelsRequest, ConnectPeerRequest, DescribeGraphRequest, DescribeGraphResponse, ForwardingHistoryRequest, ForwardingHistoryResponse,
+    GetChanInfoRequest, Invoice, InvoiceState, ListChannelsRequest, LookupInvoiceRequest, OpenChannelRequest, PayInvoiceRequest,
     Payment, SendKeysendRequest, UpdateChannelPolicyRequest,
 };
 
@@ -138,6 +138,33 @@ impl Node {
         })
         .await;
         HeldPayment { preimage: hex(&preimage), payment_hash, payer_call }
+    }
+
+    /// Waits for the invoice with `payment_hash` to be in `state` (set by the node's handler of LDK's
+    /// events, which may run a moment after the payer's call returned) and returns it.
+    pub async fn wait_invoice_state(&self, payment_hash: &str, state: InvoiceState) -> Invoice {
+        self.wait_until(format!("invoice {payment_hash} to be {state:?}"), || async {
+            let req = LookupInvoiceRequest { payment_hash: payment_hash.to_string() };
+            let inv = self.ok("LookupInvoice", self.client().lookup_invoice(req).await);
+            match inv.state == state as i32 {
+                true => Ok(inv),
+                false => Err(format!("state {:?}", InvoiceState::try_from(inv.state))),
+            }
+        })
+        .await
+    }
+
+    /// Waits for ForwardingHistory to total `fee_msat` in fees (each forward is recorded by the node's handler
+    /// of LDK's PaymentForwarded event, which may run a moment after the payer's call returned) and returns it.
+    pub async fn wait_forwarding_fees(&self, fee_msat: u64) -> ForwardingHistoryResponse {
+        self.wait_until(format!("forwards totalling {fee_msat} msat in fees"), || async {
+            let fwd = self.ok("ForwardingHistory", self.client().forwarding_history(ForwardingHistoryRequest {}).await);
+            match fwd.total_fee_msat == fee_msat {
+                true => Ok(fwd),
+                false => Err(format!("{fwd:?}")),
+            }
+        })
+        .await
     }
 
     /// The paths a payment took, as ListPayments shows them once LDK reported them all (shortly after the
