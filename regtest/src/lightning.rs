@@ -131,12 +131,8 @@ impl Node {
             let req = PayInvoiceRequest { bolt11: inv.bolt11, timeout_secs: 600, ..Default::default() };
             payer.client().pay_invoice(req).await.map(tonic::Response::into_inner)
         });
-        self.wait_until("the payment to be held", || async {
-            let req = LookupInvoiceRequest { payment_hash: payment_hash.clone() };
-            let state = self.ok("LookupInvoice", self.client().lookup_invoice(req).await).state;
-            state == InvoiceState::Accepted as i32
-        })
-        .await;
+        // Held: the invoice is ACCEPTED.
+        self.wait_invoice_state(&payment_hash, InvoiceState::Accepted).await;
         HeldPayment { preimage: hex(&preimage), payment_hash, payer_call }
     }
 
