@@ -197,11 +197,7 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     for n in [&alice, &bob] {
         // Recorded by each node's handler of LDK's ChannelClosed event, which may come a moment after the
         // closing transaction reached the mempool.
-        let listed = n
-            .wait_until(format!("{} to list the channel as closed", n.name()), || async {
-                n.closed_channels().await.into_iter().find(|c| c.channel_id == coop).ok_or("not listed as closed yet")
-            })
-            .await;
+        let listed = n.wait_closed(&coop).await;
         assert_eq!(listed.closing_txid, closing.to_string(), "{}: {listed:?}", n.name());
         let log = std::fs::read_to_string(n.log_path()).unwrap();
         assert!(!log.lines().any(|l| l.contains("ERROR") && l.contains("Coop Closed")), "{}: a cooperative close logged at ERROR", n.name());
@@ -244,11 +240,7 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
         .await;
     assert!(pending.claimable_sat <= b_local_sat, "{pending:?}");
     assert_eq!(pending.closing_txid, commitment.compute_txid().to_string(), "{pending:?}");
-    let alice_view = alice
-        .wait_until("alice to find bob's commitment on-chain", || async {
-            alice.closed_channels().await.into_iter().find(|c| c.channel_id == forced).ok_or("not listed as closed yet")
-        })
-        .await;
+    let alice_view = alice.wait_closed(&forced).await;
     assert_eq!(alice_view.closing_txid, commitment.compute_txid().to_string(), "alice found bob's commitment on-chain: {alice_view:?}");
     // GetInfo sums what ClosedChannels lists (the cooperative close's output counts too until it is
     // 6 blocks deep).

@@ -81,10 +81,6 @@ async fn wait_agree(alice: &Node, eve: &Electrum, channels: &[(String, String)])
     }
 }
 
-async fn close_of(n: &Node, id: &str) -> ClosedChannel {
-    n.wait_until(format!("channel {id} in ClosedChannels"), || async { n.closed_channels().await.into_iter().find(|c| c.channel_id == id) }).await
-}
-
 #[tokio::test]
 async fn electrum_opens_pays_routes_restarts_and_closes_with_lanes() {
     let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
@@ -227,8 +223,8 @@ async fn electrum_opens_pays_routes_restarts_and_closes_with_lanes() {
     .await;
     net.mine(1).await;
     eve.wait_synced().await;
-    close_of(&alice, &id).await;
-    close_of(&alice, &small_ids[0]).await;
+    alice.wait_closed(&id).await;
+    alice.wait_closed(&small_ids[0]).await;
     // eve funded both channels, so she pays both closing fees; alice gets exactly her share.
     let (eve_tx, alice_tx) = (net.transaction(eve_close).await, net.transaction(alice_close).await);
     let (eve_fee, alice_fee) = (net.fee_sat(&eve_tx).await, net.fee_sat(&alice_tx).await);
@@ -286,7 +282,7 @@ async fn electrum_opens_pays_routes_restarts_and_closes_with_lanes() {
 
     // ---- lanes names each close by the transaction that closed the channel, whoever broadcast it ----
     for (who, id, txid) in [("eve's cooperative", &id, eve_close), ("alice's cooperative", &small_ids[0], alice_close), ("eve's forced", &small_ids[1], eve_force), ("alice's forced", &small_ids[2], alice_force)] {
-        let closed = close_of(&alice, id).await;
+        let closed = alice.wait_closed(id).await;
         assert_eq!(closed.closing_txid, txid.to_string(), "{who} close: {closed:?}");
     }
 }

@@ -74,6 +74,15 @@ impl Node {
         self.ok("ClosedChannels", res).channels
     }
 
+    /// Waits until ClosedChannels lists `channel_id` (each node records a close in its handler of LDK's
+    /// ChannelClosed event, which may run a moment after the close was asked or seen) and returns it.
+    pub async fn wait_closed(&self, channel_id: &str) -> ClosedChannel {
+        self.wait_until(format!("{}: channel {channel_id} in ClosedChannels", self.name()), || async {
+            self.closed_channels().await.into_iter().find(|c| c.channel_id == channel_id)
+        })
+        .await
+    }
+
     /// Waits until the channel is active (usable for payments) and returns it.
     pub async fn wait_channel_active(&self, channel_id: &str) -> Channel {
         self.wait_until(format!("channel {channel_id} to be active"), || async {
