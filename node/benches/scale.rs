@@ -4,7 +4,7 @@
 //!
 //! `cargo bench -p lanes-node --bench scale`
 //!
-//! Channels (`LANES_BENCH_CHANNELS`, default 1000; 0 skips): alice opens one 5,000,000 sat channel to bob and
+//! Channels (`LANES_BENCH_CHANNELS`, default 1000; 0 skips): alice opens one 16,000,000 sat channel to bob and
 //! measures; then opens the rest (100,000 sat each, zero-conf: bob trusts alice, since LDK refuses more than 4
 //! unconfirmed inbound channels per peer otherwise; a block every 20 opens keeps bitcoind's unconfirmed chains
 //! short), confirms them all and measures again. Those channels are to bob too, so both nodes hold them all;
@@ -13,7 +13,11 @@
 //! `LANES_BENCH_SEQ_PAYMENTS` sets this count alone), as many with `LANES_BENCH_IN_FLIGHT` (default 64) in
 //! flight (payments/s, and alice's and bob's CPU and alice's bytes written per payment meanwhile), then a
 //! graceful restart of alice timed from process start to GetInfo `synced_to_chain` at the tip, her resident
-//! memory after it and her data dir's size.
+//! memory after it and her data dir's size. Then rounds (`LANES_BENCH_ROUNDS`, default 5; 0 skips): dave pays
+//! erin over their one channel (of the same size, opened at the start) and alice pays bob with all her
+//! channels, `LANES_BENCH_PAYMENTS` each with `LANES_BENCH_IN_FLIGHT` in flight, in turn (ABBA: dave first in
+//! even rounds), and the median of the rounds' ratios is printed. The two rows above are measured minutes
+//! apart, and single runs of one build gave ratios from 0.43 to 0.68; each round's pair is seconds apart.
 //!
 //! History (`LANES_BENCH_HISTORY`, default 0; issue 14 names 100000): on a fresh pair with one 10,000,000 sat
 //! channel, measures the sequential p50 over the first payments, sends that many payments back and forth at
@@ -85,17 +89,43 @@ async fn channels(lanesd: &str, count: usize, n: usize, in_flight: usize) {
         false => None,
     };
     let other = carol.as_ref().unwrap_or(&bob);
-    // 5,000,000 for the first channel and 100,000 for each other one, with room for fees, in 10 coins.
-    let total = 5_000_000 + 110_000 * count as u64 + 1_000_000;
+    let rounds = env("LANES_BENCH_ROUNDS", 5);
+    // The rounds' baseline: dave pays erin over one channel, as alice does before she opens the others.
+    let baseline = match rounds {
+        0 => None,
+        _ => Some((net.node("dave").await, net.node("erin").await)),
+    };
+    // Room for every payment of the run one way (alice: 2 rows and the rounds, each `n` and a few more;
+    // LANES_BENCH_PAYMENTS=2000 with 5 rounds moves 14.1 M sat), below LDK's largest channel without wumbo.
+    const FIRST: u64 = 16_000_000;
+    // The first channel and 100,000 for each other one, with room for fees, in 10 coins.
+    let total = FIRST + 110_000 * count as u64 + 1_000_000;
     for _ in 0..10 {
         net.send_to_address(alice.new_address().await, total / 10).await;
+    }
+    if let Some((dave, _)) = &baseline {
+        for _ in 0..2 {
+            net.send_to_address(dave.new_address().await, (FIRST + 1_000_000) / 2).await;
+        }
     }
     net.mine(1).await;
     alice.wait_confirmed_at_least(total / 10 * 10).await;
     alice.connect(&bob).await;
-    let first = alice.open_channel_with(&bob, OpenChannelRequest { local_funding_sat: 5_000_000, ..Default::default() }).await;
+    let first = alice.open_channel_with(&bob, OpenChannelRequest { local_funding_sat: FIRST, ..Default::default() }).await;
+    let dave_erin = match &baseline {
+        Some((dave, erin)) => {
+            dave.wait_confirmed_at_least((FIRST + 1_000_000) / 2 * 2).await;
+            dave.connect(erin).await;
+            Some(dave.open_channel_with(erin, OpenChannelRequest { local_funding_sat: FIRST, ..Default::default() }).await)
+        }
+        None => None,
+    };
     net.mine(6).await;
     alice.wait_channel_active(&first).await;
+    if let (Some((dave, erin)), Some(id)) = (&baseline, &dave_erin) {
+        dave.wait_channel_active(id).await;
+        drive(dave, erin, 20, 1).await;
+    }
     drive(&alice, &bob, 20, 1).await;
     let one = measure("1 channel".into(), &alice, &bob, n, in_flight).await;
     alice.connect(&bob).await;
@@ -146,6 +176,52 @@ async fn channels(lanesd: &str, count: usize, n: usize, in_flight: usize) {
         many.rate / one.rate.max(1e-9),
         many.startup.as_secs_f64() / one.startup.as_secs_f64().max(1e-9)
     );
+    if let Some((dave, erin)) = &baseline {
+        // alice restarted at the end of her row: back to bob, and warmed up as before each row.
+        alice.connect(&bob).await;
+        alice.wait_channel_active(&first).await;
+        drive(&alice, &bob, 20, 1).await;
+        in_turn(&alice, &bob, dave, erin, count, rounds, n, in_flight).await;
+    }
+}
+
+/// `rounds` rounds of `n` keysends with `in_flight` in flight: dave (one channel) to erin, and alice (`count`
+/// channels) to bob, in turn, dave first in even rounds so that a drift over the run counts against each
+/// alike. Prints each round and the median ratio.
+#[allow(clippy::too_many_arguments)]
+async fn in_turn(alice: &Node, bob: &Node, dave: &Node, erin: &Node, count: usize, rounds: usize, n: usize, in_flight: usize) {
+    // Payments/s, and the payer's CPU per payment.
+    async fn one(payer: &Node, payee: &Node, n: usize, in_flight: usize) -> (f64, Duration) {
+        let before = cpu_time(payer);
+        let d = drive(payer, payee, n, in_flight).await;
+        if let Some(first) = &d.failed.1 {
+            println!("{} to {}: {} of {} failed; the first: {first}", payer.name(), payee.name(), d.failed.0, d.took.len());
+        }
+        (d.rate(), cpu_time(payer).saturating_sub(before) / d.succeeded().max(1) as u32)
+    }
+    println!();
+    println!("{rounds} rounds of {n} keysends with {in_flight} in flight: dave (1 channel) and alice ({count} channels) in turn");
+    println!("{:<7} {:>14} {:>15} {:>7} {:>24}", "round", "dave paym./s", "alice paym./s", "ratio", "CPU ms/payment d / a");
+    let mut ratios = Vec::with_capacity(rounds);
+    for r in 0..rounds {
+        let ((d, d_cpu), (a, a_cpu)) = match r % 2 {
+            0 => {
+                let d = one(dave, erin, n, in_flight).await;
+                (d, one(alice, bob, n, in_flight).await)
+            }
+            _ => {
+                let a = one(alice, bob, n, in_flight).await;
+                (one(dave, erin, n, in_flight).await, a)
+            }
+        };
+        let ratio = a / d.max(1e-9);
+        ratios.push(ratio);
+        println!("{:<7} {:>14.1} {:>15.1} {:>7.2} {:>24}", r + 1, d, a, ratio, format!("{:.2} / {:.2}", ms(d_cpu), ms(a_cpu)));
+    }
+    ratios.sort_by(f64::total_cmp);
+    if let (Some(lo), Some(hi)) = (ratios.first(), ratios.last()) {
+        println!("ratio {count} channels / 1 channel, payments/s in turn: median {:.2} of {rounds} rounds ({lo:.2}-{hi:.2})", ratios[ratios.len() / 2]);
+    }
 }
 
 async fn history(lanesd: &str, payments: usize, n: usize, in_flight: usize) {
