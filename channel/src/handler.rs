@@ -1,8 +1,10 @@
 //! The ChannelManager as the peer manager sees it: every channel message goes in and out through here.
 //!
-//! Owns: one ordering rule LDK leaves to the persister, and the test knobs that drop an
-//! announcement_signatures ([`crate::test_knobs::DROP_FIRST_ANNOUNCEMENT_SIGNATURES_ENV`]) or crash on a
-//! splice message ([`crate::test_knobs::CRASH_ON_RECEIVING_ENV`]).
+//! Owns: one ordering rule LDK leaves to the persister, one answer to a peer's repeated channel_reestablish,
+//! and the test knobs that drop an announcement_signatures
+//! ([`crate::test_knobs::DROP_FIRST_ANNOUNCEMENT_SIGNATURES_ENV`]), send each channel_reestablish twice
+//! ([`crate::test_knobs::SEND_CHANNEL_REESTABLISH_TWICE_ENV`]) or crash on a splice message
+//! ([`crate::test_knobs::CRASH_ON_RECEIVING_ENV`]).
 //!
 //! The rule: a fundee's funding_signed waits until the new channel is durable. LDK sends funding_signed as
 //! soon as it has handed the channel's first ChannelMonitor to the persister ("we can't lose money on a
@@ -16,8 +18,19 @@
 //! peer manager on the first call after the flush that wrote it. A crash before then loses both the
 //! channel and the signature: the funder never broadcasts and forgets the channel, nothing at stake.
 //!
-//! Must never: hold, reorder or change any other message (the knob aside, off unless set), or send a held
+//! The answer: a channel_reestablish for a channel whose reestablish already came on the same connection is
+//! logged (WARN) and dropped. LDK force-closes the channel on it ("Peer sent a loose channel_reestablish not
+//! after reconnect"), and some peers send one: Electrum 4.8 after a crossed dial (its superseded connection,
+//! when it ends, marks the channel disconnected, and it reestablishes again on the live one; it then goes on
+//! from the answer it already has), and peers with the "known bug in some peer software" that CLN's channeld
+//! ignores such a repeat for, as lanes now does. Our channel state is unchanged by it; if the peer were really
+//! out of step, its next update would fail LDK's checks and LDK would close with that reason. The first
+//! reestablish of each channel after a (re)connection still goes to LDK, as does one for a channel LDK does not
+//! have with this peer.
+//!
+//! Must never: hold, reorder or change any other message (the knobs aside, off unless set), or send a held
 //! funding_signed to a peer that disconnected meanwhile (the funder dropped that channel).
+use std::collections::HashSet;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,7 +42,7 @@ use lightning::ln::types::ChannelId;
 use lightning::types::features::{InitFeatures, NodeFeatures};
 
 use crate::persist::OrderedPersister;
-use crate::test_knobs::DROP_FIRST_ANNOUNCEMENT_SIGNATURES_ENV;
+use crate::test_knobs::{DROP_FIRST_ANNOUNCEMENT_SIGNATURES_ENV, SEND_CHANNEL_REESTABLISH_TWICE_ENV};
 use crate::types::ChannelManager;
 
 /// The ChannelManager as the peer manager's channel handler (see the module doc).
@@ -39,6 +52,10 @@ pub struct ChannelHandler {
     /// funding_signed messages waiting for their channel's first monitor to be durable.
     held: Mutex<Vec<MessageSendEvent>>,
     drop_announcement_signatures: AtomicBool,
+    /// Channels whose channel_reestablish came on their peer's current connection (see the module doc). Only
+    /// channels LDK has with that peer, so a peer cannot grow it.
+    reestablished: Mutex<HashSet<(PublicKey, ChannelId)>>,
+    send_reestablish_twice: bool,
     /// Woken when HTLCs wait to be forwarded or received (see [`ChannelHandler::htlcs_pending`]).
     htlcs: Arc<tokio::sync::Notify>,
 }
@@ -50,7 +67,19 @@ impl ChannelHandler {
         if drop {
             tracing::warn!(knob = DROP_FIRST_ANNOUNCEMENT_SIGNATURES_ENV, "TEST KNOB ON: the first announcement_signatures received will be dropped");
         }
-        ChannelHandler { inner, persister, held: Mutex::new(Vec::new()), drop_announcement_signatures: AtomicBool::new(drop), htlcs: Arc::default() }
+        let twice = std::env::var(SEND_CHANNEL_REESTABLISH_TWICE_ENV).is_ok_and(|v| v == "1");
+        if twice {
+            tracing::warn!(knob = SEND_CHANNEL_REESTABLISH_TWICE_ENV, "TEST KNOB ON: every channel_reestablish will be sent twice");
+        }
+        ChannelHandler {
+            inner,
+            persister,
+            held: Mutex::new(Vec::new()),
+            drop_announcement_signatures: AtomicBool::new(drop),
+            reestablished: Mutex::default(),
+            send_reestablish_twice: twice,
+            htlcs: Arc::default(),
+        }
     }
 
     /// Notified when, after the peer manager took the messages to send, LDK has HTLCs waiting for
@@ -75,6 +104,19 @@ fn release(held: Vec<MessageSendEvent>, events: Vec<MessageSendEvent>, durable: 
         }
     }
     (send, keep)
+}
+
+/// The test knob [`SEND_CHANNEL_REESTABLISH_TWICE_ENV`]: each channel_reestablish right after itself.
+fn twice(events: Vec<MessageSendEvent>) -> Vec<MessageSendEvent> {
+    let mut out = Vec::with_capacity(events.len());
+    for ev in events {
+        if let MessageSendEvent::SendChannelReestablish { node_id, msg } = &ev {
+            tracing::warn!(knob = SEND_CHANNEL_REESTABLISH_TWICE_ENV, peer = %node_id, channel_id = %msg.channel_id, "TEST KNOB: sending this channel_reestablish twice");
+            out.push(ev.clone());
+        }
+        out.push(ev);
+    }
+    out
 }
 
 impl Deref for ChannelHandler {
@@ -136,9 +178,25 @@ impl ChannelMessageHandler for ChannelHandler {
         handle_commitment_signed(&CommitmentSigned);
         handle_revoke_and_ack(&RevokeAndACK);
         handle_update_fee(&UpdateFee);
-        handle_channel_reestablish(&ChannelReestablish);
         handle_channel_update(&ChannelUpdate);
         handle_error(&ErrorMessage);
+    }
+
+    fn handle_channel_reestablish(&self, their_node_id: PublicKey, msg: &ChannelReestablish) {
+        let key = (their_node_id, msg.channel_id);
+        let repeated = self.reestablished.lock().unwrap_or_else(|p| p.into_inner()).contains(&key);
+        if !repeated && self.inner.list_channels_with_counterparty(&their_node_id).iter().any(|c| c.channel_id == msg.channel_id) {
+            self.reestablished.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
+        }
+        if repeated {
+            tracing::warn!(
+                peer = %their_node_id,
+                channel_id = %msg.channel_id,
+                "peer repeated channel_reestablish on a live connection: ignored (LDK would force-close the channel)"
+            );
+            return;
+        }
+        self.inner.handle_channel_reestablish(their_node_id, msg)
     }
 
     fn handle_tx_complete(&self, their_node_id: PublicKey, msg: &TxComplete) {
@@ -176,6 +234,10 @@ impl BaseMessageHandler for ChannelHandler {
         }
         *held = keep;
         drop(held);
+        let send = match self.send_reestablish_twice {
+            true => twice(send),
+            false => send,
+        };
         // The peer manager calls this after every message it read: HTLCs an incoming revoke_and_ack (or a
         // monitor write completing) made irrevocable are pending now.
         if self.inner.needs_pending_htlc_processing() {
@@ -185,6 +247,7 @@ impl BaseMessageHandler for ChannelHandler {
     }
 
     fn peer_disconnected(&self, their_node_id: PublicKey) {
+        self.reestablished.lock().unwrap_or_else(|p| p.into_inner()).retain(|(node, _)| *node != their_node_id);
         // The funder drops a channel it never got our funding_signed for when we disconnect.
         self.held.lock().unwrap_or_else(|p| p.into_inner()).retain(|ev| !matches!(ev, MessageSendEvent::SendFundingSigned { node_id, .. } if *node_id == their_node_id));
         self.inner.peer_disconnected(their_node_id)
@@ -199,6 +262,7 @@ impl BaseMessageHandler for ChannelHandler {
     }
 
     fn peer_connected(&self, their_node_id: PublicKey, msg: &Init, inbound: bool) -> Result<(), ()> {
+        self.reestablished.lock().unwrap_or_else(|p| p.into_inner()).retain(|(node, _)| *node != their_node_id);
         self.inner.peer_connected(their_node_id, msg, inbound)
     }
 }

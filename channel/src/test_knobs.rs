@@ -9,6 +9,11 @@
 //! (`node/src/announce.rs`).
 //!
 //! Owns: the knobs. Must never: change any message when its knob is off.
+/// Set to `1`: [`crate::handler::ChannelHandler`] sends every channel_reestablish twice, as some peers do on a
+/// live connection (CLN's channeld ignores such a repeat, "a mitigation for a known bug in some peer software";
+/// Electrum re-sends one after a crossed dial). The peer must not close the channel for it.
+pub const SEND_CHANNEL_REESTABLISH_TWICE_ENV: &str = "LANES_TEST_SEND_CHANNEL_REESTABLISH_TWICE";
+
 /// Set to a path: the first time a new channel's first ChannelMonitor is on disk but its persistence not yet
 /// reported to LDK, lanesd writes that file and aborts, as a kill -9 at that moment would (tests only). It
 /// does not act again while the file exists, so the restarted node runs normally.

@@ -287,18 +287,19 @@ async fn electrum_opens_pays_routes_restarts_and_closes_with_lanes() {
     }
 }
 
-/// Electrum's known quirk, shown and survived: when lanes dials Electrum while a connection attempt of
+/// Electrum's known quirk, and the channel kept: when lanes dials Electrum while a connection attempt of
 /// Electrum's own is still pending (Electrum keeps a refused attempt pending until its 20 s initialization
 /// timeout), Electrum takes lanes' connection and reestablishes the channel on it; when the superseded attempt
 /// ends, Electrum's `peer_closed` marks the channel disconnected anyway (it does not check that the closing
 /// peer is the current one), and its reestablish loop sends `channel_reestablish` a second time on the live
-/// connection. LDK force-closes on that ("Peer sent a loose channel_reestablish not after reconnect").
+/// connection. LDK force-closed on that ("Peer sent a loose channel_reestablish not after reconnect"), every
+/// time; lanes now ignores the repeat, as CLN does (`lanes_channel::handler`), and Electrum goes on from the
+/// answer it already had.
 ///
 /// lanes dials Electrum only when its operator gave Electrum's address to ConnectPeer with `persist`: the main
-/// story above, where Electrum dials as wallets do, never closes. Here alice's operator did, and the close
-/// happens every time; both wallets get their money back.
+/// story above, where Electrum dials as wallets do, never met it. Here alice's operator did.
 #[tokio::test]
-async fn a_lanes_restart_that_crosses_electrums_dial_still_returns_the_funds() {
+async fn a_lanes_restart_that_crosses_electrums_dial_keeps_the_channel() {
     let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
     let alice = net.node("alice").await;
     let eve = net.electrum("eve").await;
@@ -316,7 +317,7 @@ async fn a_lanes_restart_that_crosses_electrums_dial_still_returns_the_funds() {
 
     // alice stops; Electrum starts redialing her (refused, and pending for 20 s); alice starts and dials eve.
     let (a_wallet, e_wallet) = (alice.balance().await.confirmed_sat, eve.balance().await.confirmed_sat);
-    let (a_local, e_local) = (local_msat(&alice, &id).await / 1000, eve.channel(&point).await.unwrap().local_balance);
+    let a_local = local_msat(&alice, &id).await;
     let count = |text: String, what: &str| text.lines().filter(|l| l.contains(what)).count();
     alice.stop().await;
     let dials = count(eve.log_text(), "adding peer");
@@ -325,35 +326,30 @@ async fn a_lanes_restart_that_crosses_electrums_dial_still_returns_the_funds() {
     alice.start().await;
     alice.wait_until("lanes to redial eve", || async { count(std::fs::read_to_string(alice.log_path()).unwrap_or_default(), "reconnected to channel peer") > 0 }).await;
     // The superseded attempt ends within Electrum's 20 s timeout; Electrum then marks the channel
-    // disconnected, re-sends channel_reestablish within a second, and LDK closes the channel. (If a later
-    // Electrum fixes this, this wait fails: the story's first half then shows the channel surviving.)
-    let closed = wait_until(Duration::from_secs(45), "alice (LDK) to close on Electrum's second channel_reestablish", || async { alice.closed_channels().await.pop() }).await;
-    let resent = count(eve.log_text(), "sent channel_reestablish") - sent;
-    eprintln!("electrum quirk: Electrum sent channel_reestablish {resent} times on reconnecting; lanes closed the channel: {closed:?}");
-
-    // The quirk: documented, and the money still comes home.
-    assert!(closed.reason.contains("loose channel_reestablish"), "{closed:?}");
-    assert!(resent >= 2, "Electrum re-sent channel_reestablish on the live connection");
-    let slack = 15_000;
-    // Either side's commitment may reach the chain first. When it is Electrum's own (it force-closes too on
-    // the crossed connections), its to_local waits out alice's to_self_delay as a "future" transaction it
-    // counts as unconfirmed and broadcasts only then: keep mining while anyone still waits. Electrum sweeps
-    // only once its wallet is synchronized, and takes headers at about five blocks a second: mined faster than
-    // it follows (10 blocks a round, as this did), it never caught up and never swept (CI, once). So each
-    // round waits for it to reach the tip.
-    let (a_back, e_back) = wait_until(Duration::from_secs(180), "both wallets to have the force-closed channel's money back", || async {
-        let electrum_waits = eve.balance().await.unconfirmed_sat != 0;
-        if !net.mempool().await.is_empty() || electrum_waits || alice.closed_channels().await.iter().any(|c| c.claimable_sat > 0) {
-            net.mine(if net.mempool().await.is_empty() { 10 } else { 1 }).await;
-            eve.wait_synced().await;
-        }
-        let (a, e) = (alice.balance().await, eve.balance().await);
-        let claimable: u64 = alice.closed_channels().await.iter().map(|c| c.claimable_sat).sum();
-        match a.confirmed_sat >= a_wallet + a_local - slack && claimable == 0 && e.confirmed_sat >= e_wallet + (e_local - slack) as i64 {
-            true => Ok((a, e)),
-            false => Err(format!("alice {a:?} ({claimable} sat claimable), eve {e:?}")),
-        }
+    // disconnected and re-sends channel_reestablish within a second. (If a later Electrum fixes this, this
+    // wait fails: the story then shows nothing more than the main one.)
+    let warned = wait_until(Duration::from_secs(45), "alice to ignore Electrum's second channel_reestablish", || async {
+        let log = std::fs::read_to_string(alice.log_path()).unwrap_or_default();
+        log.lines().find(|l| l.contains("peer repeated channel_reestablish on a live connection") && l.contains(&id)).map(str::to_string).ok_or("not logged yet")
     })
     .await;
-    assert!(a_back.confirmed_sat <= a_wallet + a_local && e_back.confirmed_sat <= e_wallet + e_local as i64, "{a_back:?} {e_back:?}");
+    let resent = count(eve.log_text(), "sent channel_reestablish") - sent;
+    eprintln!("electrum quirk: Electrum sent channel_reestablish {resent} times on reconnecting; alice: {warned}");
+    assert!(resent >= 2, "Electrum re-sent channel_reestablish on the live connection");
+    assert!(warned.contains("WARN") && warned.contains(&eve.node_id()), "{warned}");
+
+    // The channel is kept: nothing closed, and it pays both ways again, to the msat on alice's side.
+    alice.wait_channel_active(&id).await;
+    let inv = alice.add_invoice(30_000_000, "after").await;
+    assert!(eve.pay_invoice(&inv.bolt11).await.expect("lnpay accepted").success, "eve pays alice after the quirk");
+    wait_local(&alice, &id, a_local + 30_000_000).await;
+    let inv = eve.add_invoice(20_000, "back").await;
+    let paid = alice.pay_invoice(&inv.bolt11).await.expect("alice pays eve");
+    assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
+    wait_local(&alice, &id, a_local + 10_000_000).await;
+    wait_agree(&alice, &eve, &[(point.clone(), id.clone())]).await;
+    assert!(alice.closed_channels().await.is_empty(), "alice closed: {:?}", alice.closed_channels().await);
+    let e = eve.channel(&point).await.expect("eve has the channel");
+    assert_eq!((e.state.as_str(), e.peer_state.as_str()), ("OPEN", "GOOD"), "{e:?}");
+    assert!(alice.balance().await.confirmed_sat >= a_wallet && eve.balance().await.confirmed_sat >= e_wallet, "no wallet paid for a close");
 }

@@ -4,6 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use lanes_regtest::proto::v1::*;
+use lanes_channel::test_knobs::SEND_CHANNEL_REESTABLISH_TWICE_ENV;
 use lanes_regtest::{raw, Net, Node, Pair, RPC_PASSWORD};
 use tonic::Code;
 
@@ -184,4 +185,37 @@ async fn a_connection_flood_beyond_the_fd_limit_does_not_take_the_node_down() {
     let lines = log.lines().filter(|l| l.contains("inbound connection refused") || l.contains("accepting a peer connection failed")).count();
     assert!(lines < 20, "{lines} lines about refused connections");
     drop(held);
+}
+
+/// A peer that sends channel_reestablish twice on one connection, as Electrum does after a crossed dial and as
+/// the peer software CLN ignores it for: the repeat is ignored with a WARN line naming the peer and the
+/// channel, and the channel stays open and pays. LDK alone force-closed it ("Peer sent a loose
+/// channel_reestablish not after reconnect").
+#[tokio::test]
+async fn a_peer_repeating_channel_reestablish_keeps_its_channel() {
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let alice = net.node("alice").await;
+    let bob = net.node_with_env("bob", &[(SEND_CHANNEL_REESTABLISH_TWICE_ENV, "1")]).await;
+    let channel = net.fund_and_open(&alice, &bob, 1_000_000, 500_000).await;
+
+    // A reconnection: each side reestablishes the channel, bob twice.
+    bob.restart().await;
+    bob.wait_log_line(&["TEST KNOB: sending this channel_reestablish twice", &channel]).await;
+    let warned = alice.wait_log_line(&["peer repeated channel_reestablish on a live connection", &bob.node_id()]).await;
+    assert!(warned.contains("WARN") && warned.contains(&channel), "{warned}");
+
+    // The channel is still there on both sides, and pays both ways to the msat.
+    alice.wait_channel_active(&channel).await;
+    bob.wait_channel_active(&channel).await;
+    let paid = alice.keysend(&bob, 20_000_000).await.expect("keysend to bob");
+    assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
+    let back = bob.keysend(&alice, 5_000_000).await.expect("keysend to alice");
+    assert_eq!(back.status, PaymentStatus::Succeeded as i32, "{back:?}");
+    bob.wait_until("bob's side of the channel to show 15,000,000 msat", || async {
+        let local = bob.channel(&channel).await.map(|c| c.local_balance_msat);
+        (local == Some(15_000_000)).then_some(()).ok_or(format!("{local:?}"))
+    })
+    .await;
+    assert!(alice.closed_channels().await.is_empty(), "alice closed: {:?}", alice.closed_channels().await);
+    assert!(bob.closed_channels().await.is_empty(), "bob closed: {:?}", bob.closed_channels().await);
 }
