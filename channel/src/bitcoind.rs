@@ -29,6 +29,7 @@ const TARGETS: [(ConfirmationTarget, u16, &str, u32); 8] = [
     // These two fallbacks are the operator's (FeeFallbacks); the numbers here are unused.
     (ConfirmationTarget::MaximumFeeEstimate, 1, "CONSERVATIVE", 0),
     (ConfirmationTarget::UrgentOnChainSweep, 6, "CONSERVATIVE", 0),
+    // Not an estimate: bitcoind's mempool minimum (see `refresh_fees`); the numbers here are unused.
     (ConfirmationTarget::MinAllowedAnchorChannelRemoteFee, 1008, "ECONOMICAL", MIN_FEERATE_SAT_PER_KW),
     (ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee, 1008, "ECONOMICAL", MIN_FEERATE_SAT_PER_KW),
     (ConfirmationTarget::AnchorChannelFee, 1008, "ECONOMICAL", 500),
@@ -154,9 +155,25 @@ impl BitcoindClient {
 
     /// Asks bitcoind for a fresh estimate for every target. Targets bitcoind cannot estimate keep their
     /// fallback. Fee rates are returned by bitcoind in BTC/kvB; LDK wants sat per 1000 weight (= /4).
+    ///
+    /// The lowest commitment fee rate we accept from a peer on an anchor channel
+    /// ([`ConfirmationTarget::MinAllowedAnchorChannelRemoteFee`]) is bitcoind's mempool minimum, not an
+    /// estimate. LDK force-closes a channel whose peer sends a lower rate, and, once a day of blocks has passed,
+    /// an inbound channel whose rate stayed below the lowest of the day's values. An anchor commitment only has
+    /// to enter the mempool, its anchor pays the rest when it must confirm (LDK's doc of the target says as
+    /// much; Eclair relaxed its own check for anchor channels the same way). A 1008-block estimate there
+    /// force-closed the channels of wallets that were offline while fees rose, and of LND funders, which cap
+    /// anchor commitments at 10 sat/vB by default, whenever the estimate stayed above that for a day
+    /// (`channels.rs` `a_peers_anchor_channel_stays_open_when_fees_rise_while_the_peer_is_offline`).
     pub async fn refresh_fees(&self) -> Result<(), ChannelError> {
         let mut fresh = HashMap::new();
+        let pool = self.call("getmempoolinfo", &[]).await?;
+        let mempool_min = pool["mempoolminfee"].as_f64().map(|btc_per_kvb| (btc_per_kvb * 100_000_000.0 / 4.0).ceil() as u32);
+        fresh.insert(ConfirmationTarget::MinAllowedAnchorChannelRemoteFee, mempool_min.unwrap_or(0).max(MIN_FEERATE_SAT_PER_KW));
         for (target, blocks, mode, fallback) in TARGETS {
+            if target == ConfirmationTarget::MinAllowedAnchorChannelRemoteFee {
+                continue;
+            }
             let res = self.call("estimatesmartfee", &[json!(blocks), json!(mode)]).await?;
             let estimate = res["feerate"].as_f64().map(|btc_per_kvb| (btc_per_kvb * 100_000_000.0 / 4.0).round() as u32);
             let rate = match (target, estimate) {

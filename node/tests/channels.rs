@@ -476,3 +476,48 @@ async fn a_failed_payment_names_the_hop_that_refused_it_and_why() {
     // bob's own log says why he refused.
     bob.wait_log_line(&["HTLC failed back", &carol.node_id(), "PrivateChannelForward"]).await;
 }
+
+/// bob funds an anchor channel to alice while bitcoind has no fee estimate (his commitment pays his fallback,
+/// 2 sat/vB), goes offline, and blocks fill with 20 sat/vB payments: every estimate rises far above his rate
+/// and he cannot update it. A day of blocks later the channel is still open and pays, since an anchor
+/// commitment only has to enter the mempool (its anchor pays the rest when it must confirm). With the 1008-block
+/// estimate as the lowest rate alice accepts, LDK force-closed it ("PeerFeerateTooLow"): the fate of any wallet
+/// offline while fees rose, and of any LND funder (LND caps anchor commitments at 10 sat/vB by default).
+#[tokio::test]
+async fn a_peers_anchor_channel_stays_open_when_fees_rise_while_the_peer_is_offline() {
+    let net = start_net().await;
+    let (alice, bob) = (net.node("alice").await, net.node("bob").await);
+    let channel = net.fund_and_open(&bob, &alice, 2_000_000, CHANNEL).await;
+    let c = alice.channel(&channel).await.expect("alice has the channel");
+    assert_eq!((c.commitment_type, c.initiator), (CommitmentType::Anchors as i32, false), "{c:?}");
+
+    bob.stop().await;
+    for _ in 0..10 {
+        for _ in 0..3 {
+            net.send_to_address(net.new_address().await, 100_000).await;
+        }
+        net.mine(1).await;
+    }
+    let estimate = net.rpc().estimate_smart_fee(1008, Some(lanes_regtest::bitcoincore_rpc::json::EstimateMode::Economical)).unwrap();
+    let per_kvb = estimate.fee_rate.map(|a| a.to_sat()).unwrap_or(0);
+    assert!(per_kvb >= 10_000, "bitcoind's 1008-block estimate is {per_kvb} sat/kvB; the story needs it above bob's 2 sat/vB: {estimate:?}");
+    // alice reads the new estimates at start; LDK then checks every inbound channel at each block against the
+    // lowest floor of the last 144 blocks, once it has seen 144.
+    alice.restart().await;
+    net.mine(150).await;
+    // LDK drops a channel from the list the moment it closes it.
+    assert!(alice.channel(&channel).await.is_some(), "alice closed the channel: {:?}", alice.closed_channels().await);
+
+    bob.start().await;
+    alice.wait_channel_active(&channel).await;
+    let paid = bob.keysend(&alice, 50_000_000).await.expect("keysend");
+    assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
+    alice
+        .wait_until("alice's side of the channel to show 50,000,000 msat", || async {
+            let local = alice.channel(&channel).await.map(|c| c.local_balance_msat);
+            (local == Some(50_000_000)).then_some(()).ok_or(format!("{local:?}"))
+        })
+        .await;
+    assert!(alice.closed_channels().await.is_empty(), "alice closed: {:?}", alice.closed_channels().await);
+    assert!(bob.closed_channels().await.is_empty(), "bob closed: {:?}", bob.closed_channels().await);
+}
