@@ -13,10 +13,6 @@ async fn start_net() -> Net {
     Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await
 }
 
-async fn local_msat(n: &Node, id: &str) -> u64 {
-    n.channel(id).await.map(|c| c.local_balance_msat).unwrap_or(0)
-}
-
 #[tokio::test]
 async fn payments_across_a_three_node_network() {
     let net = start_net().await;
@@ -28,22 +24,22 @@ async fn payments_across_a_three_node_network() {
         assert_eq!(c.commitment_type, CommitmentType::Anchors as i32, "{}: {c:?}", n.name());
         assert_eq!(c.local_balance_msat + c.remote_balance_msat, CHANNEL * 1000, "{}: {c:?}", n.name());
     }
-    assert_eq!(local_msat(&alice, &ab).await, CHANNEL * 1000, "the funder holds it all before any payment");
+    assert_eq!(alice.local_msat(&ab).await, CHANNEL * 1000, "the funder holds it all before any payment");
 
     // carol's event stream, subscribed before anything happens to her.
     let mut carol_events = carol.client().subscribe_events(SubscribeEventsRequest {}).await.unwrap().into_inner();
 
     // carol invoices, alice pays through bob.
-    let (a0, b_ab0, b_bc0, c0) = (local_msat(&alice, &ab).await, local_msat(&bob, &ab).await, local_msat(&bob, &bc).await, local_msat(&carol, &bc).await);
+    let (a0, b_ab0, b_bc0, c0) = (alice.local_msat(&ab).await, bob.local_msat(&ab).await, bob.local_msat(&bc).await, carol.local_msat(&bc).await);
     let inv = carol.add_invoice(100_000_000, "test").await;
     let p = alice.pay_invoice(&inv.bolt11).await.expect("pay");
     assert_eq!(p.status, PaymentStatus::Succeeded as i32, "{p:?}");
     assert!(p.fee_msat > 0, "bob charges a forwarding fee: {p:?}");
     assert_eq!(alice.payment_paths(&p.payment_hash).await.len(), 1);
-    assert_eq!(local_msat(&alice, &ab).await, a0 - 100_000_000 - p.fee_msat);
-    assert_eq!(local_msat(&bob, &ab).await, b_ab0 + 100_000_000 + p.fee_msat);
-    assert_eq!(local_msat(&bob, &bc).await, b_bc0 - 100_000_000);
-    assert_eq!(local_msat(&carol, &bc).await, c0 + 100_000_000);
+    assert_eq!(alice.local_msat(&ab).await, a0 - 100_000_000 - p.fee_msat);
+    assert_eq!(bob.local_msat(&ab).await, b_ab0 + 100_000_000 + p.fee_msat);
+    assert_eq!(bob.local_msat(&bc).await, b_bc0 - 100_000_000);
+    assert_eq!(carol.local_msat(&bc).await, c0 + 100_000_000);
     carol.wait_invoice_state(&inv.payment_hash, InvoiceState::Settled).await;
     bob.wait_forwarding_fees(p.fee_msat).await;
     let settled_event = tokio::time::timeout(std::time::Duration::from_secs(30), async {
@@ -92,7 +88,7 @@ async fn payments_across_a_three_node_network() {
     net.mine(6).await;
     alice.wait_channel_active(&ac).await;
     alice.wait_graph_channels(3).await;
-    let c_before = local_msat(&carol, &bc).await + local_msat(&carol, &ac).await;
+    let c_before = carol.local_msat(&bc).await + carol.local_msat(&ac).await;
     let big = carol.add_invoice(1_000_000_000, "test").await;
     let mpp = alice.pay_invoice(&big.bolt11).await.expect("multi-part payment");
     assert_eq!(mpp.status, PaymentStatus::Succeeded as i32, "{mpp:?}");
@@ -100,7 +96,7 @@ async fn payments_across_a_three_node_network() {
     assert!(mpp_paths.len() >= 2, "paid over several paths: {mpp_paths:?}");
     // The parts need not be whole sats and each channel's balance is reported in whole sats: the sum
     // over two channels may be up to 1 sat short.
-    let c_after = local_msat(&carol, &bc).await + local_msat(&carol, &ac).await;
+    let c_after = carol.local_msat(&bc).await + carol.local_msat(&ac).await;
     assert!((c_before + 1_000_000_000).abs_diff(c_after) < 2_000, "carol received 1,000,000 sat: {c_before} -> {c_after}");
 
     // An expired invoice is refused before anything is sent.
@@ -188,7 +184,7 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     alice.wait_channel_active(&coop).await;
 
     // Cooperative close: alice's share comes back to her wallet after one block.
-    let a_local_sat = local_msat(&alice, &coop).await / 1000;
+    let a_local_sat = alice.local_msat(&coop).await / 1000;
     let a_wallet = alice.balance().await.confirmed_sat;
     let closed = alice.client().close_channel(CloseChannelRequest { channel_id: coop.clone(), force: false, sat_per_vbyte: String::new() }).await.unwrap().into_inner();
     let closing: Txid = closed.closing_txid.parse().expect("CloseChannel returns the closing txid");
@@ -207,7 +203,7 @@ async fn channels_survive_restarts_close_and_sweep_back_to_the_wallet() {
     assert!(after.confirmed_sat <= a_wallet + a_local_sat, "{after:?}");
 
     // Force close by bob: his funds wait for the CSV delay, then the sweeper brings them to his wallet.
-    let b_local_sat = local_msat(&bob, &forced).await / 1000;
+    let b_local_sat = bob.local_msat(&forced).await / 1000;
     let b_wallet = bob.balance().await.confirmed_sat;
     let funding = funding_outpoint(&bob, &forced).await;
     let bob_coins = coins(&bob).await;
@@ -441,21 +437,21 @@ async fn a_wallet_behind_a_private_channel_is_paid_through_its_node_and_pays_bac
     let (alice, _bob, carol, ab, bc) = wallet_behind_a_private_channel(&net, &[]).await;
 
     // alice -> bob -> carol: bob forwards into the private channel.
-    let carol_before = local_msat(&carol, &bc).await;
+    let carol_before = carol.local_msat(&bc).await;
     let inv = carol.add_invoice(50_000_000, "to a wallet").await;
     let decoded = alice.client().decode_invoice(DecodeInvoiceRequest { bolt11: inv.bolt11.clone() }).await.unwrap().into_inner();
     assert!(!decoded.route_hints.is_empty(), "the invoice carries a hint to carol's private channel: {decoded:?}");
     let paid = alice.pay_invoice(&inv.bolt11).await.expect("not refused");
     assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
-    assert_eq!(local_msat(&carol, &bc).await, carol_before + 50_000_000);
+    assert_eq!(carol.local_msat(&bc).await, carol_before + 50_000_000);
 
     // carol -> bob -> alice, out through her private channel.
-    let alice_before = local_msat(&alice, &ab).await;
+    let alice_before = alice.local_msat(&ab).await;
     let inv = alice.add_invoice(20_000_000, "from a wallet").await;
     let paid = carol.pay_invoice(&inv.bolt11).await.expect("not refused");
     assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
-    assert_eq!(local_msat(&alice, &ab).await, alice_before + 20_000_000);
-    assert_eq!(local_msat(&carol, &bc).await, carol_before + 50_000_000 - 20_000_000 - paid.fee_msat);
+    assert_eq!(alice.local_msat(&ab).await, alice_before + 20_000_000);
+    assert_eq!(carol.local_msat(&bc).await, carol_before + 50_000_000 - 20_000_000 - paid.fee_msat);
 }
 
 /// When a hop refuses a payment, the payer says which hop, with its BOLT 4 code and in words, in the API and in
@@ -464,7 +460,7 @@ async fn a_wallet_behind_a_private_channel_is_paid_through_its_node_and_pays_bac
 async fn a_failed_payment_names_the_hop_that_refused_it_and_why() {
     let net = start_net().await;
     let (alice, bob, carol, ab, _bc) = wallet_behind_a_private_channel(&net, &["--forward-to-private-channels", "false"]).await;
-    let before = local_msat(&alice, &ab).await;
+    let before = alice.local_msat(&ab).await;
     let inv = carol.add_invoice(50_000_000, "refused").await;
     let failed = alice.pay_invoice(&inv.bolt11).await.expect("an answer, not a refusal");
     assert_eq!(failed.status, PaymentStatus::Failed as i32, "{failed:?}");
@@ -472,7 +468,7 @@ async fn a_failed_payment_names_the_hop_that_refused_it_and_why() {
     assert!(why.contains(&bob.node_id()) && why.contains("UnknownNextPeer (0x400a)"), "the reason names bob and his answer: {why}");
     let line = alice.wait_log_line(&["payment failed", &inv.payment_hash, "failure_code"]).await;
     assert!(line.contains("INFO") && line.contains(&bob.node_id()) && line.contains("0x400a"), "{line}");
-    assert_eq!(local_msat(&alice, &ab).await, before, "nothing left alice's channel");
+    assert_eq!(alice.local_msat(&ab).await, before, "nothing left alice's channel");
     // bob's own log says why he refused.
     bob.wait_log_line(&["HTLC failed back", &carol.node_id(), "PrivateChannelForward"]).await;
 }
@@ -512,12 +508,7 @@ async fn a_peers_anchor_channel_stays_open_when_fees_rise_while_the_peer_is_offl
     alice.wait_channel_active(&channel).await;
     let paid = bob.keysend(&alice, 50_000_000).await.expect("keysend");
     assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
-    alice
-        .wait_until("alice's side of the channel to show 50,000,000 msat", || async {
-            let local = alice.channel(&channel).await.map(|c| c.local_balance_msat);
-            (local == Some(50_000_000)).then_some(()).ok_or(format!("{local:?}"))
-        })
-        .await;
+    alice.wait_local_msat(&channel, 50_000_000).await;
     assert!(alice.closed_channels().await.is_empty(), "alice closed: {:?}", alice.closed_channels().await);
     assert!(bob.closed_channels().await.is_empty(), "bob closed: {:?}", bob.closed_channels().await);
 }

@@ -25,28 +25,11 @@ const PUSH: u64 = 50_000;
 /// close, Electrum offers a fee range up to twice it; LDK, not paying, takes the top of the funder's range.
 const ELECTRUM_SAT_PER_VB: u64 = 20;
 
-async fn local_msat(n: &Node, id: &str) -> u64 {
-    n.channel(id).await.map(|c| c.local_balance_msat).unwrap_or(0)
-}
-
-/// Waits until a lanes node's side of a channel shows `msat`: a payment's outcome reaches the payer
-/// before the last commitment update with Electrum settles the balance.
-async fn wait_local(n: &Node, id: &str, msat: u64) {
-    n.wait_until(format!("local balance {msat} msat on {id}"), || async {
-        let seen = local_msat(n, id).await;
-        match seen == msat {
-            true => Ok(()),
-            false => Err(format!("{seen} msat")),
-        }
-    })
-    .await
-}
-
 /// What alice holds on all her channels with eve, in msat.
 async fn with_eve_msat(alice: &Node, ids: &[String]) -> u64 {
     let mut sum = 0;
     for id in ids {
-        sum += local_msat(alice, id).await;
+        sum += alice.local_msat(id).await;
     }
     sum
 }
@@ -147,24 +130,24 @@ async fn electrum_opens_pays_routes_restarts_and_closes_with_lanes() {
     let ab_policy = alice.channel(&ab).await.expect("alice — bob");
     let amount_msat = 10_000_000;
     let fee_msat = ab_policy.fee_base_msat as u64 + amount_msat * ab_policy.fee_rate_ppm as u64 / 1_000_000;
-    let (with_eve, a_ab0, b_ab0) = (with_eve_msat(&alice, &ids).await, local_msat(&alice, &ab).await, local_msat(&bob, &ab).await);
+    let (with_eve, a_ab0, b_ab0) = (with_eve_msat(&alice, &ids).await, alice.local_msat(&ab).await, bob.local_msat(&ab).await);
     let inv = bob.add_invoice(amount_msat, "electrum through lanes").await;
     let paid = eve.pay_invoice(&inv.bolt11).await.expect("lnpay accepted");
     assert!(paid.success, "eve -> alice -> bob: {paid:?}");
-    wait_local(&bob, &ab, b_ab0 + amount_msat).await;
-    wait_local(&alice, &ab, a_ab0 - amount_msat).await;
+    bob.wait_local_msat(&ab, b_ab0 + amount_msat).await;
+    alice.wait_local_msat(&ab, a_ab0 - amount_msat).await;
     wait_with_eve(&alice, &ids, with_eve + amount_msat + fee_msat).await; // alice earned her fee
     wait_agree(&alice, &eve, &pairs).await;
     alice.wait_forwarding_fees(fee_msat).await;
 
     // ---- bob pays eve through alice, over eve's private channels (the route hints in eve's invoice) ----
     let e_inv = eve.add_invoice(5_000, "lanes through lanes").await;
-    let (with_eve, a_ab0) = (with_eve_msat(&alice, &ids).await, local_msat(&alice, &ab).await);
+    let (with_eve, a_ab0) = (with_eve_msat(&alice, &ids).await, alice.local_msat(&ab).await);
     let p = bob.pay_invoice(&e_inv.bolt11).await.expect("PayInvoice accepted");
     assert_eq!(p.status, PaymentStatus::Succeeded as i32, "bob -> alice -> eve over a private channel: {p:?}");
     eve.wait_invoice_paid(&e_inv).await;
     wait_with_eve(&alice, &ids, with_eve - 5_000_000).await;
-    wait_local(&alice, &ab, a_ab0 + 5_000_000 + p.fee_msat).await;
+    alice.wait_local_msat(&ab, a_ab0 + 5_000_000 + p.fee_msat).await;
     wait_agree(&alice, &eve, &pairs).await;
 
     // ---- alice restarts: eve reconnects, the channels come back as they were, payments flow ----
@@ -204,11 +187,11 @@ async fn electrum_opens_pays_routes_restarts_and_closes_with_lanes() {
 
     // ---- cooperative close by eve (main) and by alice (first small one) ----
     let (a_wallet, e_wallet) = (alice.balance().await.confirmed_sat, eve.balance().await.confirmed_sat);
-    let a_main_sat = local_msat(&alice, &id).await / 1000;
+    let a_main_sat = alice.local_msat(&id).await / 1000;
     let e_main_sat = eve.channel(&main).await.unwrap().local_balance;
     let eve_close = eve.close_channel(&main).await;
     eve.wait_channel_state(&main, "CLOSING").await;
-    let a_small_sat = local_msat(&alice, &small_ids[0]).await / 1000;
+    let a_small_sat = alice.local_msat(&small_ids[0]).await / 1000;
     let e_small_sat = eve.channel(&small[0]).await.unwrap().local_balance;
     alice.client().close_channel(CloseChannelRequest { channel_id: small_ids[0].clone(), force: false, sat_per_vbyte: String::new() }).await.unwrap();
     let alice_close = eve
@@ -240,8 +223,8 @@ async fn electrum_opens_pays_routes_restarts_and_closes_with_lanes() {
 
     // ---- force close by eve (second small one) and by alice (third) ----
     let (a_wallet, e_wallet) = (alice.balance().await.confirmed_sat, eve.balance().await.confirmed_sat);
-    let (a1, e1) = (local_msat(&alice, &small_ids[1]).await / 1000, eve.channel(&small[1]).await.unwrap().local_balance);
-    let (a2, e2) = (local_msat(&alice, &small_ids[2]).await / 1000, eve.channel(&small[2]).await.unwrap().local_balance);
+    let (a1, e1) = (alice.local_msat(&small_ids[1]).await / 1000, eve.channel(&small[1]).await.unwrap().local_balance);
+    let (a2, e2) = (alice.local_msat(&small_ids[2]).await / 1000, eve.channel(&small[2]).await.unwrap().local_balance);
     let eve_force = eve.force_close_channel(&small[1]).await;
     alice.client().close_channel(CloseChannelRequest { channel_id: small_ids[2].clone(), force: true, sat_per_vbyte: String::new() }).await.unwrap();
     let alice_force = eve
@@ -311,13 +294,13 @@ async fn a_lanes_restart_that_crosses_electrums_dial_keeps_the_channel() {
     alice.wait_channel_active(&id).await;
     let inv = alice.add_invoice(100_000_000, "before").await;
     assert!(eve.pay_invoice(&inv.bolt11).await.expect("lnpay accepted").success);
-    wait_local(&alice, &id, 100_000_000).await;
+    alice.wait_local_msat(&id, 100_000_000).await;
     wait_agree(&alice, &eve, &[(point.clone(), id.clone())]).await;
     alice.client().connect_peer(ConnectPeerRequest { address: eve.peer_address(), persist: true }).await.unwrap();
 
     // alice stops; Electrum starts redialing her (refused, and pending for 20 s); alice starts and dials eve.
     let (a_wallet, e_wallet) = (alice.balance().await.confirmed_sat, eve.balance().await.confirmed_sat);
-    let a_local = local_msat(&alice, &id).await;
+    let a_local = alice.local_msat(&id).await;
     let count = |text: String, what: &str| text.lines().filter(|l| l.contains(what)).count();
     alice.stop().await;
     let dials = count(eve.log_text(), "adding peer");
@@ -342,11 +325,11 @@ async fn a_lanes_restart_that_crosses_electrums_dial_keeps_the_channel() {
     alice.wait_channel_active(&id).await;
     let inv = alice.add_invoice(30_000_000, "after").await;
     assert!(eve.pay_invoice(&inv.bolt11).await.expect("lnpay accepted").success, "eve pays alice after the quirk");
-    wait_local(&alice, &id, a_local + 30_000_000).await;
+    alice.wait_local_msat(&id, a_local + 30_000_000).await;
     let inv = eve.add_invoice(20_000, "back").await;
     let paid = alice.pay_invoice(&inv.bolt11).await.expect("alice pays eve");
     assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
-    wait_local(&alice, &id, a_local + 10_000_000).await;
+    alice.wait_local_msat(&id, a_local + 10_000_000).await;
     wait_agree(&alice, &eve, &[(point.clone(), id.clone())]).await;
     assert!(alice.closed_channels().await.is_empty(), "alice closed: {:?}", alice.closed_channels().await);
     let e = eve.channel(&point).await.expect("eve has the channel");

@@ -211,11 +211,7 @@ async fn a_peer_repeating_channel_reestablish_keeps_its_channel() {
     assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
     let back = bob.keysend(&alice, 5_000_000).await.expect("keysend to alice");
     assert_eq!(back.status, PaymentStatus::Succeeded as i32, "{back:?}");
-    bob.wait_until("bob's side of the channel to show 15,000,000 msat", || async {
-        let local = bob.channel(&channel).await.map(|c| c.local_balance_msat);
-        (local == Some(15_000_000)).then_some(()).ok_or(format!("{local:?}"))
-    })
-    .await;
+    bob.wait_local_msat(&channel, 15_000_000).await;
     assert!(alice.closed_channels().await.is_empty(), "alice closed: {:?}", alice.closed_channels().await);
     assert!(bob.closed_channels().await.is_empty(), "bob closed: {:?}", bob.closed_channels().await);
 }

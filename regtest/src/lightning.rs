@@ -83,6 +83,21 @@ impl Node {
         .await
     }
 
+    /// Our side of a channel, in msat (0 when the channel is not listed).
+    pub async fn local_msat(&self, channel_id: &str) -> u64 {
+        self.channel(channel_id).await.map(|c| c.local_balance_msat).unwrap_or(0)
+    }
+
+    /// Waits until our side of a channel shows exactly `msat`: a payment's outcome reaches the payer before
+    /// the last commitment update settles the balance on both sides.
+    pub async fn wait_local_msat(&self, channel_id: &str, msat: u64) {
+        self.wait_until(format!("{}: local balance {msat} msat on {channel_id}", self.name()), || async {
+            let seen = self.local_msat(channel_id).await;
+            (seen == msat).then_some(()).ok_or(format!("{seen} msat"))
+        })
+        .await
+    }
+
     /// Waits until the channel is active (usable for payments) and returns it.
     pub async fn wait_channel_active(&self, channel_id: &str) -> Channel {
         self.wait_until(format!("channel {channel_id} to be active"), || async {
