@@ -92,6 +92,13 @@ impl ChannelHandler {
     }
 }
 
+impl ChannelHandler {
+    /// A connection to `node` began or ended: none of its channels has been reestablished on the next one.
+    fn new_connection(&self, node: PublicKey) {
+        self.reestablished.lock().unwrap_or_else(|p| p.into_inner()).retain(|(n, _)| *n != node);
+    }
+}
+
 /// Splits `events` into what may go to peers now and the funding_signed messages whose channel is not yet
 /// durable (`durable` says whether a channel's first monitor is on disk). Held messages come first, in the
 /// order they were held; every other message keeps its place.
@@ -184,17 +191,17 @@ impl ChannelMessageHandler for ChannelHandler {
 
     fn handle_channel_reestablish(&self, their_node_id: PublicKey, msg: &ChannelReestablish) {
         let key = (their_node_id, msg.channel_id);
-        let repeated = self.reestablished.lock().unwrap_or_else(|p| p.into_inner()).contains(&key);
-        if !repeated && self.inner.list_channels_with_counterparty(&their_node_id).iter().any(|c| c.channel_id == msg.channel_id) {
-            self.reestablished.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
-        }
-        if repeated {
+        if self.reestablished.lock().unwrap_or_else(|p| p.into_inner()).contains(&key) {
             tracing::warn!(
                 peer = %their_node_id,
                 channel_id = %msg.channel_id,
                 "peer repeated channel_reestablish on a live connection: ignored (LDK would force-close the channel)"
             );
             return;
+        }
+        // Asked of LDK outside our lock, which LDK's own locks are never taken under.
+        if self.inner.list_channels_with_counterparty(&their_node_id).iter().any(|c| c.channel_id == msg.channel_id) {
+            self.reestablished.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
         }
         self.inner.handle_channel_reestablish(their_node_id, msg)
     }
@@ -247,7 +254,7 @@ impl BaseMessageHandler for ChannelHandler {
     }
 
     fn peer_disconnected(&self, their_node_id: PublicKey) {
-        self.reestablished.lock().unwrap_or_else(|p| p.into_inner()).retain(|(node, _)| *node != their_node_id);
+        self.new_connection(their_node_id);
         // The funder drops a channel it never got our funding_signed for when we disconnect.
         self.held.lock().unwrap_or_else(|p| p.into_inner()).retain(|ev| !matches!(ev, MessageSendEvent::SendFundingSigned { node_id, .. } if *node_id == their_node_id));
         self.inner.peer_disconnected(their_node_id)
@@ -262,7 +269,7 @@ impl BaseMessageHandler for ChannelHandler {
     }
 
     fn peer_connected(&self, their_node_id: PublicKey, msg: &Init, inbound: bool) -> Result<(), ()> {
-        self.reestablished.lock().unwrap_or_else(|p| p.into_inner()).retain(|(node, _)| *node != their_node_id);
+        self.new_connection(their_node_id);
         self.inner.peer_connected(their_node_id, msg, inbound)
     }
 }
