@@ -67,6 +67,10 @@ async fn run(args: Args) -> ExitCode {
     // Each phase runs in a task of its own: a failing step panics there (the harness says what it waited for
     // and shows the log), the task's drop stops what it started, and we only have to say which step it was.
     let exit_after_setup = args.exit_after_setup;
+    // Listen before anything is started or printed, and keep listening: a signal that came between two
+    // listeners was lost (tokio only tells a listener of signals after it exists), and a SIGHUP sent right
+    // after "Press Ctrl-C" left the harness waiting for ever with everything running.
+    let mut stop = StopSignals::listen();
     let mut setup = tokio::spawn(async move {
         let network = set_up(&args).await;
         describe(&network).await;
@@ -77,7 +81,7 @@ async fn run(args: Args) -> ExitCode {
             Ok(network) => network,
             Err(e) => return failed(e),
         },
-        _ = shutdown_signal() => {
+        _ = stop.recv() => {
             eprintln!("lanes-regtest: interrupted while {}: stopping what was started...", current_step());
             setup.abort();
             let _ = setup.await;
@@ -87,7 +91,11 @@ async fn run(args: Args) -> ExitCode {
 
     if !exit_after_setup {
         println!("Press Ctrl-C to stop everything.");
-        shutdown_signal().await;
+        // Test knob (orphans.rs): a harness slow to get from the prompt to its wait, as on a loaded machine.
+        if let Some(ms) = std::env::var("LANES_REGTEST_TEST_PAUSE_AFTER_PROMPT_MS").ok().and_then(|v| v.parse().ok()) {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
+        stop.recv().await;
     }
     let teardown = tokio::spawn(async move {
         step("stopping the nodes, then bitcoind");
@@ -250,14 +258,30 @@ fn sibling_dir() -> Option<PathBuf> {
     dir.join("lanes-cli").is_file().then_some(dir)
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("cannot listen for SIGTERM");
-    let mut hup = signal(SignalKind::hangup()).expect("cannot listen for SIGHUP");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-        // The terminal closed.
-        _ = hup.recv() => {}
+/// Ctrl-C, SIGTERM or SIGHUP (the terminal closed): what stops the harness. Made once, so that no signal
+/// falls between two listeners.
+struct StopSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        let listen = |kind: SignalKind, name: &str| signal(kind).unwrap_or_else(|e| panic!("cannot listen for {name}: {e}"));
+        StopSignals {
+            int: listen(SignalKind::interrupt(), "SIGINT"),
+            term: listen(SignalKind::terminate(), "SIGTERM"),
+            hup: listen(SignalKind::hangup(), "SIGHUP"),
+        }
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+            _ = self.hup.recv() => {}
+        }
     }
 }
