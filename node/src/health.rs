@@ -21,15 +21,20 @@ impl Health {
     /// Records that the node cannot go on, once, with an ERROR line; the daemon exits with an error at
     /// once. Nothing acknowledged to a peer or a caller is lost: what could not be written was never
     /// acknowledged.
+    ///
+    /// Ordering: the latch is set before the line is logged. The log may sit on the disk that just filled up:
+    /// whatever happens to the line, the daemon must still learn it has to stop.
     pub fn fail(&self, reason: String) {
-        self.tx.send_if_modified(|current| {
+        let first = self.tx.send_if_modified(|current| {
             if current.is_some() {
                 return false;
             }
-            tracing::error!(reason = %reason, "fatal: the node cannot persist its state; stopping");
-            *current = Some(reason);
+            *current = Some(reason.clone());
             true
         });
+        if first {
+            tracing::error!(reason = %reason, "fatal: the node cannot persist its state; stopping");
+        }
     }
 
     /// Waits until the node hits a fatal error; returns why.
@@ -44,4 +49,19 @@ impl Health {
         }
         reason
     }
+}
+
+/// Writes `line` to stderr, where lanesd's log goes, ignoring failure: on a full disk (the log on it) or a
+/// closed stderr, `eprintln!` panics, and a panic on the way out left the process running.
+pub fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Ends the process at once with `code`, after one line on stderr (written if it can be): no clean stop,
+/// which would write and send. Everything acknowledged is persisted already; what is not was never
+/// acknowledged.
+pub fn exit_now(code: i32, line: &str) -> ! {
+    say(line);
+    std::process::exit(code)
 }

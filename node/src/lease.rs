@@ -217,6 +217,5 @@ fn keep_renewing(store: &PgStore, holder: &str, epoch: i64, acquired_at: Instant
 /// database already; what is not was never acknowledged.
 fn stop_process(reason: &str) -> ! {
     tracing::error!(reason = %reason, "fatal: lost the database lease; stopping");
-    eprintln!("lanesd: fatal: lost the database lease: {reason}");
-    std::process::exit(3)
+    crate::health::exit_now(3, &format!("lanesd: fatal: lost the database lease: {reason}"))
 }

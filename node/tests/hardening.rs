@@ -98,8 +98,19 @@ fn fill_disk(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-/// A full disk stops the node with a fatal log line and a non-zero exit, so a supervisor restarts it, instead
-/// of leaving a zombie that refuses every write; once space is back, nothing it acknowledged is lost.
+/// Fills what is left of the page at the end of `log` with blank lines, so that no line more fits: the
+/// node's log on its full disk, as when an operator keeps it in the data directory.
+fn fill_log(log: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(log).expect("the node's log");
+    while f.write_all(b"\n").is_ok() {}
+}
+
+/// A full disk stops the node with exit code 2, so a supervisor restarts it, instead of leaving a zombie that
+/// refuses every write; once space is back, nothing it acknowledged is lost. Its log is on the full disk too,
+/// with not a line of room (before: logging the fatal error panicked, the latch was never set, and bob ran on;
+/// a CI run caught it when the log's last page happened to be nearly full). The fatal line itself is asserted
+/// where the log has room: `postgres.rs`, the database gone.
 #[tokio::test]
 async fn a_full_disk_stops_the_node_and_nothing_acknowledged_is_lost() {
     let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
@@ -111,15 +122,12 @@ async fn a_full_disk_stops_the_node_and_nothing_acknowledged_is_lost() {
 
     // bob's disk fills up; the next payment needs a write bob cannot make.
     let filler = fill_disk(bob.data_dir());
+    fill_log(&bob.log_path());
     let payer = alice.clone();
     let bob_for_task = bob.clone();
     let in_flight = tokio::spawn(async move { payer.keysend(&bob_for_task, 2_000_000).await });
     let status = bob.wait_for_exit(lanes_regtest::SYNC_TIMEOUT).await;
-    assert!(!status.success(), "bob must exit with an error: {status:?}");
-    let log = std::fs::read_to_string(bob.log_path()).unwrap();
-    assert!(log.contains("fatal: the node cannot persist its state"), "no fatal line in bob's log");
-    let fatal_lines = log.lines().filter(|l| l.contains("ERROR")).count();
-    assert!(fatal_lines < 50, "{fatal_lines} ERROR lines: the node spun instead of stopping");
+    assert_eq!(status.code(), Some(2), "bob must exit with the fatal error's code: {status:?}");
 
     // Space is back: bob starts, the channel is whole, and the first payment is still bob's.
     std::fs::remove_file(filler).unwrap();

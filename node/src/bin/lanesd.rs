@@ -40,11 +40,14 @@ async fn start() {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,ldk=warn")))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A line that cannot be written (the log's disk is full) is dropped. By default tracing then reports
+        // the failure with eprintln!, which panics when stderr is that same file: the task that logged died
+        // and, when it was the flush reporting the full disk, lanesd never stopped.
+        .log_internal_errors(false)
         .init();
     if let Err(e) = run().await {
         tracing::error!("{e}");
-        eprintln!("lanesd: {e}");
-        std::process::exit(1);
+        lanes_node::health::exit_now(1, &format!("lanesd: {e}"));
     }
 }
 
@@ -94,8 +97,7 @@ async fn run() -> Result<(), lanes_node::NodeError> {
         // The node can no longer persist: exit now with an error (as LND does), so a supervisor restarts it.
         // Nothing more is written or sent: everything acknowledged is already on disk.
         reason = node.fatal_error() => {
-            eprintln!("lanesd: fatal: {reason}");
-            std::process::exit(2);
+            lanes_node::health::exit_now(2, &format!("lanesd: fatal: {reason}"));
         }
         // The API is the only way to drive the node: if it cannot serve, stop (safely) and say why.
         res = &mut server => Some(res),
