@@ -109,3 +109,20 @@ pub fn rebroadcast_every(default: std::time::Duration) -> std::time::Duration {
     });
     knob.map_or(default, std::time::Duration::from_secs)
 }
+
+/// Set to a path: the first time lanesd is told a payment to it can be claimed, it writes that file and
+/// panics, as a bug in that code would (tests only). It does not act again while the file exists, so the
+/// restarted node claims the payment.
+pub const PANIC_ON_PAYMENT_CLAIMABLE_ENV: &str = "LANES_TEST_PANIC_ON_PAYMENT_CLAIMABLE";
+
+/// See [`PANIC_ON_PAYMENT_CLAIMABLE_ENV`].
+pub fn panic_on_payment_claimable() {
+    let Some(marker) = std::env::var_os(PANIC_ON_PAYMENT_CLAIMABLE_ENV) else { return };
+    let marker = std::path::PathBuf::from(marker);
+    if marker.exists() {
+        return;
+    }
+    tracing::warn!(knob = PANIC_ON_PAYMENT_CLAIMABLE_ENV, "TEST KNOB: panicking on a claimable payment");
+    let _ = std::fs::write(&marker, b"fired");
+    panic!("TEST KNOB: a bug while handling a claimable payment");
+}

@@ -165,6 +165,7 @@ impl EventHandler {
                 }
             }
             Event::PaymentClaimable { payment_hash, purpose, amount_msat, claim_deadline, .. } => {
+                lanes_channel::test_knobs::panic_on_payment_claimable();
                 // A payment for one of our BOLT12 offers: the offer's policy (disabled, single use) decides first.
                 if let PaymentPurpose::Bolt12OfferPayment { payment_context, .. } = &purpose {
                     let offer_id = payment_context.offer_id.0;

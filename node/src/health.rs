@@ -1,8 +1,10 @@
-//! Whether the node can go on: the one fatal condition is that it can no longer persist its state.
+//! Whether the node can go on: the fatal conditions are that it can no longer persist its state, and a panic
+//! (a bug) anywhere in the process.
 //!
-//! Owns: recording that condition once, with an ERROR line, and letting the daemon wait for it. Must
-//! never: try to recover by itself: a node that cannot write must stop acknowledging anything (LDK holds
-//! the messages that depend on unwritten state), and a supervisor restarts it.
+//! Owns: recording the first condition once, with an ERROR line, and letting the daemon wait for it; stopping
+//! the process on a panic. Must never: try to recover by itself: a node that cannot write must stop
+//! acknowledging anything (LDK holds the messages that depend on unwritten state), and a supervisor restarts
+//! it.
 use tokio::sync::watch;
 
 /// The fatal-error latch, shared by every service that persists.
@@ -64,4 +66,19 @@ pub fn say(line: &str) {
 pub fn exit_now(code: i32, line: &str) -> ! {
     say(line);
     std::process::exit(code)
+}
+
+/// Makes any panic, on any thread, stop the process (as a panic does in LND and CLN). Left to tokio, a panic
+/// ends only its task: a node whose flush, event loop or chain watcher died kept serving the API and
+/// accepting peers while it could no longer move a payment, and no supervisor would restart it. Stopping is
+/// safe at any instant: nothing reaches a peer or a caller before the state it depends on is on disk (the
+/// same guarantee a kill -9 relies on, `crash.rs`). The panic's own message and place come first, from the
+/// default hook; then one line an operator can grep, then abort (no clean stop: it would write and send).
+pub fn stop_on_panic() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        say("lanesd: fatal: a panic (a bug in lanes: please report it with the lines above); stopping, since a task that died would leave the node running without it");
+        std::process::abort();
+    }));
 }

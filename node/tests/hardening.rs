@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use lanes_regtest::proto::v1::*;
-use lanes_channel::test_knobs::SEND_CHANNEL_REESTABLISH_TWICE_ENV;
+use lanes_channel::test_knobs::{PANIC_ON_PAYMENT_CLAIMABLE_ENV, SEND_CHANNEL_REESTABLISH_TWICE_ENV};
 use lanes_regtest::{raw, Net, Node, Pair, RPC_PASSWORD};
 use tonic::Code;
 
@@ -144,6 +144,35 @@ async fn a_full_disk_stops_the_node_and_nothing_acknowledged_is_lost() {
     assert!(bob.closed_channels().await.is_empty() && alice.closed_channels().await.is_empty(), "no channel closed");
     let again = alice.keysend(&bob, 3_000_000).await.expect("keysend after restart");
     assert_eq!(again.status, PaymentStatus::Succeeded as i32, "{again:?}");
+}
+
+/// A bug that panics, in whichever task, stops lanesd: the panic's message and place, a fatal line, then an
+/// abort, so a supervisor restarts it (before: tokio ended only that task, and bob, his event loop dead, went
+/// on serving the API and holding the channel while he claimed nothing). Restarted, bob claims the payment
+/// that was under way: nothing acknowledged was lost.
+#[tokio::test]
+async fn a_panic_stops_the_node_and_the_payment_under_way_completes_after_a_restart() {
+    use std::os::unix::process::ExitStatusExt;
+    let net = Net::start_with(env!("CARGO_BIN_EXE_lanesd")).await;
+    let alice = net.node("alice").await;
+    let marker = net.dir().join("bob-panicked");
+    let bob = net.node_with_env("bob", &[(PANIC_ON_PAYMENT_CLAIMABLE_ENV, marker.to_str().unwrap())]).await;
+    let channel = net.fund_and_open(&alice, &bob, 1_000_000, 500_000).await;
+
+    let (payer, payee) = (alice.clone(), bob.clone());
+    let in_flight = tokio::spawn(async move { payer.keysend(&payee, 2_000_000).await });
+    let status = bob.wait_for_exit(lanes_regtest::SYNC_TIMEOUT).await;
+    assert_eq!(status.signal(), Some(libc::SIGABRT), "bob must stop at once, with no clean stop: {status:?}");
+    let log = std::fs::read_to_string(bob.log_path()).unwrap();
+    assert!(log.contains("panicked at") && log.contains("TEST KNOB: a bug while handling a claimable payment"), "the panic and where");
+    assert!(log.contains("lanesd: fatal: a panic (a bug in lanes"), "no fatal line in bob's log");
+
+    bob.start().await;
+    let paid = in_flight.await.expect("task").expect("keysend");
+    assert_eq!(paid.status, PaymentStatus::Succeeded as i32, "{paid:?}");
+    bob.wait_local_msat(&channel, 2_000_000).await;
+    assert_eq!(alice.channel(&channel).await.expect("open").remote_balance_msat, 2_000_000);
+    assert!(bob.closed_channels().await.is_empty() && alice.closed_channels().await.is_empty(), "no channel closed");
 }
 
 /// More idle connections to bob's P2P port than his open-file limit allows, from one address (127.0.0.2): bob

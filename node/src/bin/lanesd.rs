@@ -31,6 +31,7 @@ fn main() {
             libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
         }
     }
+    lanes_node::health::stop_on_panic();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("cannot start the tokio runtime");
     runtime.block_on(start());
 }
