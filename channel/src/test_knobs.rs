@@ -26,14 +26,22 @@ pub fn crash_before_completing_a_new_monitor() {
 
 /// When the knob `env` is set to a path that does not exist yet: logs `what`, writes the file and aborts.
 fn crash_once(env: &str, what: &str) {
-    let Some(marker) = std::env::var_os(env) else { return };
+    if fires_once(env, what) {
+        std::process::abort();
+    }
+}
+
+/// Whether the knob `env` acts now: it is set to a path that does not exist yet. If so, logs `what` and
+/// writes the file, so that it does not act again.
+fn fires_once(env: &str, what: &str) -> bool {
+    let Some(marker) = std::env::var_os(env) else { return false };
     let marker = std::path::PathBuf::from(marker);
     if marker.exists() {
-        return;
+        return false;
     }
     tracing::warn!(knob = env, "{what}");
     let _ = std::fs::write(&marker, b"fired");
-    std::process::abort();
+    true
 }
 
 /// Set to a path: the first time a flush that consolidated a monitor (wrote it whole for an update and
@@ -117,12 +125,7 @@ pub const PANIC_ON_PAYMENT_CLAIMABLE_ENV: &str = "LANES_TEST_PANIC_ON_PAYMENT_CL
 
 /// See [`PANIC_ON_PAYMENT_CLAIMABLE_ENV`].
 pub fn panic_on_payment_claimable() {
-    let Some(marker) = std::env::var_os(PANIC_ON_PAYMENT_CLAIMABLE_ENV) else { return };
-    let marker = std::path::PathBuf::from(marker);
-    if marker.exists() {
-        return;
+    if fires_once(PANIC_ON_PAYMENT_CLAIMABLE_ENV, "TEST KNOB: panicking on a claimable payment") {
+        panic!("TEST KNOB: a bug while handling a claimable payment");
     }
-    tracing::warn!(knob = PANIC_ON_PAYMENT_CLAIMABLE_ENV, "TEST KNOB: panicking on a claimable payment");
-    let _ = std::fs::write(&marker, b"fired");
-    panic!("TEST KNOB: a bug while handling a claimable payment");
 }
