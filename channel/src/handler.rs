@@ -90,9 +90,7 @@ impl ChannelHandler {
     pub fn htlcs_pending(&self) -> Arc<tokio::sync::Notify> {
         Arc::clone(&self.htlcs)
     }
-}
 
-impl ChannelHandler {
     /// A connection to `node` began or ended: none of its channels has been reestablished on the next one.
     fn new_connection(&self, node: PublicKey) {
         self.reestablished.lock().unwrap_or_else(|p| p.into_inner()).retain(|(n, _)| *n != node);

@@ -95,11 +95,7 @@ impl Drop for Harness {
             let _ = self.child.wait();
             // No assertion here: a panic while the test's own panic unwinds would abort the test binary.
             // Its children got SIGTERM when it died; any still running after 30 s get SIGKILL.
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while self.children.iter().any(|p| alive(*p)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            self.children.iter().filter(|p| alive(**p)).for_each(|p| signal(*p, libc::SIGKILL));
+            wait_gone(&self.children, Duration::from_secs(30)).into_iter().for_each(|p| signal(p, libc::SIGKILL));
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
@@ -125,12 +121,18 @@ fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, r)| !r.trim_start().starts_with('Z')))
 }
 
-fn wait_all_gone(pids: &[u32], within: Duration) {
+/// Waits, at most `within`, until none of `pids` runs; returns those still running then.
+fn wait_gone(pids: &[u32], within: Duration) -> Vec<u32> {
     let deadline = Instant::now() + within;
-    while pids.iter().any(|p| alive(*p)) {
-        assert!(Instant::now() < deadline, "still running after {within:?}: {:?}", pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>());
+    while pids.iter().any(|p| alive(*p)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
+    pids.iter().copied().filter(|p| alive(*p)).collect()
+}
+
+fn wait_all_gone(pids: &[u32], within: Duration) {
+    let left = wait_gone(pids, within);
+    assert!(left.is_empty(), "still running after {within:?}: {left:?}");
 }
 
 fn signal(pid: u32, sig: libc::c_int) {
